@@ -1,0 +1,5 @@
+"""`python -m cli` is the `xinyi` command (tests use it without the console script)."""
+
+from cli import main
+
+main()

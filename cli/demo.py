@@ -1,0 +1,114 @@
+"""`xinyi demo`: the whole story on the embedded default, end to end, over real HTTP.
+
+A fresh instance (SQLite, keys in files) is created under ``$XINYI_HOME/demo``; the
+gateway serves on a loopback port; a bank, enterprises, departments and the operator
+act through the same HTTP API and SDK that outside clients use. When run in a terminal
+(and not with CI=true) it keeps serving afterwards so a person can look around.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import click
+import httpx
+
+from common.settings import Settings, load_settings
+
+STEP = "\n\033[1m== {} ==\033[0m" if sys.stdout.isatty() else "\n== {} =="
+
+
+def say(text: str) -> None:
+    click.echo(text)
+
+
+def step(title: str) -> None:
+    click.echo(STEP.format(title))
+
+
+@dataclass
+class Story:
+    settings: Settings
+    base: str
+    http: httpx.Client
+    home: Path
+    facts: dict[str, Any] = field(default_factory=dict)
+
+    def person(self, login: str, password: str) -> httpx.Client:
+        c = httpx.Client(base_url=self.base, timeout=30)
+        r = c.post("/v1/session", json={"login": login, "password": password})
+        r.raise_for_status()
+        c.headers["X-CSRF-Token"] = r.json()["csrf_token"]
+        return c
+
+
+def _serve(settings: Settings, port: int) -> tuple[Any, threading.Thread]:
+    from werkzeug.serving import make_server
+
+    from gateway import create_app
+
+    app = create_app(settings)
+    server = make_server("127.0.0.1", port, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, name="demo-server", daemon=True)
+    thread.start()
+    return server, thread
+
+
+def prepare_instance(base_env: dict[str, str], port: int) -> Settings:
+    """A fresh demo instance: its own folder, config with the demo port, schema, keys."""
+    from common.db import migrate
+    from keys import KeyRing
+
+    home = Path(base_env.get("XINYI_HOME", "instance")).resolve() / "demo"
+    if home.exists():
+        shutil.rmtree(home)
+    home.mkdir(parents=True, mode=0o700)
+    env = {**base_env, "XINYI_HOME": str(home)}
+    env.pop("XINYI_DATABASE_URL", None)  # the demo is the embedded default
+    settings = load_settings(env=env, overrides={"server": {
+        "public_url": f"http://127.0.0.1:{port}", "port": port}})
+    migrate(settings.database_url)
+    KeyRing(settings).ensure_all()
+    return settings
+
+
+@click.command()
+@click.option("--port", type=int, default=8600, show_default=True)
+@click.option("--enterprises", type=int, default=3000, show_default=True,
+              help="Size of the synthetic city.")
+@click.option("--serve/--no-serve", "keep_serving", default=None,
+              help="Keep serving after the story (default: when run in a terminal, not in CI).")
+def demo(port: int, enterprises: int, keep_serving: bool | None) -> None:
+    """The whole story on the embedded default, printing what happens."""
+    from cli import demo_steps
+
+    settings = prepare_instance(dict(os.environ), port)
+    say(f"instance: {settings.home}  (SQLite, keys encrypted in files)")
+    server, thread = _serve(settings, port)
+    base = f"http://127.0.0.1:{port}"
+    story = Story(settings=settings, base=base, http=httpx.Client(base_url=base, timeout=60),
+                  home=settings.home, facts={"enterprises": enterprises})
+    steps: list[Callable[[Story], None]] = demo_steps.STEPS
+    try:
+        for run in steps:
+            run(story)
+    finally:
+        if keep_serving is None:
+            keep_serving = sys.stdin.isatty() and os.environ.get("CI") != "true"
+        if keep_serving:
+            demo_steps.print_accounts(story)
+            say("\nServing until Ctrl-C.")
+            try:
+                while thread.is_alive():
+                    time.sleep(1)
+            except KeyboardInterrupt:
+                pass
+        server.shutdown()

@@ -1,0 +1,266 @@
+"""Settings: one frozen, typed object loaded once from ``config.yaml``.
+
+Invariants:
+- every key is known (unknown keys are refused, so a typo never silently falls back
+  to a default) and a bad file is refused at start with the dotted path of the bad key;
+- the object is immutable and passed explicitly to whoever needs it (no globals);
+- secrets come only from the environment (``XINYI_KEY_PASSPHRASE``,
+  ``XINYI_DATABASE_URL``, ``XINYI_SECRET_KEY``), never from the file.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from common.errors import ConfigError
+
+OPERATIONS: tuple[str, ...] = ("report", "verify", "score", "train")
+Operation = Literal["report", "verify", "score", "train"]
+VerifyOp = Literal[">=", "<=", "==", "!="]
+FeatureType = Literal["integer", "amount", "number", "string", "enum", "date", "boolean"]
+
+DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "config.yaml"
+
+Identifier = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,47}$")]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Department(_Frozen):
+    id: Identifier
+    name: str
+    name_en: str
+
+
+class Purpose(_Frozen):
+    """A purpose of use and its limits."""
+
+    name: str
+    name_en: str
+    max_days: int = Field(ge=1, le=3650)
+    ops: tuple[Operation, ...]
+    max_uses: int = Field(ge=1)
+
+
+class Feature(_Frozen):
+    """One feature of a category. ``bands`` are ascending boundaries in the feature's
+    unit; a banded report names the half-open interval a value falls in."""
+
+    type: FeatureType
+    unit: str | None = None
+    description: str
+    description_en: str
+    min: float | None = None
+    max: float | None = None
+    values: tuple[str, ...] | None = None
+    verify_ops: tuple[VerifyOp, ...] = ()
+    bands: tuple[float, ...] | None = None
+    verify_budget: int | None = Field(default=None, ge=1)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Feature:
+        if self.type == "enum" and not self.values:
+            raise ValueError("an enum feature needs 'values'")
+        if self.bands is not None:
+            if self.type not in ("integer", "amount", "number"):
+                raise ValueError("only numeric features can have 'bands'")
+            if len(self.bands) < 2 or list(self.bands) != sorted(set(self.bands)):
+                raise ValueError("'bands' must be at least two strictly ascending numbers")
+        ordering = {">=", "<="} & set(self.verify_ops)
+        if ordering and self.type not in ("integer", "amount", "number", "date"):
+            raise ValueError("'>=' and '<=' need a numeric or date feature")
+        if self.type == "amount" and (self.min is None or self.min < 0):
+            # Amounts are never negative; make the floor explicit.
+            object.__setattr__(self, "min", 0.0)
+        return self
+
+
+class Category(_Frozen):
+    department: Identifier
+    visibility: Literal["public", "non_public"]
+    name: str
+    name_en: str
+    features: Mapping[Identifier, Feature]
+
+
+class Server(_Frozen):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8600, ge=1, le=65535)
+    workers: int = Field(default=2, ge=1, le=64)
+    # The externally visible base URL; the token endpoint URL (the ``aud`` of client
+    # assertions) and the audit origin are derived from it.
+    public_url: str = "http://127.0.0.1:8600"
+
+
+class Tokens(_Frozen):
+    access_token_seconds: int = Field(default=300, ge=30, le=3600)
+    client_assertion_max_seconds: int = Field(default=300, ge=30, le=3600)
+    session_seconds: int = Field(default=1800, ge=60, le=86400)
+
+
+class Consent(_Frozen):
+    pending_days: int = Field(default=14, ge=1, le=90)
+    default_verify_budget: int = Field(default=5, ge=1, le=100)
+    webhook_max_attempts: int = Field(default=12, ge=1, le=100)
+    webhook_backoff_seconds: float = Field(default=2.0, gt=0)
+
+
+class Audit(_Frozen):
+    origin: str = "xinyi.gateway/audit"
+    checkpoint_interval_seconds: float = Field(default=3.0, gt=0)
+    batch_max: int = Field(default=2048, ge=1)
+    integrate_wait_seconds: float = Field(default=5.0, gt=0)
+
+
+class Limits(_Frozen):
+    max_request_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
+    max_context_bytes: int = Field(default=1024 * 1024, ge=1024)
+    max_ciphertext_bytes: int = Field(default=512 * 1024, ge=1024)
+    max_batch: int = Field(default=4096, ge=1)
+    requests_per_minute: int = Field(default=6000, ge=1)
+
+
+class HEParams(_Frozen):
+    poly_modulus_degree: int = 8192
+    coeff_mod_bit_sizes: tuple[int, ...] = (60, 40, 60)
+    global_scale_bits: int = 40
+
+
+class Database(_Frozen):
+    # None means the embedded default: SQLite in the instance folder.
+    url: str | None = None
+
+
+class ConfigFile(_Frozen):
+    """The shape of ``config.yaml``."""
+
+    database: Database = Database()
+    server: Server = Server()
+    tokens: Tokens = Tokens()
+    consent: Consent = Consent()
+    audit: Audit = Audit()
+    limits: Limits = Limits()
+    he: HEParams = HEParams()
+    departments: tuple[Department, ...]
+    purposes: Mapping[Identifier, Purpose]
+    categories: Mapping[Identifier, Category]
+
+    @field_validator("departments")
+    @classmethod
+    def _unique_departments(cls, v: tuple[Department, ...]) -> tuple[Department, ...]:
+        ids = [d.id for d in v]
+        if len(ids) != len(set(ids)):
+            raise ValueError("department ids must be unique")
+        return v
+
+    @model_validator(mode="after")
+    def _references(self) -> ConfigFile:
+        known = {d.id for d in self.departments}
+        for name, cat in self.categories.items():
+            if cat.department not in known:
+                raise ValueError(
+                    f"categories.{name}.department: unknown department {cat.department!r}"
+                )
+        return self
+
+
+class Settings(_Frozen):
+    """Everything the running system is configured with, secrets included."""
+
+    home: Path
+    database_url: str
+    config: ConfigFile
+    key_passphrase: SecretStr | None
+    secret_key: SecretStr | None
+
+    # Convenience views over the catalog -------------------------------------------------
+    def feature(self, feature_id: str) -> tuple[str, Category, Feature]:
+        """Look up ``category.feature``; raises KeyError when unknown."""
+        cat_name, _, feat_name = feature_id.partition(".")
+        cat = self.config.categories[cat_name]
+        return cat_name, cat, cat.features[feat_name]
+
+    def department_categories(self, department: str) -> dict[str, Category]:
+        return {n: c for n, c in self.config.categories.items() if c.department == department}
+
+    @property
+    def token_endpoint(self) -> str:
+        return self.config.server.public_url.rstrip("/") + "/oauth/token"
+
+    def purpose_max(self, purpose: str) -> timedelta:
+        return timedelta(days=self.config.purposes[purpose].max_days)
+
+
+def _format_location(loc: tuple[Any, ...]) -> str:
+    return ".".join(str(p) for p in loc if not (isinstance(p, str) and p.startswith("function-")))
+
+
+def parse_config(raw: Any, *, source: str = "config.yaml") -> ConfigFile:
+    """Validate a parsed YAML document; on failure name the dotted path of the bad key."""
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{source}: the top level must be a mapping", path="")
+    try:
+        return ConfigFile.model_validate(raw)
+    except ValidationError as e:
+        first = e.errors()[0]
+        where = _format_location(tuple(first["loc"])) or "(top level)"
+        raise ConfigError(f"{source}: {where}: {first['msg']}", path=where) from e
+
+
+def load_settings(
+    config_path: Path | str | None = None,
+    *,
+    env: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Settings:
+    """Load ``config.yaml`` once. ``env`` defaults to ``os.environ``; ``overrides`` are
+    deep-merged into the file (tests use them instead of editing files)."""
+    env = os.environ if env is None else env
+    path = Path(config_path or env.get("XINYI_CONFIG") or DEFAULT_CONFIG)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as e:
+        raise ConfigError(f"{path}: no such file", path="") from e
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML: {e}", path="") from e
+    if overrides:
+        raw = _deep_merge(raw if isinstance(raw, dict) else {}, overrides)
+    config = parse_config(raw, source=str(path))
+    home = Path(env.get("XINYI_HOME", "instance")).resolve()
+    url = env.get("XINYI_DATABASE_URL") or config.database.url or f"sqlite:///{home / 'xinyi.db'}"
+    passphrase = env.get("XINYI_KEY_PASSPHRASE")
+    secret = env.get("XINYI_SECRET_KEY")
+    return Settings(
+        home=home,
+        database_url=url,
+        config=config,
+        key_passphrase=SecretStr(passphrase) if passphrase else None,
+        secret_key=SecretStr(secret) if secret else None,
+    )
+
+
+def _deep_merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in extra.items():
+        if isinstance(v, Mapping) and isinstance(out.get(k), dict):
+            out[k] = _deep_merge(out[k], v)
+        else:
+            out[k] = v
+    return out

@@ -1,0 +1,77 @@
+"""The gateway: the Flask composition root. Only this package imports Flask.
+
+``create_app(settings)`` builds the services once, registers one blueprint per area and
+the OAuth server, and starts the background loops (audit checkpoints, webhooks) unless
+asked not to (tests drive them by hand).
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from datetime import timedelta
+
+from flask import Flask, Response, g, request
+
+from common.db import make_engine
+from common.logging import get_logger
+from common.settings import Settings, load_settings
+from gateway import errors, metrics, oauth
+from gateway.services import build
+
+log = get_logger("gateway")
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
+
+
+def create_app(settings: Settings | None = None, *, background: bool = True) -> Flask:
+    settings = settings or load_settings()
+    app = Flask(__name__)
+    app.config.update(
+        SECRET_KEY=_session_secret(settings),
+        MAX_CONTENT_LENGTH=settings.config.limits.max_request_bytes,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_NAME="xinyi_session",
+        PERMANENT_SESSION_LIFETIME=timedelta(seconds=settings.config.tokens.session_seconds),
+        JSON_SORT_KEYS=False,
+    )
+    engine = make_engine(settings.database_url)
+    svc = build(settings, engine)
+    app.extensions["xinyi"] = svc
+
+    @app.before_request
+    def _request_id() -> None:
+        given = request.headers.get("X-Request-Id", "")
+        g.request_id = given if _REQUEST_ID.match(given) else secrets.token_hex(12)
+
+    @app.after_request
+    def _headers(resp: Response) -> Response:
+        resp.headers["X-Request-Id"] = g.get("request_id", "")
+        resp.headers.setdefault("X-Content-Type-Options", "nosniff")
+        resp.headers.setdefault("Cache-Control", "no-store")
+        return resp
+
+    errors.init_app(app)
+    metrics.init_app(app, svc)
+    oauth.init_app(app)
+    from gateway.api import register
+
+    register(app)
+    if background:
+        svc.start_background()
+    return app
+
+
+def _session_secret(settings: Settings) -> str:
+    if settings.secret_key is not None:
+        return settings.secret_key.get_secret_value()
+    # Dev convenience: one generated secret in the instance folder, shared by workers.
+    path = settings.home / "dev-session-secret"
+    if not path.exists():
+        settings.home.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_urlsafe(32))
+        path.chmod(0o600)
+        log.warning(
+            "unsafe_dev_session_secret", path=str(path), hint="set XINYI_SECRET_KEY in production"
+        )
+    return path.read_text().strip()

@@ -1,0 +1,14 @@
+"""HTTP API blueprints, one per area."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+
+def register(app: Flask) -> None:
+    """Register every blueprint that exists. Adding an area = adding it here."""
+    from gateway import openapi
+    from gateway.api import consent, core
+
+    for bp in (core.bp, consent.bp, openapi.bp):
+        app.register_blueprint(bp)

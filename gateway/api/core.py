@@ -1,0 +1,114 @@
+"""Sign-in, public keys, the catalog, health."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from flask import Blueprint, Response, jsonify, session
+
+from common.errors import AuthenticationFailed, InvalidInput
+from gateway.api.consent import json_body
+from gateway.auth import authenticated, current_principal, start_session
+from gateway.services import services
+
+bp = Blueprint("core", __name__)
+
+
+@bp.post("/v1/session")
+def sign_in() -> dict[str, Any]:
+    body = json_body()
+    login, password = body.get("login"), body.get("password")
+    if not isinstance(login, str) or not isinstance(password, str):
+        raise InvalidInput("login and password are required strings", code="invalid_json")
+    user = services().registry.authenticate(login, password)
+    if user is None:
+        raise AuthenticationFailed("wrong login or password", code="bad_credentials")
+    csrf = start_session(
+        login=user.login, role=user.role, uscc=user.uscc, department=user.department_id
+    )
+    return {
+        "login": user.login,
+        "role": user.role,
+        "uscc": user.uscc,
+        "department": user.department_id,
+        "csrf_token": csrf,
+    }
+
+
+@bp.delete("/v1/session")
+def sign_out() -> tuple[str, int]:
+    session.clear()
+    return "", 204
+
+
+@bp.get("/v1/session")
+@authenticated("enterprise", "department", "operator")
+def whoami() -> dict[str, Any]:
+    p = current_principal()
+    return {
+        "login": p.login,
+        "role": p.kind,
+        "uscc": p.uscc,
+        "department": p.department,
+        "csrf_token": session.get("csrf"),
+    }
+
+
+@bp.get("/.well-known/jwks.json")
+def jwks() -> Response:
+    resp = jsonify(services().keys.jwks())
+    resp.headers["Cache-Control"] = "public, max-age=60"
+    return resp
+
+
+@bp.get("/v1/catalog")
+@authenticated()
+def catalog() -> dict[str, Any]:
+    cfg = services().settings.config
+    features: dict[str, Any] = {}
+    for cname, cat in cfg.categories.items():
+        for fname, f in cat.features.items():
+            features[f"{cname}.{fname}"] = {
+                "category": cname,
+                "department": cat.department,
+                "visibility": cat.visibility,
+                "type": f.type,
+                "unit": f.unit,
+                "description": f.description,
+                "description_en": f.description_en,
+                "values": f.values,
+                "verify_ops": list(f.verify_ops),
+                "bands": f.bands,
+            }
+    return {
+        "departments": [d.model_dump() for d in cfg.departments],
+        "purposes": {k: v.model_dump() for k, v in cfg.purposes.items()},
+        "categories": {
+            k: {
+                "department": c.department,
+                "visibility": c.visibility,
+                "name": c.name,
+                "name_en": c.name_en,
+                "features": [f"{k}.{n}" for n in c.features],
+            }
+            for k, c in cfg.categories.items()
+        },
+        "features": features,
+    }
+
+
+@bp.get("/healthz")
+def health() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@bp.get("/readyz")
+def ready() -> tuple[dict[str, Any], int]:
+    svc = services()
+    try:
+        with svc.engine.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+    except sa.exc.SQLAlchemyError:
+        return {"status": "unavailable", "database": False}, 503
+    return {"status": "ready", "database": True}, 200

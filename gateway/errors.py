@@ -1,0 +1,87 @@
+"""The only place that maps project errors to HTTP: ``{"error": CODE, "message": TEXT}``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask, Response, g, jsonify
+from werkzeug.exceptions import HTTPException
+
+from common import errors
+from common.logging import get_logger
+
+log = get_logger("gateway.errors")
+
+STATUS: tuple[tuple[type[errors.Error], int], ...] = (
+    (errors.InvalidInput, 400),
+    (errors.AuthenticationFailed, 401),
+    (errors.Forbidden, 403),
+    (errors.NotFound, 404),
+    (errors.Conflict, 409),
+    (errors.TooLarge, 413),
+    (errors.RateLimited, 429),
+    (errors.Unavailable, 503),
+)
+
+# Details that are safe to return to the caller (never values, never internals).
+PUBLIC_DETAILS = (
+    "field",
+    "audit_index",
+    "feature",
+    "categories",
+    "max_uses",
+    "rejects",
+    "line",
+    "column",
+    "left",
+    "budget",
+)
+
+
+def status_for(error: errors.Error) -> int:
+    for kind, status in STATUS:
+        if isinstance(error, kind):
+            return status
+    return 500
+
+
+def error_response(error: errors.Error) -> tuple[Response, int]:
+    body: dict[str, Any] = {"error": error.code, "message": error.message}
+    body.update({k: v for k, v in error.details.items() if k in PUBLIC_DETAILS})
+    status = status_for(error)
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else {}
+    resp = jsonify(body)
+    resp.headers.update(headers)
+    return resp, status
+
+
+def init_app(app: Flask) -> None:
+    @app.errorhandler(errors.Error)
+    def _project_error(e: errors.Error) -> tuple[Response, int]:
+        status = status_for(e)
+        log.info(
+            "request_refused" if status < 500 else "request_failed",
+            code=e.code,
+            status=status,
+            request_id=g.get("request_id"),
+        )
+        return error_response(e)
+
+    @app.errorhandler(HTTPException)
+    def _http_error(e: HTTPException) -> tuple[Response, int]:
+        code = {
+            400: "bad_request",
+            404: "not_found",
+            405: "method_not_allowed",
+            413: "too_large",
+            415: "unsupported_media_type",
+        }.get(e.code or 500, "http_error")
+        resp = jsonify({"error": code, "message": e.description or e.name})
+        return resp, e.code or 500
+
+    @app.errorhandler(Exception)
+    def _unexpected(e: Exception) -> tuple[Response, int]:
+        log.exception(
+            "unhandled_error", request_id=g.get("request_id"), error_type=type(e).__name__
+        )
+        return jsonify({"error": "internal_error", "message": "internal error"}), 500

@@ -1,0 +1,120 @@
+"""Prometheus metrics at ``/metrics`` and per-institution rate limits.
+
+Counters and histograms are per process; under gunicorn ``xinyi serve`` sets
+``PROMETHEUS_MULTIPROC_DIR`` so a scrape of any worker reports the sum of all of them.
+Audit queue depth, integration lag and checkpoint age are read from the database at
+scrape time, so they are the same whichever worker answers.
+
+Rate limits: a sliding one-minute window per institution, kept per worker process
+(``limits.requests_per_minute`` divided by the number of workers), which needs no shared
+state on the hot path; the operator sizes the limit for the whole node.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections import deque
+from collections.abc import Iterator
+from typing import Any
+
+from flask import Flask, Response, g, request
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from common.errors import RateLimited
+from gateway.services import Services
+
+REQUESTS = Counter("xinyi_requests_total", "HTTP requests", ["method", "route", "status"])
+REFUSALS = Counter("xinyi_refusals_total", "Refused requests by error code", ["code"])
+LATENCY = Histogram("xinyi_request_seconds", "Request latency", ["route"],
+                    buckets=(0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5))
+HE_SECONDS = Histogram("xinyi_he_compute_seconds", "Gateway-side HE compute per request",
+                       ["kind"], buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.05, 0.1, 1))
+
+
+class StoreCollector(Collector):
+    """Audit and outbox gauges read from the shared database at scrape time."""
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        status = self.services.audit.status()
+        for name, doc in (("queue_depth", "Audit entries waiting to be integrated"),
+                          ("queue_lag_seconds", "Age of the oldest waiting audit entry"),
+                          ("log_size", "Entries integrated into the audit log"),
+                          ("checkpoint_age_seconds", "Age of the newest signed checkpoint")):
+            value = status.get(name)
+            if value is not None:
+                yield GaugeMetricFamily(f"xinyi_audit_{name}", doc, value=float(value))
+        yield GaugeMetricFamily("xinyi_webhook_outbox_depth", "Undelivered webhook events",
+                                value=float(self.services.outbox_depth()))
+
+
+class RateLimiter:
+    """Sliding one-minute window per key, in this process."""
+
+    def __init__(self, per_minute: int) -> None:
+        self.per_minute = max(per_minute, 1)
+        self._hits: dict[str, deque[float]] = {}
+        self._lock = threading.Lock()
+
+    def hit(self, key: str, now: float | None = None) -> None:
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            window = self._hits.setdefault(key, deque())
+            while window and window[0] <= now - 60:
+                window.popleft()
+            if len(window) >= self.per_minute:
+                raise RateLimited(f"more than {self.per_minute} requests a minute",
+                                  code="rate_limited")
+            window.append(now)
+
+
+def init_app(app: Flask, services: Services) -> None:
+    workers = int(os.environ.get("XINYI_WORKERS", "1"))
+    limiter = RateLimiter(services.settings.config.limits.requests_per_minute // workers)
+    app.extensions["xinyi_rate_limiter"] = limiter
+    store_collector = StoreCollector(services)
+
+    @app.before_request
+    def _start() -> None:
+        g.started = time.perf_counter()
+
+    @app.after_request
+    def _count(resp: Response) -> Response:
+        route = request.url_rule.rule if request.url_rule else "unmatched"
+        REQUESTS.labels(request.method, route, str(resp.status_code)).inc()
+        LATENCY.labels(route).observe(time.perf_counter() - g.get("started", time.perf_counter()))
+        if resp.status_code >= 400 and resp.is_json:
+            body: Any = resp.get_json(silent=True)
+            if isinstance(body, dict) and isinstance(body.get("error"), str):
+                REFUSALS.labels(body["error"]).inc()
+        return resp
+
+    @app.get("/metrics")
+    def metrics() -> Response:
+        registry = CollectorRegistry()
+        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            multiprocess.MultiProcessCollector(registry)
+        else:
+            for collector in (REQUESTS, REFUSALS, LATENCY, HE_SECONDS):
+                registry.register(collector)
+        registry.register(store_collector)
+        return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
+
+
+def limit(app: Flask, key: str) -> None:
+    """Count one request of ``key`` (an institution) against its rate limit."""
+    limiter: RateLimiter = app.extensions["xinyi_rate_limiter"]
+    limiter.hit(key)

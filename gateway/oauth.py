@@ -1,0 +1,146 @@
+"""OAuth 2.0 token endpoint: ``client_credentials`` with ``private_key_jwt`` (RFC 7523).
+
+The institution signs a client assertion with the private key whose public JWK it
+registered (Ed25519 or P-256); ``aud`` must be the token endpoint URL; every assertion's
+``jti`` is accepted once (stored until it expires). Access tokens are short-lived EdDSA
+JWTs signed by the gateway's *tokens* key (see ``gateway.auth``).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import sqlalchemy as sa
+from authlib.integrations.flask_oauth2 import AuthorizationServer
+from authlib.oauth2.rfc6749 import ClientMixin, InvalidClientError, grants
+from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
+from flask import Flask, Response
+from joserfc import jwt as jose_jwt
+from joserfc.errors import JoseError
+from joserfc.jwk import Key
+from sqlalchemy.exc import IntegrityError
+
+from gateway.auth import issue_access_token
+from gateway.services import services
+
+ASSERTION_ALGORITHMS = ["EdDSA", "Ed25519", "ES256"]
+
+
+class InstitutionClient(ClientMixin):  # type: ignore[misc]
+    """An institution as Authlib sees it: confidential, private_key_jwt only."""
+
+    def __init__(self, client_id: str, jwk: dict[str, Any], status: str) -> None:
+        self.client_id = client_id
+        self.jwk = jwk
+        self.status = status
+
+    def get_client_id(self) -> str:
+        return self.client_id
+
+    def get_default_redirect_uri(self) -> None:
+        return None
+
+    def get_allowed_scope(self, scope: str) -> str:
+        return ""
+
+    def check_redirect_uri(self, redirect_uri: str) -> bool:
+        return False
+
+    def check_client_secret(self, client_secret: str) -> bool:
+        return False
+
+    def check_endpoint_auth_method(self, method: str, endpoint: str) -> bool:
+        return method == PrivateKeyJWTAuth.CLIENT_AUTH_METHOD and endpoint == "token"
+
+    def check_response_type(self, response_type: str) -> bool:
+        return False
+
+    def check_grant_type(self, grant_type: str) -> bool:
+        return grant_type == "client_credentials" and self.status == "active"
+
+
+class PrivateKeyJWTAuth(JWTBearerClientAssertion):  # type: ignore[misc]
+    CLIENT_AUTH_METHOD = "private_key_jwt"
+
+    def get_audiences(self) -> list[str]:
+        return [services().settings.token_endpoint]
+
+    def resolve_client_public_key(self, client: InstitutionClient) -> dict[str, Any]:
+        return client.jwk
+
+    def process_assertion_claims(self, assertion: str, resolve_key: Key) -> Any:
+        # Only asymmetric algorithms: an HMAC assertion "signed" with the public key
+        # (algorithm confusion) or alg=none never verifies.
+        try:
+            token = jose_jwt.decode(assertion, resolve_key, algorithms=ASSERTION_ALGORITHMS)
+        except (JoseError, ValueError) as e:
+            raise InvalidClientError(description="the client assertion does not verify") from e
+        max_age = services().settings.config.tokens.client_assertion_max_seconds
+        exp = token.claims.get("exp")
+        if isinstance(exp, int) and exp - time.time() > max_age:
+            raise InvalidClientError(description=f"assertions may live at most {max_age} s")
+        self.verify_claims(token.claims)
+        return token.claims
+
+    def validate_jti(self, claims: dict[str, Any], jti: str) -> bool:
+        svc = services()
+        now = int(time.time())
+        exp = int(claims.get("exp", now + 600))
+        try:
+            with svc.engine.begin() as conn:
+                conn.execute(
+                    sa.text("DELETE FROM used_assertions WHERE expires_at < :now"),
+                    {"now": now - 3600},
+                )
+                conn.execute(
+                    sa.text("INSERT INTO used_assertions (jti, expires_at) VALUES (:jti, :exp)"),
+                    {"jti": f"{claims['sub']}:{jti}"[:200], "exp": exp},
+                )
+        except IntegrityError:
+            return False
+        return True
+
+
+class ClientCredentials(grants.ClientCredentialsGrant):  # type: ignore[misc]
+    TOKEN_ENDPOINT_AUTH_METHODS = [PrivateKeyJWTAuth.CLIENT_AUTH_METHOD]
+
+
+def _query_client(client_id: str) -> InstitutionClient | None:
+    with services().engine.connect() as conn:
+        row = conn.execute(
+            sa.text("SELECT jwk, status FROM institutions WHERE id = :id"), {"id": client_id}
+        ).first()
+    if row is None:
+        return None
+    return InstitutionClient(client_id, json.loads(row[0]), row[1])
+
+
+def _generate_token(
+    *,
+    grant_type: str,
+    client: InstitutionClient,
+    user: Any = None,
+    scope: Any = None,
+    expires_in: Any = None,
+    include_refresh_token: bool = False,
+) -> dict[str, Any]:
+    token, ttl = issue_access_token(client.client_id)
+    return {"access_token": token, "token_type": "Bearer", "expires_in": ttl}
+
+
+def init_app(app: Flask) -> None:
+    server = AuthorizationServer(
+        app, query_client=_query_client, save_token=lambda token, request: None
+    )
+    server.register_client_auth_method(
+        PrivateKeyJWTAuth.CLIENT_AUTH_METHOD, PrivateKeyJWTAuth(validate_jti=True)
+    )
+    server.register_grant(ClientCredentials)
+    server.register_token_generator("default", _generate_token)
+
+    @app.post("/oauth/token")
+    def token() -> Response:
+        resp: Response = server.create_token_response()
+        return resp

@@ -1,0 +1,115 @@
+"""The services one gateway process runs with, built once by ``create_app``.
+
+Background work (audit checkpoints, webhook delivery) runs in daemon threads of each
+worker; every piece of it is safe to run in several processes at once because it takes
+the database lock it needs.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import sqlalchemy as sa
+from audit.service import AuditLog
+from flask import current_app
+from sqlalchemy import Engine
+
+from common.logging import get_logger
+from common.settings import Settings
+from consent.outbox import OutboxDelivery
+from consent.service import ConsentService
+from keys import KeyRing
+
+log = get_logger("gateway.services")
+
+_institution_status = sa.text("SELECT status FROM institutions WHERE id = :id")
+
+
+@dataclass
+class Services:
+    settings: Settings
+    engine: Engine
+    keys: KeyRing
+    consent: ConsentService
+    audit: AuditLog
+    outbox: OutboxDelivery
+    extras: dict[str, Any] = field(default_factory=dict)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _threads: list[threading.Thread] = field(default_factory=list)
+
+    @property
+    def issuer(self) -> str:
+        return self.settings.config.server.public_url.rstrip("/")
+
+    def registry_status(self, institution_id: str) -> str | None:
+        with self.engine.connect() as conn:
+            return conn.execute(_institution_status, {"id": institution_id}).scalar()
+
+    def outbox_depth(self) -> int:
+        from consent import store as consent_store
+        from common.db import read_session
+
+        with read_session(self.engine) as s:
+            return consent_store.outbox_depth(s)
+
+    # Background loops -------------------------------------------------------------
+    def start_background(self) -> None:
+        if self._threads:
+            return
+        interval = self.settings.config.audit.checkpoint_interval_seconds
+        self._spawn("audit-checkpointer", self.audit.background_step, interval)
+        self._spawn(
+            "webhook-outbox",
+            self.outbox.deliver_due,
+            self.settings.config.consent.webhook_backoff_seconds / 2,
+        )
+
+    def _spawn(self, name: str, step: Any, interval: float) -> None:
+        def loop() -> None:
+            while not self._stop.is_set():
+                try:
+                    step()
+                except Exception as e:  # a background step must never kill the worker
+                    log.warning(
+                        "background_step_failed",
+                        loop=name,
+                        error=type(e).__name__,
+                        detail=str(e)[:200],
+                    )
+                self._stop.wait(interval)
+
+        t = threading.Thread(target=loop, name=name, daemon=True)
+        t.start()
+        self._threads.append(t)
+
+    def stop(self) -> None:
+        self._stop.set()
+        for t in self._threads:
+            t.join(timeout=5)
+        self._threads.clear()
+
+
+def build(settings: Settings, engine: Engine) -> Services:
+    keys = KeyRing(settings)
+    keys.ensure_all()
+    consent = ConsentService(settings=settings, engine=engine, keys=keys)
+    audit = AuditLog(engine, settings, keys.checkpoint_signer())
+    outbox = OutboxDelivery(
+        settings=settings, engine=engine, keys=keys, client=httpx.Client(timeout=5.0)
+    )
+    return Services(
+        settings=settings, engine=engine, keys=keys, consent=consent, audit=audit, outbox=outbox
+    )
+
+
+def services() -> Services:
+    """The Services of the app handling the current request."""
+    return current_app.extensions["xinyi"]  # type: ignore[no-any-return]
+
+
+def now() -> int:
+    return int(time.time())

@@ -1,0 +1,80 @@
+"""Shared fixtures.
+
+Database tests run on SQLite always and on PostgreSQL too when
+``XINYI_TEST_DATABASE_URL`` is set (``make test`` sets it when a server answers; in CI
+a missing server is a failure, not a skip). Each PostgreSQL test gets its own schema.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, text
+
+from common.db import make_engine, migrate, normalize_url
+from common.settings import Settings, load_settings
+
+PG_URL = os.environ.get("XINYI_TEST_DATABASE_URL")
+BACKENDS = ["sqlite", "postgresql"]
+
+
+def _pg_schema_url(schema: str) -> str:
+    assert PG_URL
+    sep = "&" if "?" in PG_URL else "?"
+    return normalize_url(PG_URL) + f"{sep}options=-csearch_path%3D{schema}"
+
+
+@pytest.fixture(params=BACKENDS)
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A migrated, empty database: SQLite file, or a fresh PostgreSQL schema."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'xinyi.db'}"
+        migrate(url)
+        yield url
+        return
+    if not PG_URL:
+        if os.environ.get("CI") == "true":
+            pytest.fail("CI must exercise PostgreSQL: XINYI_TEST_DATABASE_URL is not set")
+        pytest.skip("XINYI_TEST_DATABASE_URL not set")
+    schema = "t_" + uuid.uuid4().hex[:12]
+    admin = make_engine(PG_URL)
+    with admin.begin() as conn:
+        conn.execute(text(f"CREATE SCHEMA {schema}"))
+    url = _pg_schema_url(schema)
+    try:
+        migrate(url)
+        yield url
+    finally:
+        with admin.begin() as conn:
+            conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+        admin.dispose()
+
+
+@pytest.fixture
+def engine(database_url: str) -> Iterator[Engine]:
+    eng = make_engine(database_url)
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture
+def make_settings(tmp_path: Path) -> Callable[..., Settings]:
+    """Factory: settings with home in tmp_path; keyword overrides are deep-merged into
+    config.yaml (``make_settings(database_url=..., audit={"batch_max": 8})``)."""
+
+    def factory(database_url: str | None = None, **overrides: Any) -> Settings:
+        env = {
+            "XINYI_HOME": str(tmp_path / "instance"),
+            "XINYI_KEY_PASSPHRASE": "test-passphrase-not-secret",
+            "XINYI_SECRET_KEY": "test-session-secret",
+        }
+        if database_url:
+            env["XINYI_DATABASE_URL"] = database_url
+        return load_settings(env=env, overrides=overrides or None)
+
+    return factory

@@ -1,0 +1,95 @@
+"""A real gateway in subprocesses (gunicorn workers) for end-to-end tests."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+XINYI = [sys.executable, "-m", "cli"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def env_for(home: Path, database_url: str, port: int) -> dict[str, str]:
+    config = home / "config.yaml"
+    if not config.exists():
+        home.mkdir(parents=True, exist_ok=True)
+        text = (ROOT / "config.yaml").read_text(encoding="utf-8")
+        text = text.replace(
+            "public_url: http://127.0.0.1:8600", f"public_url: http://127.0.0.1:{port}"
+        )
+        text = text.replace("checkpoint_interval_seconds: 3", "checkpoint_interval_seconds: 0.5")
+        config.write_text(text, encoding="utf-8")
+    return {
+        **os.environ,
+        "XINYI_HOME": str(home),
+        "XINYI_CONFIG": str(config),
+        "XINYI_DATABASE_URL": database_url,
+        "XINYI_KEY_PASSPHRASE": "live-test-passphrase",
+        "XINYI_SECRET_KEY": "live-secret",
+        "PYTHONPATH": str(ROOT),
+    }
+
+
+def xinyi(env: dict[str, str], *args: str, stdin: str | None = None) -> str:
+    out = subprocess.run(
+        [*XINYI, *args], env=env, input=stdin, capture_output=True, text=True, timeout=120, cwd=ROOT
+    )
+    if out.returncode != 0:
+        raise AssertionError(f"xinyi {' '.join(args)} failed: {out.stderr[-2000:]}")
+    return out.stdout
+
+
+@contextmanager
+def serving(
+    home: Path, database_url: str, *, workers: int = 2
+) -> Iterator[tuple[str, dict[str, str]]]:
+    """``xinyi init`` then ``xinyi serve`` on a free port; yields (base URL, env)."""
+    port = free_port()
+    env = env_for(home, database_url, port)
+    xinyi(env, "init")
+    log = (home / "serve.log").open("w")
+    proc = subprocess.Popen(
+        [*XINYI, "serve", "--port", str(port), "--workers", str(workers)],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        cwd=ROOT,
+        start_new_session=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 60
+        while True:
+            try:
+                if httpx.get(base + "/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if proc.poll() is not None or time.time() > deadline:
+                raise AssertionError(
+                    "gateway did not start: " + (home / "serve.log").read_text()[-3000:]
+                )
+            time.sleep(0.2)
+        yield base, env
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+        log.close()
