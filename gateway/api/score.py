@@ -1,0 +1,491 @@
+"""HE joint scoring for institutions: CKKS contexts, the model list, single and batch
+scores (CONTRACT.md "Data services").
+
+Invariants:
+- every input is validated before the grant is checked (a malformed request costs no
+  grant use): sizes first (413), then base64, then the ciphertext against the
+  institution's own registered context and the model's parameters (400);
+- every score goes through ``enforce`` (op ``score``, the model's gateway categories and
+  features, ``model_id`` = ``id@version``), one call per enterprise, and is computed only
+  after it returned; the answer leaves only after ``Access.finish`` gave its log index;
+- the gateway never decrypts: it multiplies and adds plaintexts to the bank's
+  ciphertexts (``federated.scoring``) and returns ciphertexts;
+- a batch refuses enterprises one by one: a refused grant (or an enterprise without data)
+  is listed in ``refused`` with its code and audit index, and its slot carries nothing;
+- no route registers a model: models come from ``xinyi models import`` or training.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from flask import Blueprint
+
+from common.errors import InvalidInput, NotFound, TooLarge
+from common.logging import get_logger
+from consent.errors import ConsentRefused
+from federated import he, scoring
+from federated import store as fstore
+from federated.models import JointModel, feature_value
+from gateway import openapi
+from gateway.api.consent import json_body
+from gateway.auth import authenticated, current_principal
+from gateway.enforce import Access, enforce
+from gateway.services import Services, services
+
+bp = Blueprint("score", __name__)
+log = get_logger("gateway.score")
+CONTEXT_CACHE_SIZE = 64
+
+
+class NoData(NotFound):
+    code = "no_data"
+
+
+# Helpers --------------------------------------------------------------------------------
+
+
+def _only(body: dict[str, Any], allowed: set[str]) -> None:
+    unknown = sorted(set(body) - allowed)
+    if unknown:
+        raise InvalidInput(f"unknown field {unknown[0]!r}", code="invalid_json", field=unknown[0])
+
+
+def _b64(value: Any, field: str, limit: int) -> bytes:
+    """Decode a base64 field of at most ``limit`` decoded bytes (413 beyond)."""
+    if not isinstance(value, str) or not value:
+        raise InvalidInput(
+            f"{field}: a base64 string is required", code="invalid_json", field=field
+        )
+    if len(value) > 4 * (-(-limit // 3)) + 4:
+        raise TooLarge(f"{field}: more than {limit} bytes", code="too_large", field=field)
+    try:
+        return base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError) as e:
+        raise InvalidInput(f"{field}: not valid base64", code="invalid_base64", field=field) from e
+
+
+def _b64out(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def _model(svc: Services, ref: Any) -> JointModel:
+    """``id`` (the newest version) or ``id@version``."""
+    if not isinstance(ref, str) or not ref:
+        raise InvalidInput("model: a model id is required", code="invalid_json", field="model")
+    model_id, _, version = ref.partition("@")
+    if version and not version.isdigit():
+        raise InvalidInput("model: 'id' or 'id@version'", code="invalid_json", field="model")
+    return _models(svc).get(svc, model_id, int(version) if version else None)
+
+
+class _ModelCache:
+    """Parsed models by (id, version): versions never change, so only the newest-version
+    lookup goes to the database."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._models: dict[tuple[str, int], JointModel] = {}
+
+    def get(self, svc: Services, model_id: str, version: int | None) -> JointModel:
+        if version is None:
+            version = fstore.newest_version(svc.engine, model_id)
+            if version is None:
+                raise fstore.ModelNotFound(f"no joint model {model_id!r}")
+        with self._lock:
+            found = self._models.get((model_id, version))
+        if found is None:
+            found = fstore.get_model(svc.engine, model_id, version)
+            with self._lock:
+                self._models[(model_id, version)] = found
+        return found
+
+
+class _ContextCache:
+    """Parsed public contexts by id (contexts never change), least recently used out.
+    The owner is kept with the context so that one institution never uses another's."""
+
+    def __init__(self, size: int) -> None:
+        self._lock = threading.Lock()
+        self._size = size
+        self._items: OrderedDict[str, tuple[str, he.PublicContext]] = OrderedDict()
+
+    def get(self, svc: Services, institution: str, context_id: str) -> he.PublicContext:
+        with self._lock:
+            hit = self._items.get(context_id)
+            if hit is not None:
+                self._items.move_to_end(context_id)
+        if hit is not None:
+            if hit[0] != institution:
+                raise fstore.ContextNotFound(
+                    f"no context {context_id!r} registered by this institution"
+                )
+            return hit[1]
+        stored = fstore.get_context(svc.engine, context_id, institution)
+        public = he.PublicContext.load(
+            stored.data, expected=stored.params, max_bytes=len(stored.data)
+        )
+        with self._lock:
+            self._items[context_id] = (institution, public)
+            while len(self._items) > self._size:
+                self._items.popitem(last=False)
+        return public
+
+
+def _models(svc: Services) -> _ModelCache:
+    cache = svc.extras.get("score.models")
+    if cache is None:
+        cache = svc.extras.setdefault("score.models", _ModelCache())
+    return cache  # type: ignore[no-any-return]
+
+
+def _contexts(svc: Services) -> _ContextCache:
+    cache = svc.extras.get("score.contexts")
+    if cache is None:
+        cache = svc.extras.setdefault("score.contexts", _ContextCache(CONTEXT_CACHE_SIZE))
+    return cache  # type: ignore[no-any-return]
+
+
+def _context_for(svc: Services, institution: str, ref: Any, model: JointModel) -> he.PublicContext:
+    if not isinstance(ref, str) or not ref:
+        raise InvalidInput(
+            "context: the id POST /v1/contexts returned", code="invalid_json", field="context"
+        )
+    public = _contexts(svc).get(svc, institution, ref)
+    if public.params != model.params:
+        raise he.WrongParameters(
+            f"context {ref} has parameters {public.params.as_dict()}; model {model.ref} needs "
+            f"{model.params.as_dict()}",
+            field="context",
+        )
+    return public
+
+
+def gateway_values(svc: Services, enterprise: str, model: JointModel) -> list[float | None]:
+    """The model's gateway features of one enterprise from the department data store,
+    in model order; None where the store holds nothing usable."""
+    from records import store as records
+
+    stored = records.current_values(svc.engine, enterprise, list(model.gateway_features))
+    return [feature_value(stored.get(f)) for f in model.gateway_features]
+
+
+def _grant_arg(grant: Any) -> str | None:
+    return grant if isinstance(grant, str) else None
+
+
+def _score_access(
+    principal: Any, grant: Any, model: JointModel, enterprise: str | None = None
+) -> Access:
+    return enforce(
+        principal,
+        grant=_grant_arg(grant),
+        op="score",
+        enterprise=enterprise,
+        categories=list(model.gateway_categories),
+        features=list(model.gateway_features),
+        model_id=model.ref,
+    )
+
+
+# Routes ---------------------------------------------------------------------------------
+
+
+@bp.post("/v1/contexts")
+@authenticated("institution")
+def register_context() -> tuple[dict[str, Any], int]:
+    """Register the institution's CKKS public context (no secret, no evaluation keys)."""
+    body = json_body()
+    _only(body, {"context"})
+    svc = services()
+    limit = svc.settings.config.limits.max_context_bytes
+    data = _b64(body.get("context"), "context", limit)
+    public = he.PublicContext.load(data, max_bytes=limit, allow_evaluation_keys=False)
+    allowed = {he.CKKSParams.from_dict(svc.settings.config.he.model_dump())}
+    allowed |= {m.params for m in fstore.list_models(svc.engine)}
+    if public.params not in allowed:
+        raise he.WrongParameters(
+            f"the context's parameters {public.params.as_dict()} are not used by any model; "
+            f"expected one of {[p.as_dict() for p in allowed]}",
+            field="context",
+        )
+    principal = current_principal()
+    context_id, created = fstore.register_context(
+        svc.engine, principal.id, public.to_bytes(), public.params
+    )
+    log.info("context_registered", institution=principal.id, context=context_id, new=created)
+    return {"id": context_id, "context_params": public.params.as_dict()}, 201
+
+
+@bp.get("/v1/contexts")
+@authenticated("institution")
+def list_contexts() -> dict[str, Any]:
+    svc = services()
+    return {"contexts": fstore.list_contexts(svc.engine, current_principal().id)}
+
+
+@bp.get("/v1/models")
+@authenticated()
+def list_models() -> dict[str, Any]:
+    return {"models": [m.public_view() for m in fstore.list_models(services().engine)]}
+
+
+@bp.get("/v1/models/<model_ref>")
+@authenticated()
+def get_model(model_ref: str) -> dict[str, Any]:
+    return _model(services(), model_ref).public_view()
+
+
+@bp.post("/v1/score")
+@authenticated("institution")
+def score() -> dict[str, Any]:
+    body = json_body()
+    _only(body, {"grant", "model", "context", "ciphertext"})
+    svc = services()
+    limit = svc.settings.config.limits.max_ciphertext_bytes
+    principal = current_principal()
+    model = _model(svc, body.get("model"))
+    public = _context_for(svc, principal.id, body.get("context"), model)
+    data = _b64(body.get("ciphertext"), "ciphertext", limit)
+    ct = public.ciphertext(data, max_bytes=limit, size=len(model.bank_features), fresh=True)
+    access = _score_access(principal, body.get("grant"), model)
+    assert access.enterprise is not None
+    values = gateway_values(svc, access.enterprise, model)
+    if all(v is None for v in values):
+        raise NoData(
+            "the gateway holds none of the model's features for this enterprise",
+            audit_index=access.finish(),
+        )
+    started = time.perf_counter()
+    out = scoring.score_single(ct, model, model.gateway_share(values)).to_bytes()
+    log.info(
+        "score_computed",
+        model=model.ref,
+        imputed=sum(v is None for v in values),
+        ms=round((time.perf_counter() - started) * 1e3, 2),
+    )
+    return {"ciphertext": _b64out(out), "audit_index": access.finish(), "model": model.ref}
+
+
+@bp.post("/v1/score/batch")
+@authenticated("institution")
+def score_batch() -> dict[str, Any]:
+    body = json_body()
+    _only(body, {"grants", "model", "context", "ciphertexts"})
+    svc = services()
+    limits = svc.settings.config.limits
+    principal = current_principal()
+    grants = body.get("grants")
+    if not isinstance(grants, list) or not grants:
+        raise InvalidInput(
+            "grants: a non-empty list of grants", code="invalid_json", field="grants"
+        )
+    if len(grants) > limits.max_batch:
+        raise TooLarge(
+            f"grants: {len(grants)} enterprises; at most {limits.max_batch} per batch",
+            code="too_large",
+            field="grants",
+        )
+    model = _model(svc, body.get("model"))
+    public = _context_for(svc, principal.id, body.get("context"), model)
+    layout = scoring.BatchLayout(len(grants), len(model.bank_features), public.params.slots)
+    raw = body.get("ciphertexts")
+    if not isinstance(raw, list) or len(raw) != layout.ciphertexts:
+        raise InvalidInput(
+            f"ciphertexts: {layout.ciphertexts} expected ({layout.chunks} chunk(s) of "
+            f"{layout.slots} enterprises × {layout.features} bank features, chunk-major)",
+            code="invalid_ciphertext",
+            field="ciphertexts",
+        )
+    cts = _parse_batch(public, raw, layout, limits.max_ciphertext_bytes)
+
+    n = len(grants)
+    allowed = np.zeros(n, dtype=bool)
+    shares = np.zeros(n, dtype=np.float64)
+    audit_indexes: list[int | None] = [None] * n
+    refused: list[dict[str, Any]] = []
+    accesses: dict[int, Access] = {}
+    for i, grant in enumerate(grants):
+        try:
+            accesses[i] = _score_access(principal, grant, model)
+        except ConsentRefused as r:
+            audit_indexes[i] = r.details.get("audit_index")
+            refused.append(
+                {"index": i, "error": r.code, "message": r.message, "audit_index": audit_indexes[i]}
+            )
+    missing: list[int] = []
+    for i, access in accesses.items():
+        assert access.enterprise is not None
+        values = gateway_values(svc, access.enterprise, model)
+        if all(v is None for v in values):
+            missing.append(i)
+            continue
+        shares[i] = model.gateway_share(values)
+        allowed[i] = True
+    started = time.perf_counter()
+    outs = scoring.score_batch(cts, model, shares, allowed, public)
+    encoded = [_b64out(o.to_bytes()) for o in outs]
+    log.info(
+        "score_batch_computed",
+        model=model.ref,
+        enterprises=n,
+        refused=n - int(allowed.sum()),
+        ms=round((time.perf_counter() - started) * 1e3, 2),
+    )
+    for i, access in accesses.items():
+        audit_indexes[i] = access.finish()
+    for i in missing:
+        refused.append(
+            {
+                "index": i,
+                "error": NoData.code,
+                "message": "the gateway holds none of the model's features for this enterprise",
+                "audit_index": audit_indexes[i],
+            }
+        )
+    refused.sort(key=lambda r: int(r["index"]))
+    return {
+        "ciphertexts": encoded,
+        "audit_indexes": audit_indexes,
+        "refused": refused,
+        "model": model.ref,
+    }
+
+
+def _parse_batch(
+    public: he.PublicContext, raw: Sequence[Any], layout: scoring.BatchLayout, limit: int
+) -> list[he.Ciphertext]:
+    cts: list[he.Ciphertext] = []
+    for c in range(layout.chunks):
+        size = layout.chunk_size(c)
+        for j in range(layout.features):
+            index = layout.index(c, j)
+            field = f"ciphertexts[{index}]"
+            try:
+                data = _b64(raw[index], field, limit)
+                cts.append(public.ciphertext(data, max_bytes=limit, size=size, fresh=True))
+            except (InvalidInput, TooLarge) as e:
+                e.details.setdefault("field", field)
+                raise
+    return cts
+
+
+# OpenAPI ---------------------------------------------------------------------------------
+
+_B64 = {"type": "string", "contentEncoding": "base64"}
+_PARAMS = openapi._obj(
+    {
+        "poly_modulus_degree": openapi.INT,
+        "coeff_mod_bit_sizes": {"type": "array", "items": openapi.INT},
+        "global_scale_bits": openapi.INT,
+    },
+    extra=True,
+)
+_MODEL = openapi._obj(
+    {
+        "id": openapi.STR,
+        "version": openapi.INT,
+        "gateway_features": openapi.STR_LIST,
+        "gateway_categories": openapi.STR_LIST,
+        "bank_features": openapi.STR_LIST,
+        "context_params": _PARAMS,
+        "bank_standardization": {"type": ["object", "null"]},
+        "created_at": {"type": ["integer", "null"]},
+    },
+    extra=True,
+)
+_REFUSED = openapi._obj(
+    {
+        "index": openapi.INT,
+        "error": openapi.STR,
+        "message": openapi.STR,
+        "audit_index": {"type": ["integer", "null"]},
+    },
+    extra=True,
+)
+
+openapi.add_paths(
+    {
+        "/v1/contexts": {
+            "post": openapi._op(
+                "Register the institution's CKKS public context (no secret key, no "
+                "relinearization or Galois keys)",
+                tag="score",
+                ok_status="201",
+                body=openapi._obj({"context": _B64}, ["context"]),
+                ok=openapi._obj({"id": openapi.STR, "context_params": _PARAMS}, extra=True),
+            ),
+            "get": openapi._op("The institution's registered contexts", tag="score"),
+        },
+        "/v1/models": {
+            "get": openapi._op(
+                "Registered joint models (newest versions; never the gateway's weights)",
+                tag="score",
+                security="any",
+                ok=openapi._obj({"models": {"type": "array", "items": _MODEL}}, extra=True),
+            )
+        },
+        "/v1/models/{model_ref}": {
+            "get": openapi._op(
+                "One joint model: 'id' (newest version) or 'id@version'",
+                tag="score",
+                security="any",
+                ok=_MODEL,
+                params=[openapi._path_param("model_ref")],
+            )
+        },
+        "/v1/score": {
+            "post": openapi._op(
+                "Score one enterprise under its grant: the ciphertext holds the model's bank "
+                "features in slots 0…k−1; the logit is the sum of the decrypted vector",
+                tag="score",
+                body=openapi._obj(
+                    {
+                        "grant": openapi.STR,
+                        "model": openapi.STR,
+                        "context": openapi.STR,
+                        "ciphertext": _B64,
+                    },
+                    ["grant", "model", "context", "ciphertext"],
+                ),
+                ok=openapi._obj(
+                    {"ciphertext": _B64, "audit_index": openapi.INT, "model": openapi.STR},
+                    extra=True,
+                ),
+            )
+        },
+        "/v1/score/batch": {
+            "post": openapi._op(
+                "Score many enterprises: one column-packed ciphertext per bank feature and "
+                "chunk (slot i = enterprise i of grants); answer slot i = logit i; refused "
+                "enterprises are listed and their slots carry nothing",
+                tag="score",
+                body=openapi._obj(
+                    {
+                        "grants": openapi.STR_LIST,
+                        "model": openapi.STR,
+                        "context": openapi.STR,
+                        "ciphertexts": {"type": "array", "items": _B64},
+                    },
+                    ["grants", "model", "context", "ciphertexts"],
+                ),
+                ok=openapi._obj(
+                    {
+                        "ciphertexts": {"type": "array", "items": _B64},
+                        "audit_indexes": {"type": "array", "items": {"type": ["integer", "null"]}},
+                        "refused": {"type": "array", "items": _REFUSED},
+                        "model": openapi.STR,
+                    },
+                    extra=True,
+                ),
+            )
+        },
+    }
+)
