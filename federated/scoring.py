@@ -55,8 +55,8 @@ def uniform(n: int, bound: float) -> np.ndarray:
 
 
 def zero_sum_mask(k: int, bound: float = MASK_BOUND) -> np.ndarray:
-    """A fresh mask over k slots that sums to zero (up to float rounding, ~1e-11);
-    every slot is within ±2·bound."""
+    """A fresh mask over k slots that sums to zero up to float rounding (at most
+    k·2·bound·2^-53, < 1e-7 for k ≤ 4096); every slot is within ±2·bound."""
     u = uniform(k, bound)
     out: np.ndarray = u - u.mean()
     return out
