@@ -153,7 +153,9 @@ class JointModel:
             raise InvalidInput("bank feature values must be finite", code="invalid_model_input")
         return x if self.bank_standardization is None else self.bank_standardization.apply(x)
 
-    def logit(self, gateway_values: Sequence[float | None], bank_values: Sequence[float]) -> float:
+    def logit(
+        self, gateway_values: Sequence[float | None], bank_values: Sequence[float] | np.ndarray
+    ) -> float:
         """The plaintext logit of one applicant (raw values on both sides)."""
         z_b = self.bank_inputs(bank_values)
         return self.gateway_share(gateway_values) + float(

@@ -63,14 +63,15 @@ def zero_sum_mask(k: int, bound: float = MASK_BOUND) -> np.ndarray:
 
 
 def score_single(
-    ct: he.Ciphertext,
+    ev: he.Evaluator,
+    ct: he.EvalCiphertext,
     model: JointModel,
     share: float,
     *,
     mask: np.ndarray | None = None,
-) -> he.Ciphertext:
-    """Enc(w_b ⊙ z_b) + share·e_0 + mask. ``ct`` holds exactly the model's k bank
-    features; ``mask`` is for tests (default: a fresh ``zero_sum_mask``)."""
+) -> bytes:
+    """Enc(w_b ⊙ z_b) + share·e_0 + mask, as wire bytes. ``ct`` holds exactly the model's
+    k bank features; ``mask`` is for tests (default: a fresh ``zero_sum_mask``)."""
     k = len(model.bank_features)
     if ct.size != k:
         raise he.InvalidCiphertext(f"the ciphertext holds {ct.size} values; the model has {k}")
@@ -79,7 +80,8 @@ def score_single(
     m = zero_sum_mask(k) if mask is None else np.asarray(mask, dtype=np.float64)
     plain = m.copy()
     plain[0] += share
-    return ct.mul_plain(model.bank_weights).add_plain(plain)
+    product = ev.rescale(ev.multiply(ct, ev.weights(model.bank_weights)))
+    return ev.to_bytes(ev.add_values(product, plain))
 
 
 @dataclass(frozen=True)
@@ -112,16 +114,18 @@ class BatchLayout:
 
 
 def score_batch(
-    cts: Sequence[he.Ciphertext],
+    ev: he.Evaluator,
+    cts: Sequence[he.EvalCiphertext],
     model: JointModel,
     shares: np.ndarray,
     allowed: np.ndarray,
-    public: he.PublicContext,
-) -> list[he.Ciphertext]:
-    """One output ciphertext per chunk: slot i = logit of enterprise i where
+    public: he.PublicContext | None,
+) -> list[bytes]:
+    """One output ciphertext (wire bytes) per chunk: slot i = logit of enterprise i where
     ``allowed[i]``, ~0 elsewhere. ``shares[i]`` is the gateway share of enterprise i
-    (ignored where not allowed)."""
-    layout = BatchLayout(len(shares), len(model.bank_features), public.params.slots)
+    (ignored where not allowed). The k products are added before one rescale. ``public``
+    (the bank's public context) is needed only when a whole chunk is refused."""
+    layout = BatchLayout(len(shares), len(model.bank_features), ev.params.slots)
     if len(cts) != layout.ciphertexts:
         raise InvalidInput(
             f"{len(cts)} ciphertexts; {layout.chunks} chunk(s) × {layout.features} bank "
@@ -130,7 +134,7 @@ def score_batch(
         )
     allowed = np.asarray(allowed, dtype=bool)
     shares = np.asarray(shares, dtype=np.float64)
-    out: list[he.Ciphertext] = []
+    out: list[bytes] = []
     for c in range(layout.chunks):
         part = layout.chunk(c)
         ok = allowed[part]
@@ -143,15 +147,22 @@ def score_batch(
                 )
         if not ok.any():
             # Nothing to compute: a fresh encryption of zeros under the bank's key.
-            out.append(public.encrypt(np.zeros(size)))
+            if public is None:
+                raise InvalidInput("a refused chunk needs the bank's public context")
+            out.append(public.encrypt(np.zeros(size)).to_bytes())
             continue
-        acc: he.Ciphertext | None = None
-        for j, w in enumerate(model.bank_weights):
-            if w == 0.0:
-                continue
-            ct = cts[layout.index(c, j)]
-            term = ct.mul_scalar(w) if ok.all() else ct.mul_plain(np.where(ok, w, 0.0))
-            acc = term if acc is None else acc.add(term)
-        assert acc is not None  # model validation: at least one non-zero bank weight
-        out.append(acc.add_plain(np.where(ok, shares[part], 0.0)))
+        # A constant multiplier is cheapest, but it would also keep whatever the bank's
+        # encryption left in the slots past the chunk (TenSEAL replicates a short vector);
+        # a zero-padded vector clears them.
+        full = bool(ok.all()) and size == ev.params.slots
+        products = [
+            ev.multiply(
+                cts[layout.index(c, j)],
+                ev.encode_scalar(w) if full else ev.encode(np.where(ok, w, 0.0)),
+            )
+            for j, w in enumerate(model.bank_weights)
+            if w != 0.0
+        ]
+        total = ev.rescale(ev.add(products))
+        out.append(ev.to_bytes(ev.add_values(total, np.where(ok, shares[part], 0.0))))
     return out

@@ -108,35 +108,59 @@ class _ModelCache:
         return found
 
 
+class _Context:
+    """A registered context as the scoring routes use it: owner and parameters always,
+    the parsed public context only when a batch needs to encrypt (all refused)."""
+
+    def __init__(self, stored: fstore.StoredContext) -> None:
+        self.owner = stored.institution_id
+        self.params = stored.params
+        self._data = stored.data
+        self._public: he.PublicContext | None = None
+
+    def public(self) -> he.PublicContext:
+        if self._public is None:
+            self._public = he.PublicContext.load(
+                self._data, expected=self.params, max_bytes=len(self._data)
+            )
+        return self._public
+
+
 class _ContextCache:
-    """Parsed public contexts by id (contexts never change), least recently used out.
+    """Registered contexts by id (contexts never change), least recently used out.
     The owner is kept with the context so that one institution never uses another's."""
 
     def __init__(self, size: int) -> None:
         self._lock = threading.Lock()
         self._size = size
-        self._items: OrderedDict[str, tuple[str, he.PublicContext]] = OrderedDict()
+        self._items: OrderedDict[str, _Context] = OrderedDict()
 
-    def get(self, svc: Services, institution: str, context_id: str) -> he.PublicContext:
+    def get(self, svc: Services, institution: str, context_id: str) -> _Context:
         with self._lock:
             hit = self._items.get(context_id)
             if hit is not None:
                 self._items.move_to_end(context_id)
         if hit is not None:
-            if hit[0] != institution:
+            if hit.owner != institution:
                 raise fstore.ContextNotFound(
                     f"no context {context_id!r} registered by this institution"
                 )
-            return hit[1]
-        stored = fstore.get_context(svc.engine, context_id, institution)
-        public = he.PublicContext.load(
-            stored.data, expected=stored.params, max_bytes=len(stored.data)
-        )
+            return hit
+        found = _Context(fstore.get_context(svc.engine, context_id, institution))
         with self._lock:
-            self._items[context_id] = (institution, public)
+            self._items[context_id] = found
             while len(self._items) > self._size:
                 self._items.popitem(last=False)
-        return public
+        return found
+
+
+def _evaluator(svc: Services, params: he.CKKSParams) -> he.Evaluator:
+    """One evaluator per parameter set and process (it caches encoded weights)."""
+    cache: dict[he.CKKSParams, he.Evaluator] = svc.extras.setdefault("score.evaluators", {})
+    ev = cache.get(params)
+    if ev is None:
+        ev = cache.setdefault(params, he.Evaluator(params))
+    return ev
 
 
 def _models(svc: Services) -> _ModelCache:
@@ -153,19 +177,19 @@ def _contexts(svc: Services) -> _ContextCache:
     return cache  # type: ignore[no-any-return]
 
 
-def _context_for(svc: Services, institution: str, ref: Any, model: JointModel) -> he.PublicContext:
+def _context_for(svc: Services, institution: str, ref: Any, model: JointModel) -> _Context:
     if not isinstance(ref, str) or not ref:
         raise InvalidInput(
             "context: the id POST /v1/contexts returned", code="invalid_json", field="context"
         )
-    public = _contexts(svc).get(svc, institution, ref)
-    if public.params != model.params:
+    context = _contexts(svc).get(svc, institution, ref)
+    if context.params != model.params:
         raise he.WrongParameters(
-            f"context {ref} has parameters {public.params.as_dict()}; model {model.ref} needs "
+            f"context {ref} has parameters {context.params.as_dict()}; model {model.ref} needs "
             f"{model.params.as_dict()}",
             field="context",
         )
-    return public
+    return context
 
 
 def gateway_values(svc: Services, enterprise: str, model: JointModel) -> list[float | None]:
@@ -252,9 +276,10 @@ def score() -> dict[str, Any]:
     limit = svc.settings.config.limits.max_ciphertext_bytes
     principal = current_principal()
     model = _model(svc, body.get("model"))
-    public = _context_for(svc, principal.id, body.get("context"), model)
+    _context_for(svc, principal.id, body.get("context"), model)
+    ev = _evaluator(svc, model.params)
     data = _b64(body.get("ciphertext"), "ciphertext", limit)
-    ct = public.ciphertext(data, max_bytes=limit, size=len(model.bank_features), fresh=True)
+    ct = ev.ciphertext(data, size=len(model.bank_features), max_bytes=limit)
     access = _score_access(principal, body.get("grant"), model)
     assert access.enterprise is not None
     values = gateway_values(svc, access.enterprise, model)
@@ -264,7 +289,7 @@ def score() -> dict[str, Any]:
             audit_index=access.finish(),
         )
     started = time.perf_counter()
-    out = scoring.score_single(ct, model, model.gateway_share(values)).to_bytes()
+    out = scoring.score_single(ev, ct, model, model.gateway_share(values))
     log.info(
         "score_computed",
         model=model.ref,
@@ -294,8 +319,9 @@ def score_batch() -> dict[str, Any]:
             field="grants",
         )
     model = _model(svc, body.get("model"))
-    public = _context_for(svc, principal.id, body.get("context"), model)
-    layout = scoring.BatchLayout(len(grants), len(model.bank_features), public.params.slots)
+    context = _context_for(svc, principal.id, body.get("context"), model)
+    ev = _evaluator(svc, model.params)
+    layout = scoring.BatchLayout(len(grants), len(model.bank_features), model.params.slots)
     raw = body.get("ciphertexts")
     if not isinstance(raw, list) or len(raw) != layout.ciphertexts:
         raise InvalidInput(
@@ -304,7 +330,7 @@ def score_batch() -> dict[str, Any]:
             code="invalid_ciphertext",
             field="ciphertexts",
         )
-    cts = _parse_batch(public, raw, layout, limits.max_ciphertext_bytes)
+    cts = _parse_batch(ev, raw, layout, limits.max_ciphertext_bytes)
 
     n = len(grants)
     allowed = np.zeros(n, dtype=bool)
@@ -330,8 +356,9 @@ def score_batch() -> dict[str, Any]:
         shares[i] = model.gateway_share(values)
         allowed[i] = True
     started = time.perf_counter()
-    outs = scoring.score_batch(cts, model, shares, allowed, public)
-    encoded = [_b64out(o.to_bytes()) for o in outs]
+    public = context.public() if not allowed.all() else None
+    outs = scoring.score_batch(ev, cts, model, shares, allowed, public)
+    encoded = [_b64out(o) for o in outs]
     log.info(
         "score_batch_computed",
         model=model.ref,
@@ -360,9 +387,9 @@ def score_batch() -> dict[str, Any]:
 
 
 def _parse_batch(
-    public: he.PublicContext, raw: Sequence[Any], layout: scoring.BatchLayout, limit: int
-) -> list[he.Ciphertext]:
-    cts: list[he.Ciphertext] = []
+    ev: he.Evaluator, raw: Sequence[Any], layout: scoring.BatchLayout, limit: int
+) -> list[he.EvalCiphertext]:
+    cts: list[he.EvalCiphertext] = []
     for c in range(layout.chunks):
         size = layout.chunk_size(c)
         for j in range(layout.features):
@@ -370,7 +397,7 @@ def _parse_batch(
             field = f"ciphertexts[{index}]"
             try:
                 data = _b64(raw[index], field, limit)
-                cts.append(public.ciphertext(data, max_bytes=limit, size=size, fresh=True))
+                cts.append(ev.ciphertext(data, size=size, max_bytes=limit))
             except (InvalidInput, TooLarge) as e:
                 e.details.setdefault("field", field)
                 raise

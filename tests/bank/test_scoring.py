@@ -39,6 +39,7 @@ class StandInGateway:
     def __init__(self, model: JointModel, public_bytes: bytes, shares: dict[str, float]) -> None:
         self.model = model
         self.public = he.PublicContext.load(public_bytes)
+        self.ev = he.Evaluator(model.params)
         self.shares = shares
         self.requests: list[dict[str, Any]] = []
 
@@ -55,21 +56,27 @@ class StandInGateway:
                 return httpx.Response(
                     403, json={"error": "grant_revoked", "message": "revoked", "audit_index": 9}
                 )
-            ct = self.public.ciphertext(base64.b64decode(body["ciphertext"]), fresh=True)
-            out = scoring.score_single(ct, self.model, self.shares[body["grant"]])
+            k = len(self.model.bank_features)
+            ct = self.ev.ciphertext(base64.b64decode(body["ciphertext"]), size=k)
+            out = scoring.score_single(self.ev, ct, self.model, self.shares[body["grant"]])
             return httpx.Response(
-                200,
-                json={"ciphertext": base64.b64encode(out.to_bytes()).decode(), "audit_index": 1},
+                200, json={"ciphertext": base64.b64encode(out).decode(), "audit_index": 1}
             )
         grants = body["grants"]
-        cts = [self.public.ciphertext(base64.b64decode(c), fresh=True) for c in body["ciphertexts"]]
+        layout = scoring.BatchLayout(
+            len(grants), len(self.model.bank_features), self.model.params.slots
+        )
+        cts = [
+            self.ev.ciphertext(base64.b64decode(c), size=layout.chunk_size(i // layout.features))
+            for i, c in enumerate(body["ciphertexts"])
+        ]
         allowed = np.array([not g.startswith("refused") for g in grants])
         shares = np.array([self.shares.get(g, 0.0) for g in grants])
-        outs = scoring.score_batch(cts, self.model, shares, allowed, self.public)
+        outs = scoring.score_batch(self.ev, cts, self.model, shares, allowed, self.public)
         return httpx.Response(
             200,
             json={
-                "ciphertexts": [base64.b64encode(o.to_bytes()).decode() for o in outs],
+                "ciphertexts": [base64.b64encode(o).decode() for o in outs],
                 "audit_indexes": list(range(len(grants))),
                 "refused": [
                     {"index": i, "error": "grant_paused", "message": "paused", "audit_index": i}

@@ -268,3 +268,68 @@ def test_plaintext_operands_are_checked(public: he.PublicContext, ct_bytes: byte
         ct.add_plain([1.0, float("inf"), 0.0])
     with pytest.raises(InvalidInput, match="finite"):
         ct.mul_scalar(float("nan"))
+
+
+# The gateway's evaluator (SEAL directly) -------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def ev() -> he.Evaluator:
+    return he.Evaluator(P)
+
+
+def test_the_evaluator_reads_fresh_ciphertexts_and_computes(
+    secret: he.SecretContext, ev: he.Evaluator, ct_bytes: bytes
+) -> None:
+    for data in (ct_bytes, he.encrypt_seeded(secret, [1.0, 2.0, 3.0])):
+        ct = ev.ciphertext(data, size=3)
+        product = ev.rescale(ev.multiply(ct, ev.weights([2.0, -1.0, 0.5])))
+        out = ev.to_bytes(ev.add_values(product, [1.0, 1.0, 1.0]))
+        got = secret.decrypt(secret.ciphertext(out))
+        np.testing.assert_allclose(got, [3.0, -1.0, 2.5], atol=1e-5)
+    assert ev.weights([2.0, -1.0, 0.5]) is ev.weights([2.0, -1.0, 0.5])
+
+
+def test_the_evaluator_refuses_what_is_not_fresh_or_not_the_size(
+    secret: he.SecretContext, public: he.PublicContext, ev: he.Evaluator, ct_bytes: bytes
+) -> None:
+    with pytest.raises(he.InvalidCiphertext, match="expected 4"):
+        ev.ciphertext(ct_bytes, size=4)
+    used = public.ciphertext(ct_bytes).mul_scalar(2.0).to_bytes()
+    with pytest.raises(he.InvalidCiphertext, match="fresh"):
+        ev.ciphertext(used, size=3)
+    with pytest.raises(TooLarge):
+        ev.ciphertext(ct_bytes, size=3, max_bytes=1000)
+    blob = seal_blob(ct_bytes)
+    for crafted in (
+        vector_wire([], [blob]),
+        vector_wire([3], [blob, blob]),
+        vector_wire([3], [blob[:-100]]),
+    ):
+        with pytest.raises(he.InvalidCiphertext):
+            ev.ciphertext(crafted, size=3)
+
+
+def test_the_evaluator_refuses_a_ciphertext_under_other_parameters(ct_bytes: bytes) -> None:
+    other = he.Evaluator(he.CKKSParams(8192, (60, 40, 40, 60), 40))
+    with pytest.raises(he.InvalidCiphertext):
+        other.ciphertext(ct_bytes, size=3)
+
+
+def test_the_evaluator_refuses_unusable_parameters() -> None:
+    with pytest.raises(he.WrongParameters):
+        he.Evaluator(he.CKKSParams(1024, (60, 60, 60), 40))
+
+
+@_fuzz
+@given(
+    edits=st.lists(st.tuples(st.integers(0, 300_000), st.integers(0, 255)), max_size=6),
+    cut=st.none() | st.integers(0, 300_000),
+)
+def test_mutated_ciphertexts_fail_cleanly_at_the_evaluator(
+    ev: he.Evaluator, ct_bytes: bytes, edits: list[tuple[int, int]], cut: int | None
+) -> None:
+    data = _mutate(ct_bytes, edits, cut)
+    with contextlib.suppress(InvalidInput, TooLarge):
+        ct = ev.ciphertext(data, size=3)
+        ev.to_bytes(ev.add_values(ev.rescale(ev.multiply(ct, ev.encode([1.0, 2.0]))), [0, 0, 0]))
