@@ -21,7 +21,7 @@ import numpy as np
 from bank.client import GatewayClient
 from bank.errors import BankError
 from federated import he
-from federated.models import Standardization
+from federated.models import Standardization, bank_column
 
 
 def sigmoid(logit: float) -> float:
@@ -47,6 +47,12 @@ class ModelInfo:
     def ref(self) -> str:
         return f"{self.id}@{self.version}"
 
+    @property
+    def bank_columns(self) -> tuple[str, ...]:
+        """The raw columns the bank supplies (``log1p(avg_balance)`` reads
+        ``avg_balance``)."""
+        return tuple(bank_column(f) for f in self.bank_features)
+
     @classmethod
     def from_view(cls, view: Mapping[str, Any]) -> ModelInfo:
         try:
@@ -70,25 +76,30 @@ class ModelInfo:
             ) from e
 
     def inputs(self, rows: np.ndarray) -> np.ndarray:
-        """Raw bank features (rows = applicants, columns = ``bank_features``) as the model
-        wants them encrypted."""
+        """Raw bank columns (rows = applicants, columns = ``bank_columns``) as the model
+        wants them encrypted: ``log1p`` where a feature says so, then standardized and
+        clipped when the model documents it."""
         x = np.asarray(rows, dtype=np.float64)
         if x.ndim != 2 or x.shape[1] != len(self.bank_features):
             raise BankError(
                 "invalid_features",
-                f"expected {len(self.bank_features)} bank features {list(self.bank_features)}",
+                f"expected {len(self.bank_features)} bank columns {list(self.bank_columns)}",
             )
         if not np.all(np.isfinite(x)):
             raise BankError("invalid_features", "bank feature values must be finite numbers")
+        logs = [j for j, f in enumerate(self.bank_features) if f.startswith("log1p(")]
+        if logs:
+            x = x.copy()
+            x[:, logs] = np.log1p(np.maximum(x[:, logs], 0.0))
         return x if self.bank_standardization is None else self.bank_standardization.apply(x)
 
     def row(self, features: Mapping[str, float] | Sequence[float]) -> np.ndarray:
-        """One applicant's features, by name or in model order."""
+        """One applicant's raw bank columns, by column name or in model order."""
         if isinstance(features, Mapping):
-            missing = [f for f in self.bank_features if f not in features]
+            missing = [c for c in self.bank_columns if c not in features]
             if missing:
-                raise BankError("invalid_features", f"missing bank features {missing}")
-            values = [float(features[f]) for f in self.bank_features]
+                raise BankError("invalid_features", f"missing bank columns {missing}")
+            values = [float(features[c]) for c in self.bank_columns]
         else:
             values = [float(v) for v in features]
         return np.asarray([values], dtype=np.float64)
@@ -207,13 +218,13 @@ class Applicants:
 
 
 def read_applicants(path: Path, model: ModelInfo) -> Applicants:
-    """A CSV with a ``uscc`` or ``grant`` column (or both) and one column per bank
-    feature of the model; every bad row is reported with its line number."""
+    """A CSV with a ``uscc`` or ``grant`` column (or both) and the model's bank columns;
+    every bad row is reported with its line number."""
     try:
         with Path(path).open(newline="", encoding="utf-8-sig") as f:
             reader = csv.DictReader(f)
             columns = set(reader.fieldnames or [])
-            missing = [c for c in model.bank_features if c not in columns]
+            missing = [c for c in model.bank_columns if c not in columns]
             if missing:
                 raise BankError("invalid_csv", f"{path}: missing columns {missing}")
             if not {"uscc", "grant"} & columns:
@@ -224,7 +235,7 @@ def read_applicants(path: Path, model: ModelInfo) -> Applicants:
             problems: list[str] = []
             for line, rec in enumerate(reader, start=2):
                 try:
-                    rows.append([float(rec[c]) for c in model.bank_features])
+                    rows.append([float(rec[c]) for c in model.bank_columns])
                 except (TypeError, ValueError):
                     problems.append(f"line {line}: a bank feature is not a number")
                     continue

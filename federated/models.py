@@ -1,14 +1,20 @@
 """Joint models: the definition, its validation and the plaintext logit (pure).
 
 A joint model is a logistic regression over gateway features x_g (department data held
-by the gateway, named by catalog id ``category.feature``) and bank features x_b (held by
-the bank, named freely)::
+by the gateway) and bank features x_b (held by the bank)::
 
     logit = intercept + Σ w_g · clip((x_g − mean_g) / std_g, ±clip_g) + Σ w_b · z_b
 
 where z_b = x_b, or clip((x_b − mean_b) / std_b, ±clip_b) when the model documents a
 ``bank_standardization`` (the bank SDK applies it before encrypting; the gateway never
 sees x_b).
+
+Gateway features are the column specs of the department data store
+(``records.store.feature_matrix``): ``category.feature`` (numbers as they are, booleans
+0/1, enums their position in the catalog's values, dates years until today),
+``log1p(category.feature)`` for a numeric feature, and ``category.feature=VALUE`` (1.0 or
+0.0) for an enum or boolean one. Bank features are names of the bank's own columns, or
+``log1p(name)``, which the bank SDK computes as log(1 + max(x, 0)) before standardizing.
 
 Invariants:
 - models enter only from the operator (``xinyi models import``) or from federated
@@ -50,8 +56,14 @@ LOGIT_BOUND = 2.0**14
 MAX_GATEWAY_FEATURES = 64
 MAX_BANK_FEATURES = 256
 MODEL_ID = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
-BANK_FEATURE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}$")
-NUMERIC_TYPES = ("integer", "amount", "number", "boolean")
+_FEATURE_ID = r"[a-z][a-z0-9_]{0,47}\.[a-z][a-z0-9_]{0,47}"
+GATEWAY_COLUMN = re.compile(
+    rf"^(?:log1p\((?P<log>{_FEATURE_ID})\)|(?P<ind>{_FEATURE_ID})=(?P<eq>[A-Za-z0-9_.-]{{1,48}})"
+    rf"|(?P<raw>{_FEATURE_ID}))$"
+)
+_BANK_NAME = r"[A-Za-z_][A-Za-z0-9_.-]{0,63}"
+BANK_FEATURE = re.compile(rf"^(?:log1p\((?P<log>{_BANK_NAME})\)|(?P<raw>{_BANK_NAME}))$")
+NUMERIC_TYPES = ("integer", "amount", "number")
 IMPORT_FIELDS = frozenset(
     {
         "id",
@@ -118,31 +130,39 @@ class JointModel:
         return f"{self.id}@{self.version}"
 
     @property
+    def gateway_feature_ids(self) -> tuple[str, ...]:
+        """The catalog features (``category.feature``) the gateway columns read, sorted."""
+        return tuple(sorted({gateway_feature_id(c) for c in self.gateway_features}))
+
+    @property
     def gateway_categories(self) -> tuple[str, ...]:
         """The catalog categories a grant must cover to score with this model."""
-        return tuple(sorted({f.partition(".")[0] for f in self.gateway_features}))
+        return tuple(sorted({f.partition(".")[0] for f in self.gateway_feature_ids}))
 
     # The plaintext protocol ----------------------------------------------------------
-    def standardized_gateway(self, values: Sequence[float | None]) -> np.ndarray:
-        """Standardized, clipped gateway features; a missing value (None) is imputed
-        with its training mean (0 after standardization, see the module docstring)."""
+    def standardized_gateway(self, values: Sequence[float | None] | np.ndarray) -> np.ndarray:
+        """Standardized, clipped gateway features; a missing value (None or NaN) is
+        imputed with its training mean (0 after standardization, see the module
+        docstring)."""
         if len(values) != len(self.gateway_features):
             raise InvalidInput(
                 f"{len(values)} gateway values for {len(self.gateway_features)} features",
                 code="invalid_model_input",
             )
         raw = np.array([np.nan if v is None else float(v) for v in values], dtype=np.float64)
+        raw[~np.isfinite(raw)] = np.nan
         z = self.gateway_standardization.apply(raw)
         return np.where(np.isnan(raw), 0.0, z)
 
-    def gateway_share(self, values: Sequence[float | None]) -> float:
+    def gateway_share(self, values: Sequence[float | None] | np.ndarray) -> float:
         """intercept + Σ w_g·z_g: the gateway's part of the logit."""
         z = self.standardized_gateway(values)
         return float(self.intercept + np.dot(np.asarray(self.gateway_weights), z))
 
     def bank_inputs(self, values: Sequence[float] | np.ndarray) -> np.ndarray:
-        """What the bank encrypts: its raw features, standardized and clipped when the
-        model says so. Rows of a matrix are applicants."""
+        """What the bank encrypts: its raw columns (``bank_columns`` order), ``log1p``
+        applied where a feature says so, standardized and clipped when the model says
+        so. Rows of a matrix are applicants."""
         x = np.asarray(values, dtype=np.float64)
         if x.shape[-1] != len(self.bank_features):
             raise InvalidInput(
@@ -151,16 +171,27 @@ class JointModel:
             )
         if not np.all(np.isfinite(x)):
             raise InvalidInput("bank feature values must be finite", code="invalid_model_input")
+        logs = [j for j, name in enumerate(self.bank_features) if name.startswith("log1p(")]
+        if logs:
+            x = x.copy()
+            x[..., logs] = np.log1p(np.maximum(x[..., logs], 0.0))
         return x if self.bank_standardization is None else self.bank_standardization.apply(x)
 
     def logit(
-        self, gateway_values: Sequence[float | None], bank_values: Sequence[float] | np.ndarray
+        self,
+        gateway_values: Sequence[float | None] | np.ndarray,
+        bank_values: Sequence[float] | np.ndarray,
     ) -> float:
         """The plaintext logit of one applicant (raw values on both sides)."""
         z_b = self.bank_inputs(bank_values)
         return self.gateway_share(gateway_values) + float(
             np.dot(np.asarray(self.bank_weights), z_b)
         )
+
+    @property
+    def bank_columns(self) -> tuple[str, ...]:
+        """The bank's raw column behind each bank feature (``log1p(x)`` reads ``x``)."""
+        return tuple(bank_column(f) for f in self.bank_features)
 
     # Views -----------------------------------------------------------------------------
     def definition(self) -> dict[str, Any]:
@@ -295,10 +326,7 @@ def parse_model(raw: Any, *, default_params: CKKSParams = DEFAULT_PARAMS) -> Joi
     if not isinstance(model_id, str) or not MODEL_ID.match(model_id):
         raise _fail("id", "lower-case letters, digits, '_', '.', '-'; at most 64")
     gateway = _names(
-        raw["gateway_features"],
-        "gateway_features",
-        re.compile(r"^[a-z][a-z0-9_]{0,47}\.[a-z][a-z0-9_]{0,47}$"),
-        MAX_GATEWAY_FEATURES,
+        raw["gateway_features"], "gateway_features", GATEWAY_COLUMN, MAX_GATEWAY_FEATURES
     )
     bank = _names(raw["bank_features"], "bank_features", BANK_FEATURE, MAX_BANK_FEATURES)
     w_g = _numbers(raw["gateway_weights"], "gateway_weights", len(gateway))
@@ -353,28 +381,44 @@ def parse_model(raw: Any, *, default_params: CKKSParams = DEFAULT_PARAMS) -> Joi
     )
 
 
+def gateway_feature_id(column: str) -> str:
+    """The catalog feature a gateway column reads: ``log1p(tax.paid_12m)`` → ``tax.paid_12m``."""
+    m = GATEWAY_COLUMN.match(column)
+    if m is None:
+        raise InvalidModel(f"{column!r} is not a gateway feature column", field="gateway_features")
+    return str(m.group("log") or m.group("ind") or m.group("raw"))
+
+
+def bank_column(feature: str) -> str:
+    """The bank's raw column behind a bank feature: ``log1p(avg_balance)`` → ``avg_balance``."""
+    m = BANK_FEATURE.match(feature)
+    if m is None:
+        raise InvalidModel(f"{feature!r} is not a bank feature name", field="bank_features")
+    return str(m.group("log") or m.group("raw"))
+
+
 def check_catalog(model: JointModel, categories: Mapping[str, Category]) -> None:
-    """Every gateway feature is a numeric (or boolean) feature of the data catalog."""
-    for i, feature_id in enumerate(model.gateway_features):
+    """Every gateway column reads a catalog feature the way the data store can encode
+    it: ``log1p`` of a number, an indicator of an enum value or a boolean, or any
+    feature that is not free text."""
+    for i, column in enumerate(model.gateway_features):
+        m = GATEWAY_COLUMN.match(column)
+        assert m is not None  # parse_model checked the syntax
+        feature_id = gateway_feature_id(column)
         cat_name, _, feat_name = feature_id.partition(".")
         cat = categories.get(cat_name)
         feature = cat.features.get(feat_name) if cat is not None else None
+        field = f"gateway_features[{i}]"
         if feature is None:
-            raise _fail(f"gateway_features[{i}]", f"{feature_id!r} is not in the data catalog")
-        if feature.type not in NUMERIC_TYPES:
-            raise _fail(
-                f"gateway_features[{i}]",
-                f"{feature_id} is a {feature.type} feature; a model needs numbers or booleans",
-            )
-
-
-def feature_value(value: Any) -> float | None:
-    """A stored department value as a model input: numbers as floats, booleans as 0/1,
-    anything else (absent, text) as missing."""
-    if value is None:
-        return None
-    if isinstance(value, bool):
-        return 1.0 if value else 0.0
-    if isinstance(value, int | float) and math.isfinite(float(value)):
-        return float(value)
-    return None
+            raise _fail(field, f"{feature_id!r} is not in the data catalog")
+        if m.group("log") and feature.type not in NUMERIC_TYPES:
+            raise _fail(field, f"log1p needs a numeric feature; {feature_id} is {feature.type}")
+        if m.group("ind"):
+            equals = m.group("eq")
+            if feature.type == "enum":
+                if equals not in (feature.values or ()):
+                    raise _fail(field, f"{equals!r} is not a value of {feature_id}")
+            elif feature.type != "boolean" or equals not in ("true", "false"):
+                raise _fail(field, f"indicators need an enum or boolean feature: {column}")
+        if m.group("raw") and feature.type == "string":
+            raise _fail(field, f"{feature_id} is text; a model needs numbers")

@@ -33,12 +33,13 @@ from common.logging import get_logger
 from consent.errors import ConsentRefused
 from federated import he, scoring
 from federated import store as fstore
-from federated.models import JointModel, feature_value
+from federated.models import JointModel
 from gateway import openapi
 from gateway.api.consent import json_body
 from gateway.auth import authenticated, current_principal
 from gateway.enforce import Access, enforce
 from gateway.services import Services, services
+from records import store as records
 
 bp = Blueprint("score", __name__)
 log = get_logger("gateway.score")
@@ -192,13 +193,17 @@ def _context_for(svc: Services, institution: str, ref: Any, model: JointModel) -
     return context
 
 
-def gateway_values(svc: Services, enterprise: str, model: JointModel) -> list[float | None]:
-    """The model's gateway features of one enterprise from the department data store,
-    in model order; None where the store holds nothing usable."""
-    from records import store as records
-
-    stored = records.current_values(svc.engine, enterprise, list(model.gateway_features))
-    return [feature_value(stored.get(f)) for f in model.gateway_features]
+def gateway_values(svc: Services, enterprises: Sequence[str], model: JointModel) -> np.ndarray:
+    """The model's gateway columns for each enterprise from the department data store
+    (rows in the given order, columns in model order), NaN where the store holds no
+    value; encoded as the store encodes model inputs (``records.store.feature_matrix``)."""
+    unique = list(dict.fromkeys(enterprises))
+    present, matrix = records.feature_matrix(
+        svc.engine, svc.settings, unique, list(model.gateway_features)
+    )
+    values = np.where(present, matrix, np.nan)
+    position = {code: i for i, code in enumerate(unique)}
+    return values[[position[e] for e in enterprises]]
 
 
 def _grant_arg(grant: Any) -> str | None:
@@ -214,7 +219,7 @@ def _score_access(
         op="score",
         enterprise=enterprise,
         categories=list(model.gateway_categories),
-        features=list(model.gateway_features),
+        features=list(model.gateway_feature_ids),
         model_id=model.ref,
     )
 
@@ -282,8 +287,8 @@ def score() -> dict[str, Any]:
     ct = ev.ciphertext(data, size=len(model.bank_features), max_bytes=limit)
     access = _score_access(principal, body.get("grant"), model)
     assert access.enterprise is not None
-    values = gateway_values(svc, access.enterprise, model)
-    if all(v is None for v in values):
+    values = gateway_values(svc, [access.enterprise], model)[0]
+    if np.isnan(values).all():
         raise NoData(
             "the gateway holds none of the model's features for this enterprise",
             audit_index=access.finish(),
@@ -293,7 +298,7 @@ def score() -> dict[str, Any]:
     log.info(
         "score_computed",
         model=model.ref,
-        imputed=sum(v is None for v in values),
+        imputed=int(np.isnan(values).sum()),
         ms=round((time.perf_counter() - started) * 1e3, 2),
     )
     return {"ciphertext": _b64out(out), "audit_index": access.finish(), "model": model.ref}
@@ -347,14 +352,15 @@ def score_batch() -> dict[str, Any]:
                 {"index": i, "error": r.code, "message": r.message, "audit_index": audit_indexes[i]}
             )
     missing: list[int] = []
-    for i, access in accesses.items():
-        assert access.enterprise is not None
-        values = gateway_values(svc, access.enterprise, model)
-        if all(v is None for v in values):
-            missing.append(i)
-            continue
-        shares[i] = model.gateway_share(values)
-        allowed[i] = True
+    granted = list(accesses)
+    if granted:
+        values = gateway_values(svc, [str(accesses[i].enterprise) for i in granted], model)
+        for i, row in zip(granted, values, strict=True):
+            if np.isnan(row).all():
+                missing.append(i)
+                continue
+            shares[i] = model.gateway_share(row)
+            allowed[i] = True
     started = time.perf_counter()
     public = context.public() if not allowed.all() else None
     outs = scoring.score_batch(ev, cts, model, shares, allowed, public)

@@ -99,7 +99,8 @@ def setup(secret: he.SecretContext) -> tuple[Scorer, StandInGateway, JointModel]
     raw = model_json(
         rng,
         bank=3,
-        bank_standardization={"mean": [100.0, 0.0, 5.0], "std": [50.0, 1.0, 2.0], "clip": 4.0},
+        bank_features=["bank_f0", "log1p(balance)", "bank_f2"],
+        bank_standardization={"mean": [100.0, 9.0, 5.0], "std": [50.0, 2.0, 2.0], "clip": 4.0},
     )
     model = parse_model(raw).registered(2, "operator:test", 0)
     shares = {f"g{i}": float(rng.uniform(-4, 4)) for i in range(5000)}
@@ -115,9 +116,10 @@ def test_a_single_score_is_the_plaintext_logit(
     scorer, gateway, model = setup
     info = scorer.model("sme-risk")
     assert info.ref == "sme-risk@2"
-    features = {"bank_f0": 180.0, "bank_f1": -0.5, "bank_f2": 30.0}  # f2 is clipped
+    features = {"bank_f0": 180.0, "balance": 52_000.0, "bank_f2": 30.0}  # f2 is clipped
     result = scorer.score(info, "g1", features)
-    z = model.bank_inputs([180.0, -0.5, 30.0])
+    z = model.bank_inputs([180.0, 52_000.0, 30.0])
+    assert z[1] == pytest.approx((np.log1p(52_000.0) - 9.0) / 2.0)
     expected = gateway.shares["g1"] + float(np.dot(model.bank_weights, z))
     assert abs(result.logit - expected) < 1e-4
     assert result.probability == pytest.approx(sigmoid(expected), abs=1e-5)
@@ -142,7 +144,7 @@ def test_a_batch_keeps_order_and_reports_refusals_in_place(
     info = scorer.model("sme-risk")
     rng = np.random.default_rng(5)
     n = 4100  # two chunks
-    rows = np.column_stack([rng.normal(100, 60, n), rng.normal(0, 1, n), rng.normal(5, 3, n)])
+    rows = np.column_stack([rng.normal(100, 60, n), rng.lognormal(9, 2, n), rng.normal(5, 3, n)])
     grants = [f"g{i}" if i % 97 else f"refused-{i}" for i in range(n)]
     results = scorer.score_batch(info, grants, rows)
     assert len(results) == n
@@ -159,7 +161,7 @@ def test_a_batch_keeps_order_and_reports_refusals_in_place(
 def test_features_must_match_the_model(setup: tuple[Scorer, StandInGateway, JointModel]) -> None:
     scorer, _, _ = setup
     info = scorer.model("sme-risk")
-    with pytest.raises(BankError, match="missing bank features"):
+    with pytest.raises(BankError, match="missing bank columns"):
         scorer.score(info, "g1", {"bank_f0": 1.0})
     with pytest.raises(BankError, match="finite"):
         scorer.score(info, "g1", [1.0, float("nan"), 2.0])

@@ -43,7 +43,7 @@ def test_a_bad_model_file_names_the_problem(database_url: str, tmp_path: Path) -
     env = _env(database_url, tmp_path)
     raw = model_json(
         np.random.default_rng(1),
-        gateway_features=["tax.credit_rating", "tax.paid_12m", "tax.arrears"],
+        gateway_features=["log1p(tax.credit_rating)", "tax.paid_12m", "tax.arrears"],
     )
     path = tmp_path / "model.json"
     path.write_text(json.dumps(raw), encoding="utf-8")

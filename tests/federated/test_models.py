@@ -14,7 +14,6 @@ from federated.models import (
     InvalidModel,
     JointModel,
     check_catalog,
-    feature_value,
     parse_model,
 )
 from tests.federated.conftest import model_json
@@ -71,6 +70,8 @@ def test_bank_standardization_is_applied_to_bank_inputs() -> None:
     [
         ({"id": "Bad Id"}, "id"),
         ({"gateway_features": ["tax"]}, "gateway_features[0]"),
+        ({"gateway_features": ["log1p(tax.a", "tax.b", "tax.c"]}, "gateway_features[0]"),
+        ({"bank_features": ["a", "b c", "d", "e"]}, "bank_features[1]"),
         ({"gateway_weights": [1.0]}, "gateway_weights"),
         ({"bank_weights": [0.0, 0.0, 0.0, 0.0]}, "bank_weights"),
         ({"bank_weights": [1.0, float("nan"), 1.0, 1.0]}, "bank_weights[1]"),
@@ -117,9 +118,9 @@ def test_catalog_check_refuses_unknown_and_non_numeric_features(
             parse_model(raw(gateway_features=["tax.nope", "tax.paid_12m", "tax.arrears"])),
             categories,
         )
-    with pytest.raises(InvalidModel, match="enum"):
+    with pytest.raises(InvalidModel, match="text"):
         check_catalog(
-            parse_model(raw(gateway_features=["tax.credit_rating", "tax.paid_12m", "tax.arrears"])),
+            parse_model(raw(gateway_features=["registration.name", "tax.paid_12m", "tax.arrears"])),
             categories,
         )
 
@@ -135,9 +136,37 @@ def test_the_public_view_never_shows_weights(make_model: Callable[..., JointMode
         assert repr(w) not in text
 
 
-def test_stored_values_become_model_inputs() -> None:
-    assert feature_value(3) == 3.0
-    assert feature_value(True) == 1.0
-    assert feature_value(None) is None
-    assert feature_value("A") is None
-    assert feature_value(float("nan")) is None
+def test_columns_name_catalog_features_and_their_encoding(
+    make_settings: Callable[..., Settings],
+) -> None:
+    categories = make_settings().config.categories
+    model = parse_model(
+        raw(
+            gateway_features=[
+                "log1p(tax.paid_12m)",
+                "tax.credit_rating=A",
+                "registration.established",
+            ],
+            bank_features=["years_with_bank", "log1p(avg_balance)", "overdue_count_24m", "x"],
+        )
+    )
+    check_catalog(model, categories)
+    assert model.gateway_feature_ids == (
+        "registration.established",
+        "tax.credit_rating",
+        "tax.paid_12m",
+    )
+    assert model.gateway_categories == ("registration", "tax")
+    assert model.bank_columns == ("years_with_bank", "avg_balance", "overdue_count_24m", "x")
+    np.testing.assert_allclose(model.bank_inputs([2.0, np.e - 1, 1.0, -3.0]), [2.0, 1.0, 1.0, -3.0])
+    for bad, why in (
+        ("log1p(tax.credit_rating)", "log1p needs a numeric"),
+        ("tax.credit_rating=Z", "not a value"),
+        ("tax.paid_12m=1", "indicators need"),
+        ("registration.name", "text"),
+    ):
+        with pytest.raises(InvalidModel, match=why):
+            check_catalog(
+                parse_model(raw(gateway_features=[bad, "tax.paid_12m", "tax.arrears"])),
+                categories,
+            )
