@@ -1,0 +1,395 @@
+"""HE joint scoring over HTTP: contexts, models, single and batch scores, refusals, and
+untrusted bytes. The bank side is the real SDK talking to the app in-process."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from bank.client import GatewayClient
+from common import uscc
+from bank.errors import BankError
+from bank.scoring import Refusal, Score, Scorer
+from federated import he
+from federated import store as fstore
+from federated.models import JointModel, parse_model
+from records.catalog import Catalog
+from records.service import import_csv
+from tests.gateway.conftest import ENTERPRISE, OTHER_ENTERPRISE, Bank, grant_for
+
+UNKNOWN_ENTERPRISE = uscc.complete("91110108MA01C3Q62")
+TOLERANCE = 1e-4
+TAX = {ENTERPRISE: (1_200_000, 9_000_000), OTHER_ENTERPRISE: (30_000, 800_000)}
+SOCIAL = {ENTERPRISE: (45, 0), OTHER_ENTERPRISE: (3, 4)}
+
+
+def _model_json() -> dict[str, Any]:
+    return {
+        "id": "sme-risk",
+        "gateway_features": [
+            "log1p(tax.paid_12m)",
+            "log1p(tax.revenue_12m)",
+            "social_security.insured_employees",
+            "social_security.months_in_arrears_12m",
+        ],
+        "bank_features": ["years_with_bank", "log1p(avg_balance)", "overdue_count_24m"],
+        "gateway_weights": [-0.4, -0.2, -0.01, 0.3],
+        "bank_weights": [-0.1, -0.25, 0.6],
+        "intercept": -1.5,
+        "gateway_standardization": {
+            "mean": [11.0, 14.0, 20.0, 1.0],
+            "std": [2.0, 2.0, 30.0, 2.0],
+            "clip": 5.0,
+        },
+        "bank_standardization": {"mean": [4.0, 11.0, 0.5], "std": [3.0, 2.0, 1.0], "clip": 5.0},
+    }
+
+
+@pytest.fixture(scope="module")
+def secret() -> he.SecretContext:
+    return he.SecretContext.generate(he.DEFAULT_PARAMS)
+
+
+@dataclass
+class World:
+    app: Flask
+    client: FlaskClient
+    bank: Bank
+    model: JointModel
+    sdk: GatewayClient
+    scorer: Scorer
+    context_id: str
+    person: FlaskClient
+
+    def grant(self, **kw: Any) -> str:
+        return grant_for(self.bank, self.client, self.person, **kw)
+
+    def expected_logit(self, enterprise: str, bank_columns: list[float]) -> float:
+        paid, revenue = TAX[enterprise]
+        employees, arrears = SOCIAL[enterprise]
+        x_g = [np.log1p(paid), np.log1p(revenue), employees, arrears]
+        return self.model.logit(x_g, bank_columns)
+
+    def body(self, grant: str | None, ct: bytes, **kw: Any) -> dict[str, Any]:
+        return {
+            "grant": grant,
+            "model": "sme-risk",
+            "context": self.context_id,
+            "ciphertext": base64.b64encode(ct).decode(),
+            **kw,
+        }
+
+
+def _load_department_data(app: Flask) -> None:
+    svc = app.extensions["xinyi"]
+    catalog = Catalog(svc.settings.config)
+    tax = "uscc,tax.paid_12m,tax.revenue_12m\n" + "".join(
+        f"{u},{p},{r}\n" for u, (p, r) in TAX.items()
+    )
+    social = "uscc,social_security.insured_employees,social_security.months_in_arrears_12m\n"
+    social += "".join(f"{u},{e},{a}\n" for u, (e, a) in SOCIAL.items())
+    import_csv(svc.engine, catalog, "tax", tax.encode(), file_name="tax.csv", actor="test")
+    import_csv(
+        svc.engine, catalog, "social_security", social.encode(), file_name="ss.csv", actor="test"
+    )
+
+
+@pytest.fixture
+def world(
+    app: Flask,
+    client: FlaskClient,
+    make_bank: Callable[..., Bank],
+    make_person: Callable[..., FlaskClient],
+    secret: he.SecretContext,
+) -> Iterator[World]:
+    svc = app.extensions["xinyi"]
+    _load_department_data(app)
+    model = fstore.register_model(
+        svc.engine,
+        parse_model(_model_json()),
+        "operator:test",
+        catalog=svc.settings.config.categories,
+    )
+    bank = make_bank("demo_bank")
+    base = svc.settings.config.server.public_url.rstrip("/")
+    http = httpx.Client(base_url=base, transport=httpx.WSGITransport(app=app))
+    sdk = GatewayClient(base, bank.id, bank.key, http=http)
+    context_id = sdk.register_context(secret.public_bytes())
+    scorer = Scorer(sdk, secret, context_id)
+    person = make_person("enterprise", uscc=ENTERPRISE)
+    yield World(app, client, bank, model, sdk, scorer, context_id, person)
+    http.close()
+
+
+# Contexts and models ------------------------------------------------------------------
+
+
+def test_registering_the_same_context_twice_gives_the_same_id(
+    world: World, secret: he.SecretContext
+) -> None:
+    assert world.context_id.startswith("ctx_")
+    assert world.sdk.register_context(secret.public_bytes()) == world.context_id
+    listed = world.bank.get(world.client, "/v1/contexts").get_json()["contexts"]
+    assert [c["id"] for c in listed] == [world.context_id]
+
+
+@pytest.mark.parametrize(
+    ("make", "status", "code"),
+    [
+        (lambda s: s.secret_bytes(), 413, "too_large"),
+        (lambda s: b"\x00garbage" * 100, 400, "invalid_context"),
+        (
+            lambda s: he.SecretContext.generate(
+                he.CKKSParams(8192, (60, 40, 40, 60), 40)
+            ).public_bytes(),
+            400,
+            "context_parameters",
+        ),
+    ],
+)
+def test_bad_contexts_are_refused(
+    world: World,
+    secret: he.SecretContext,
+    make: Callable[[he.SecretContext], bytes],
+    status: int,
+    code: str,
+) -> None:
+    resp = world.bank.post(
+        world.client, "/v1/contexts", {"context": base64.b64encode(make(secret)).decode()}
+    )
+    assert (resp.status_code, resp.get_json()["error"]) == (status, code)
+
+
+def test_a_context_with_a_secret_key_is_refused(
+    world: World, secret: he.SecretContext, make_settings: Callable[..., Any]
+) -> None:
+    # The secret context is larger than the default limit; raise the limit to reach the
+    # secret-key check itself.
+    data = secret.secret_bytes()
+    with pytest.raises(he.ContextHasSecretKey):
+        he.PublicContext.load(data, max_bytes=len(data), allow_evaluation_keys=False)
+    svc = world.app.extensions["xinyi"]
+    limits = svc.settings.config.limits.model_copy(update={"max_context_bytes": 4 << 20})
+    config = svc.settings.config.model_copy(update={"limits": limits})
+    svc.settings = svc.settings.model_copy(update={"config": config})
+    resp = world.bank.post(
+        world.client, "/v1/contexts", {"context": base64.b64encode(data).decode()}
+    )
+    assert (resp.status_code, resp.get_json()["error"]) == (400, "context_has_secret_key")
+
+
+def test_context_body_errors_are_clear(world: World) -> None:
+    resp = world.bank.post(world.client, "/v1/contexts", {"context": "not base64!"})
+    assert (resp.status_code, resp.get_json()["error"]) == (400, "invalid_base64")
+    resp = world.bank.post(world.client, "/v1/contexts", {"context": "AA==", "extra": 1})
+    assert (resp.status_code, resp.get_json()["error"]) == (400, "invalid_json")
+    resp = world.client.post("/v1/contexts", json={"context": "AA=="})
+    assert resp.status_code == 401
+
+
+def test_models_are_listed_without_weights(world: World) -> None:
+    resp = world.bank.get(world.client, "/v1/models")
+    assert resp.status_code == 200
+    (view,) = resp.get_json()["models"]
+    assert view["id"] == "sme-risk" and view["version"] == 1
+    assert view["gateway_categories"] == ["social_security", "tax"]
+    assert view["context_params"] == he.DEFAULT_PARAMS.as_dict()
+    text = resp.get_data(as_text=True)
+    for hidden in ("gateway_weights", "bank_weights", "intercept", "gateway_standardization"):
+        assert hidden not in text
+    assert world.bank.get(world.client, "/v1/models/sme-risk@1").get_json()["version"] == 1
+    assert world.bank.get(world.client, "/v1/models/nope").status_code == 404
+
+
+def test_no_route_registers_a_model(world: World) -> None:
+    for path in ("/v1/models", "/v1/models/sme-risk"):
+        resp = world.bank.post(world.client, path, _model_json())
+        assert resp.status_code == 405
+
+
+# Single score --------------------------------------------------------------------------
+
+
+def test_the_bank_gets_the_joint_logit_and_nothing_else(
+    world: World, secret: he.SecretContext
+) -> None:
+    grant = world.grant()
+    columns = [6.0, 80_000.0, 1.0]
+    info = world.scorer.model("sme-risk")
+    result = world.scorer.score(info, grant, dict(zip(info.bank_columns, columns, strict=True)))
+    assert abs(result.logit - world.expected_logit(ENTERPRISE, columns)) < TOLERANCE
+    assert isinstance(result.audit_index, int)
+    # The raw answer: no slot is a weight times a feature.
+    z = world.model.bank_inputs(columns)
+    resp = world.bank.post(
+        world.client, "/v1/score", world.body(grant, secret.encrypt(z).to_bytes())
+    )
+    assert resp.status_code == 200, resp.get_json()
+    answer = resp.get_json()
+    assert answer["model"] == "sme-risk@1"
+    slots = secret.decrypt(secret.ciphertext(base64.b64decode(answer["ciphertext"])))
+    products = np.asarray(world.model.bank_weights) * z
+    assert np.all(np.abs(slots - products) > 1e-2)
+    assert abs(float(slots.sum()) - world.expected_logit(ENTERPRISE, columns)) < TOLERANCE
+
+
+def test_score_without_grant_is_refused_and_logged(world: World, secret: he.SecretContext) -> None:
+    resp = world.bank.post(
+        world.client, "/v1/score", world.body(None, secret.encrypt([0, 0, 0]).to_bytes())
+    )
+    body = resp.get_json()
+    assert (resp.status_code, body["error"]) == (403, "grant_missing")
+    assert isinstance(body["audit_index"], int)
+
+
+def test_score_with_a_grant_without_op_score_is_refused(world: World) -> None:
+    grant = world.grant(ops=["report"])
+    info = world.scorer.model("sme-risk")
+    with pytest.raises(BankError) as e:
+        world.scorer.score(info, grant, [1.0, 1.0, 1.0])
+    assert e.value.code == "scope_operation" and e.value.audit_index is not None
+
+
+def test_score_with_a_grant_missing_a_category_is_refused(world: World) -> None:
+    grant = world.grant(categories=["tax"])
+    info = world.scorer.model("sme-risk")
+    with pytest.raises(BankError) as e:
+        world.scorer.score(info, grant, [1.0, 1.0, 1.0])
+    assert e.value.code == "scope_category"
+
+
+def test_score_with_a_revoked_grant_is_refused(world: World) -> None:
+    grant = world.grant()
+    info = world.scorer.model("sme-risk")
+    world.scorer.score(info, grant, [1.0, 1.0, 1.0])
+    consents = world.person.get("/v1/consents").get_json()["consents"]
+    revoke = world.person.post(f"/v1/consents/{consents[0]['id']}/revoke")
+    assert revoke.status_code == 200, revoke.get_json()
+    with pytest.raises(BankError) as e:
+        world.scorer.score(info, grant, [1.0, 1.0, 1.0])
+    assert e.value.code == "grant_revoked"
+
+
+def test_an_enterprise_without_data_is_no_data(
+    world: World, make_person: Callable[..., FlaskClient]
+) -> None:
+    person = make_person("enterprise", uscc=UNKNOWN_ENTERPRISE)
+    grant = grant_for(world.bank, world.client, person, enterprise=UNKNOWN_ENTERPRISE)
+    info = world.scorer.model("sme-risk")
+    with pytest.raises(BankError) as e:
+        world.scorer.score(info, grant, [1.0, 1.0, 1.0])
+    assert (e.value.code, e.value.status) == ("no_data", 404)
+    assert e.value.audit_index is not None
+
+
+def test_another_institutions_context_is_not_found(
+    world: World, make_bank: Callable[..., Bank], secret: he.SecretContext
+) -> None:
+    other = make_bank("other_bank")
+    resp = other.post(
+        world.client, "/v1/score", world.body("x", secret.encrypt([0, 0, 0]).to_bytes())
+    )
+    assert (resp.status_code, resp.get_json()["error"]) == (404, "context_not_found")
+
+
+# Untrusted ciphertexts -------------------------------------------------------------------
+
+
+def _uses(world: World) -> list[int]:
+    return [c["uses"] for c in world.person.get("/v1/consents").get_json()["consents"]]
+
+
+def test_bad_ciphertexts_are_400_or_413_and_cost_no_use(
+    world: World, secret: he.SecretContext
+) -> None:
+    grant = world.grant()
+    good = he.encrypt_seeded(secret, [0.1, 0.2, 0.3])
+    used = he.PublicContext.load(secret.public_bytes()).ciphertext(good).mul_scalar(2.0).to_bytes()
+    other = he.SecretContext.generate(he.CKKSParams(8192, (60, 40, 40, 60), 40))
+    cases: list[tuple[bytes, int]] = [
+        (b"", 400),
+        (b"\x00\x01garbage", 400),
+        (good[: len(good) // 2], 400),  # truncated
+        (secret.encrypt([0.1, 0.2]).to_bytes(), 400),  # wrong size for the model
+        (used, 400),  # not fresh
+        (other.encrypt([0.1, 0.2, 0.3]).to_bytes(), 400),  # other parameters
+        (b"\x00" * (600 * 1024), 413),  # oversized
+    ]
+    before = _uses(world)
+    for data, status in cases:
+        body = world.body(grant, data)
+        if not data:
+            body["ciphertext"] = ""
+        resp = world.bank.post(world.client, "/v1/score", body)
+        assert resp.status_code == status, (status, resp.get_json())
+        assert resp.get_json()["error"] in ("invalid_ciphertext", "too_large", "invalid_json")
+    assert _uses(world) == before
+    # The worker still serves.
+    ok = world.bank.post(world.client, "/v1/score", world.body(grant, good))
+    assert ok.status_code == 200
+
+
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(data=st.binary(min_size=1, max_size=4096), cut=st.integers(0, 120_000))
+def test_hypothesis_bytes_never_break_the_route(
+    world: World, secret: he.SecretContext, data: bytes, cut: int
+) -> None:
+    good = he.encrypt_seeded(secret, [0.1, 0.2, 0.3])
+    for candidate in (data, good[:cut] + data):
+        resp = world.bank.post(world.client, "/v1/score", world.body("not-a-grant", candidate))
+        assert resp.status_code in (400, 403, 413), resp.get_json()
+        with contextlib.suppress(KeyError):
+            assert resp.get_json()["error"] != "internal_error"
+
+
+# Batch ---------------------------------------------------------------------------------
+
+
+def test_batch_scores_each_enterprise_and_refuses_one_visibly(
+    world: World, make_person: Callable[..., FlaskClient]
+) -> None:
+    other_person = make_person("enterprise", uscc=OTHER_ENTERPRISE)
+    g1 = world.grant()
+    g2 = grant_for(world.bank, world.client, other_person, enterprise=OTHER_ENTERPRISE)
+    g3 = grant_for(world.bank, world.client, other_person, enterprise=OTHER_ENTERPRISE)
+    consents = other_person.get("/v1/consents").get_json()["consents"]
+    third = next(c for c in consents if c["grant"] == g3)
+    assert other_person.post(f"/v1/consents/{third['id']}/pause").status_code == 200
+    rows = np.array([[6.0, 80_000.0, 1.0], [1.0, 2_000.0, 3.0], [2.0, 5_000.0, 0.0]])
+    info = world.scorer.model("sme-risk")
+    results = world.scorer.score_batch(info, [g1, g2, g3], rows)
+    assert isinstance(results[0], Score) and isinstance(results[1], Score)
+    assert abs(results[0].logit - world.expected_logit(ENTERPRISE, list(rows[0]))) < TOLERANCE
+    assert abs(results[1].logit - world.expected_logit(OTHER_ENTERPRISE, list(rows[1]))) < TOLERANCE
+    refused = results[2]
+    assert isinstance(refused, Refusal) and refused.error == "grant_paused"
+    assert isinstance(refused.audit_index, int)
+    assert len({results[0].audit_index, results[1].audit_index, refused.audit_index}) == 3
+
+
+def test_batch_limits_and_layout_are_checked(world: World, secret: he.SecretContext) -> None:
+    ct = base64.b64encode(he.encrypt_seeded(secret, [0.0])).decode()
+    body = {
+        "grants": ["a", "b"],
+        "model": "sme-risk",
+        "context": world.context_id,
+        "ciphertexts": [ct],
+    }
+    resp = world.bank.post(world.client, "/v1/score/batch", body)
+    assert (resp.status_code, resp.get_json()["error"]) == (400, "invalid_ciphertext")
+    body["grants"] = ["g"] * 5000
+    resp = world.bank.post(world.client, "/v1/score/batch", body)
+    assert resp.status_code == 413
