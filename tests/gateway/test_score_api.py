@@ -18,9 +18,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bank.client import GatewayClient
-from common import uscc
 from bank.errors import BankError
 from bank.scoring import Refusal, Score, Scorer
+from common import uscc
 from federated import he
 from federated import store as fstore
 from federated.models import JointModel, parse_model
