@@ -41,6 +41,7 @@ BANK_ID = "hz_demo_bank"
 BANK_NAME = "杭州示范银行 (Hangzhou Demo Bank)"
 UNSAFE_DEMO_PASSPHRASE = "unsafe-demo-bank-passphrase"  # noqa: S105 (a labelled demo value)
 SEED = 20250630
+DEMO_PASSWORD = "demo password 1"  # noqa: S105 (the demo enterprise's printed password)
 
 
 @dataclass
@@ -86,7 +87,8 @@ def step_bank_onboarding(story: Story) -> None:
         jwk = json.loads(profile.jwk_path.read_text(encoding="utf-8"))
         registry.add_institution(profile.institution_id, name=BANK_NAME, jwk=jwk)
         say(
-            f"operator: xinyi admin add-institution {profile.institution_id} --jwk {profile.jwk_path}"
+            f"operator: xinyi admin add-institution {profile.institution_id} "
+            f"--jwk {profile.jwk_path}"
         )
     client = GatewayClient(story.base, profile.institution_id, profile.signing_key)
     context_id = client.register_context(profile.secret.public_bytes())
@@ -302,9 +304,9 @@ def step_score_one(story: Story) -> None:
     )
     login = f"ent-{enterprise[-6:].lower()}"
     Registry(_engine(story)).add_user(
-        login=login, password="demo password 1", role="enterprise", uscc=enterprise
+        login=login, password=DEMO_PASSWORD, role="enterprise", uscc=enterprise
     )
-    person = story.person(login, "demo password 1")
+    person = story.person(login, DEMO_PASSWORD)
     approved = person.post(f"/v1/consents/{consent['id']}/approve").json()
     grant = str(approved["grant"])
     say(f"{enterprise} granted {BANK_ID}: ops [score], categories {list(info.gateway_categories)}")
