@@ -216,7 +216,9 @@ def _load(base: str, token: str, path: str, bodies: list[bytes]) -> dict[str, An
 
 def run() -> dict[str, Any]:
     from bank.client import GatewayClient
+    from common.db import make_engine
     from federated import he
+    from records import store as records
 
     tmp = Path(tempfile.mkdtemp(prefix="xinyi-bench-score-"))
     port = _free_port()
@@ -260,10 +262,6 @@ def run() -> dict[str, Any]:
         secret = he.SecretContext.generate(he.DEFAULT_PARAMS)
         context_id = client.register_context(secret.public_bytes())
         model = bench_model()
-        from records import store as records
-
-        from common.db import make_engine
-
         engine = make_engine(settings.database_url)
         usccs = records.enterprises(engine, "tax")[:ENTERPRISES]
         engine.dispose()
