@@ -95,7 +95,7 @@ def _params_of(ctx: ts.Context) -> CKKSParams:
     # The special prime is last in the user's list; TenSEAL keeps the user's order for the
     # data primes, so the chain read from the bottom gives the list back.
     scale = ctx.global_scale
-    scale_bits = int(round(np.log2(scale))) if scale > 0 else 0
+    scale_bits = round(float(np.log2(scale))) if scale > 0 else 0
     n = int(data.key_context_data().parms().poly_modulus_degree())
     return CKKSParams(n, tuple(int(b) for b in bits), scale_bits)
 
