@@ -76,13 +76,9 @@ def add_department(ctx: click.Context, department_id: str, name: str) -> None:
 
 
 @admin.command("add-user")
-@click.option(
-    "--role", type=click.Choice(["enterprise", "department", "operator"]), required=True
-)
+@click.option("--role", type=click.Choice(["enterprise", "department", "operator"]), required=True)
 @click.option("--login", required=True)
-@click.option(
-    "--password-stdin", is_flag=True, required=True, help="Read the password from stdin."
-)
+@click.option("--password-stdin", is_flag=True, required=True, help="Read the password from stdin.")
 @click.option("--uscc", default=None, help="The enterprise's USCC (role enterprise).")
 @click.option("--department", default=None, help="The department id (role department).")
 @click.pass_context
