@@ -326,7 +326,9 @@ def _check_vector_wire(data: bytes, params: CKKSParams) -> _VectorWire:
     return _VectorWire(tuple(sizes), tuple(blobs), scale)
 
 
-def _check_context_wire(data: bytes, *, allow_evaluation_keys: bool) -> None:
+def _check_context_wire(
+    data: bytes, *, allow_evaluation_keys: bool, require_public_key: bool
+) -> None:
     parms: bytes | None = None
     public: bytes | None = None
     for number, wire, value in _fields(data):
@@ -358,7 +360,7 @@ def _check_context_wire(data: bytes, *, allow_evaluation_keys: bool) -> None:
                 "serialize with save_secret_key=False, save_relin_keys=False, "
                 "save_galois_keys=False"
             )
-    if not has_public_key:
+    if require_public_key and not has_public_key:
         raise InvalidContext("the context has no public key")
 
 
@@ -380,16 +382,22 @@ class PublicContext:
         expected: CKKSParams | None = None,
         max_bytes: int = 1 << 20,
         allow_evaluation_keys: bool = True,
+        require_public_key: bool = False,
     ) -> PublicContext:
-        """Parse untrusted context bytes (see the module invariants). A context must
-        carry a public key; ``allow_evaluation_keys=False`` also refuses relinearization
-        and Galois keys (``context_has_evaluation_keys``)."""
+        """Parse untrusted context bytes (see the module invariants).
+        ``allow_evaluation_keys=False`` also refuses relinearization and Galois keys
+        (``context_has_evaluation_keys``); ``require_public_key=True`` refuses a context
+        others cannot encrypt under (a symmetric one)."""
         if len(data) > max_bytes:
             raise PayloadTooLarge(f"the context is {len(data)} bytes; at most {max_bytes}")
         if not data:
             raise InvalidContext("the context is empty")
         try:
-            _check_context_wire(bytes(data), allow_evaluation_keys=allow_evaluation_keys)
+            _check_context_wire(
+                bytes(data),
+                allow_evaluation_keys=allow_evaluation_keys,
+                require_public_key=require_public_key,
+            )
         except _Malformed as e:
             raise InvalidContext(f"the context cannot be parsed: {e}") from e
         try:
@@ -399,7 +407,7 @@ class PublicContext:
         try:
             if ctx.has_secret_key() or ctx.is_private():
                 raise ContextHasSecretKey("the context carries a secret key; send the public one")
-            if not ctx.has_public_key():
+            if require_public_key and not ctx.has_public_key():
                 raise InvalidContext("the context has no public key")
             params = _params_of(ctx)
         except InvalidInput:

@@ -236,7 +236,9 @@ def register_context() -> tuple[dict[str, Any], int]:
     svc = services()
     limit = svc.settings.config.limits.max_context_bytes
     data = _b64(body.get("context"), "context", limit)
-    public = he.PublicContext.load(data, max_bytes=limit, allow_evaluation_keys=False)
+    public = he.PublicContext.load(
+        data, max_bytes=limit, allow_evaluation_keys=False, require_public_key=True
+    )
     allowed = {he.CKKSParams.from_dict(svc.settings.config.he.model_dump())}
     allowed |= {m.params for m in fstore.list_models(svc.engine)}
     if public.params not in allowed:

@@ -91,7 +91,11 @@ def test_a_context_without_a_public_key_is_refused(secret: he.SecretContext) -> 
     parms = next(v for n, _, v in he._fields(secret.public_bytes()) if n == 1)
     assert isinstance(parms, bytes)
     with pytest.raises(he.InvalidContext, match="no public key"):
-        he.PublicContext.load(he._proto_bytes(1, parms))
+        he.PublicContext.load(he._proto_bytes(1, parms), require_public_key=True)
+    symmetric = he.SecretContext.generate(P, symmetric=True).public_bytes()
+    with pytest.raises(he.InvalidContext, match="no public key"):
+        he.PublicContext.load(symmetric, require_public_key=True)
+    assert he.PublicContext.load(symmetric).params == P  # computing needs no public key
 
 
 # Ciphertexts ----------------------------------------------------------------------------
