@@ -22,7 +22,7 @@ Invariants:
   gateway weights would let it read a feature through a unit weight vector;
 - every number is finite, every std > 0, every clip > 0, and the gateway's part of the
   logit is bounded: |intercept| + Σ |w_g|·clip_g ≤ LOGIT_BOUND, and when the bank's
-  inputs are clipped, |w_b|·clip_b ≤ LOGIT_BOUND per feature. The CKKS slot budget
+  inputs are clipped, Σ |w_b|·clip_b ≤ LOGIT_BOUND too. The CKKS slot budget
   (``federated.scoring``) relies on these bounds;
 - at least one bank weight is non-zero (a model without a bank part is not joint, and
   its score would reveal the gateway's share in clear);
@@ -357,9 +357,13 @@ def parse_model(raw: Any, *, default_params: CKKSParams = DEFAULT_PARAMS) -> Joi
             "(the CKKS slot budget)",
         )
     if b_std is not None:
-        for i, (w, c) in enumerate(zip(w_b, b_std.clip, strict=True)):
-            if abs(w) * c > LOGIT_BOUND:
-                raise _fail(f"bank_weights[{i}]", f"|w|·clip exceeds {LOGIT_BOUND:.0f}")
+        bank_bound = sum(abs(w) * c for w, c in zip(w_b, b_std.clip, strict=True))
+        if bank_bound > LOGIT_BOUND:
+            raise _fail(
+                "bank_weights",
+                f"Σ|w_b|·clip is {bank_bound:.4g}; at most {LOGIT_BOUND:.0f} "
+                "(the CKKS slot budget)",
+            )
     description = raw.get("description", "")
     if not isinstance(description, str) or len(description) > 2000:
         raise _fail("description", "must be a string of at most 2000 characters")

@@ -17,12 +17,14 @@ of enterprise i. Each slot is that enterprise's own answer, so no mask is needed
 whose enterprise was refused (grant, or no data) is multiplied by 0 and gets no share: it
 decrypts to ~0 and carries nothing (the refusal itself is reported in clear).
 
-Slot budget (N=8192, moduli [60, 40, 60], scale 2^40): after the one plaintext
-multiplication a slot decrypts correctly while |value| < 2^19. Values are bounded by
-|mask| < 2·MASK_BOUND = 2^17, |share| ≤ LOGIT_BOUND = 2^14 (model validation) and
-|w_j·z_j| ≤ 2^14 when the bank clips its inputs as the model documents: < 2^18, a margin
-of two. CKKS noise after the multiplication is ~1e-7 per slot; the sum of k slots stays
-within 1e-4 of the plaintext logit for k in the hundreds (tests/federated).
+Slot budget (N=8192, moduli [60, 40, 60], scale 2^40): a fresh ciphertext sits on
+q0·q1 (100 bits), a product before rescaling has scale 2^80 on it, and after the rescale
+the scale is ~2^40 on q0 (60 bits): at every stage a slot decrypts correctly while
+|value| < 2^19. Values are bounded by |mask| < 2·MASK_BOUND = 2^17, |share| ≤ LOGIT_BOUND
+= 2^14 and Σ|w_j·z_j| ≤ 2^14 when the bank clips its inputs as the model documents (both
+by model validation): < 2^18, a margin of two, for one slot of a single score and for a
+batch slot (a sum of k products) alike. CKKS noise is ~1e-7 per slot; the sum of k slots
+stays within 1e-4 of the plaintext logit (tests/federated, bench/score.py).
 
 What the bank can still learn: the logit is linear in its own inputs, so a bank that
 sends crafted inputs learns w_b·z for them (each query is a grant use, audited). The
