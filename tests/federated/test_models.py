@@ -91,6 +91,13 @@ def test_bank_standardization_is_applied_to_bank_inputs() -> None:
         ),
         ({"gateway_weights": [5000.0, 0.0, 0.0]}, "gateway_weights"),
         ({"weights": [1]}, "weights"),
+        (
+            {
+                "bank_weights": [900.0, 900.0, 900.0, 900.0],
+                "bank_standardization": {"mean": [0] * 4, "std": [1] * 4, "clip": 5},
+            },
+            "bank_weights",
+        ),
         ({"bank_features": ["a", "a", "b", "c"]}, "bank_features"),
     ],
 )
