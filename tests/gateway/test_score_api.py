@@ -6,7 +6,7 @@ from __future__ import annotations
 import base64
 import contextlib
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -70,7 +70,19 @@ class World:
     sdk: GatewayClient
     scorer: Scorer
     context_id: str
-    person: FlaskClient
+    make_person: Callable[..., FlaskClient]
+    _people: dict[str, FlaskClient] = field(default_factory=dict)
+
+    def person_of(self, enterprise: str = ENTERPRISE) -> FlaskClient:
+        """The enterprise's signed-in person (made on first use: sign-in costs an
+        Argon2 hash)."""
+        if enterprise not in self._people:
+            self._people[enterprise] = self.make_person("enterprise", uscc=enterprise)
+        return self._people[enterprise]
+
+    @property
+    def person(self) -> FlaskClient:
+        return self.person_of(ENTERPRISE)
 
     def grant(self, **kw: Any) -> str:
         return grant_for(self.bank, self.client, self.person, **kw)
@@ -127,75 +139,42 @@ def world(
     sdk = GatewayClient(base, bank.id, bank.key, http=http)
     context_id = sdk.register_context(secret.public_bytes())
     scorer = Scorer(sdk, secret, context_id)
-    person = make_person("enterprise", uscc=ENTERPRISE)
-    yield World(app, client, bank, model, sdk, scorer, context_id, person)
+    yield World(app, client, bank, model, sdk, scorer, context_id, make_person)
     http.close()
 
 
 # Contexts and models ------------------------------------------------------------------
 
 
-def test_registering_the_same_context_twice_gives_the_same_id(
+def test_contexts_register_once_and_bad_ones_are_refused(
     world: World, secret: he.SecretContext
 ) -> None:
     assert world.context_id.startswith("ctx_")
     assert world.sdk.register_context(secret.public_bytes()) == world.context_id
     listed = world.bank.get(world.client, "/v1/contexts").get_json()["contexts"]
     assert [c["id"] for c in listed] == [world.context_id]
-
-
-@pytest.mark.parametrize(
-    ("make", "status", "code"),
-    [
-        (lambda s: s.secret_bytes(), 413, "too_large"),
-        (lambda s: b"\x00garbage" * 100, 400, "invalid_context"),
+    other_params = he.SecretContext.generate(he.CKKSParams(8192, (60, 40, 40, 60), 40))
+    cases = [
+        (secret.secret_bytes(), 400, "context_has_secret_key"),
+        (secret.public_bytes() + b"\x00" * (1 << 20), 413, "too_large"),
+        (b"\x00garbage" * 100, 400, "invalid_context"),
+        (other_params.public_bytes(), 400, "context_parameters"),
         (
-            lambda s: he.SecretContext.generate(
-                he.CKKSParams(8192, (60, 40, 40, 60), 40)
-            ).public_bytes(),
+            he.SecretContext.generate(he.DEFAULT_PARAMS, symmetric=True).public_bytes(),
             400,
-            "context_parameters",
+            "invalid_context",
         ),
-    ],
-)
-def test_bad_contexts_are_refused(
-    world: World,
-    secret: he.SecretContext,
-    make: Callable[[he.SecretContext], bytes],
-    status: int,
-    code: str,
-) -> None:
-    resp = world.bank.post(
-        world.client, "/v1/contexts", {"context": base64.b64encode(make(secret)).decode()}
-    )
-    assert (resp.status_code, resp.get_json()["error"]) == (status, code)
-
-
-def test_a_context_with_a_secret_key_is_refused(
-    world: World, secret: he.SecretContext, make_settings: Callable[..., Any]
-) -> None:
-    # The secret context is larger than the default limit; raise the limit to reach the
-    # secret-key check itself.
-    data = secret.secret_bytes()
-    with pytest.raises(he.ContextHasSecretKey):
-        he.PublicContext.load(data, max_bytes=len(data), allow_evaluation_keys=False)
-    svc = world.app.extensions["xinyi"]
-    limits = svc.settings.config.limits.model_copy(update={"max_context_bytes": 4 << 20})
-    config = svc.settings.config.model_copy(update={"limits": limits})
-    svc.settings = svc.settings.model_copy(update={"config": config})
-    resp = world.bank.post(
-        world.client, "/v1/contexts", {"context": base64.b64encode(data).decode()}
-    )
-    assert (resp.status_code, resp.get_json()["error"]) == (400, "context_has_secret_key")
-
-
-def test_context_body_errors_are_clear(world: World) -> None:
+    ]
+    for data, status, code in cases:
+        resp = world.bank.post(
+            world.client, "/v1/contexts", {"context": base64.b64encode(data).decode()}
+        )
+        assert (resp.status_code, resp.get_json()["error"]) == (status, code)
     resp = world.bank.post(world.client, "/v1/contexts", {"context": "not base64!"})
     assert (resp.status_code, resp.get_json()["error"]) == (400, "invalid_base64")
     resp = world.bank.post(world.client, "/v1/contexts", {"context": "AA==", "extra": 1})
     assert (resp.status_code, resp.get_json()["error"]) == (400, "invalid_json")
-    resp = world.client.post("/v1/contexts", json={"context": "AA=="})
-    assert resp.status_code == 401
+    assert world.client.post("/v1/contexts", json={"context": "AA=="}).status_code == 401
 
 
 def test_models_are_listed_without_weights(world: World) -> None:
@@ -210,9 +189,7 @@ def test_models_are_listed_without_weights(world: World) -> None:
         assert hidden not in text
     assert world.bank.get(world.client, "/v1/models/sme-risk@1").get_json()["version"] == 1
     assert world.bank.get(world.client, "/v1/models/nope").status_code == 404
-
-
-def test_no_route_registers_a_model(world: World) -> None:
+    # No route registers a model.
     for path in ("/v1/models", "/v1/models/sme-risk"):
         resp = world.bank.post(world.client, path, _model_json())
         assert resp.status_code == 405
@@ -244,62 +221,42 @@ def test_the_bank_gets_the_joint_logit_and_nothing_else(
     assert abs(float(slots.sum()) - world.expected_logit(ENTERPRISE, columns)) < TOLERANCE
 
 
-def test_score_without_grant_is_refused_and_logged(world: World, secret: he.SecretContext) -> None:
-    resp = world.bank.post(
-        world.client, "/v1/score", world.body(None, secret.encrypt([0, 0, 0]).to_bytes())
-    )
+def test_refusals_are_coded_and_logged(
+    world: World, secret: he.SecretContext, make_bank: Callable[..., Bank]
+) -> None:
+    ct = secret.encrypt([0.0, 0.0, 0.0]).to_bytes()
+    resp = world.bank.post(world.client, "/v1/score", world.body(None, ct))
     body = resp.get_json()
     assert (resp.status_code, body["error"]) == (403, "grant_missing")
     assert isinstance(body["audit_index"], int)
-
-
-def test_score_with_a_grant_without_op_score_is_refused(world: World) -> None:
-    grant = world.grant(ops=["report"])
     info = world.scorer.model("sme-risk")
-    with pytest.raises(BankError) as e:
-        world.scorer.score(info, grant, [1.0, 1.0, 1.0])
-    assert e.value.code == "scope_operation" and e.value.audit_index is not None
-
-
-def test_score_with_a_grant_missing_a_category_is_refused(world: World) -> None:
-    grant = world.grant(categories=["tax"])
-    info = world.scorer.model("sme-risk")
-    with pytest.raises(BankError) as e:
-        world.scorer.score(info, grant, [1.0, 1.0, 1.0])
-    assert e.value.code == "scope_category"
-
-
-def test_score_with_a_revoked_grant_is_refused(world: World) -> None:
+    for kw, code in (
+        ({"ops": ["report"]}, "scope_operation"),
+        ({"categories": ["tax"]}, "scope_category"),
+    ):
+        with pytest.raises(BankError) as e:
+            world.scorer.score(info, world.grant(**kw), [1.0, 1.0, 1.0])
+        assert e.value.code == code and e.value.audit_index is not None
+    # Revoked: allowed once, refused after the enterprise revokes.
     grant = world.grant()
-    info = world.scorer.model("sme-risk")
     world.scorer.score(info, grant, [1.0, 1.0, 1.0])
-    consents = world.person.get("/v1/consents").get_json()["consents"]
-    revoke = world.person.post(f"/v1/consents/{consents[0]['id']}/revoke")
-    assert revoke.status_code == 200, revoke.get_json()
+    consent = next(
+        c for c in world.person.get("/v1/consents").get_json()["consents"] if c["grant"] == grant
+    )
+    assert world.person.post(f"/v1/consents/{consent['id']}/revoke").status_code == 200
     with pytest.raises(BankError) as e:
         world.scorer.score(info, grant, [1.0, 1.0, 1.0])
     assert e.value.code == "grant_revoked"
-
-
-def test_an_enterprise_without_data_is_no_data(
-    world: World, make_person: Callable[..., FlaskClient]
-) -> None:
-    person = make_person("enterprise", uscc=UNKNOWN_ENTERPRISE)
-    grant = grant_for(world.bank, world.client, person, enterprise=UNKNOWN_ENTERPRISE)
-    info = world.scorer.model("sme-risk")
+    # An enterprise the gateway holds no data about.
+    unknown = world.person_of(UNKNOWN_ENTERPRISE)
+    grant = grant_for(world.bank, world.client, unknown, enterprise=UNKNOWN_ENTERPRISE)
     with pytest.raises(BankError) as e:
         world.scorer.score(info, grant, [1.0, 1.0, 1.0])
     assert (e.value.code, e.value.status) == ("no_data", 404)
     assert e.value.audit_index is not None
-
-
-def test_another_institutions_context_is_not_found(
-    world: World, make_bank: Callable[..., Bank], secret: he.SecretContext
-) -> None:
+    # Another institution cannot use this bank's context.
     other = make_bank("other_bank")
-    resp = other.post(
-        world.client, "/v1/score", world.body("x", secret.encrypt([0, 0, 0]).to_bytes())
-    )
+    resp = other.post(world.client, "/v1/score", world.body("x", ct))
     assert (resp.status_code, resp.get_json()["error"]) == (404, "context_not_found")
 
 
@@ -344,24 +301,29 @@ def test_bad_ciphertexts_are_400_or_413_and_cost_no_use(
     max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(data=st.binary(min_size=1, max_size=4096), cut=st.integers(0, 120_000))
-def test_hypothesis_bytes_never_break_the_route(
+def test_hypothesis_bytes_never_break_the_routes(
     world: World, secret: he.SecretContext, data: bytes, cut: int
 ) -> None:
     good = he.encrypt_seeded(secret, [0.1, 0.2, 0.3])
+    public = secret.public_bytes()
     for candidate in (data, good[:cut] + data):
         resp = world.bank.post(world.client, "/v1/score", world.body("not-a-grant", candidate))
         assert resp.status_code in (400, 403, 413), resp.get_json()
         with contextlib.suppress(KeyError):
             assert resp.get_json()["error"] != "internal_error"
+    for candidate in (data, public[: cut * 3] + data):
+        body = {"context": base64.b64encode(candidate).decode()}
+        resp = world.bank.post(world.client, "/v1/contexts", body)
+        assert resp.status_code in (400, 413), resp.get_json()
 
 
 # Batch ---------------------------------------------------------------------------------
 
 
 def test_batch_scores_each_enterprise_and_refuses_one_visibly(
-    world: World, make_person: Callable[..., FlaskClient]
+    world: World, secret: he.SecretContext
 ) -> None:
-    other_person = make_person("enterprise", uscc=OTHER_ENTERPRISE)
+    other_person = world.person_of(OTHER_ENTERPRISE)
     g1 = world.grant()
     g2 = grant_for(world.bank, world.client, other_person, enterprise=OTHER_ENTERPRISE)
     g3 = grant_for(world.bank, world.client, other_person, enterprise=OTHER_ENTERPRISE)
@@ -378,9 +340,7 @@ def test_batch_scores_each_enterprise_and_refuses_one_visibly(
     assert isinstance(refused, Refusal) and refused.error == "grant_paused"
     assert isinstance(refused.audit_index, int)
     assert len({results[0].audit_index, results[1].audit_index, refused.audit_index}) == 3
-
-
-def test_batch_limits_and_layout_are_checked(world: World, secret: he.SecretContext) -> None:
+    # The layout and the size limit are checked before any grant.
     ct = base64.b64encode(he.encrypt_seeded(secret, [0.0])).decode()
     body = {
         "grants": ["a", "b"],
