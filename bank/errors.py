@@ -14,37 +14,34 @@ from common.errors import Error
 # What a person at the bank should do about each refusal of CONTRACT.md (and the other
 # codes the scoring routes answer with).
 HINTS: dict[str, str] = {
-    "grant_missing": "ask the enterprise for consent (xinyi bank request-consent) and use "
-    "its grant",
-    "grant_invalid": "the grant is not one this gateway issued to you; fetch it again from "
-    "the consent",
-    "grant_wrong_audience": "this grant was issued to another institution",
-    "grant_expired": "the grant has expired; ask the enterprise for a new consent",
-    "grant_not_yet_valid": "the grant is not valid yet; try again later",
-    "grant_revoked": "the enterprise revoked this grant; ask for a new consent",
-    "grant_paused": "the enterprise paused this grant; wait until it resumes it",
-    "scope_operation": "the grant does not allow scoring; ask for a consent with op 'score'",
-    "scope_category": "the grant does not cover the model's data categories; ask for a consent "
-    "that names them (see the model's gateway_categories)",
-    "grant_uses_exhausted": "the grant's uses are spent; ask for a new consent",
-    "institution_suspended": "the operator suspended your institution; contact the platform",
-    "verify_budget_exhausted": "the verification budget of this grant is spent",
-    "invalid_token": "authentication failed; check the institution id and key registered with "
-    "the operator",
-    "token_expired": "the access token expired; the SDK fetches a new one, try again",
-    "invalid_client": "the gateway does not know this institution key; register the JWK with "
-    "the operator (xinyi admin add-institution)",
+    "grant_missing": "ask the enterprise for consent (xinyi bank request-consent)",
+    "grant_invalid": "fetch the grant again from its consent (xinyi bank consent ID)",
+    "grant_wrong_audience": "use a grant issued to your institution",
+    "grant_expired": "ask the enterprise for a new consent",
+    "grant_not_yet_valid": "try again once the grant's validity starts",
+    "grant_revoked": "ask the enterprise for a new consent",
+    "grant_paused": "wait until the enterprise resumes the consent",
+    "scope_operation": "ask for a consent with op 'score'",
+    "scope_category": "ask for a consent naming the model's grant_categories "
+    "(xinyi bank request-consent --model ID)",
+    "grant_uses_exhausted": "ask the enterprise for a new consent",
+    "institution_suspended": "contact the platform operator",
+    "verify_budget_exhausted": "ask the enterprise for a new consent",
+    "invalid_token": "check the institution id and the key registered with the operator",
+    "token_expired": "try again (the SDK fetches a new token)",
+    "invalid_client": "have the operator register your public JWK "
+    "(xinyi admin add-institution ID --jwk client_jwk.json)",
     "context_not_found": "register your CKKS context first (xinyi bank register-context)",
-    "context_parameters": "your CKKS context's parameters do not match the model's",
-    "context_has_secret_key": "never send the secret context; the SDK sends the public one",
-    "context_has_evaluation_keys": "send the public context without relinearization/Galois keys",
-    "invalid_ciphertext": "the ciphertext does not match the model (feature count) or the context",
-    "model_not_found": "no such model; list them with xinyi bank models",
-    "no_data": "the gateway holds no data for this enterprise",
-    "too_large": "the request is larger than the gateway accepts",
-    "audit_unavailable": "the gateway cannot log the request right now; nothing was served, retry",
+    "context_parameters": "use a CKKS context with the model's parameters",
+    "context_has_secret_key": "send the public context only (the SDK does)",
+    "context_has_evaluation_keys": "send the public context without relinearization or Galois keys",
+    "invalid_ciphertext": "encrypt exactly the model's bank features under your registered context",
+    "model_not_found": "list the models with xinyi bank models",
+    "no_data": "the gateway cannot score this enterprise",
+    "too_large": "send fewer enterprises per batch",
+    "audit_unavailable": "retry later; nothing was served",
     "gateway_unreachable": "check the gateway URL and that it is running",
-    "wrong_passphrase": "set XINYI_BANK_PASSPHRASE to the passphrase used at 'xinyi bank init'",
+    "wrong_passphrase": "set XINYI_BANK_PASSPHRASE to the passphrase used at xinyi bank init",
     "bank_not_initialized": "run xinyi bank init first",
 }
 

@@ -42,6 +42,13 @@ class ModelInfo:
     gateway_categories: tuple[str, ...]
     params: he.CKKSParams
     bank_standardization: Standardization | None
+    grant_categories: tuple[str, ...] = ()
+
+    @property
+    def consent_categories(self) -> tuple[str, ...]:
+        """What a consent must name to allow scoring with this model (its non-public
+        categories; all of them when the gateway does not say)."""
+        return self.grant_categories or self.gateway_categories
 
     @property
     def ref(self) -> str:
@@ -63,6 +70,7 @@ class ModelInfo:
                 bank_features=tuple(view["bank_features"]),
                 gateway_features=tuple(view["gateway_features"]),
                 gateway_categories=tuple(view["gateway_categories"]),
+                grant_categories=tuple(view.get("grant_categories") or ()),
                 params=he.CKKSParams.from_dict(view["context_params"]),
                 bank_standardization=(
                     Standardization(tuple(std["mean"]), tuple(std["std"]), tuple(std["clip"]))
@@ -252,14 +260,14 @@ def read_applicants(path: Path, model: ModelInfo) -> Applicants:
 
 def grants_by_enterprise(client: GatewayClient, model: ModelInfo) -> dict[str, str]:
     """For each enterprise, the grant of our newest active consent that allows scoring
-    with ``model`` (op ``score`` and all of its gateway categories)."""
+    with ``model`` (op ``score`` and all of its ``consent_categories``)."""
     best: dict[str, tuple[int, str]] = {}
     for c in client.consents(status="active"):
         grant = c.get("grant")
         if (
             not isinstance(grant, str)
             or "score" not in c.get("ops", [])
-            or not set(model.gateway_categories) <= set(c.get("categories", []))
+            or not set(model.consent_categories) <= set(c.get("categories", []))
         ):
             continue
         expires = int(c.get("expires_at") or 0)

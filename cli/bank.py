@@ -112,7 +112,7 @@ def models(home: Path, gateway: str | None) -> None:
         for m in client.models():
             click.echo(
                 f"{m['id']}@{m['version']}\tbank features: {', '.join(m['bank_features'])}\t"
-                f"needs consent to: {', '.join(m['gateway_categories'])}"
+                f"needs consent to: {', '.join(m.get('grant_categories', m['gateway_categories']))}"
             )
 
 
@@ -141,7 +141,8 @@ def request_consent(
         _, client = _open(home, gateway)
         cats = [c for c in (categories or "").split(",") if c]
         if model_ref:
-            cats = sorted(set(cats) | set(client.model(model_ref)["gateway_categories"]))
+            view = client.model(model_ref)
+            cats = sorted(set(cats) | set(view.get("grant_categories", view["gateway_categories"])))
         if not cats:
             raise BankError("invalid_input", "name --categories or a --model")
         answer = client.request_consent(

@@ -23,7 +23,6 @@ from __future__ import annotations
 import csv
 import json
 import os
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,10 +35,12 @@ from bank.profile import PASSPHRASE_ENV, BankProfile
 from bank.scoring import ModelInfo, Refusal, Score, Scorer, sigmoid
 from cli.demo import Story, say, step
 from common.errors import NotFound
+from common.logging import get_logger
 
 BANK_ID = "hz_demo_bank"
 BANK_NAME = "杭州示范银行 (Hangzhou Demo Bank)"
 UNSAFE_DEMO_PASSPHRASE = "unsafe-demo-bank-passphrase"  # noqa: S105 (a labelled demo value)
+log = get_logger("cli.demo_score")
 SEED = 20250630
 DEMO_PASSWORD = "demo password 1"  # noqa: S105 (the demo enterprise's printed password)
 
@@ -61,9 +62,9 @@ def _passphrase() -> str:
     value = os.environ.get(PASSPHRASE_ENV)
     if value:
         return value
-    warnings.warn(
-        f"{PASSPHRASE_ENV} is not set: the demo bank's keys use a fixed, unsafe passphrase",
-        stacklevel=2,
+    log.warning(
+        "UNSAFE_DEMO_BANK_PASSPHRASE",
+        hint=f"{PASSPHRASE_ENV} is not set: the demo bank's keys use a fixed, unsafe passphrase",
     )
     return UNSAFE_DEMO_PASSPHRASE
 
@@ -298,7 +299,7 @@ def step_score_one(story: Story) -> None:
         enterprise,
         purpose="working_capital_loan",
         ops=["score"],
-        categories=info.gateway_categories,
+        categories=info.consent_categories,
         duration_days=30,
         max_uses=5,
     )
@@ -309,7 +310,7 @@ def step_score_one(story: Story) -> None:
     person = story.person(login, DEMO_PASSWORD)
     approved = person.post(f"/v1/consents/{consent['id']}/approve").json()
     grant = str(approved["grant"])
-    say(f"{enterprise} granted {BANK_ID}: ops [score], categories {list(info.gateway_categories)}")
+    say(f"{enterprise} granted {BANK_ID}: ops [score], categories {list(info.consent_categories)}")
     row = dict(zip(book.columns, book.x[i].tolist(), strict=True))
     result = bank.scorer.score(info, grant, row)
     say(
@@ -360,7 +361,7 @@ def step_score_applicants(story: Story) -> None:
             book.usccs[i],
             purpose="working_capital_loan",
             ops=["score"],
-            categories=info.gateway_categories,
+            categories=info.consent_categories,
             duration_days=30,
             max_uses=3,
         )

@@ -210,15 +210,31 @@ def _grant_arg(grant: Any) -> str | None:
     return grant if isinstance(grant, str) else None
 
 
+def grant_categories(svc: Services, model: JointModel) -> tuple[list[str], list[str]]:
+    """(non-public, public) gateway categories of a model: a grant must cover the first;
+    the second is public data, logged but needing no grant."""
+    cats = svc.settings.config.categories
+    public = [c for c in model.gateway_categories if cats[c].visibility == "public"]
+    return [c for c in model.gateway_categories if c not in public], public
+
+
+def _view(svc: Services, model: JointModel) -> dict[str, Any]:
+    view = model.public_view()
+    view["grant_categories"] = grant_categories(svc, model)[0]
+    return view
+
+
 def _score_access(
     principal: Any, grant: Any, model: JointModel, enterprise: str | None = None
 ) -> Access:
+    needed, public = grant_categories(services(), model)
     return enforce(
         principal,
         grant=_grant_arg(grant),
         op="score",
         enterprise=enterprise,
-        categories=list(model.gateway_categories),
+        categories=needed,
+        public_categories=public,
         features=list(model.gateway_feature_ids),
         model_id=model.ref,
     )
@@ -265,13 +281,15 @@ def list_contexts() -> dict[str, Any]:
 @bp.get("/v1/models")
 @authenticated()
 def list_models() -> dict[str, Any]:
-    return {"models": [m.public_view() for m in fstore.list_models(services().engine)]}
+    svc = services()
+    return {"models": [_view(svc, m) for m in fstore.list_models(svc.engine)]}
 
 
 @bp.get("/v1/models/<model_ref>")
 @authenticated()
 def get_model(model_ref: str) -> dict[str, Any]:
-    return _model(services(), model_ref).public_view()
+    svc = services()
+    return _view(svc, _model(svc, model_ref))
 
 
 @bp.post("/v1/score")
@@ -429,6 +447,7 @@ _MODEL = openapi._obj(
         "version": openapi.INT,
         "gateway_features": openapi.STR_LIST,
         "gateway_categories": openapi.STR_LIST,
+        "grant_categories": openapi.STR_LIST,
         "bank_features": openapi.STR_LIST,
         "context_params": _PARAMS,
         "bank_standardization": {"type": ["object", "null"]},

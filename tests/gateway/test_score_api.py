@@ -42,14 +42,15 @@ def _model_json() -> dict[str, Any]:
             "log1p(tax.revenue_12m)",
             "social_security.insured_employees",
             "social_security.months_in_arrears_12m",
+            "admin_penalty.dishonest",  # public: needs no grant; not loaded: imputed
         ],
         "bank_features": ["years_with_bank", "log1p(avg_balance)", "overdue_count_24m"],
-        "gateway_weights": [-0.4, -0.2, -0.01, 0.3],
+        "gateway_weights": [-0.4, -0.2, -0.01, 0.3, 0.8],
         "bank_weights": [-0.1, -0.25, 0.6],
         "intercept": -1.5,
         "gateway_standardization": {
-            "mean": [11.0, 14.0, 20.0, 1.0],
-            "std": [2.0, 2.0, 30.0, 2.0],
+            "mean": [11.0, 14.0, 20.0, 1.0, 0.05],
+            "std": [2.0, 2.0, 30.0, 2.0, 0.2],
             "clip": 5.0,
         },
         "bank_standardization": {"mean": [4.0, 11.0, 0.5], "std": [3.0, 2.0, 1.0], "clip": 5.0},
@@ -90,7 +91,7 @@ class World:
     def expected_logit(self, enterprise: str, bank_columns: list[float]) -> float:
         paid, revenue = TAX[enterprise]
         employees, arrears = SOCIAL[enterprise]
-        x_g = [np.log1p(paid), np.log1p(revenue), employees, arrears]
+        x_g = [np.log1p(paid), np.log1p(revenue), employees, arrears, None]
         return self.model.logit(x_g, bank_columns)
 
     def body(self, grant: str | None, ct: bytes, **kw: Any) -> dict[str, Any]:
@@ -182,7 +183,8 @@ def test_models_are_listed_without_weights(world: World) -> None:
     assert resp.status_code == 200
     (view,) = resp.get_json()["models"]
     assert view["id"] == "sme-risk" and view["version"] == 1
-    assert view["gateway_categories"] == ["social_security", "tax"]
+    assert view["gateway_categories"] == ["admin_penalty", "social_security", "tax"]
+    assert view["grant_categories"] == ["social_security", "tax"]
     assert view["context_params"] == he.DEFAULT_PARAMS.as_dict()
     text = resp.get_data(as_text=True)
     for hidden in ("gateway_weights", "bank_weights", "intercept", "gateway_standardization"):
@@ -207,6 +209,16 @@ def test_the_bank_gets_the_joint_logit_and_nothing_else(
     result = world.scorer.score(info, grant, dict(zip(info.bank_columns, columns, strict=True)))
     assert abs(result.logit - world.expected_logit(ENTERPRISE, columns)) < TOLERANCE
     assert isinstance(result.audit_index, int)
+    logged = world.bank.get(world.client, f"/v1/audit/entries/{result.audit_index}")
+    entry = logged.get_json()["entry"]
+    assert (entry["operation"], entry["decision"], entry["model_id"]) == (
+        "score",
+        "allowed",
+        "sme-risk@1",
+    )
+    assert entry["enterprise"] == ENTERPRISE
+    assert entry["categories"] == ["admin_penalty", "social_security", "tax"]
+    assert "tax.paid_12m" in entry["features"] and "admin_penalty.dishonest" in entry["features"]
     # The raw answer: no slot is a weight times a feature.
     z = world.model.bank_inputs(columns)
     resp = world.bank.post(
