@@ -245,6 +245,7 @@ def run() -> dict[str, Any]:
     figures: dict[str, Any] = {
         "command": "python -m bench score",
         "cpu_count": os.cpu_count(),
+        "load_average_1m_at_start": round(os.getloadavg()[0], 2),
         "gateway_compute": gateway_compute(),
         "gateway_compute_public_key_request": gateway_compute(iterations=150, seeded=False),
         "gateway_compute_tenseal_vector_api": gateway_compute(iterations=150, path="tenseal"),

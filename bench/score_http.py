@@ -41,7 +41,7 @@ THREADS = 8
 BANK_ID = "bench_bank"
 
 
-def bench_app() -> Any:
+def bench_app(settings: Any = None, *, background: bool = True) -> Any:
     """The gunicorn app of the benchmark: the product app plus the plaintext route."""
     from flask import Blueprint
 
@@ -66,9 +66,47 @@ def bench_app() -> Any:
         logit = model.gateway_share(values) + float(np.dot(model.bank_weights, z_b))
         return {"logit": logit, "audit_index": access.finish()}
 
-    app = create_app()
+    app = create_app(settings, background=background)
     app.register_blueprint(bp)
     return app
+
+
+def cpu_per_request(
+    settings: Any, token: str, he_bodies: list[bytes], plain_bodies: list[bytes], n: int = 120
+) -> dict[str, Any]:
+    """Server-side cost of one request, in-process and sequential (one thread, the WSGI
+    app without sockets): CPU ms per request for both routes, and the throughput two
+    otherwise idle cores would give. Less sensitive to other load than the HTTP run."""
+    app = bench_app(settings, background=False)
+    client = app.test_client()
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    out: dict[str, Any] = {}
+    try:
+        for name, path, bodies in (
+            ("he", "/v1/score", he_bodies),
+            ("plaintext", "/bench/score-plain", plain_bodies),
+        ):
+            for body in bodies[:10]:  # warm caches (model, context, weights)
+                client.post(path, data=body, headers=headers)
+            cpu0, wall0 = time.process_time(), time.perf_counter()
+            ok = 0
+            for i in range(n):
+                resp = client.post(path, data=bodies[(i + 10) % len(bodies)], headers=headers)
+                ok += resp.status_code == 200
+            cpu = (time.process_time() - cpu0) / n
+            wall = (time.perf_counter() - wall0) / n
+            out[name] = {
+                "ok": ok,
+                "cpu_ms_per_request": round(cpu * 1e3, 2),
+                "wall_ms_per_request": round(wall * 1e3, 2),
+                "two_core_capacity_per_second": round(2 / cpu, 1) if cpu else None,
+            }
+    finally:
+        app.extensions["xinyi"].stop()
+    out["cpu_ratio_he_to_plaintext"] = round(
+        out["he"]["cpu_ms_per_request"] / out["plaintext"]["cpu_ms_per_request"], 2
+    )
+    return out
 
 
 def _free_port() -> int:
@@ -290,7 +328,9 @@ def run() -> dict[str, Any]:
         he_run = _load(base, token, "/v1/score", he_bodies)
         plain_run = _load(base, token, "/bench/score-plain", plain_bodies)
         ratio = plain_run["per_second"] / he_run["per_second"] if he_run["per_second"] else None
+        in_process = cpu_per_request(settings, token, he_bodies, plain_bodies)
         return {
+            "load_average_1m": round(os.getloadavg()[0], 2),
             "workers": 2,
             "threads_per_worker": 4,
             "client_threads": THREADS,
@@ -301,6 +341,7 @@ def run() -> dict[str, Any]:
             "he": he_run,
             "plaintext": plain_run,
             "ratio_he_to_plaintext": round(ratio, 2) if ratio else None,
+            "in_process": in_process,
         }
     finally:
         if server is not None:

@@ -23,6 +23,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Sequence
+from datetime import date
 from typing import Any
 
 import numpy as np
@@ -39,6 +40,7 @@ from gateway.api.consent import json_body
 from gateway.auth import authenticated, current_principal
 from gateway.enforce import Access, enforce
 from gateway.services import Services, services
+from records import catalog as rules
 from records import store as records
 
 bp = Blueprint("score", __name__)
@@ -164,6 +166,13 @@ def _evaluator(svc: Services, params: he.CKKSParams) -> he.Evaluator:
     return ev
 
 
+def _catalog(svc: Services) -> rules.Catalog:
+    catalog = svc.extras.get("score.catalog")
+    if catalog is None:
+        catalog = svc.extras.setdefault("score.catalog", rules.Catalog(svc.settings.config))
+    return catalog  # type: ignore[no-any-return]
+
+
 def _models(svc: Services) -> _ModelCache:
     cache = svc.extras.get("score.models")
     if cache is None:
@@ -196,7 +205,20 @@ def _context_for(svc: Services, institution: str, ref: Any, model: JointModel) -
 def gateway_values(svc: Services, enterprises: Sequence[str], model: JointModel) -> np.ndarray:
     """The model's gateway columns for each enterprise from the department data store
     (rows in the given order, columns in model order), NaN where the store holds no
-    value; encoded as the store encodes model inputs (``records.store.feature_matrix``)."""
+    value; encoded as the store encodes model inputs (``records.store.feature_matrix``).
+    One enterprise takes the store's cheaper single-enterprise read."""
+    if len(enterprises) == 1:
+        catalog = _catalog(svc)
+        columns = [rules.parse_column(catalog, c) for c in model.gateway_features]
+        stored = records.current_values(svc.engine, enterprises[0], model.gateway_feature_ids)
+        today = date.today()
+        row = [
+            rules.encode(catalog.rule(c.feature), c, stored[c.feature], today)
+            if stored.get(c.feature) is not None
+            else np.nan
+            for c in columns
+        ]
+        return np.asarray([row], dtype=np.float64)
     unique = list(dict.fromkeys(enterprises))
     present, matrix = records.feature_matrix(
         svc.engine, svc.settings, unique, list(model.gateway_features)
