@@ -305,6 +305,7 @@ def run() -> dict[str, Any]:
         engine.dispose()
         grants = _grants(settings, client, model, usccs)
         rng = np.random.default_rng(5)
+        ref = f"{model.id}@1"  # the SDK pins the version it read from GET /v1/models
         he_bodies: list[bytes] = []
         plain_bodies: list[bytes] = []
         for i in range(4 * ENTERPRISES):

@@ -91,17 +91,30 @@ def _model(svc: Services, ref: Any) -> JointModel:
 
 class _ModelCache:
     """Parsed models by (id, version): versions never change, so only the newest-version
-    lookup goes to the database."""
+    lookup goes to the database, and its answer is kept NEWEST_SECONDS (a newly
+    registered version serves unpinned requests within that time; the SDK pins
+    versions)."""
+
+    NEWEST_SECONDS = 2.0
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._models: dict[tuple[str, int], JointModel] = {}
+        self._newest: dict[str, tuple[float, int]] = {}
 
     def get(self, svc: Services, model_id: str, version: int | None) -> JointModel:
         if version is None:
-            version = fstore.newest_version(svc.engine, model_id)
-            if version is None:
-                raise fstore.ModelNotFound(f"no joint model {model_id!r}")
+            now = time.monotonic()
+            with self._lock:
+                seen = self._newest.get(model_id)
+            if seen is not None and now - seen[0] < self.NEWEST_SECONDS:
+                version = seen[1]
+            else:
+                version = fstore.newest_version(svc.engine, model_id)
+                if version is None:
+                    raise fstore.ModelNotFound(f"no joint model {model_id!r}")
+                with self._lock:
+                    self._newest[model_id] = (now, version)
         with self._lock:
             found = self._models.get((model_id, version))
         if found is None:
