@@ -316,14 +316,14 @@ def run() -> dict[str, Any]:
                 json.dumps(
                     {
                         "grant": grant,
-                        "model": model.id,
+                        "model": ref,
                         "context": context_id,
                         "ciphertext": base64.b64encode(data).decode(),
                     }
                 ).encode()
             )
             plain_bodies.append(
-                json.dumps({"grant": grant, "model": model.id, "features": z.tolist()}).encode()
+                json.dumps({"grant": grant, "model": ref, "features": z.tolist()}).encode()
             )
         token = client.token()
         he_run = _load(base, token, "/v1/score", he_bodies)
