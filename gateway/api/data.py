@@ -40,8 +40,13 @@ def _grant_categories(grant: str) -> list[str]:
     named = claims.get("categories") if isinstance(claims, dict) else None
     if not isinstance(named, list):
         return []
-    return [c for c in named if isinstance(c, str) and c in cfg.categories
-            and cfg.categories[c].visibility == "non_public"]
+    return [
+        c
+        for c in named
+        if isinstance(c, str)
+        and c in cfg.categories
+        and cfg.categories[c].visibility == "non_public"
+    ]
 
 
 @bp.get("/v1/enterprises/<code>/report")
@@ -54,21 +59,38 @@ def report(code: str) -> dict[str, Any]:
     grant = request.args.get("grant")
     public_cats, public_feats = _public_features()
     banded_cats = _grant_categories(grant) if grant else []
-    banded_feats = [f"{c}.{f}" for c in banded_cats for f, spec in cfg.categories[c].features
-                    .items() if spec.bands]
+    banded_feats = [
+        f"{c}.{f}"
+        for c in banded_cats
+        for f, spec in cfg.categories[c].features.items()
+        if spec.bands
+    ]
     if grant:
-        access = enforce(principal, grant=grant, op="report", enterprise=code,
-                         categories=banded_cats, features=public_feats + banded_feats,
-                         public_categories=public_cats)
+        access = enforce(
+            principal,
+            grant=grant,
+            op="report",
+            enterprise=code,
+            categories=banded_cats,
+            features=public_feats + banded_feats,
+            public_categories=public_cats,
+        )
     else:
-        access = enforce(principal, grant=None, op="report", enterprise=code,
-                         categories=public_cats, features=public_feats, needs_grant=False)
+        access = enforce(
+            principal,
+            grant=None,
+            op="report",
+            enterprise=code,
+            categories=public_cats,
+            features=public_feats,
+            needs_grant=False,
+        )
     values = records.current_values(svc.engine, code, public_feats + banded_feats)
     public = {f: values[f] for f in public_feats if f in values}
-    banded = {f: rules.band(svc.settings.feature(f)[2], values[f])
-              for f in banded_feats if f in values}
-    return {"enterprise": code, "public": public, "banded": banded,
-            "audit_index": access.finish()}
+    banded = {
+        f: rules.band(svc.settings.feature(f)[2], values[f]) for f in banded_feats if f in values
+    }
+    return {"enterprise": code, "public": public, "banded": banded, "audit_index": access.finish()}
 
 
 @bp.post("/v1/verify")
@@ -77,34 +99,52 @@ def verify() -> dict[str, Any]:
     body = json_body()
     unknown = set(body) - {"grant", "feature", "op", "value"}
     if unknown:
-        raise InvalidInput(f"unknown field {sorted(unknown)[0]!r}", code="invalid_json",
-                           field=sorted(unknown)[0])
+        raise InvalidInput(
+            f"unknown field {sorted(unknown)[0]!r}", code="invalid_json", field=sorted(unknown)[0]
+        )
     svc = services()
     feature_id, op = body.get("feature"), body.get("op")
     if not isinstance(feature_id, str):
-        raise InvalidInput("feature: a feature id such as tax.paid_12m", code="invalid_json",
-                           field="feature")
+        raise InvalidInput(
+            "feature: a feature id such as tax.paid_12m", code="invalid_json", field="feature"
+        )
     try:
         category, cat, feature = svc.settings.feature(feature_id)
     except KeyError:
-        raise InvalidInput(f"unknown feature {feature_id!r}", code="unknown_feature",
-                           field="feature") from None
+        raise InvalidInput(
+            f"unknown feature {feature_id!r}", code="unknown_feature", field="feature"
+        ) from None
     if cat.visibility != "non_public" or not feature.verify_ops:
-        raise InvalidInput(f"{feature_id} cannot be verified", code="feature_not_verifiable",
-                           field="feature")
+        raise InvalidInput(
+            f"{feature_id} cannot be verified", code="feature_not_verifiable", field="feature"
+        )
     if op not in feature.verify_ops:
-        raise InvalidInput(f"op must be one of {list(feature.verify_ops)} for {feature_id}",
-                           code="op_not_allowed", field="op")
+        raise InvalidInput(
+            f"op must be one of {list(feature.verify_ops)} for {feature_id}",
+            code="op_not_allowed",
+            field="op",
+        )
     expected = rules.parse_value(feature, body.get("value"))
     grant = body.get("grant")
-    access = enforce(current_principal(), grant=grant if isinstance(grant, str) else None,
-                     op="verify", enterprise=None, categories=[category],
-                     features=[feature_id], verify_feature=feature_id)
+    access = enforce(
+        current_principal(),
+        grant=grant if isinstance(grant, str) else None,
+        op="verify",
+        enterprise=None,
+        categories=[category],
+        features=[feature_id],
+        verify_feature=feature_id,
+    )
     assert access.enterprise is not None
     stored = records.current_values(svc.engine, access.enterprise, [feature_id])
     index = access.finish()
     if feature_id not in stored:
-        raise NotFound(f"the gateway holds no {feature_id} for this enterprise",
-                       code="no_data", audit_index=index)
-    return {"result": rules.evaluate(feature, stored[feature_id], op, expected),
-            "audit_index": index}
+        raise NotFound(
+            f"the gateway holds no {feature_id} for this enterprise",
+            code="no_data",
+            audit_index=index,
+        )
+    return {
+        "result": rules.evaluate(feature, stored[feature_id], op, expected),
+        "audit_index": index,
+    }
