@@ -34,7 +34,10 @@ _SIZE = re.compile(r"^(0|[1-9][0-9]{0,19})$")
 class CheckpointSigner(Protocol):
     """The log's checkpoint key (implemented by ``keys``; any Ed25519 key will do)."""
 
-    name: str  # the log origin, which is also the note key name
+    @property
+    def name(self) -> str:
+        """The log origin, which is also the note key name."""
+        ...
 
     def sign(self, message: bytes) -> bytes:
         """Ed25519 signature of ``message``."""

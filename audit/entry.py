@@ -71,7 +71,7 @@ def validate(entry: Mapping[str, Any]) -> dict[str, Any]:
             for v in value:
                 _check_text(name, v)
             value = sorted(set(value))
-        elif name == "time" and value < 0:
+        elif isinstance(value, int) and value < 0:
             raise EntryInvalid("audit entry time is POSIX seconds", field=name)
         out[name] = value
     return out

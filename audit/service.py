@@ -177,7 +177,17 @@ class AuditLog:
     # Checkpoints -----------------------------------------------------------------------
 
     def verifier(self) -> Verifier:
+        """The current checkpoint key."""
         return signer_verifier(self.signer)
+
+    def log_keys(self) -> list[Verifier]:
+        """Every checkpoint key of this log, current first (old checkpoints stay
+        verifiable after a rotation when the signer lists ``verifier_keys``)."""
+        listed = getattr(self.signer, "verifier_keys", None)
+        keys = [self.verifier()]
+        if callable(listed):
+            keys += [Verifier(self.origin, pk) for pk in listed() if pk != keys[0].public_key]
+        return keys
 
     def vkey(self) -> str:
         return self.verifier().vkey
@@ -227,7 +237,7 @@ class AuditLog:
             if stored is None:
                 raise CheckpointNotFound(f"the log signed no checkpoint of size {size}")
             lines = store.cosignature_lines(s, stored.size)
-        signed = open_checkpoint(stored.note, [self.verifier()])
+        signed = open_checkpoint(stored.note, self.log_keys())
         extra = "".join(lines)
         if not extra:
             return signed
@@ -319,7 +329,9 @@ class AuditLog:
             raise EntryNotFound(f"no audit entry {index} visible to you")
         return _view(index, raw)
 
-    def inclusion_proof(self, viewer: Viewer, index: int, size: int | None) -> tuple[int, list[bytes]]:
+    def inclusion_proof(
+        self, viewer: Viewer, index: int, size: int | None
+    ) -> tuple[int, list[bytes]]:
         """(size, proof) for an entry the viewer may see; ``size`` defaults to the
         newest checkpoint's."""
         with read_session(self.engine) as s:
@@ -373,7 +385,7 @@ class AuditLog:
         """Verify the whole stored log (see ``audit.verify``) against ``log_keys``
         (default: this log's key) and an optional external checkpoint."""
         with store.StoredLog.open(self.engine) as source:
-            return verify_log(source, log_keys or [self.verifier()], external=external)
+            return verify_log(source, log_keys or self.log_keys(), external=external)
 
     # Monitoring ------------------------------------------------------------------------
 

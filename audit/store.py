@@ -139,9 +139,7 @@ def locked(engine: Engine, timeout: float) -> Iterator[tuple[Connection, LogStat
             conn.execution_options(sqlite_begin="IMMEDIATE")
         with conn.begin():
             if not on_sqlite:
-                conn.execute(
-                    sa.select(sa.func.set_config("lock_timeout", f"{wait_ms}ms", True))
-                )
+                conn.execute(sa.select(sa.func.set_config("lock_timeout", f"{wait_ms}ms", True)))
             row = conn.execute(
                 sa.select(state.c.size, state.c.root).where(state.c.id == 1).with_for_update()
             ).one()
@@ -222,15 +220,11 @@ def integrate(conn: Connection, log: LogState, batch_max: int, now: float) -> Ba
     conn.execute(entries.insert(), entry_rows)
     if department_rows:
         conn.execute(entry_departments.insert(), department_rows)
-    conn.execute(
-        tree.insert(), [{"node": node_key(lvl, i), "hash": h} for lvl, i, h in created]
-    )
+    conn.execute(tree.insert(), [{"node": node_key(lvl, i), "hash": h} for lvl, i, h in created])
     conn.execute(queue.delete().where(queue.c.id.in_([row.id for row in pending])))
     size = log.size + len(pending)
     root = merkle.fold(new_frontier)
-    conn.execute(
-        state.update().where(state.c.id == 1).values(size=size, root=root, updated_at=now)
-    )
+    conn.execute(state.update().where(state.c.id == 1).values(size=size, root=root, updated_at=now))
     return Batch(first_index=log.size, count=len(pending), size=size, root=root)
 
 
@@ -279,13 +273,12 @@ def _visible(query: sa.Select[Any], viewer: Viewer) -> sa.Select[Any]:
 
 def list_entries(ex: Executor, viewer: Viewer, after: int, limit: int) -> list[tuple[int, bytes]]:
     """Entries the viewer may see with index > ``after``, in index order."""
+    query: sa.Select[Any]
     if viewer.kind == "department":
         # Walk the department index, then fetch the entries by primary key.
         query = (
             sa.select(entries.c.idx, entries.c.entry)
-            .select_from(
-                entry_departments.join(entries, entries.c.idx == entry_departments.c.idx)
-            )
+            .select_from(entry_departments.join(entries, entries.c.idx == entry_departments.c.idx))
             .where(entry_departments.c.department == viewer.id, entry_departments.c.idx > after)
             .order_by(entry_departments.c.idx)
             .limit(limit)
@@ -412,7 +405,7 @@ def find_witness(ex: Executor, name: str, key_id: str) -> Mapping[str, Any] | No
     row = ex.execute(
         sa.select(witnesses).where(witnesses.c.name == name, witnesses.c.key_id == key_id)
     ).first()
-    return None if row is None else row._mapping
+    return None if row is None else dict(row._mapping)
 
 
 def insert_witness(
@@ -427,7 +420,7 @@ def insert_witness(
 
 def list_witnesses(ex: Executor) -> list[Mapping[str, Any]]:
     query = sa.select(witnesses).order_by(witnesses.c.department, witnesses.c.name)
-    return [row._mapping for row in ex.execute(query)]
+    return [dict(row._mapping) for row in ex.execute(query)]
 
 
 class StoredLog:

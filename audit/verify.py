@@ -123,7 +123,10 @@ class _Pass:
         while len(levels[-1]) > 1:
             below = levels[-1]
             levels.append(
-                [_sha256(b"\x01" + below[i] + below[i + 1]).digest() for i in range(0, len(below) - 1, 2)]
+                [
+                    _sha256(b"\x01" + below[i] + below[i + 1]).digest()
+                    for i in range(0, len(below) - 1, 2)
+                ]
             )
         for level, computed in enumerate(levels):
             first = start >> level
@@ -161,8 +164,7 @@ class _Pass:
             if stored != h:
                 self.fail(
                     index << level,
-                    f"tree node (level {level}, index {index}) does not match the entries "
-                    f"below it",
+                    f"tree node (level {level}, index {index}) does not match the entries below it",
                 )
                 return False
             self.report.nodes_checked += 1
@@ -216,9 +218,7 @@ def verify_log(
         signed[cp.size] = cp.root
         if previous is not None:
             proof = merkle.consistency_proof(previous.size, cp.size, source.read_nodes)
-            if not merkle.verify_consistency(
-                previous.size, cp.size, previous.root, cp.root, proof
-            ):
+            if not merkle.verify_consistency(previous.size, cp.size, previous.root, cp.root, proof):
                 report.problems.append(
                     Problem(
                         previous.size,

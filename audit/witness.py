@@ -102,7 +102,9 @@ def open_new(state: WitnessState, note: str | bytes) -> SignedCheckpoint:
     return signed
 
 
-def check_consistency(state: WitnessState, signed: SignedCheckpoint, proof: Sequence[bytes]) -> None:
+def check_consistency(
+    state: WitnessState, signed: SignedCheckpoint, proof: Sequence[bytes]
+) -> None:
     new = signed.checkpoint
     if state.size == 0 or new.size == state.size:
         return
@@ -121,8 +123,7 @@ def audit_leaves(
     new = signed.checkpoint
     if len(leaves) != new.size - state.size:
         raise LogInconsistent(
-            f"the log served {len(leaves)} leaf hashes for entries "
-            f"{state.size}..{new.size - 1}"
+            f"the log served {len(leaves)} leaf hashes for entries {state.size}..{new.size - 1}"
         )
     _, frontier = merkle.append_leaves(state.size, list(state.frontier), leaves)
     if merkle.fold(frontier) != new.root:

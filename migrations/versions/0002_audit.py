@@ -165,7 +165,7 @@ def _postgresql_role() -> None:
         END $$
         """
     )
-    tables = ", ".join(APPEND_ONLY + ("audit_witnesses",))
+    tables = ", ".join((*APPEND_ONLY, "audit_witnesses"))
     op.execute(
         f"""
         DO $$
@@ -197,7 +197,7 @@ def downgrade() -> None:
                     EXECUTE format('REVOKE USAGE ON SCHEMA %I FROM {ROLE}', current_schema());
                 END IF;
             END $$
-            """
+            """  # noqa: S608 -- a constant role name, no input
         )
     for table in (
         "audit_witnesses",

@@ -137,7 +137,7 @@ READ = stored(LEAF_HASHES)
 
 
 def test_hashes_are_domain_separated_sha256() -> None:
-    assert merkle.EMPTY_ROOT == hashlib.sha256(b"").digest()
+    assert hashlib.sha256(b"").digest() == merkle.EMPTY_ROOT
     assert merkle.leaf_hash(b"") == bytes.fromhex(
         "6e340b9cffb37a989ca544e6bb780a2c78901d3fb33738768511a30617afa01d"
     )
@@ -308,7 +308,7 @@ def test_every_consistency_proof_verifies_and_any_bit_flip_fails(data: st.DataOb
 @settings(max_examples=100, deadline=None)
 @given(st.lists(st.integers(1, 24), min_size=1, max_size=12))
 def test_batched_appends_store_every_complete_subtree(batches: list[int]) -> None:
-    size, frontier, nodes = 0, [], {}
+    size, frontier, nodes = 0, list[bytes](), dict[merkle.NodeId, bytes]()
     for n in batches:
         created, frontier = merkle.append_leaves(size, frontier, BIG_LEAVES[size : size + n])
         nodes.update({(lvl, i): node for lvl, i, node in created})

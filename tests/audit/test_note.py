@@ -124,9 +124,7 @@ ROOT = bytes(range(32))
 
 def test_checkpoint_body_follows_tlog_checkpoint() -> None:
     cp = Checkpoint("example.com/log", 20852163, ROOT)
-    assert cp.body() == (
-        "example.com/log\n20852163\n" + base64.b64encode(ROOT).decode() + "\n"
-    )
+    assert cp.body() == ("example.com/log\n20852163\n" + base64.b64encode(ROOT).decode() + "\n")
     assert Checkpoint.parse(cp.body()) == cp
     ext = Checkpoint("example.com/log", 1, ROOT, ("ext line",))
     assert Checkpoint.parse(ext.body()) == ext

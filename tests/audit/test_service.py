@@ -67,7 +67,7 @@ def test_entries_of_the_wrong_shape_are_refused(
     audit_log: AuditLog, engine: Engine, bad: dict[str, object]
 ) -> None:
     with pytest.raises(EntryInvalid), write_session(engine) as s:
-        audit_log.enqueue(s, make_entry(**bad))
+        audit_log.enqueue(s, {**make_entry(), **bad})
     missing = make_entry()
     del missing["operation"]
     with pytest.raises(EntryInvalid), write_session(engine) as s:
@@ -78,9 +78,13 @@ def test_entries_of_the_wrong_shape_are_refused(
 def test_the_entry_commits_with_the_callers_transaction(
     audit_log: AuditLog, engine: Engine
 ) -> None:
-    with pytest.raises(RuntimeError), write_session(engine) as s:
-        audit_log.enqueue(s, make_entry())
-        raise RuntimeError("the request failed after logging")
+    def request_failing_after_logging() -> None:
+        with write_session(engine) as s:
+            audit_log.enqueue(s, make_entry())
+            raise RuntimeError("the request failed after logging")
+
+    with pytest.raises(RuntimeError):
+        request_failing_after_logging()
     assert audit_log.status()["queue_depth"] == 0
 
 
@@ -258,9 +262,7 @@ def test_enqueue_fails_closed_when_the_store_refuses_writes(
     assert e.value.code == "audit_unavailable"
 
 
-def test_integration_is_serialized_between_threads(
-    audit_log: AuditLog, engine: Engine
-) -> None:
+def test_integration_is_serialized_between_threads(audit_log: AuditLog, engine: Engine) -> None:
     results: list[int] = []
     lock = threading.Lock()
 
