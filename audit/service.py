@@ -48,7 +48,7 @@ from audit.errors import (
 from audit.note import ALG_COSIGNATURE_V1, Verifier, b64, cosignature_time, parse_note
 from audit.store import Viewer
 from audit.verify import Report, verify_log
-from common.db import read_session, write_session
+from common.db import write_session
 from common.errors import ConfigError, InvalidInput
 from common.logging import get_logger
 from common.settings import Settings
@@ -57,6 +57,7 @@ log = get_logger("audit")
 
 MAX_PAGE = 1000
 MAX_LEAVES = 65536
+RECENT_MAX = 100_000
 __all__ = ["AuditLog", "CheckpointSigner", "EntryView", "Viewer"]
 
 
@@ -99,6 +100,10 @@ class AuditLog:
         self._clock = clock
         self._cond = threading.Condition()
         self._integrating = False
+        self._recent: dict[int, int] = {}  # queue id -> index, of batches integrated here
+        # The right frontier after this process's last batch; reused when the state row
+        # (read under the lock) still has that size and root.
+        self._frontier: tuple[int, tuple[bytes, ...]] = (-1, ())
 
     # Writing ---------------------------------------------------------------------------
 
@@ -115,21 +120,33 @@ class AuditLog:
         deadline = time.monotonic() + timeout
         try:
             while True:
-                with read_session(self.engine) as s:
-                    index = store.index_of(s, queue_id)
-                    if index is None and not store.is_queued(s, queue_id):
-                        # Integrated between the two reads, or never committed.
-                        index = store.index_of(s, queue_id)
-                        if index is None:
-                            raise AuditUnavailable(f"queued entry {queue_id} does not exist")
+                index = self._recent.get(queue_id)
                 if index is not None:
                     return index
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     raise AuditUnavailable("the audit log did not integrate the entry in time")
-                self._integrate_or_wait(remaining)
+                if self._integrate_or_wait(remaining) is not None:
+                    continue  # this thread integrated a batch: ours, or ahead of ours
+                index = self._recent.get(queue_id)
+                if index is None:
+                    # Another process may have integrated it; or it never committed.
+                    index = self._lookup(queue_id)
+                if index is not None:
+                    return index
         except SQLAlchemyError as e:
             raise AuditUnavailable("the audit log cannot integrate the entry") from e
+
+    def _lookup(self, queue_id: int) -> int | None:
+        """The entry's index from the database; None while it waits in the queue."""
+        with self.engine.connect() as s:
+            index = store.index_of(s, queue_id)
+            if index is None and not store.is_queued(s, queue_id):
+                # Integrated between the two reads (a read sees each commit whole).
+                index = store.index_of(s, queue_id)
+                if index is None:
+                    raise AuditUnavailable(f"queued entry {queue_id} does not exist")
+        return index
 
     def _integrate_or_wait(self, timeout: float) -> store.Batch | None:
         """Integrate one batch, or wait for the thread of this process doing so."""
@@ -150,8 +167,22 @@ class AuditLog:
         queued entries. Returns what was integrated (None when the queue was empty)."""
         wait = self.config.integrate_wait_seconds if timeout is None else timeout
         with store.locked(self.engine, wait) as (conn, state):
-            batch = store.integrate(conn, state, self.config.batch_max, self._clock())
+            size, frontier = self._frontier
+            batch = store.integrate(
+                conn,
+                state,
+                self.config.batch_max,
+                self._clock(),
+                frontier if size == state.size else None,
+            )
         if batch is not None:
+            self._frontier = (batch.size, batch.frontier)
+            # Committed: remember the indices so waiting threads need no query.
+            if len(self._recent) > RECENT_MAX:
+                self._recent.clear()
+            self._recent.update(
+                zip(batch.queue_ids, range(batch.first_index, batch.size), strict=True)
+            )
             log.debug("audit_batch_integrated", count=batch.count, size=batch.size)
         return batch
 
@@ -161,7 +192,7 @@ class AuditLog:
         for _ in range(max_batches):
             batch = self._integrate_or_wait(self.config.integrate_wait_seconds)
             if batch is None:
-                with read_session(self.engine) as s:
+                with self.engine.connect() as s:
                     if store.queue_status(s)[0] == 0:
                         break
                 continue
@@ -196,7 +227,7 @@ class AuditLog:
         """Sign and store a checkpoint of the current tree when it grew (and, unless
         ``force``, the last checkpoint is old enough). Returns the new one or None."""
         now = self._clock()
-        with read_session(self.engine) as s:
+        with self.engine.connect() as s:
             latest = store.latest_checkpoint(s)
             size = store.read_state(s).size
         if latest is not None and (
@@ -224,7 +255,7 @@ class AuditLog:
     def latest_checkpoint(self) -> SignedCheckpoint:
         """The newest signed checkpoint with the cosignatures it has (one is signed
         now if the log never signed any)."""
-        with read_session(self.engine) as s:
+        with self.engine.connect() as s:
             latest = store.latest_checkpoint(s)
         if latest is None:
             self.checkpoint(force=True)
@@ -232,7 +263,7 @@ class AuditLog:
 
     def checkpoint_at(self, size: int | None) -> SignedCheckpoint:
         """A stored checkpoint (the newest when ``size`` is None) with its cosignatures."""
-        with read_session(self.engine) as s:
+        with self.engine.connect() as s:
             stored = store.latest_checkpoint(s) if size is None else store.checkpoint_at(s, size)
             if stored is None:
                 raise CheckpointNotFound(f"the log signed no checkpoint of size {size}")
@@ -264,7 +295,7 @@ class AuditLog:
         return verifier
 
     def witnesses(self) -> list[dict[str, Any]]:
-        with read_session(self.engine) as s:
+        with self.engine.connect() as s:
             return [
                 {"department": w["department"], "name": w["name"], "vkey": w["vkey"]}
                 for w in store.list_witnesses(s)
@@ -277,7 +308,7 @@ class AuditLog:
         if len(sig) != 1:
             raise NoteInvalid("send one cosignature line")
         cosig = sig[0]
-        with read_session(self.engine) as s:
+        with self.engine.connect() as s:
             stored = store.checkpoint_at(s, size)
             witness = store.find_witness(s, cosig.name, cosig.key_id.hex())
         if stored is None:
@@ -310,20 +341,20 @@ class AuditLog:
     # Queries and proofs ----------------------------------------------------------------
 
     def size(self) -> int:
-        with read_session(self.engine) as s:
+        with self.engine.connect() as s:
             return store.read_state(s).size
 
     def entries(self, viewer: Viewer, after: int, limit: int) -> tuple[list[EntryView], int | None]:
         """Entries visible to ``viewer`` after index ``after``; ``next`` is the cursor for
         the following page (None when this page is the last)."""
         limit = max(1, min(limit, MAX_PAGE))
-        with read_session(self.engine) as s:
+        with self.engine.connect() as s:
             rows = store.list_entries(s, viewer, after, limit)
         views = [_view(i, raw) for i, raw in rows]
         return views, (views[-1].index if len(views) == limit else None)
 
     def entry(self, viewer: Viewer, index: int) -> EntryView:
-        with read_session(self.engine) as s:
+        with self.engine.connect() as s:
             raw = store.get_entry(s, viewer, index)
         if raw is None:
             raise EntryNotFound(f"no audit entry {index} visible to you")
@@ -334,13 +365,15 @@ class AuditLog:
     ) -> tuple[int, list[bytes]]:
         """(size, proof) for an entry the viewer may see; ``size`` defaults to the
         newest checkpoint's."""
-        with read_session(self.engine) as s:
+        with self.engine.connect() as s:
             if store.get_entry(s, viewer, index) is None:
                 raise EntryNotFound(f"no audit entry {index} visible to you")
             if size is None:
-                latest = store.latest_checkpoint(s)
-                size = latest.size if latest else store.read_state(s).size
-            self._check_size(s, size)
+                size = store.latest_checkpoint_size(s)
+                if size is None:
+                    size = store.read_state(s).size
+            else:
+                self._check_size(s, size)
             if not 0 <= index < size:
                 raise InvalidInput(
                     f"entry {index} is not in the tree of size {size}", code="audit_bad_size"
@@ -348,7 +381,7 @@ class AuditLog:
             return size, merkle.inclusion_proof(index, size, store.node_reader(s))
 
     def consistency_proof(self, first: int, second: int) -> list[bytes]:
-        with read_session(self.engine) as s:
+        with self.engine.connect() as s:
             self._check_size(s, second)
             if not 0 <= first <= second:
                 raise InvalidInput("0 <= first <= second is required", code="audit_bad_size")
@@ -356,7 +389,7 @@ class AuditLog:
 
     def leaf_hashes(self, start: int, end: int) -> list[bytes]:
         """Leaf hashes of entries [start, end), recomputed from the stored bytes."""
-        with read_session(self.engine) as s:
+        with self.engine.connect() as s:
             self._check_size(s, end)
             if not 0 <= start <= end or end - start > MAX_LEAVES:
                 raise InvalidInput(
@@ -371,7 +404,7 @@ class AuditLog:
         return [merkle.leaf_hash(raw) for _, raw in rows]
 
     @staticmethod
-    def _check_size(s: Session, size: int) -> None:
+    def _check_size(s: store.Executor, size: int) -> None:
         current = store.read_state(s).size
         if not 0 <= size <= current:
             raise InvalidInput(
@@ -391,7 +424,7 @@ class AuditLog:
 
     def status(self) -> dict[str, float | int | None]:
         now = self._clock()
-        with read_session(self.engine) as s:
+        with self.engine.connect() as s:
             depth, oldest = store.queue_status(s)
             size = store.read_state(s).size
             latest = store.latest_checkpoint(s)

@@ -120,6 +120,8 @@ class Batch:
     count: int
     size: int
     root: bytes
+    queue_ids: tuple[int, ...] = ()  # in log order: queue_ids[k] got first_index + k
+    frontier: tuple[bytes, ...] = ()  # right frontier of the tree of ``size``
 
 
 # The lock --------------------------------------------------------------------------------
@@ -221,14 +223,24 @@ _DEQUEUE_PG = sa.text("DELETE FROM audit_queue WHERE id = ANY(:ids)")
 _DEQUEUE = queue.delete().where(queue.c.id.in_(sa.bindparam("ids", expanding=True)))
 
 
-def integrate(conn: Connection, log: LogState, batch_max: int, now: float) -> Batch | None:
-    """Integrate up to ``batch_max`` queued entries; call inside ``locked``."""
+def integrate(
+    conn: Connection,
+    log: LogState,
+    batch_max: int,
+    now: float,
+    frontier: Sequence[bytes] | None = None,
+) -> Batch | None:
+    """Integrate up to ``batch_max`` queued entries; call inside ``locked``.
+
+    ``frontier`` may carry the right frontier this process computed for exactly
+    ``log`` (same size and root, read under the lock); otherwise it is read."""
     pending = conn.execute(_PENDING, {"n": batch_max}).all()
     if not pending:
         return None
-    frontier_ids = merkle.subtrees(0, log.size)
-    found = read_nodes(conn, frontier_ids)
-    frontier = [found[n] for n in frontier_ids]
+    if frontier is None or merkle.fold(frontier) != log.root:
+        frontier_ids = merkle.subtrees(0, log.size)
+        found = read_nodes(conn, frontier_ids)
+        frontier = [found[n] for n in frontier_ids]
     raws = [bytes(entry) for _, entry in pending]
     created, new_frontier = merkle.append_leaves(
         log.size, frontier, [merkle.leaf_hash(raw) for raw in raws]
@@ -263,7 +275,14 @@ def integrate(conn: Connection, log: LogState, batch_max: int, now: float) -> Ba
     size = log.size + len(pending)
     root = merkle.fold(new_frontier)
     conn.execute(state.update().where(state.c.id == 1).values(size=size, root=root, updated_at=now))
-    return Batch(first_index=log.size, count=len(pending), size=size, root=root)
+    return Batch(
+        first_index=log.size,
+        count=len(pending),
+        size=size,
+        root=root,
+        queue_ids=tuple(ids),
+        frontier=tuple(new_frontier),
+    )
 
 
 def index_of(ex: Executor, queue_id: int) -> int | None:
@@ -362,6 +381,34 @@ def node_range(ex: Executor, level: int, start: int, end: int) -> list[tuple[int
     return [(n & mask, h) for n, h in rows]
 
 
+def _scan(conn: Connection, sql: str, params: tuple[int, ...]) -> list[Any]:
+    """The first column of every row, straight from the DBAPI cursor (binary results on
+    PostgreSQL): for scans of thousands of rows, where SQLAlchemy's Row objects and
+    psycopg's hex decoding of bytea would cost more than the hashing."""
+    dbapi = conn.connection.driver_connection
+    cursor = dbapi.cursor()  # type: ignore[union-attr]
+    try:
+        if conn.dialect.name == "postgresql":
+            cursor.execute(sql.replace("?", "%s"), params, binary=True)
+        else:
+            cursor.execute(sql, params)
+        return [row[0] for row in cursor.fetchall()]
+    finally:
+        cursor.close()
+
+
+def entry_bytes(conn: Connection, start: int, end: int) -> list[bytes]:
+    """The stored bytes of entries start <= index < end, in index order."""
+    sql = "SELECT entry FROM audit_entries WHERE idx >= ? AND idx < ? ORDER BY idx"
+    return _scan(conn, sql, (start, end))  # bytes from both drivers
+
+
+def hashes(conn: Connection, level: int, start: int, end: int) -> list[bytes]:
+    """Stored hashes of one level's nodes start <= index < end, in index order."""
+    sql = "SELECT hash FROM audit_tree WHERE node >= ? AND node < ? ORDER BY node"
+    return _scan(conn, sql, (node_key(level, start), node_key(level, end)))
+
+
 def count_entries(ex: Executor) -> tuple[int, int | None]:
     """(rows in audit_entries, highest index)."""
     row = ex.execute(sa.select(sa.func.count(), sa.func.max(entries.c.idx))).one()
@@ -386,6 +433,11 @@ def _checkpoint(row: Any) -> StoredCheckpoint:
 def latest_checkpoint(ex: Executor) -> StoredCheckpoint | None:
     row = ex.execute(sa.select(checkpoints).order_by(checkpoints.c.size.desc()).limit(1)).first()
     return None if row is None else _checkpoint(row)
+
+
+def latest_checkpoint_size(ex: Executor) -> int | None:
+    value = ex.execute(sa.select(sa.func.max(checkpoints.c.size))).scalar()
+    return None if value is None else int(value)
 
 
 def checkpoint_at(ex: Executor, size: int) -> StoredCheckpoint | None:
@@ -489,6 +541,12 @@ class StoredLog:
 
     def node_range(self, level: int, start: int, end: int) -> list[tuple[int, bytes]]:
         return node_range(self.conn, level, start, end)
+
+    def entry_bytes(self, start: int, end: int) -> list[bytes]:
+        return entry_bytes(self.conn, start, end)
+
+    def hashes(self, level: int, start: int, end: int) -> list[bytes]:
+        return hashes(self.conn, level, start, end)
 
     def read_nodes(self, ids: Sequence[merkle.NodeId]) -> dict[merkle.NodeId, bytes]:
         return read_nodes(self.conn, ids)
