@@ -171,18 +171,25 @@ def read_state(ex: Executor) -> LogState:
     return LogState(int(row.size), bytes(row.root))
 
 
-_NODES_IN = sa.select(tree.c.node, tree.c.hash).where(
-    tree.c.node.in_(sa.bindparam("keys", expanding=True))
-)
-
-
 def read_nodes(ex: Executor, ids: Sequence[merkle.NodeId]) -> dict[merkle.NodeId, bytes]:
-    """Hashes of the complete subtrees ``ids`` (those that are stored)."""
+    """Hashes of the complete subtrees ``ids`` (those that are stored), in one query
+    straight on the DBAPI cursor: every proof and every batch pays for this one."""
     if not ids:
         return {}
     by_key = {node_key(level, index): (level, index) for level, index in ids}
-    rows = ex.execute(_NODES_IN, {"keys": list(by_key)})
-    return {by_key[int(node)]: bytes(h) for node, h in rows}
+    conn = ex.connection() if isinstance(ex, Session) else ex
+    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    try:
+        if conn.dialect.name == "postgresql":
+            sql = "SELECT node, hash FROM audit_tree WHERE node = ANY(%s)"
+            cursor.execute(sql, (list(by_key),), binary=True)
+        else:
+            marks = ", ".join("?" * len(by_key))
+            sql = f"SELECT node, hash FROM audit_tree WHERE node IN ({marks})"  # noqa: S608 -- placeholders only
+            cursor.execute(sql, tuple(by_key))
+        return {by_key[node]: bytes(h) for node, h in cursor.fetchall()}
+    finally:
+        cursor.close()
 
 
 def node_reader(ex: Executor) -> merkle.NodeReader:
@@ -553,3 +560,36 @@ class StoredLog:
 
     def checkpoints(self) -> list[StoredCheckpoint]:
         return list(all_checkpoints(self.conn))
+
+
+WRITER_ROLE = "xinyi_audit"
+_APPEND_ONLY = (
+    "audit_entries",
+    "audit_entry_departments",
+    "audit_tree",
+    "audit_checkpoints",
+    "audit_cosignatures",
+    "audit_witnesses",
+)
+
+
+def grant_writer_role(conn: Connection) -> None:
+    """PostgreSQL: create (if missing) the NOLOGIN role that may only INSERT and SELECT
+    the append-only tables, and grant it exactly that in the current schema. The same
+    as migration 0002 does when the migrating user may create roles; idempotent."""
+    conn.execute(
+        sa.text(
+            f"DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{WRITER_ROLE}') "
+            f"THEN CREATE ROLE {WRITER_ROLE} NOLOGIN; END IF; END $$"
+        )
+    )
+    schema = conn.execute(sa.text("SELECT current_schema()")).scalar()
+    statements = [
+        f'GRANT USAGE ON SCHEMA "{schema}" TO {WRITER_ROLE}',
+        f"GRANT SELECT, INSERT ON {', '.join(_APPEND_ONLY)} TO {WRITER_ROLE}",
+        f"GRANT SELECT, INSERT, DELETE ON audit_queue TO {WRITER_ROLE}",
+        f"GRANT SELECT, UPDATE ON audit_state TO {WRITER_ROLE}",
+        f"GRANT USAGE ON SEQUENCE audit_queue_id_seq TO {WRITER_ROLE}",
+    ]
+    for statement in statements:
+        conn.execute(sa.text(statement))

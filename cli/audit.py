@@ -116,6 +116,25 @@ def add_witness(ctx: click.Context, department: str, vkey: str) -> None:
     click.echo(f"witness {verifier.name} registered for department {department}")
 
 
+@group.command("writer-role")
+@click.pass_context
+def writer_role(ctx: click.Context) -> None:
+    """PostgreSQL: create the role that may only INSERT and SELECT the audit tables
+    (``xinyi_audit``) and grant it; then ``GRANT xinyi_audit TO <gateway login>``."""
+    from audit.store import WRITER_ROLE, grant_writer_role
+
+    settings = settings_from(ctx)
+    engine = make_engine(settings.database_url)
+    try:
+        if engine.dialect.name != "postgresql":
+            raise InvalidInput("roles exist on PostgreSQL only", code="not_postgresql")
+        with engine.begin() as conn:
+            grant_writer_role(conn)
+    finally:
+        engine.dispose()
+    click.echo(f"role {WRITER_ROLE} may INSERT and SELECT the audit log; grant it to the gateway")
+
+
 def _default_key(department: str) -> Path:
     return Path(f"witness-{department}.key")
 

@@ -145,3 +145,32 @@ def test_the_witness_command_cosigns_and_refuses_a_tampered_log(
     finally:
         server.shutdown()
         app.extensions["xinyi"].engine.dispose()
+
+
+def test_writer_role_grants_insert_and_select_only(
+    env: dict[str, str], instance: tuple[AuditLog, Engine]
+) -> None:
+    _, engine = instance
+    if engine.dialect.name != "postgresql":
+        code, out = xinyi(env, "audit", "writer-role")
+        assert code == 2 and "not_postgresql" in out
+        return
+    with engine.begin() as conn:
+        conn.execute(sa.text("REVOKE ALL ON audit_entries FROM xinyi_audit"))
+    code, out = xinyi(env, "audit", "writer-role")
+    assert code == 0, out
+    with engine.connect() as conn:
+        granted = {
+            p: conn.execute(
+                sa.text("SELECT has_table_privilege('xinyi_audit', 'audit_entries', :p)"),
+                {"p": p},
+            ).scalar()
+            for p in ("SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE")
+        }
+    assert granted == {
+        "SELECT": True,
+        "INSERT": True,
+        "UPDATE": False,
+        "DELETE": False,
+        "TRUNCATE": False,
+    }
