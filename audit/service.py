@@ -377,14 +377,16 @@ class AuditLog:
         """(size, proof) for an entry the viewer may see; ``size`` defaults to the
         newest checkpoint's."""
         with self._reading() as s:
-            if store.get_entry(s, viewer, index) is None:
+            visible, log_size, checkpoint_size = store.proof_context(s, viewer, index)
+            if not visible:
                 raise EntryNotFound(f"no audit entry {index} visible to you")
             if size is None:
-                size = store.latest_checkpoint_size(s)
-                if size is None:
-                    size = store.read_state(s).size
-            else:
-                self._check_size(s, size)
+                size = log_size if checkpoint_size is None else checkpoint_size
+            elif not 0 <= size <= log_size:
+                raise InvalidInput(
+                    f"the log has {log_size} entries; size {size} is out of range",
+                    code="audit_bad_size",
+                )
             if not 0 <= index < size:
                 raise InvalidInput(
                     f"entry {index} is not in the tree of size {size}", code="audit_bad_size"

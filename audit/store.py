@@ -361,6 +361,20 @@ def get_entry(ex: Executor, viewer: Viewer, index: int) -> bytes | None:
     return None if value is None else bytes(value)
 
 
+def proof_context(ex: Executor, viewer: Viewer, index: int) -> tuple[bool, int, int | None]:
+    """In one round trip: may ``viewer`` see entry ``index``, the log size, and the
+    newest checkpoint's size."""
+    visible = _visible(sa.select(entries.c.idx).where(entries.c.idx == index), viewer).exists()
+    row = ex.execute(
+        sa.select(
+            visible,
+            sa.select(state.c.size).where(state.c.id == 1).scalar_subquery(),
+            sa.select(sa.func.max(checkpoints.c.size)).scalar_subquery(),
+        )
+    ).one()
+    return bool(row[0]), int(row[1]), None if row[2] is None else int(row[2])
+
+
 _ENTRY_RANGE = (
     sa.select(entries.c.idx, entries.c.entry)
     .where(entries.c.idx >= sa.bindparam("start"), entries.c.idx < sa.bindparam("end"))
