@@ -48,7 +48,7 @@ from audit.errors import (
 )
 from audit.note import ALG_COSIGNATURE_V1, Verifier, b64, cosignature_time, parse_note
 from audit.store import Viewer
-from audit.verify import Report, verify_log
+from audit.verify import CHUNK_LEVEL, Report, verify_log
 from common.db import is_sqlite, write_session
 from common.errors import ConfigError, InvalidInput
 from common.logging import get_logger
@@ -426,12 +426,18 @@ class AuditLog:
             )
 
     def verify(
-        self, *, external: str | None = None, log_keys: Sequence[Verifier] | None = None
+        self,
+        *,
+        external: str | None = None,
+        log_keys: Sequence[Verifier] | None = None,
+        chunk_level: int = CHUNK_LEVEL,
     ) -> Report:
         """Verify the whole stored log (see ``audit.verify``) against ``log_keys``
         (default: this log's key) and an optional external checkpoint."""
         with store.StoredLog.open(self.engine) as source:
-            return verify_log(source, log_keys or self.log_keys(), external=external)
+            return verify_log(
+                source, log_keys or self.log_keys(), external=external, chunk_level=chunk_level
+            )
 
     # Monitoring ------------------------------------------------------------------------
 

@@ -19,10 +19,14 @@ earlier checkpoint that matched.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
-from collections.abc import Iterable, Sequence
+import queue
+import threading
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Protocol
 
 from audit import merkle
@@ -31,8 +35,7 @@ from audit.errors import NoteInvalid, SignatureInvalid
 from audit.note import Verifier, parse_note
 from audit.store import LogState, StoredCheckpoint
 
-CHUNK_LEVEL = 14
-CHUNK = 1 << CHUNK_LEVEL
+CHUNK_LEVEL = 14  # chunks of 16384 leaves: one range read per level per chunk
 _sha256 = hashlib.sha256
 
 
@@ -92,11 +95,90 @@ def _first_difference(computed: list[bytes], stored: list[tuple[int, bytes]], st
     return start + len(computed)
 
 
+@dataclass
+class _Chunk:
+    """Everything stored about one chunk of leaves, read ahead of the hashing."""
+
+    start: int
+    end: int
+    raws: list[bytes]
+    levels: list[list[bytes]]  # stored hashes of the complete nodes inside the chunk
+    upper: dict[merkle.NodeId, bytes]  # stored nodes that complete at the chunk's end
+
+
+def _level_counts(n: int) -> list[int]:
+    """How many complete nodes of each level lie in an aligned chunk of n leaves."""
+    counts = [n]
+    while counts[-1] > 1:
+        counts.append(counts[-1] // 2)
+    return counts
+
+
+def _merged_at(end: int, chunk_level: int) -> list[merkle.NodeId]:
+    """The nodes above the chunk level that complete when leaf ``end - 1`` arrives."""
+    out = []
+    level = chunk_level + 1
+    while end % (1 << level) == 0:
+        out.append((level, (end >> level) - 1))
+        level += 1
+    return out
+
+
+class _Reader(threading.Thread):
+    """Reads chunk after chunk into a short queue, so database reads (which release the
+    GIL) overlap the hashing of the previous chunk."""
+
+    def __init__(self, source: LogSource, size: int, chunk_level: int) -> None:
+        super().__init__(name="audit-verify-reader", daemon=True)
+        self.source, self.size, self.chunk_level = source, size, chunk_level
+        self.chunks: queue.Queue[_Chunk | BaseException | None] = queue.Queue(maxsize=2)
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        try:
+            chunk = 1 << self.chunk_level
+            for start in range(0, self.size, chunk):
+                if self.stopping.is_set():
+                    return
+                end = min(start + chunk, self.size)
+                raws = self.source.entry_bytes(start, end)
+                levels = [
+                    self.source.hashes(level, start >> level, (start >> level) + count)
+                    for level, count in enumerate(_level_counts(end - start))
+                ]
+                upper = (
+                    self.source.read_nodes(_merged_at(end, self.chunk_level))
+                    if end - start == chunk
+                    else {}
+                )
+                self.chunks.put(_Chunk(start, end, raws, levels, upper))
+            self.chunks.put(None)
+        except BaseException as e:  # handed to the verifying thread, which re-raises it
+            self.chunks.put(e)
+
+    def stop(self) -> None:
+        """Stop reading and wait, so the source may be used again by the caller."""
+        self.stopping.set()
+        while self.is_alive():
+            with contextlib.suppress(queue.Empty):
+                self.chunks.get(timeout=0.05)
+        self.join()
+
+
 class _Pass:
     """The single pass over entries and nodes, chunk by chunk."""
 
-    def __init__(self, source: LogSource, size: int, roots: dict[int, bytes], report: Report):
+    def __init__(
+        self,
+        source: LogSource,
+        size: int,
+        roots: dict[int, bytes],
+        report: Report,
+        chunk_level: int = CHUNK_LEVEL,
+    ):
         self.source = source
+        self.chunk_level = chunk_level
+        self.chunk = 1 << chunk_level
         self.size = size
         self.roots = roots  # checkpoint size -> signed root, checked as the pass goes
         self.report = report
@@ -108,22 +190,29 @@ class _Pass:
 
     def run(self) -> bool:
         """False when it had to stop at a bad entry or node."""
-        for start in range(0, self.size, CHUNK):
-            if not self._chunk(start, min(start + CHUNK, self.size)):
-                return False
-        return True
+        reader = _Reader(self.source, self.size, self.chunk_level)
+        reader.start()
+        try:
+            while True:
+                chunk = reader.chunks.get()
+                if chunk is None:
+                    return True
+                if isinstance(chunk, BaseException):
+                    raise chunk
+                bad = self._chunk(chunk)
+                if bad is not None:
+                    reader.stop()  # the diagnosis below reads the source itself
+                    bad()
+                    return False
+        finally:
+            reader.stop()
 
-    def _chunk(self, start: int, end: int) -> bool:
-        raws = self.source.entry_bytes(start, end)
+    def _chunk(self, chunk: _Chunk) -> Callable[[], None] | None:
+        """Check one chunk; on a problem, return what diagnoses it (run once the reader
+        has stopped)."""
+        start, end, raws = chunk.start, chunk.end, chunk.raws
         if len(raws) != end - start:
-            # Indices are unique, so a full count means none is missing: find the gap.
-            rows = self.source.entry_range(start, end)
-            missing = next(
-                (start + k for k, (index, _) in enumerate(rows) if index != start + k),
-                start + len(rows),
-            )
-            self.fail(missing, f"entry {missing} is missing")
-            return False
+            return partial(self._missing_entry, start, end)
         leaves = [_sha256(b"\x00" + raw).digest() for raw in raws]
         levels = [leaves]
         while len(levels[-1]) > 1:
@@ -135,53 +224,65 @@ class _Pass:
                 ]
             )
         for level, computed in enumerate(levels):
-            first = start >> level
-            stored_hashes = self.source.hashes(level, first, first + len(computed))
-            if b"".join(stored_hashes) != b"".join(computed):
-                stored = self.source.node_range(level, first, first + len(computed))
-                bad = _first_difference(computed, stored, first)
-                if level == 0:
-                    self.fail(bad, f"entry {bad}: its bytes do not hash to the leaf in the tree")
-                else:
-                    self.fail(
-                        bad << level,
-                        f"tree node (level {level}, index {bad}) does not match the entries "
-                        f"{bad << level}..{((bad + 1) << level) - 1} below it",
-                    )
-                return False
+            if b"".join(chunk.levels[level]) != b"".join(computed):
+                return partial(self._bad_node, level, start >> level, computed)
             self.report.nodes_checked += len(computed)
         self.report.entries_checked += len(raws)
-        for size in sorted(s for s in self.roots if start < s <= end and s < start + CHUNK):
-            self._root_at(size, start, levels, self.upper)
-        if end - start == CHUNK:
-            if not self._push(levels[CHUNK_LEVEL][0], start):
-                return False
+        for size in sorted(s for s in self.roots if start < s <= end and s < start + self.chunk):
+            self._root_at(size, start, levels)
+        if end - start == self.chunk:
+            bad = self._push(levels[self.chunk_level][0], start, chunk.upper)
+            if bad is not None:
+                return partial(
+                    self.fail,
+                    bad[1] << bad[0],
+                    f"tree node (level {bad[0]}, index {bad[1]}) does not match the entries "
+                    "below it",
+                )
             if end in self.roots:
-                self._root_at(end, end, [], self.upper)
-        return True
+                self._root_at(end, end, [])
+        return None
 
-    def _push(self, chunk_root: bytes, start: int) -> bool:
-        level, h, index = CHUNK_LEVEL, chunk_root, start >> CHUNK_LEVEL
+    def _missing_entry(self, start: int, end: int) -> None:
+        # Indices are unique, so only a short count means a gap: find it.
+        rows = self.source.entry_range(start, end)
+        missing = next(
+            (start + k for k, (index, _) in enumerate(rows) if index != start + k),
+            start + len(rows),
+        )
+        self.fail(missing, f"entry {missing} is missing")
+
+    def _bad_node(self, level: int, first: int, computed: list[bytes]) -> None:
+        stored = self.source.node_range(level, first, first + len(computed))
+        bad = _first_difference(computed, stored, first)
+        if level == 0:
+            self.fail(bad, f"entry {bad}: its bytes do not hash to the leaf in the tree")
+        else:
+            self.fail(
+                bad << level,
+                f"tree node (level {level}, index {bad}) does not match the entries "
+                f"{bad << level}..{((bad + 1) << level) - 1} below it",
+            )
+
+    def _push(
+        self, chunk_root: bytes, start: int, stored: dict[merkle.NodeId, bytes]
+    ) -> merkle.NodeId | None:
+        """Add a chunk root to the upper frontier; the first merged node that differs
+        from the stored one, if any."""
+        level, h, index = self.chunk_level, chunk_root, start >> self.chunk_level
         while self.upper and self.upper[-1][0] == level:
             _, left = self.upper.pop()
             h = _sha256(b"\x01" + left + h).digest()
             level += 1
             index >>= 1
-            stored = self.source.read_nodes([(level, index)]).get((level, index))
-            if stored != h:
-                self.fail(
-                    index << level,
-                    f"tree node (level {level}, index {index}) does not match the entries below it",
-                )
-                return False
+            if stored.get((level, index)) != h:
+                return (level, index)
             self.report.nodes_checked += 1
         self.upper.append((level, h))
-        return True
+        return None
 
-    def _root_at(
-        self, size: int, start: int, levels: list[list[bytes]], upper: list[tuple[int, bytes]]
-    ) -> None:
-        parts: list[bytes] = [h for _, h in upper]
+    def _root_at(self, size: int, start: int, levels: list[list[bytes]]) -> None:
+        parts: list[bytes] = [h for _, h in self.upper]
         for level, index in merkle.subtrees(start, size):
             parts.append(levels[level][index - (start >> level)])
         self.computed_roots[size] = merkle.fold(parts)
@@ -192,8 +293,10 @@ def verify_log(
     log_keys: Sequence[Verifier],
     *,
     external: str | None = None,
+    chunk_level: int = CHUNK_LEVEL,
 ) -> Report:
-    """Verify everything stored about one log; never raises on a bad log."""
+    """Verify everything stored about one log; never raises on a bad log.
+    ``chunk_level`` sets the read unit (2**chunk_level leaves); tests make it small."""
     report = Report()
     state = source.state()
     report.size = state.size
@@ -255,7 +358,7 @@ def verify_log(
     wanted[state.size] = state.root
     if outside is not None:
         wanted.setdefault(outside.size, outside.root)
-    walk = _Pass(source, state.size, wanted, report)
+    walk = _Pass(source, state.size, wanted, report, chunk_level)
     complete = walk.run()
     if complete:
         report.root = walk.computed_roots.get(state.size, merkle.EMPTY_ROOT)

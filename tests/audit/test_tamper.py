@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
 
-from audit import merkle
+from audit import merkle, store
 from audit.checkpoint import Checkpoint, sign_checkpoint
 from audit.errors import LogInconsistent, SignatureInvalid
 from audit.note import ALG_COSIGNATURE_V1, Ed25519Signer, b64
@@ -254,7 +254,7 @@ def test_a_rollback_is_caught_by_verify_with_an_external_checkpoint_and_by_the_w
         conn.execute(sa.text("DELETE FROM audit_checkpoints WHERE size > 20"))
         conn.execute(sa.text("DELETE FROM audit_entries WHERE idx >= 20"))
         conn.execute(sa.text("DELETE FROM audit_entry_departments WHERE idx >= 20"))
-        root20 = merkle.root_at(20, lambda ids: grown_nodes(conn, ids))
+        root20 = merkle.root_at(20, store.node_reader(conn))
         conn.execute(
             sa.text("UPDATE audit_state SET size = 20, root = :r WHERE id = 1"), {"r": root20}
         )
@@ -264,12 +264,6 @@ def test_a_rollback_is_caught_by_verify_with_an_external_checkpoint_and_by_the_w
     assert "rolled back" in report.problems[0].message
     with pytest.raises(LogInconsistent, match="rollback"):
         run(state, InProcessLog(grown), signer, 1_800_000_100)
-
-
-def grown_nodes(conn: sa.Connection, ids: object) -> dict[tuple[int, int], bytes]:
-    from audit import store
-
-    return store.read_nodes(conn, ids)  # type: ignore[arg-type]
 
 
 def test_a_witness_refuses_a_checkpoint_from_another_key(
@@ -285,3 +279,37 @@ def test_a_witness_refuses_a_checkpoint_from_another_key(
 
     with pytest.raises(SignatureInvalid):
         run(state, Impostor(grown), signer, 1_800_000_100)
+
+
+@pytest.mark.parametrize("chunk_level", [0, 2, 3, 14])
+def test_verification_reads_in_any_chunk_size_and_checks_every_node(
+    grown: AuditLog, chunk_level: int
+) -> None:
+    report = grown.verify(chunk_level=chunk_level)
+    assert report.ok, report.problems
+    # 40 leaves have 40 + 20 + 10 + 5 + 2 + 1 complete subtrees, each checked once.
+    assert report.nodes_checked == 78
+    assert report.root == grown.latest_checkpoint().checkpoint.root
+
+
+@pytest.mark.parametrize("chunk_level", [2, 14])
+def test_a_rewritten_tree_node_is_named_by_the_first_leaf_it_covers(
+    grown: AuditLog, engine: Engine, chunk_level: int
+) -> None:
+    allow_rewrites(engine, "audit_tree")
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text("UPDATE audit_tree SET hash = :h WHERE node = :n"),
+            {"h": b"\x09" * 32, "n": store.node_key(4, 1)},
+        )
+    report = grown.verify(chunk_level=chunk_level)
+    assert report.first_bad_index == 16
+    assert "tree node (level 4, index 1)" in report.problems[0].message
+
+
+def test_a_changed_entry_is_named_whatever_the_chunk_size(grown: AuditLog, engine: Engine) -> None:
+    allow_rewrites(engine, "audit_entries")
+    with engine.begin() as conn:
+        conn.execute(sa.text("DELETE FROM audit_entries WHERE idx = 29"))
+    for chunk_level in (0, 2, 14):
+        assert grown.verify(chunk_level=chunk_level).first_bad_index == 29
