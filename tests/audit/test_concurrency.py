@@ -18,7 +18,7 @@ from common.settings import Settings, load_settings
 from tests.audit.conftest import make_entry
 
 PROCESSES = 4
-PER_PROCESS = 40
+PER_PROCESS = 30
 
 
 def _settings(url: str, home: str) -> Settings:
