@@ -37,7 +37,7 @@ REJECT_CODES: tuple[str, ...] = (
     "empty_file",  # no header at all
     "no_rows",  # a header but no data row
     "not_utf8",  # bytes that are not UTF-8
-    "bad_csv",  # the CSV itself cannot be parsed (NUL byte, over-long field)
+    "bad_csv",  # the CSV itself cannot be parsed (broken quoting, over-long field)
     "missing_uscc_column",
     "no_feature_columns",  # only a uscc column: nothing to load
     "duplicate_column",
@@ -130,7 +130,7 @@ def check(
     if text.startswith(UTF8_BOM):
         text = text[1:]
     del data
-    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True, skipinitialspace=True)
     try:
         header = next(reader, None)
         while header is not None and not header:  # leading blank lines
@@ -183,7 +183,7 @@ def check(
                 lines.append(line)
                 bodies.append(body)
     except csv.Error as e:
-        reject(reader.line_num + 1, "", "bad_csv", f"the CSV cannot be parsed from here on: {e}")
+        reject(reader.line_num, "", "bad_csv", f"the CSV cannot be parsed from here on: {e}")
     result.row_count = count
     _check_usccs(codes, lines, result)
     if count == 0 and not result.rejects:
