@@ -102,6 +102,27 @@ BANK_COLUMNS = (
     "default",  # 1 when the loan defaulted within 12 months
 )
 
+# Department-side model inputs that suit a risk model of this city (column specs of
+# records.store.feature_matrix): amounts on a log scale, counts as they are.
+MODEL_COLUMNS = (
+    "log1p(tax.paid_12m)",
+    "log1p(tax.revenue_12m)",
+    "tax.credit_rating",
+    "log1p(tax.arrears)",
+    "log1p(social_security.insured_employees)",
+    "social_security.months_in_arrears_12m",
+    "log1p(housing_fund.contributors)",
+    "log1p(housing_fund.paid_12m)",
+    "log1p(utilities.power_kwh_12m)",
+    "utilities.late_payments_12m",
+    "judicial.enforcement_cases",
+    "judicial.litigation_36m",
+    "admin_penalty.penalties_36m",
+    "admin_penalty.dishonest",
+    "registration.established",
+    "registration.size",
+)
+
 # Column formats: how numbers become CSV text.
 Format = Callable[[Any], str]
 
