@@ -23,6 +23,7 @@ import json
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
+from operator import itemgetter
 from typing import Any
 
 import numpy as np
@@ -83,6 +84,7 @@ record_rejects = sa.Table(
 # Rejects kept in the database per refused import (the CLI's rejects file has them all).
 MAX_STORED_REJECTS = 100_000
 INSERT_CHUNK = 50_000
+SQLITE_IMPORT_CACHE_KIB = 131_072
 _IN_CHUNK = 500
 
 
@@ -194,7 +196,7 @@ def save_loaded(
     """Store a clean file as the department's next snapshot, in one transaction.
     ``progress(rows_written)`` is called after each bulk chunk."""
     assert checked.ok, "a file with problems is never loaded"
-    rows = sorted(checked.rows)  # (import, uscc) key order: the B-tree is appended to
+    rows = sorted(checked.rows, key=itemgetter(0))  # key order: the B-tree is appended to
     try:
         with engine.connect() as conn:
             conn.execution_options(sqlite_begin="IMMEDIATE")
@@ -243,6 +245,8 @@ def _bulk_rows(
     raw: Any = conn.connection.driver_connection
     dialect = conn.dialect.name
     cursor = raw.cursor()
+    if dialect == "sqlite":  # room for the B-tree pages a big snapshot touches
+        cursor.execute(f"PRAGMA cache_size = -{SQLITE_IMPORT_CACHE_KIB}")
     try:
         for start in range(0, len(rows), INSERT_CHUNK):
             chunk = rows[start : start + INSERT_CHUNK]
@@ -260,6 +264,8 @@ def _bulk_rows(
             if progress is not None:
                 progress(min(start + INSERT_CHUNK, len(rows)))
     finally:
+        if dialect == "sqlite":
+            cursor.execute("PRAGMA cache_size = -2000")  # SQLite's default again
         cursor.close()
 
 

@@ -18,6 +18,7 @@ from records.catalog import (
     band,
     bands,
     cell_parser,
+    column_checker,
     en_number,
     encode,
     evaluate,
@@ -273,3 +274,70 @@ def test_catalog_knows_departments_and_their_features(catalog: Catalog) -> None:
     assert catalog.rule("judicial.litigation_36m").department == "court"
     assert catalog.rule("registration.name").public
     assert not catalog.rule("tax.paid_12m").public
+
+
+# The fast column path agrees with the cell-by-cell path ---------------------------------
+
+_CELL_TEXT = st.one_of(
+    st.from_regex(r"-?[0-9]{1,17}(\.[0-9]{0,10})?", fullmatch=True),
+    st.sampled_from(
+        [
+            "0",
+            "00",
+            "-0",
+            "12",
+            "13",
+            "1e5",
+            " 7",
+            "true",
+            "FALSE",
+            "Yes",
+            "是",
+            "A",
+            "M",
+            "micro",
+            "2020-02-29",
+            "2021-02-29",
+            "",
+            "x\ny",
+            "3\n4",
+        ]
+    ),
+    st.text(max_size=12),
+)
+
+
+@given(st.sampled_from(sorted(_CATALOG.features)), st.lists(_CELL_TEXT, max_size=12))
+def test_the_column_check_agrees_with_the_cell_check(fid: str, cells: list[str]) -> None:
+    feature = _CATALOG.rule(fid).spec
+    one_by_one: list[str] | None = []
+    parse = cell_parser(feature)
+    for text in cells:
+        try:
+            one_by_one.append(parse(text))  # type: ignore[union-attr]
+        except CellProblem:
+            one_by_one = None
+            break
+    fast = column_checker(feature)(cells)
+    # The fast path may defer to the slow one (None), never disagree with it.
+    assert fast is None or fast == one_by_one
+    if one_by_one is None:
+        assert fast is None
+
+
+@pytest.mark.parametrize(
+    ("fid", "cells"),
+    [
+        ("tax.paid_12m", ["0", "12.5", "1000000.00"]),
+        ("social_security.months_in_arrears_12m", ["0", "12"]),
+        ("utilities.power_kwh_12m", ["0", "1234.5"]),
+        ("tax.credit_rating", ["A", "D"]),
+        ("admin_penalty.dishonest", ["true", "false"]),
+        ("registration.established", ["2020-02-29", "1999-12-31"]),
+        ("registration.name", ["杭州华信贸易有限公司", 'a "b"']),
+    ],
+)
+def test_clean_columns_take_the_fast_path(catalog: Catalog, fid: str, cells: list[str]) -> None:
+    feature = spec(catalog, fid)
+    parse = cell_parser(feature)
+    assert column_checker(feature)(cells) == [parse(c) for c in cells]
