@@ -82,6 +82,12 @@ def report(uscc: str) -> dict[str, Any]:
     grant = request.args.get("grant")
     public_cats, public_feats = _public_features(svc)
     banded_cats = _grant_categories(svc, grant) if grant else []
+    if grant is not None and not banded_cats:
+        # A grant naming no non-public category (or no grant at all): ask for all of
+        # them, so the consent check reports what is wrong with it (and logs it).
+        banded_cats = [
+            c for c, cat in svc.settings.config.categories.items() if cat.visibility == "non_public"
+        ]
     banded_feats = [
         fid
         for fid, rule in cat.features.items()
