@@ -5,8 +5,9 @@
    imported end to end on SQLite (read, check every cell, bulk insert, commit), then the
    tax file again as snapshot v2. Target: ≥ 50,000 rows/s.
 2. Verify: ``POST /v1/verify`` end to end over HTTP against ``xinyi serve`` with 2
-   gunicorn workers on SQLite, consent check and audit entry included, from
-   ``XINYI_BENCH_VERIFY_THREADS`` client threads (default 8).
+   gunicorn workers, consent check and audit entry included, from
+   ``XINYI_BENCH_VERIFY_THREADS`` client threads (default 8); on SQLite, and on
+   PostgreSQL too when one answers (``bench.common.pg_url``).
 
 Run: ``python -m bench data`` (writes bench/results/data.json).
 """
@@ -16,6 +17,9 @@ from __future__ import annotations
 import json
 import os
 import platform
+import signal
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -42,8 +46,22 @@ def run() -> dict[str, Any]:
     }
     with tempfile.TemporaryDirectory(prefix="xinyi-bench-data-") as tmp:
         figures["import"] = bench_import(Path(tmp), rows)
-        figures["verify"] = bench_verify(Path(tmp))
+        figures["verify"] = {"sqlite": bench_verify(Path(tmp) / "sqlite", None)}
+        pg = _pg_url()
+        if pg is not None:
+            from bench.common import fresh_pg_schema
+
+            with fresh_pg_schema(pg) as url:
+                figures["verify"]["postgresql"] = bench_verify(Path(tmp) / "pg", url)
     return figures
+
+
+def _pg_url() -> str | None:
+    try:
+        from bench.common import pg_url
+    except ImportError:
+        return None
+    return pg_url()
 
 
 def bench_import(tmp: Path, enterprises: int) -> dict[str, Any]:
@@ -87,25 +105,67 @@ def bench_import(tmp: Path, enterprises: int) -> dict[str, Any]:
     return out
 
 
-def bench_verify(tmp: Path) -> dict[str, Any]:
-    """Needs the whole gateway (keys, registry, audit); run once those have landed."""
+def bench_verify(tmp: Path, database_url: str | None) -> dict[str, Any]:
+    """Needs the whole gateway (keys, registry, audit) and the test helpers."""
     try:
-        from tests.live import serving
+        from tests.live import env_for, free_port, xinyi
     except ImportError as e:  # pragma: no cover - only without the test helpers
         return {"skipped": f"tests.live not importable: {e}"}
     threads = int(os.environ.get("XINYI_BENCH_VERIFY_THREADS", "8"))
     enterprises = int(os.environ.get("XINYI_BENCH_VERIFY_ENTERPRISES", "20"))
     home = tmp / "serve"
-    home.mkdir()
+    home.mkdir(parents=True)
+    port = free_port()
     # A verification budget of 100 per grant and feature (the most config allows) so
     # each grant carries 200 verifications: 100 on each of two features.
     config = (ROOT / "config.yaml").read_text(encoding="utf-8")
-    config = config.replace("default_verify_budget: 5", "default_verify_budget: 100")
+    for old, new in (
+        ("public_url: http://127.0.0.1:8600", f"public_url: http://127.0.0.1:{port}"),
+        ("default_verify_budget: 5", "default_verify_budget: 100"),
+    ):
+        assert old in config, old
+        config = config.replace(old, new)
     (home / "config.yaml").write_text(config, encoding="utf-8")
-    url = f"sqlite:///{home / 'xinyi.db'}"
-    with serving(home, url, workers=2) as (base, env):
+    env = env_for(home, database_url or f"sqlite:///{home / 'xinyi.db'}", port)
+    xinyi(env, "init")
+    log = (home / "serve.log").open("w")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "cli", "serve", "--port", str(port), "--workers", "2"],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        cwd=ROOT,
+        start_new_session=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        _wait_ready(base, server, home)
         plan = _prepare(home, base, env, enterprises)
-        return _hammer(base, plan, threads)
+        figures = _hammer(base, plan, threads)
+        figures["database"] = "postgresql" if database_url else "sqlite (WAL, synchronous=FULL)"
+        return figures
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+        log.close()
+
+
+def _wait_ready(base: str, server: subprocess.Popen[bytes], home: Path) -> None:
+    import httpx
+
+    deadline = time.time() + 60
+    while True:
+        try:
+            if httpx.get(base + "/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if server.poll() is not None or time.time() > deadline:
+            raise RuntimeError("gateway did not start: " + (home / "serve.log").read_text()[-3000:])
+        time.sleep(0.2)
 
 
 def _prepare(home: Path, base: str, env: dict[str, str], enterprises: int) -> dict[str, Any]:
@@ -133,7 +193,7 @@ def _prepare(home: Path, base: str, env: dict[str, str], enterprises: int) -> di
         {
             "iss": "bench_bank",
             "sub": "bench_bank",
-            "aud": base + "/oauth/token",
+            "aud": f"{base}/oauth/token",
             "jti": uuid.uuid4().hex,
             "iat": now,
             "exp": now + 120,
@@ -229,7 +289,7 @@ def _hammer(base: str, plan: dict[str, Any], threads: int) -> dict[str, Any]:
     seconds = time.perf_counter() - started
     lat = np.array(latencies) * 1000
     return {
-        "server": "xinyi serve, 2 gunicorn workers (gthread), SQLite",
+        "server": "xinyi serve, 2 gunicorn workers (gthread, 4 threads)",
         "client_threads": threads,
         "requests": len(work),
         "ok": len(latencies),

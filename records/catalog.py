@@ -477,6 +477,8 @@ def _between(spec: Feature, lo: float, hi: float) -> Band:
         return Band(
             lo, hi, f"{zh_number(lo)}–{zh_number(top)}", f"{en_number(lo)}–{en_number(top)}"
         )
+    if lo == 0 and hi == 1:  # "none to speak of" (e.g. arrears below one yuan)
+        return Band(lo, hi, "<1", "<1")
     return Band(lo, hi, f"{zh_number(lo)}–{zh_number(hi)}", f"{en_number(lo)}–{en_number(hi)}")
 
 
