@@ -40,15 +40,11 @@ def upgrade() -> None:
     op.create_table(
         "record_import_features",
         sa.Column("feature", sa.String(100), primary_key=True),
-        sa.Column(
-            "import_id", sa.Integer, sa.ForeignKey("record_imports.id"), primary_key=True
-        ),
+        sa.Column("import_id", sa.Integer, sa.ForeignKey("record_imports.id"), primary_key=True),
     )
     op.create_table(
         "record_rows",
-        sa.Column(
-            "import_id", sa.Integer, sa.ForeignKey("record_imports.id"), primary_key=True
-        ),
+        sa.Column("import_id", sa.Integer, sa.ForeignKey("record_imports.id"), primary_key=True),
         sa.Column("uscc", sa.String(18), primary_key=True),
         sa.Column("values_json", sa.Text, nullable=False),
         sqlite_with_rowid=False,
