@@ -182,8 +182,14 @@ def _department(svc: Services, department: str) -> Principal:
     principal = current_principal()
     if department not in _catalog(svc).departments:
         raise NotFound(f"no department {department!r}", code="unknown_department")
-    if principal.kind == "department" and principal.department != department:
-        raise Forbidden("a department sees and loads only its own data", code="wrong_department")
+    if principal.kind == "department":
+        if principal.department != department:
+            raise Forbidden(
+                "a department sees and loads only its own data", code="wrong_department"
+            )
+        registered = svc.registry.get_department(department)
+        if registered is None or registered.status != "active":
+            raise Forbidden("the department is suspended", code="department_suspended")
     return principal
 
 

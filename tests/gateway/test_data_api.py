@@ -388,6 +388,10 @@ def test_departments_act_only_for_themselves(
     # Cookie sessions need the CSRF header for an upload.
     tax.environ_base.pop("HTTP_X_CSRF_TOKEN")
     refusal(upload(tax, "tax", TAX), 403, "csrf_failed")
+    # 有进有出: a suspended department loads nothing.
+    app.extensions["xinyi"].registry.suspend_department("utilities")
+    refusal(upload(utilities, "utilities", "uscc,utilities.late_payments_12m\n"
+                   f"{ENTERPRISE},1\n"), 403, "department_suspended")  # fmt: skip
 
 
 def test_an_upload_must_be_csv_and_within_the_size_limit(
