@@ -313,10 +313,6 @@ def import_rejects(engine: Engine, import_id: int) -> list[Reject]:
 # Current values ------------------------------------------------------------------------
 
 
-# Imports never change once committed, so their feature lists can be cached forever.
-_FEATURES: dict[tuple[str, int], tuple[str, ...]] = {}
-
-
 def _imports_with(conn: sa.Connection, feature_ids: Iterable[str]) -> list[int]:
     """Loaded imports holding any of ``feature_ids``, newest first."""
     q = (
@@ -329,15 +325,12 @@ def _imports_with(conn: sa.Connection, feature_ids: Iterable[str]) -> list[int]:
 
 def _features_of(conn: sa.Connection, import_ids: Sequence[int]) -> dict[int, tuple[str, ...]]:
     """Each import's column order (its rows are JSON arrays in that order)."""
-    url = str(conn.engine.url)
-    missing = [i for i in import_ids if (url, i) not in _FEATURES]
-    if missing:
-        q = sa.select(record_imports.c.id, record_imports.c.features).where(
-            record_imports.c.id.in_(missing)
-        )
-        for import_id, features in conn.execute(q):
-            _FEATURES[(url, int(import_id))] = tuple(json.loads(features))
-    return {i: _FEATURES[(url, i)] for i in import_ids}
+    if not import_ids:
+        return {}
+    q = sa.select(record_imports.c.id, record_imports.c.features).where(
+        record_imports.c.id.in_(sorted(set(import_ids)))
+    )
+    return {int(i): tuple(json.loads(f)) for i, f in conn.execute(q)}
 
 
 def current_values(engine: Engine, uscc: str, feature_ids: Sequence[str]) -> dict[str, Value]:
@@ -347,18 +340,21 @@ def current_values(engine: Engine, uscc: str, feature_ids: Sequence[str]) -> dic
     out: dict[str, Value] = {}
     if not wanted:
         return out
-    with engine.connect() as conn:
-        imports = _imports_with(conn, wanted)
-        if not imports:
-            return out
-        rows = conn.execute(
-            sa.select(record_rows.c.import_id, record_rows.c.values_json)
-            .where(record_rows.c.uscc == uscc, record_rows.c.import_id.in_(imports))
-            .order_by(record_rows.c.import_id.desc())
-        ).all()
-        columns = _features_of(conn, [int(r[0]) for r in rows])
-    for import_id, values_json in rows:
-        for fid, value in zip(columns[int(import_id)], json.loads(values_json), strict=True):
+    holding = (
+        sa.select(record_import_features.c.import_id)
+        .where(record_import_features.c.feature.in_(sorted(wanted)))
+        .scalar_subquery()
+    )
+    q = (
+        sa.select(record_imports.c.features, record_rows.c.values_json)
+        .join(record_imports, record_imports.c.id == record_rows.c.import_id)
+        .where(record_rows.c.uscc == uscc, record_rows.c.import_id.in_(holding))
+        .order_by(record_rows.c.import_id.desc())
+    )
+    with engine.connect() as conn:  # one round trip: the hot path of report and verify
+        rows = conn.execute(q).all()
+    for features, values_json in rows:
+        for fid, value in zip(json.loads(features), json.loads(values_json), strict=True):
             if fid in wanted and fid not in out:
                 out[fid] = value
         if len(out) == len(wanted):
