@@ -56,6 +56,8 @@ REJECT_CODES: tuple[str, ...] = (
 )
 
 _SURROGATE = re.compile("[\udc80-\udcff]")
+# What a column name looks like (``uscc``, ``category.feature``); others are not echoed.
+_NAME = re.compile(r"[a-z][a-z0-9_]{0,47}(?:\.[a-z][a-z0-9_]{0,47})?")
 # Rows are checked in blocks, column by column: a clean column costs a few C-level
 # passes instead of one Python call per cell.
 BLOCK_ROWS = 10_000
@@ -301,6 +303,16 @@ def _check_header(
         shown = name if not (suspect and _SURROGATE.search(name)) else f"column {index + 1}"
         if shown != name:
             result.reject(line, shown, "not_utf8", "the column name is not UTF-8")
+            continue
+        if not _NAME.fullmatch(name):
+            # Not even shaped like a column name: maybe a data row where the header
+            # should be. Name the position, never the text (it may be a value).
+            result.reject(
+                line,
+                f"column {index + 1}",
+                "unknown_column",
+                "the column name is not a feature id (is the header row missing?)",
+            )
             continue
         if name in seen:
             result.reject(line, name, "duplicate_column", "the column appears twice")

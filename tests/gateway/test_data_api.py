@@ -402,3 +402,16 @@ def test_an_upload_must_be_csv_and_within_the_size_limit(
     limit = app.config["MAX_CONTENT_LENGTH"]
     huge = TAX + (f"{ENTERPRISE},1,1,A,0\n" * (limit // 20))
     assert upload(tax, "tax", huge).status_code == 413
+
+
+def test_the_data_paths_are_documented(client: FlaskClient) -> None:
+    paths = client.get("/openapi.json").get_json()["paths"]
+    for path, method in [
+        ("/v1/enterprises/{uscc}/report", "get"),
+        ("/v1/verify", "post"),
+        ("/v1/departments/{department}/imports", "post"),
+        ("/v1/departments/{department}/imports", "get"),
+        ("/v1/departments/{department}/imports/{import_id}", "get"),
+        ("/v1/departments/{department}/imports/{import_id}/rejects", "get"),
+    ]:
+        assert method in paths[path], path

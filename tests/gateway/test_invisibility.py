@@ -215,7 +215,7 @@ def test_no_canary_leaves_the_gateway(
     explicit: dict[str, list[Any]] = {
         "data.verify": verify_bodies(grant, catalog),
         "consent.create": [consent_body(categories=NON_PUBLIC)],
-        "data.import_file": ["good_csv", "bad_csv"],
+        "data.import_file": ["good_csv", "bad_csv", "headerless_csv"],
     }
     files = {
         "good_csv": "uscc,tax.paid_12m,tax.revenue_12m\n"
@@ -223,6 +223,7 @@ def test_no_canary_leaves_the_gateway(
         "bad_csv": "uscc,tax.arrears,tax.revenue_12m\n"
         f"{ENTERPRISE},{CANARIES['tax.arrears']},{CANARIES['tax.revenue_12m']}\n"
         f"{ENTERPRISE},-{CANARIES['tax.arrears']},x{CANARIES['tax.revenue_12m']}\n",
+        "headerless_csv": f"{ENTERPRISE},{CANARIES['tax.paid_12m']},{CANARIES['tax.arrears']}\n",
     }
 
     roles = [

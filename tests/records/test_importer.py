@@ -125,6 +125,7 @@ def test_every_problem_of_every_row_is_reported_in_line_order(catalog: Catalog) 
         (("id", "tax.paid_12m", "tax.arrears"),
          [(1, "id", "unknown_column"), (1, "uscc", "missing_uscc_column")]),
         (("uscc",), [(1, "", "no_feature_columns")]),
+        (("uscc", "tax.paid_12m", "Tax Paid"), [(1, "column 3", "unknown_column")]),
     ],
 )  # fmt: skip
 def test_header_problems_refuse_the_file(
@@ -227,3 +228,16 @@ def test_known_codes(catalog: Catalog) -> None:
     assert valid_usccs([A, B, C, D, "91330100716105852F", "91330100716105852G"]).tolist() == [
         True, True, True, True, True, False,
     ]  # fmt: skip
+
+
+def test_a_missing_header_row_never_echoes_the_data_it_holds(catalog: Catalog) -> None:
+    data = csv_bytes((A, "7391562.83", "48213977.41"), (B, "1", "2"))
+    result = check(catalog, "tax", data)
+    assert problems(result) == [
+        (1, "column 1", "unknown_column"),
+        (1, "column 2", "unknown_column"),
+        (1, "column 3", "unknown_column"),
+        (1, "uscc", "missing_uscc_column"),
+    ]
+    text = rejects_csv(result.rejects)
+    assert "7391562" not in text and A not in text and "is the header row missing" in text
