@@ -244,7 +244,7 @@ def _check_usccs(codes: list[str], lines: list[int], result: Checked) -> None:
 
 
 # Lookup tables for :func:`valid_usccs`, built from common.uscc's definitions.
-_CHAR_VALUE = np.full(256, -1, dtype=np.int64)
+_CHAR_VALUE = np.full(256, -1, dtype=np.int8)
 for _i, _c in enumerate(uscc_rules.ALPHABET):
     _CHAR_VALUE[ord(_c)] = _i
 _IS_DIGIT = np.zeros(256, dtype=bool)
@@ -253,7 +253,7 @@ _AUTHORITY_TYPE = np.zeros((256, 256), dtype=bool)
 for _authority, _types in uscc_rules.AUTHORITY_TYPES.items():
     for _t in _types:
         _AUTHORITY_TYPE[ord(_authority), ord(_t)] = True
-_WEIGHTS = np.array(uscc_rules.WEIGHTS, dtype=np.int64)
+_WEIGHTS = np.array(uscc_rules.WEIGHTS, dtype=np.int32)
 
 
 def valid_usccs(codes: list[str]) -> np.ndarray:
@@ -273,7 +273,7 @@ def valid_usccs(codes: list[str]) -> np.ndarray:
     values = _CHAR_VALUE[chars]
     ok = fits & (values >= 0).all(axis=1) & _IS_DIGIT[chars[:, 2:8]].all(axis=1)
     ok &= _AUTHORITY_TYPE[chars[:, 0], chars[:, 1]]
-    expected = (31 - (values[:, :17] * _WEIGHTS).sum(axis=1) % 31) % 31
+    expected = (31 - (values[:, :17].astype(np.int32) @ _WEIGHTS) % 31) % 31
     ok &= values[:, 17] == expected
     result: np.ndarray = ok
     return result
