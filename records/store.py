@@ -251,11 +251,20 @@ def _bulk_rows(
         for start in range(0, len(rows), INSERT_CHUNK):
             chunk = rows[start : start + INSERT_CHUNK]
             if dialect == "postgresql":
+                # COPY text format: tab-separated, backslash is the escape character.
+                # USCCs are alphanumeric and the JSON holds no raw tab or newline (JSON
+                # escapes them), so only backslashes need doubling.
+                prefix = f"{import_id}\t"
+                text = "".join(
+                    [
+                        prefix + code + "\t" + values.replace("\\", "\\\\") + "\n"
+                        for code, values in chunk
+                    ]
+                )
                 with cursor.copy(
                     "COPY record_rows (import_id, uscc, values_json) FROM STDIN"
                 ) as copy:
-                    for code, values in chunk:
-                        copy.write_row((import_id, code, values))
+                    copy.write(text.encode("utf-8"))
             else:
                 cursor.executemany(
                     "INSERT INTO record_rows (import_id, uscc, values_json) VALUES (?, ?, ?)",

@@ -176,3 +176,11 @@ def test_feature_matrix_for_many_enterprises_scans_once(engine: Engine, catalog:
 def test_feature_matrix_refuses_repeated_enterprises(engine: Engine, catalog: Catalog) -> None:
     with pytest.raises(InvalidInput):
         store.feature_matrix(engine, catalog, [A, A], ["tax.paid_12m"])
+
+
+def test_text_with_quotes_and_backslashes_round_trips(engine: Engine, catalog: Catalog) -> None:
+    name = 'a\\b "c" \\n 杭州, 分公司'
+    quoted = '"' + name.replace('"', '""') + '"'
+    load(engine, catalog, "market_regulation",
+         csv_bytes(("uscc", "registration.name"), (A, quoted)))  # fmt: skip
+    assert store.current_values(engine, A, ["registration.name"]) == {"registration.name": name}
