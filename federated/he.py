@@ -1,0 +1,279 @@
+"""The only module that imports TenSEAL: a small typed wrapper around CKKS.
+
+Invariants:
+- a context that leaves its owner is public: ``SecretContext.public_bytes`` never
+  serializes the secret key, Galois keys or relinearization keys;
+- bytes from outside are untrusted: ``PublicContext.load`` refuses oversized input, a
+  context that carries a secret key and parameters other than the registered ones;
+  ``PublicContext.ciphertext`` refuses oversized or unparseable ciphertexts. Every
+  TenSEAL failure becomes one of our errors (never a library exception);
+- a vector encrypted under one context is only ever combined with plaintexts or with
+  ciphertexts of the same context.
+
+Units: CKKS slots hold real numbers; the precision of a fresh encryption at scale 2^40
+is about 2^-20 absolute, each plaintext multiplication consumes one level (rescale).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import tenseal as ts
+
+from common.errors import InvalidInput, TooLarge
+
+
+class InvalidContext(InvalidInput):
+    code = "invalid_context"
+
+
+class ContextHasSecretKey(InvalidInput):
+    code = "context_has_secret_key"
+
+
+class WrongParameters(InvalidInput):
+    code = "context_parameters"
+
+
+class InvalidCiphertext(InvalidInput):
+    code = "invalid_ciphertext"
+
+
+class PayloadTooLarge(TooLarge):
+    code = "too_large"
+
+
+@dataclass(frozen=True)
+class CKKSParams:
+    """CKKS parameters: ring degree N (slots = N/2), modulus chain bit sizes, scale."""
+
+    poly_modulus_degree: int = 8192
+    coeff_mod_bit_sizes: tuple[int, ...] = (60, 40, 60)
+    global_scale_bits: int = 40
+
+    @property
+    def slots(self) -> int:
+        return self.poly_modulus_degree // 2
+
+    def as_dict(self) -> dict[str, Any]:
+        """The contract's ``context_params`` object."""
+        return {
+            "poly_modulus_degree": self.poly_modulus_degree,
+            "coeff_mod_bit_sizes": list(self.coeff_mod_bit_sizes),
+            "global_scale_bits": self.global_scale_bits,
+        }
+
+    @classmethod
+    def from_dict(cls, d: Any) -> CKKSParams:
+        try:
+            return cls(
+                int(d["poly_modulus_degree"]),
+                tuple(int(b) for b in d["coeff_mod_bit_sizes"]),
+                int(d["global_scale_bits"]),
+            )
+        except (KeyError, TypeError, ValueError) as e:
+            raise InvalidInput(f"malformed CKKS parameters: {e}", code="context_parameters") from e
+
+
+def _params_of(ctx: ts.Context) -> CKKSParams:
+    """Read the parameters back from a (deserialized) context."""
+    data = ctx.seal_context().data
+    if data.key_context_data().parms().scheme() != ts.SCHEME_TYPE.CKKS.value:
+        raise WrongParameters("the context is not a CKKS context")
+    # The bindings cannot return the moduli themselves; the total bit count per level of
+    # the modulus chain gives each prime's size by difference (key level first).
+    totals: list[int] = []
+    level = data.key_context_data()
+    while level is not None:
+        totals.append(int(level.total_coeff_modulus_bit_count()))
+        level = level.next_context_data()
+    sizes = [b - a for a, b in zip(totals[1:], totals[:-1], strict=True)][::-1]
+    bits = (totals[-1], *sizes)
+    # The special prime is last in the user's list; TenSEAL keeps the user's order for the
+    # data primes, so the chain read from the bottom gives the list back.
+    scale = ctx.global_scale
+    scale_bits = round(float(np.log2(scale))) if scale > 0 else 0
+    n = int(data.key_context_data().parms().poly_modulus_degree())
+    return CKKSParams(n, tuple(int(b) for b in bits), scale_bits)
+
+
+def _new_context(params: CKKSParams, *, symmetric: bool) -> ts.Context:
+    kind = ts.ENCRYPTION_TYPE.SYMMETRIC if symmetric else ts.ENCRYPTION_TYPE.ASYMMETRIC
+    try:
+        ctx = ts.context(
+            ts.SCHEME_TYPE.CKKS,
+            poly_modulus_degree=params.poly_modulus_degree,
+            coeff_mod_bit_sizes=list(params.coeff_mod_bit_sizes),
+            encryption_type=kind,
+        )
+    except ValueError as e:
+        raise WrongParameters(f"invalid CKKS parameters {params.as_dict()}: {e}") from e
+    ctx.global_scale = 2.0**params.global_scale_bits
+    return ctx
+
+
+class Ciphertext:
+    """An encrypted vector of reals; arithmetic with plaintext vectors or same-context
+    ciphertexts only."""
+
+    __slots__ = ("_v",)
+
+    def __init__(self, vector: ts.CKKSVector) -> None:
+        self._v = vector
+
+    @property
+    def size(self) -> int:
+        return int(self._v.size())
+
+    def to_bytes(self) -> bytes:
+        return bytes(self._v.serialize())
+
+    def mul_plain(self, values: Sequence[float] | np.ndarray) -> Ciphertext:
+        return Ciphertext(self._v * _as_list(values))
+
+    def add_plain(self, values: Sequence[float] | np.ndarray) -> Ciphertext:
+        return Ciphertext(self._v + _as_list(values))
+
+    def add(self, other: Ciphertext) -> Ciphertext:
+        return Ciphertext(self._v + other._v)
+
+    def sub(self, other: Ciphertext) -> Ciphertext:
+        return Ciphertext(self._v - other._v)
+
+
+def _as_list(values: Sequence[float] | np.ndarray) -> list[float]:
+    arr = np.asarray(values, dtype=np.float64)
+    if not np.all(np.isfinite(arr)):
+        raise InvalidInput("plaintext values must be finite", code="invalid_plaintext")
+    return [float(x) for x in arr.ravel()]
+
+
+class PublicContext:
+    """Somebody else's context: public key and parameters only. Encrypts, computes,
+    never decrypts."""
+
+    __slots__ = ("_ctx", "params")
+
+    def __init__(self, ctx: ts.Context, params: CKKSParams) -> None:
+        self._ctx = ctx
+        self.params = params
+
+    @classmethod
+    def load(
+        cls, data: bytes, *, expected: CKKSParams | None = None, max_bytes: int = 1 << 20
+    ) -> PublicContext:
+        """Parse untrusted context bytes (see the module invariants)."""
+        if len(data) > max_bytes:
+            raise PayloadTooLarge(f"the context is {len(data)} bytes; at most {max_bytes}")
+        if not data:
+            raise InvalidContext("the context is empty")
+        try:
+            ctx = ts.context_from(data)
+        except (ValueError, RuntimeError, TypeError) as e:
+            raise InvalidContext("the context cannot be parsed") from e
+        if ctx.has_secret_key() or ctx.is_private():
+            raise ContextHasSecretKey("the context carries a secret key; send the public one")
+        try:
+            params = _params_of(ctx)
+        except (ValueError, RuntimeError, AttributeError) as e:
+            raise InvalidContext("the context's parameters cannot be read") from e
+        if expected is not None and params != expected:
+            raise WrongParameters(
+                f"the context's parameters {params.as_dict()} are not the registered "
+                f"{expected.as_dict()}"
+            )
+        return cls(ctx, params)
+
+    def to_bytes(self) -> bytes:
+        return bytes(
+            self._ctx.serialize(
+                save_public_key=True,
+                save_secret_key=False,
+                save_galois_keys=False,
+                save_relin_keys=False,
+            )
+        )
+
+    def encrypt(self, values: Sequence[float] | np.ndarray) -> Ciphertext:
+        if not self._ctx.has_public_key():
+            raise InvalidContext("this context has no public key to encrypt with")
+        return Ciphertext(ts.ckks_vector(self._ctx, _as_list(values)))
+
+    def ciphertext(self, data: bytes, *, max_bytes: int = 512 * 1024) -> Ciphertext:
+        """Parse an untrusted ciphertext encrypted under this context."""
+        return _load_vector(self._ctx, data, max_bytes, self.params)
+
+
+def _load_vector(ctx: ts.Context, data: bytes, max_bytes: int, params: CKKSParams) -> Ciphertext:
+    if len(data) > max_bytes:
+        raise PayloadTooLarge(f"the ciphertext is {len(data)} bytes; at most {max_bytes}")
+    if not data:
+        raise InvalidCiphertext("the ciphertext is empty")
+    try:
+        vec = ts.ckks_vector_from(ctx, data)
+    except (ValueError, RuntimeError, TypeError) as e:
+        raise InvalidCiphertext("the ciphertext cannot be parsed under this context") from e
+    size = int(vec.size())
+    if not 0 < size <= params.slots:
+        raise InvalidCiphertext(f"the ciphertext holds {size} values; 1 to {params.slots}")
+    return Ciphertext(vec)
+
+
+class SecretContext:
+    """Our own context with its secret key: the only thing that decrypts.
+
+    ``symmetric=True`` encrypts with the secret key (seeded ciphertexts, about half the
+    bytes); a context for others to encrypt under must be asymmetric."""
+
+    __slots__ = ("_ctx", "params")
+
+    def __init__(self, ctx: ts.Context, params: CKKSParams) -> None:
+        self._ctx = ctx
+        self.params = params
+
+    @classmethod
+    def generate(cls, params: CKKSParams, *, symmetric: bool = False) -> SecretContext:
+        return cls(_new_context(params, symmetric=symmetric), params)
+
+    @classmethod
+    def from_secret_bytes(cls, data: bytes) -> SecretContext:
+        try:
+            ctx = ts.context_from(data)
+        except (ValueError, RuntimeError, TypeError) as e:
+            raise InvalidContext("the secret context cannot be parsed") from e
+        if not ctx.has_secret_key():
+            raise InvalidContext("this context has no secret key")
+        return cls(ctx, _params_of(ctx))
+
+    def secret_bytes(self) -> bytes:
+        """Everything, secret key included: encrypt these bytes at rest."""
+        return bytes(self._ctx.serialize(save_secret_key=True))
+
+    def public_bytes(self) -> bytes:
+        """The public context (public key and parameters only) for others."""
+        return bytes(
+            self._ctx.serialize(
+                save_public_key=True,
+                save_secret_key=False,
+                save_galois_keys=False,
+                save_relin_keys=False,
+            )
+        )
+
+    def public(self) -> PublicContext:
+        return PublicContext.load(self.public_bytes(), expected=self.params)
+
+    def encrypt(self, values: Sequence[float] | np.ndarray) -> Ciphertext:
+        return Ciphertext(ts.ckks_vector(self._ctx, _as_list(values)))
+
+    def ciphertext(self, data: bytes, *, max_bytes: int = 512 * 1024) -> Ciphertext:
+        return _load_vector(self._ctx, data, max_bytes, self.params)
+
+    def decrypt(self, ct: Ciphertext) -> np.ndarray:
+        """The raw CKKS decryption. Never send it to another party as is: round or
+        noise-flood it first (Li–Micciancio 2021)."""
+        ct._v.link_context(self._ctx)
+        return np.asarray(ct._v.decrypt(), dtype=np.float64)
