@@ -177,6 +177,3 @@ def step_data_services(story: Story) -> None:
     say("the enterprise sees each feature's verification budget:")
     for fid, b in left.items():
         say(f"  {fid}: used {b['used']} of {b['budget']}, {b['left']} left")
-
-
-STEPS = [step_city, step_data_services]
