@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
@@ -30,8 +30,10 @@ def normalize_url(url: str) -> str:
 
 
 def is_sqlite(engine_or_url: Engine | str) -> bool:
-    url = engine_or_url if isinstance(engine_or_url, str) else str(engine_or_url.url)
-    return url.startswith("sqlite")
+    if isinstance(engine_or_url, str):
+        return engine_or_url.startswith("sqlite")
+    # The dialect name, not str(engine.url): rendering a URL costs more than a query.
+    return engine_or_url.dialect.name == "sqlite"
 
 
 def make_engine(url: str, *, pool_size: int = 5) -> Engine:
@@ -66,9 +68,11 @@ def make_engine(url: str, *, pool_size: int = 5) -> Engine:
 
         return engine
     if parsed.get_backend_name() == "postgresql":
-        return create_engine(
-            url, pool_size=pool_size, max_overflow=10, pool_pre_ping=True, future=True
-        )
+        # No pool_pre_ping: it costs a round trip on every checkout (several per
+        # request). A connection found dead (server restarted) raises a disconnect
+        # error; SQLAlchemy then invalidates the whole pool, so only requests in
+        # flight at the restart fail (503, see gateway.errors), the next ones reconnect.
+        return create_engine(url, pool_size=pool_size, max_overflow=10, future=True)
     raise ConfigError(f"database.url: unsupported database {parsed.get_backend_name()!r}")
 
 
@@ -85,8 +89,20 @@ def write_session(engine: Engine) -> Iterator[Session]:
 
 
 @contextmanager
+def read_connection(engine: Engine) -> Iterator[Connection]:
+    """A connection for reads. On PostgreSQL in autocommit: each statement is its own
+    snapshot and costs one round trip (no BEGIN, no ROLLBACK at return). Use a
+    transaction where several reads must agree with each other."""
+    with engine.connect() as conn:
+        if not is_sqlite(engine):
+            conn.execution_options(isolation_level="AUTOCOMMIT")
+        yield conn
+
+
+@contextmanager
 def read_session(engine: Engine) -> Iterator[Session]:
-    with Session(engine) as session:
+    """A session for reads (autocommit on PostgreSQL, see ``read_connection``)."""
+    with read_connection(engine) as conn, Session(bind=conn) as session:
         yield session
 
 

@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import hmac
 import secrets
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import wraps
@@ -24,11 +26,12 @@ import jwt
 from flask import current_app, g, request, session
 
 from common.errors import AuthenticationFailed, Forbidden
-from gateway.services import services
+from gateway.services import Services, services
 
 F = TypeVar("F", bound=Callable[..., Any])
 KINDS = ("institution", "enterprise", "department", "operator")
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+_CACHE_LOCK = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -62,8 +65,57 @@ def issue_access_token(client_id: str) -> tuple[str, int]:
     return token, ttl
 
 
+_VERIFIED_TOKENS = 4096  # access tokens whose signature verified, per process
+
+
+@dataclass(frozen=True)
+class _VerifiedToken:
+    kid: str
+    client_id: str
+    not_before: float
+    expires: float
+
+
+def _verified_tokens() -> OrderedDict[str, _VerifiedToken]:
+    cache: OrderedDict[str, _VerifiedToken] = services().extras.setdefault(
+        "auth.verified_tokens", OrderedDict()
+    )
+    return cache
+
+
 def _bearer_principal(token: str) -> Principal:
+    """Verify an access token and look its institution's status up in the store (on
+    every request, never cached).
+
+    A token's signature, issuer and audience never change, so a token that verified
+    once is remembered (bounded LRU); its time window and its key's publication are
+    checked again on every request, the institution's status is read from the store."""
     svc = services()
+    cache = _verified_tokens()
+    hit = cache.get(token)
+    now = time.time()
+    if hit is not None and svc.keys.public_key(hit.kid, "tokens") is not None:
+        if now >= hit.expires:
+            raise AuthenticationFailed("the access token has expired", code="token_expired")
+        if now >= hit.not_before:
+            return _institution_principal(svc, hit.client_id)
+    client_id = _verify_access_token(svc, token, cache)
+    return _institution_principal(svc, client_id)
+
+
+def _institution_principal(svc: Services, client_id: str) -> Principal:
+    status = svc.registry_status(client_id)
+    if status is None:
+        raise AuthenticationFailed("unknown institution", code="invalid_token")
+    if status != "active":
+        raise InstitutionSuspended("the institution is suspended")
+    from gateway.metrics import limit
+
+    limit(current_app, client_id)
+    return Principal(kind="institution", id=client_id)
+
+
+def _verify_access_token(svc: Services, token: str, cache: OrderedDict[str, _VerifiedToken]) -> str:
     try:
         header = jwt.get_unverified_header(token)
     except jwt.PyJWTError as e:
@@ -87,15 +139,18 @@ def _bearer_principal(token: str) -> Principal:
     except jwt.PyJWTError as e:
         raise AuthenticationFailed("invalid access token", code="invalid_token") from e
     client_id = str(claims["sub"])
-    status = svc.registry_status(client_id)
-    if status is None:
-        raise AuthenticationFailed("unknown institution", code="invalid_token")
-    if status != "active":
-        raise InstitutionSuspended("the institution is suspended")
-    from gateway.metrics import limit
-
-    limit(current_app, client_id)
-    return Principal(kind="institution", id=client_id)
+    nbf = claims.get("nbf")
+    verified = _VerifiedToken(
+        header["kid"],
+        client_id,
+        float(nbf) if isinstance(nbf, int | float) else 0.0,
+        float(claims["exp"]),
+    )
+    with _CACHE_LOCK:
+        cache[token] = verified
+        while len(cache) > _VERIFIED_TOKENS:
+            cache.popitem(last=False)
+    return client_id
 
 
 def _session_principal() -> Principal | None:

@@ -31,6 +31,7 @@ import sqlalchemy as sa
 from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
 
+from common.db import read_connection
 from common.errors import Conflict, InvalidInput
 from common.settings import Settings
 from records.catalog import Catalog, Value, encode, parse_column
@@ -360,7 +361,7 @@ def current_values(engine: Engine, uscc: str, feature_ids: Sequence[str]) -> dic
         .where(record_rows.c.uscc == uscc, record_rows.c.import_id.in_(holding))
         .order_by(record_rows.c.import_id.desc())
     )
-    with engine.connect() as conn:  # one round trip: the hot path of report and verify
+    with read_connection(engine) as conn:  # one round trip: the hot path of report and verify
         rows = conn.execute(q).all()
     for features, values_json in rows:
         for fid, value in zip(json.loads(features), json.loads(values_json), strict=True):
