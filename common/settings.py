@@ -120,6 +120,9 @@ class Consent(_Frozen):
     default_verify_budget: int = Field(default=5, ge=1, le=100)
     webhook_max_attempts: int = Field(default=12, ge=1, le=100)
     webhook_backoff_seconds: float = Field(default=2.0, gt=0)
+    # How long a worker owns an event it is sending; a worker that dies mid-delivery
+    # holds its institution's events back this long (then another sends, at least once).
+    webhook_lease_seconds: float = Field(default=60.0, gt=0)
 
 
 class Audit(_Frozen):

@@ -25,7 +25,6 @@ from consent import store
 from consent.service import GrantKeys
 
 log = get_logger("consent.outbox")
-LEASE_SECONDS = 60.0
 
 
 @dataclass
@@ -52,7 +51,7 @@ class OutboxDelivery:
         now = self.clock()
         cfg = self.settings.config.consent
         with write_session(self.engine) as s:
-            due = store.claim_due_events(s, now, limit, LEASE_SECONDS)
+            due = store.claim_due_events(s, now, limit, cfg.webhook_lease_seconds)
         delivered = 0
         for row in due:
             error = None

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Flask, Response, g, jsonify
+from sqlalchemy.exc import InterfaceError, OperationalError
 from werkzeug.exceptions import HTTPException
 
 from common import errors
@@ -78,6 +79,17 @@ def init_app(app: Flask) -> None:
         }.get(e.code or 500, "http_error")
         resp = jsonify({"error": code, "message": e.description or e.name})
         return resp, e.code or 500
+
+    @app.errorhandler(OperationalError)
+    @app.errorhandler(InterfaceError)
+    def _database_unavailable(e: Exception) -> tuple[Response, int]:
+        # The database is unreachable (restarting, connection lost): nothing was served
+        # and the request may be retried. Any other database error is a bug (500).
+        log.warning(
+            "database_unavailable", request_id=g.get("request_id"), error_type=type(e).__name__
+        )
+        body = {"error": "database_unavailable", "message": "the database is unavailable; retry"}
+        return jsonify(body), 503
 
     @app.errorhandler(Exception)
     def _unexpected(e: Exception) -> tuple[Response, int]:

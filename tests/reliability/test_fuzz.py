@@ -123,12 +123,11 @@ def test_no_one_character_change_of_a_grant_verifies(
     service, genuine, _ = grant_world
     i = position % len(genuine)
     mutated = genuine[:i] + char + genuine[i + 1 :]
+    code: str | None = None
     try:
         claims = service.verify_signature(mutated)
     except ConsentRefused as e:
         code = e.code
-    else:
-        code = None
     if code is not None:
         assert code == "grant_invalid"
         return
