@@ -1,0 +1,129 @@
+"""Size limits on every body and rate limits per institution.
+
+- A body larger than ``limits.max_request_bytes`` is refused with 413 ``too_large`` on
+  every route that takes one, before the body is read and before anything is stored
+  or counted (the route-specific limits of contexts, ciphertexts, batches and CSV files
+  are tested with their routes in ``tests/gateway``);
+- each institution has its own sliding one-minute window of
+  ``limits.requests_per_minute`` requests (per worker: divided by the worker count);
+  one institution hitting its limit does not slow another.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from flask import Flask
+from flask.testing import FlaskClient
+
+from bank.profile import public_jwk
+from common.errors import RateLimited
+from gateway import create_app
+from gateway.metrics import RateLimiter
+from tests.gateway.conftest import Bank
+
+MAX_BYTES = 4096
+PER_MINUTE = 5
+
+
+@pytest.fixture
+def app(database_url: str, make_settings: Any) -> Iterator[Flask]:
+    s = make_settings(
+        database_url=database_url,
+        limits={"max_request_bytes": MAX_BYTES, "requests_per_minute": PER_MINUTE},
+    )
+    app = create_app(s, background=False)
+    app.config["TESTING"] = True
+    yield app
+    app.extensions["xinyi"].stop()
+    app.extensions["xinyi"].engine.dispose()
+
+
+def bank(app: Flask, name: str) -> Bank:
+    key = Ed25519PrivateKey.generate()
+    app.extensions["xinyi"].registry.add_institution(name, name=name, jwk=public_jwk(key))
+    b = Bank(name, key, app)
+    b.login(app.test_client())
+    return b
+
+
+def person(app: Flask, role: str) -> FlaskClient:
+    svc = app.extensions["xinyi"]
+    extra: dict[str, Any] = {"uscc": "91330100716105852F"} if role == "enterprise" else {}
+    if role == "department":
+        svc.registry.add_department("tax", name="税务局")
+        extra = {"department_id": "tax"}
+    svc.registry.add_user(login=f"lim-{role}", password="limits password", role=role, **extra)
+    client = app.test_client()
+    resp = client.post("/v1/session", json={"login": f"lim-{role}", "password": "limits password"})
+    client.environ_base["HTTP_X_CSRF_TOKEN"] = resp.get_json()["csrf_token"]
+    return client
+
+
+ROUTES_WITH_BODIES = [
+    ("institution", "POST", "/v1/consents", "application/json"),
+    ("institution", "POST", "/v1/verify", "application/json"),
+    ("institution", "POST", "/v1/contexts", "application/json"),
+    ("institution", "POST", "/v1/score", "application/json"),
+    ("institution", "POST", "/v1/score/batch", "application/json"),
+    ("institution", "PUT", "/v1/webhook", "application/json"),
+    ("department", "POST", "/v1/departments/tax/imports", "text/csv"),
+    ("anonymous", "POST", "/v1/session", "application/json"),
+    ("anonymous", "POST", "/v1/audit/cosignatures", "application/json"),
+    ("anonymous", "POST", "/oauth/token", "application/x-www-form-urlencoded"),
+]
+
+
+def test_every_body_over_the_limit_is_refused_with_413_and_nothing_is_stored(
+    app: Flask,
+) -> None:
+    department = person(app, "department")
+    anonymous = app.test_client()
+    body = b"x" * (MAX_BYTES + 1)
+    engine = app.extensions["xinyi"].engine
+    import sqlalchemy as sa
+
+    def counts() -> tuple[int, ...]:
+        with engine.connect() as conn:
+            return tuple(
+                int(conn.execute(sa.text(f"SELECT count(*) FROM {t}")).scalar() or 0)
+                for t in ("consents", "audit_queue", "audit_entries", "record_imports")
+            )
+
+    before = counts()
+    for i, (caller, method, path, mimetype) in enumerate(ROUTES_WITH_BODIES):
+        client = department if caller == "department" else app.test_client()
+        if caller == "anonymous":
+            client = anonymous
+        # A bank per call: this test is about sizes, not about the rate limit.
+        headers = bank(app, f"big_bank_{i}").headers() if caller == "institution" else {}
+        resp = client.open(path, method=method, data=body, content_type=mimetype, headers=headers)
+        assert resp.status_code == 413, (path, resp.status_code, resp.get_data()[:200])
+        assert resp.get_json()["error"] == "too_large", path
+    assert counts() == before
+
+
+def test_an_institution_over_its_rate_is_refused_and_others_are_not(app: Flask) -> None:
+    client = app.test_client()
+    busy, quiet = bank(app, "busy_bank"), bank(app, "quiet_bank")
+    for _ in range(PER_MINUTE):
+        assert busy.get(client, "/v1/catalog").status_code == 200
+    refused = busy.get(client, "/v1/catalog")
+    assert refused.status_code == 429
+    assert refused.get_json()["error"] == "rate_limited"
+    assert quiet.get(client, "/v1/catalog").status_code == 200
+
+
+def test_the_window_slides_over_one_minute() -> None:
+    limiter = RateLimiter(3)
+    for t in (0.0, 10.0, 20.0):
+        limiter.hit("bank", now=t)
+    with pytest.raises(RateLimited):
+        limiter.hit("bank", now=59.9)
+    limiter.hit("other", now=59.9)
+    limiter.hit("bank", now=60.1)  # the hit at 0.0 left the window
+    with pytest.raises(RateLimited):
+        limiter.hit("bank", now=60.2)
