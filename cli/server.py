@@ -1,4 +1,18 @@
-"""`xinyi init`, `xinyi serve`, `xinyi demo`."""
+"""`xinyi init`, `xinyi serve`.
+
+``xinyi serve`` runs the gateway on gunicorn with ``gthread`` workers (each worker a
+process with ``server.threads`` request threads): HE scoring is CPU-bound and releases
+the GIL only in parts, so processes give the parallelism and threads keep a worker busy
+while requests wait for the database and for their audit log index (requests waiting
+together share one audit batch).
+
+Graceful shutdown: on SIGTERM gunicorn stops accepting, lets requests in flight finish
+(``graceful_timeout``), and each worker stops its background loops (checkpoints,
+webhooks) on the way out. Every answer that was sent had its entry integrated first, so
+nothing is left to flush; queued entries of requests cut short are integrated by
+whichever process sequences next. ``/readyz`` tells a load balancer when a worker can
+serve (database reachable, audit log readable).
+"""
 
 from __future__ import annotations
 
@@ -32,12 +46,41 @@ def init(ctx: click.Context) -> None:
         click.echo(f"key: {key.get('xinyi_purpose')} {key['kid']}")
 
 
+def gunicorn_options(settings: Settings, bind: str, workers: int, threads: int) -> dict[str, Any]:
+    """The gunicorn settings of ``xinyi serve``."""
+    return {
+        "bind": bind,
+        "workers": workers,
+        "worker_class": "gthread",
+        "threads": threads,
+        # A worker that does not answer its heartbeat for this long is replaced.
+        "timeout": 60,
+        "graceful_timeout": 20,
+        "keepalive": 5,
+        # Request line and header limits (bodies: limits.max_request_bytes in the app).
+        "limit_request_line": 8190,
+        "limit_request_fields": 100,
+        "limit_request_field_size": 8190,
+        # No access log: one line per request costs CPU on the hot path; /metrics counts.
+        "accesslog": None,
+        "child_exit": _child_exit,
+        "worker_exit": _worker_exit,
+    }
+
+
 @click.command()
 @click.option("--host", default=None, help="Bind address (default from config).")
 @click.option("--port", type=int, default=None, help="Port (default from config, 8600).")
 @click.option("--workers", type=int, default=None, help="gunicorn worker processes.")
+@click.option("--threads", type=int, default=None, help="Request threads per worker.")
 @click.pass_context
-def serve(ctx: click.Context, host: str | None, port: int | None, workers: int | None) -> None:
+def serve(
+    ctx: click.Context,
+    host: str | None,
+    port: int | None,
+    workers: int | None,
+    threads: int | None,
+) -> None:
     """Run the gateway on gunicorn."""
     from gunicorn.app.base import BaseApplication
 
@@ -45,17 +88,12 @@ def serve(ctx: click.Context, host: str | None, port: int | None, workers: int |
     server = settings.config.server
     bind = f"{host or server.host}:{port or server.port}"
     n = workers or server.workers
+    options = gunicorn_options(settings, bind, n, threads or server.threads)
 
     class Gateway(BaseApplication):  # type: ignore[misc]
         def load_config(self) -> None:
-            self.cfg.set("bind", bind)
-            self.cfg.set("workers", n)
-            self.cfg.set("worker_class", "gthread")
-            self.cfg.set("threads", 4)
-            self.cfg.set("timeout", 60)
-            self.cfg.set("graceful_timeout", 10)
-            self.cfg.set("accesslog", None)
-            self.cfg.set("child_exit", _child_exit)
+            for key, value in options.items():
+                self.cfg.set(key, value)
 
         def load(self) -> Any:
             from gateway import create_app
@@ -69,7 +107,9 @@ def serve(ctx: click.Context, host: str | None, port: int | None, workers: int |
         stale.unlink()
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
     os.environ["XINYI_WORKERS"] = str(n)
-    click.echo(f"serving on http://{bind} with {n} workers", err=True)
+    click.echo(
+        f"serving on http://{bind} with {n} workers × {options['threads']} threads", err=True
+    )
     Gateway().run()
 
 
@@ -77,6 +117,16 @@ def _child_exit(_server: Any, worker: Any) -> None:
     from prometheus_client import multiprocess
 
     multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]  # untyped lib
+
+
+def _worker_exit(_server: Any, worker: Any) -> None:
+    """A worker leaving (graceful stop, restart): stop its background loops and close its
+    database connections."""
+    app = getattr(worker, "wsgi", None)
+    services = getattr(app, "extensions", {}).get("xinyi") if app is not None else None
+    if services is not None:
+        services.stop()
+        services.engine.dispose()
 
 
 commands: list[click.Command] = [init, serve]

@@ -104,6 +104,9 @@ class Server(_Frozen):
     host: str = "127.0.0.1"
     port: int = Field(default=8600, ge=1, le=65535)
     workers: int = Field(default=2, ge=1, le=64)
+    # gunicorn gthread threads per worker: requests in flight per process (they share
+    # one audit batch while they wait for their log indices).
+    threads: int = Field(default=8, ge=1, le=64)
     # The externally visible base URL; the token endpoint URL (the ``aud`` of client
     # assertions) and the audit origin are derived from it.
     public_url: str = "http://127.0.0.1:8600"

@@ -7,7 +7,7 @@ from typing import Any
 import sqlalchemy as sa
 from flask import Blueprint, Response, jsonify, session
 
-from common.errors import AuthenticationFailed, InvalidInput
+from common.errors import AuthenticationFailed, Error, InvalidInput
 from gateway.api.consent import json_body
 from gateway.auth import authenticated, current_principal, start_session
 from gateway.services import services
@@ -120,15 +120,24 @@ def catalog() -> dict[str, Any]:
 
 @bp.get("/healthz")
 def health() -> dict[str, str]:
+    """Liveness: the process answers (a load balancer restarts it when it does not)."""
     return {"status": "ok"}
 
 
 @bp.get("/readyz")
 def ready() -> tuple[dict[str, Any], int]:
+    """Readiness: this worker can serve now. The database answers and the audit log's
+    state is readable (a request that cannot be logged is not served, so without it
+    nothing could be); the audit queue's depth and lag are reported for operators."""
     svc = services()
     try:
-        with svc.engine.connect() as conn:
-            conn.execute(sa.text("SELECT 1"))
-    except sa.exc.SQLAlchemyError:
+        status = svc.audit.status()
+    except (sa.exc.SQLAlchemyError, Error):
         return {"status": "unavailable", "database": False}, 503
-    return {"status": "ready", "database": True}, 200
+    return {
+        "status": "ready",
+        "database": True,
+        "audit_log_size": status["log_size"],
+        "audit_queue_depth": status["queue_depth"],
+        "audit_queue_lag_seconds": status["queue_lag_seconds"],
+    }, 200

@@ -272,3 +272,22 @@ def _outbox(live: Live) -> int:
             ).scalar()
             or 0
         )
+
+
+def test_a_graceful_stop_under_load_finishes_cleanly(
+    database_url: str, live_factory: Callable[..., Live]
+) -> None:
+    live = live_factory(database_url, users=0)
+    stop = threading.Event()
+    pool = live.hammer(stop, threads=4)
+    time.sleep(1.0)
+    assert live.server.proc is not None
+    live.server.proc.send_signal(signal.SIGTERM)
+    code = live.server.proc.wait(timeout=40)
+    stop.set()
+    for t in pool:
+        t.join(timeout=30)
+    assert code == 0, "gunicorn stops cleanly on SIGTERM"
+    assert statuses(live) <= ALLOWED_DURING_FAULTS, statuses(live)
+    assert sum(o.status == 200 for o in live.outcomes) > 10
+    live.check()

@@ -28,7 +28,7 @@ from gateway import create_app
 from tests.gateway.conftest import Bank
 
 ENTERPRISE = "91330100716105852F"
-EXAMPLES = 12
+EXAMPLES = 8
 
 
 @pytest.fixture
