@@ -239,7 +239,7 @@ _INSTITUTION_STATUS = sa.select(_institutions.c.status).where(
 )
 
 
-def institution_status(session: Session, institution_id: str) -> str | None:
+def institution_status(session: Session | sa.Connection, institution_id: str) -> str | None:
     return session.execute(_INSTITUTION_STATUS, {"iid": institution_id}).scalar()
 
 
@@ -259,23 +259,33 @@ def take_use(
     return row is not None
 
 
-def take_verification(session: Session, consent_id: str, feature: str, budget: int) -> bool:
-    """Atomically take one verification of ``feature``; False when the budget is spent."""
-    dialect = session.get_bind().dialect.name
+def _take_verification_statement(dialect: str) -> Any:
     ins: Any = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(verify_budgets)
-    stmt = (
-        ins.values(consent_id=consent_id, feature=feature, used=1)
+    return (
+        ins.values(
+            consent_id=sa.bindparam("cid"), feature=sa.bindparam("feature"), used=sa.literal(1)
+        )
         .on_conflict_do_update(
             index_elements=[verify_budgets.c.consent_id, verify_budgets.c.feature],
             set_={"used": verify_budgets.c.used + 1},
-            where=verify_budgets.c.used < budget,
+            where=verify_budgets.c.used < sa.bindparam("budget"),
         )
         .returning(verify_budgets.c.used)
     )
+
+
+# Built once per dialect: a statement built per call costs its cache key every time.
+_TAKE_VERIFICATION = {d: _take_verification_statement(d) for d in ("postgresql", "sqlite")}
+
+
+def take_verification(session: Session, consent_id: str, feature: str, budget: int) -> bool:
+    """Atomically take one verification of ``feature``; False when the budget is spent."""
     if budget < 1:
         return False
+    stmt = _TAKE_VERIFICATION[session.get_bind().dialect.name]
     # RETURNING, not rowcount: psycopg reports -1 for INSERT ... ON CONFLICT.
-    return session.execute(stmt).first() is not None
+    row = session.execute(stmt, {"cid": consent_id, "feature": feature, "budget": budget}).first()
+    return row is not None
 
 
 def verification_uses(session: Session, consent_id: str) -> dict[str, int]:

@@ -17,7 +17,7 @@ from flask import current_app
 from sqlalchemy import Engine
 
 from audit.service import AuditLog
-from common.db import read_session
+from common.db import read_connection, read_session
 from common.logging import get_logger
 from common.settings import Settings
 from consent import store as consent_store
@@ -47,8 +47,8 @@ class Services:
         return self.settings.config.server.public_url.rstrip("/")
 
     def registry_status(self, institution_id: str) -> str | None:
-        with read_session(self.engine) as s:
-            return consent_store.institution_status(s, institution_id)
+        with read_connection(self.engine) as conn:  # every request: no Session around it
+            return consent_store.institution_status(conn, institution_id)
 
     def outbox_depth(self) -> int:
         with read_session(self.engine) as s:

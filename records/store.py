@@ -343,6 +343,21 @@ def _features_of(conn: sa.Connection, import_ids: Sequence[int]) -> dict[int, tu
     return {int(i): tuple(json.loads(f)) for i, f in conn.execute(q)}
 
 
+_CURRENT_VALUES = (
+    sa.select(record_imports.c.features, record_rows.c.values_json)
+    .join(record_imports, record_imports.c.id == record_rows.c.import_id)
+    .where(
+        record_rows.c.uscc == sa.bindparam("uscc"),
+        record_rows.c.import_id.in_(
+            sa.select(record_import_features.c.import_id)
+            .where(record_import_features.c.feature.in_(sa.bindparam("features", expanding=True)))
+            .scalar_subquery()
+        ),
+    )
+    .order_by(record_rows.c.import_id.desc())
+)
+
+
 def current_values(engine: Engine, uscc: str, feature_ids: Sequence[str]) -> dict[str, Value]:
     """The current value of each of ``feature_ids`` for one enterprise; a feature the
     gateway holds no value for is absent from the result."""
@@ -350,19 +365,9 @@ def current_values(engine: Engine, uscc: str, feature_ids: Sequence[str]) -> dic
     out: dict[str, Value] = {}
     if not wanted:
         return out
-    holding = (
-        sa.select(record_import_features.c.import_id)
-        .where(record_import_features.c.feature.in_(sorted(wanted)))
-        .scalar_subquery()
-    )
-    q = (
-        sa.select(record_imports.c.features, record_rows.c.values_json)
-        .join(record_imports, record_imports.c.id == record_rows.c.import_id)
-        .where(record_rows.c.uscc == uscc, record_rows.c.import_id.in_(holding))
-        .order_by(record_rows.c.import_id.desc())
-    )
-    with read_connection(engine) as conn:  # one round trip: the hot path of report and verify
-        rows = conn.execute(q).all()
+    # One round trip, one statement compiled once: the hot path of report and verify.
+    with read_connection(engine) as conn:
+        rows = conn.execute(_CURRENT_VALUES, {"uscc": uscc, "features": sorted(wanted)}).all()
     for features, values_json in rows:
         for fid, value in zip(json.loads(features), json.loads(values_json), strict=True):
             if fid in wanted and fid not in out:
