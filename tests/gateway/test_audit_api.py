@@ -4,6 +4,7 @@ published checkpoint, witnesses cosigning through the API, and fail-closed loggi
 from __future__ import annotations
 
 import base64
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -214,3 +215,13 @@ def test_a_data_request_whose_audit_write_fails_serves_nothing_and_uses_nothing(
         assert resp.get_json()["error"] == "audit_unavailable"
     consents = enterprise.get("/v1/consents").get_json()["consents"]
     assert [c["uses"] for c in consents] == [0]
+
+
+def test_every_audit_route_is_documented(app: Flask, client: FlaskClient) -> None:
+    paths = client.get("/openapi.json").get_json()["paths"]
+    routes = [r for r in app.url_map.iter_rules() if r.endpoint.startswith("audit.")]
+    assert len(routes) == 9
+    for rule in routes:
+        path = re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", rule.rule)
+        for method in (rule.methods or set()) - {"HEAD", "OPTIONS"}:
+            assert method.lower() in paths[path], (path, method)
