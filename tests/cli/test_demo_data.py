@@ -7,7 +7,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from cli import demo_data
+from cli import demo_data, demo_score
 from cli.demo import Story, _serve, prepare_instance
 from tests.live import free_port
 
@@ -22,7 +22,8 @@ def test_the_data_story_runs(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     story = Story(settings=settings, base=base, http=httpx.Client(base_url=base, timeout=60),
                   home=settings.home, facts={"enterprises": 400})  # fmt: skip
     try:
-        for run in demo_data.STEPS:
+        # The bank the story is about is onboarded first (its SDK client is a fact).
+        for run in (demo_score.step_bank_onboarding, *demo_data.STEPS):
             run(story)
     finally:
         server.shutdown()
