@@ -9,8 +9,7 @@ budget when it tries to narrow a value down; the enterprise sees what is left.
 Facts read: ``bank`` (the SDK client made at onboarding), optional ``enterprises``
 (city size) and ``password`` (for the people this module creates).
 Facts written: ``city_dir``, ``city_loaded``, ``city`` (the manifest),
-``data_enterprise`` (the USCC the
-story is about), ``data_grant``, ``data_consent_id``,
+``data_enterprise`` (the USCC the story is about), ``data_grant``, ``data_consent_id``,
 ``accounts`` (list of ``(role, login, password)``).
 """
 
