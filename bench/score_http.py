@@ -173,7 +173,7 @@ def _prepare(env: dict[str, str]) -> tuple[Any, Any]:
 
 def _grants(settings: Any, client: Any, model: Any, usccs: list[str]) -> list[str]:
     from gateway import create_app
-    from gateway.enforce import log_consent_action
+    from gateway.enforce import ConsentAudit
 
     consent_ids = [
         str(
@@ -194,7 +194,7 @@ def _grants(settings: Any, client: Any, model: Any, usccs: list[str]) -> list[st
     try:
         with app.test_request_context():
             for cid, u in zip(consent_ids, usccs, strict=True):
-                row = svc.consent.act(cid, "approve", u, audit=log_consent_action(svc))
+                row = svc.consent.act(cid, "approve", u, audit=ConsentAudit(svc))
                 grants.append(str(row.grant_jwt))
     finally:
         svc.stop()

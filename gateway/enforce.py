@@ -24,16 +24,13 @@ from typing import Any
 from flask import g
 from sqlalchemy.exc import SQLAlchemyError
 
+from audit.errors import AuditUnavailable
 from common.db import write_session
-from common.errors import Error, Forbidden, Unavailable
+from common.errors import Error, Forbidden
 from consent.errors import ConsentRefused
 from consent.service import GrantUse
 from gateway.auth import Principal
 from gateway.services import Services, services
-
-
-class AuditUnavailable(Unavailable):
-    code = "audit_unavailable"
 
 
 @dataclass(frozen=True)
@@ -189,15 +186,24 @@ def _log_refusal(
         raise AuditUnavailable("the audit log cannot record this request; nothing served") from e
 
 
-def log_consent_action(svc: Services) -> Any:
-    """An audit hook for consent decisions (same transaction as the state change)."""
+class ConsentAudit:
+    """The audit hook of a consent decision: its entry is written in the decision's own
+    transaction (no decision without its entry); after the commit ``index`` waits for
+    the entry's final place in the log, which the response carries."""
 
-    def hook(session: Any, fields: Any) -> int:
+    def __init__(self, svc: Services) -> None:
+        self.svc = svc
+        self.queue_id: int | None = None
+
+    def __call__(self, session: Any, fields: Any) -> int:
         entry = {
             "request_id": g.get("request_id") or secrets.token_hex(8),
             "time": int(time.time()),
             **fields,
         }
-        return int(svc.audit.enqueue(session, entry))
+        self.queue_id = int(self.svc.audit.enqueue(session, entry))
+        return self.queue_id
 
-    return hook
+    def index(self) -> int:
+        assert self.queue_id is not None, "the decision wrote no audit entry"
+        return Access(queue_id=self.queue_id, grant=None, enterprise=None).finish()
