@@ -277,3 +277,58 @@ class SecretContext:
         noise-flood it first (Li–Micciancio 2021)."""
         ct._v.link_context(self._ctx)
         return np.asarray(ct._v.decrypt(), dtype=np.float64)
+
+
+# --- vertical training ---
+# Added for the vertical-training protocol (federated.training). Module-level functions
+# only; nothing above this line is changed. Every TenSEAL failure becomes InvalidCiphertext.
+
+
+def _plain(values: Sequence[float] | np.ndarray, size: int) -> list[float]:
+    arr = np.asarray(values, dtype=np.float64).ravel()
+    if arr.shape != (size,):
+        raise InvalidCiphertext(f"the ciphertext holds {size} values; the plaintext {arr.size}")
+    if not np.all(np.isfinite(arr)):
+        raise InvalidInput("plaintext values must be finite", code="invalid_plaintext")
+    return arr.tolist()  # type: ignore[no-any-return]
+
+
+def multiply_add_plain(
+    ct: Ciphertext,
+    factor: Sequence[float] | np.ndarray,
+    offset: Sequence[float] | np.ndarray,
+) -> Ciphertext:
+    """``ct ⊙ factor + offset`` slot by slot (one plaintext multiplication, one level).
+
+    Both plaintexts must have exactly ``ct.size`` values. Works on the native vector (no
+    Python-level plaintext tensors): this is the protocol's hot loop."""
+    f, o = _plain(factor, ct.size), _plain(offset, ct.size)
+    try:
+        out = ct._v.data * f
+        out += o
+    except (ValueError, RuntimeError, TypeError) as e:
+        raise InvalidCiphertext(
+            "the ciphertext cannot be multiplied (wrong level or scale for these parameters)"
+        ) from e
+    return Ciphertext(ts.CKKSVector(data=out))
+
+
+def add_plain_checked(ct: Ciphertext, values: Sequence[float] | np.ndarray) -> Ciphertext:
+    """``ct + values`` with exactly ``ct.size`` values; TenSEAL failures converted."""
+    v = _plain(values, ct.size)
+    try:
+        return Ciphertext(ts.CKKSVector(data=ct._v.data + v))
+    except (ValueError, RuntimeError, TypeError) as e:
+        raise InvalidCiphertext("the plaintext cannot be added to this ciphertext") from e
+
+
+def decrypt_checked(secret: SecretContext, ct: Ciphertext) -> np.ndarray:
+    """``secret.decrypt(ct)`` with TenSEAL failures converted. The result is the raw CKKS
+    decryption: never send it to another party as is (see ``SecretContext.decrypt``)."""
+    try:
+        out = secret.decrypt(ct)
+    except (ValueError, RuntimeError, TypeError) as e:
+        raise InvalidCiphertext("the ciphertext cannot be decrypted under this context") from e
+    if not np.all(np.isfinite(out)):
+        raise InvalidCiphertext("the ciphertext does not decrypt to finite values")
+    return out
