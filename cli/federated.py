@@ -31,29 +31,68 @@ def read_id_list(path: Path, id_column: str) -> list[str]:
 
 
 @group.command()
-@click.option("--bank-csv", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              required=True, help="The bank's CSV: id, label and the bank's feature columns.")
-@click.option("--gateway-csv", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              required=True, help="The gateway's CSV: id and the department feature columns.")
+@click.option(
+    "--bank-csv",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    required=True,
+    help="The bank's CSV: id, label and the bank's feature columns.",
+)
+@click.option(
+    "--gateway-csv",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    required=True,
+    help="The gateway's CSV: id and the department feature columns.",
+)
 @click.option("--id-column", required=True, help="The column that identifies a row in both.")
 @click.option("--label-column", required=True, help="The bank's 0/1 (or -1/1) label column.")
-@click.option("--train-ids", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              default=None, help="Ids that train (one a line); the other common ids validate.")
+@click.option(
+    "--train-ids",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Ids that train (one a line); the other common ids validate.",
+)
 @click.option("--epochs", type=click.IntRange(1, 1000), default=16, show_default=True)
-@click.option("--batch-size", type=click.IntRange(16, 4096), default=None,
-              help="Rows per batch (default: about eight batches per epoch, at most 4096).")
-@click.option("--learning-rate", type=float, default=0.1, show_default=True,
-              help="Adam's learning rate at the first step (cosine decay to 0).")
+@click.option(
+    "--batch-size",
+    type=click.IntRange(16, 4096),
+    default=None,
+    help="Rows per batch (default: about eight batches per epoch, at most 4096).",
+)
+@click.option(
+    "--learning-rate",
+    type=float,
+    default=0.1,
+    show_default=True,
+    help="Adam's learning rate at the first step (cosine decay to 0).",
+)
 @click.option("--l2", type=float, default=1e-4, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True,
-              help="Batch order and, without --train-ids, the validation split.")
-@click.option("--validation-fraction", type=float, default=0.1, show_default=True,
-              help="Without --train-ids: the share of common rows that validates.")
+@click.option(
+    "--seed",
+    type=int,
+    default=0,
+    show_default=True,
+    help="Batch order and, without --train-ids, the validation split.",
+)
+@click.option(
+    "--validation-fraction",
+    type=float,
+    default=0.1,
+    show_default=True,
+    help="Without --train-ids: the share of common rows that validates.",
+)
 @click.option("--model-id", default=None, help="The model's id (default: the --out file name).")
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
-              help="Where to write the model (the `xinyi models import` JSON).")
-@click.option("--report", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Also write the training report (JSON) here, and its plot next to it (PNG).")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="Where to write the model (the `xinyi models import` JSON).",
+)
+@click.option(
+    "--report",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Also write the training report (JSON) here, and its plot next to it (PNG).",
+)
 @click.option("--progress/--no-progress", default=True, show_default=True)
 def simulate(
     bank_csv: Path,

@@ -290,7 +290,8 @@ def _plain(values: Sequence[float] | np.ndarray, size: int) -> list[float]:
         raise InvalidCiphertext(f"the ciphertext holds {size} values; the plaintext {arr.size}")
     if not np.all(np.isfinite(arr)):
         raise InvalidInput("plaintext values must be finite", code="invalid_plaintext")
-    return arr.tolist()  # type: ignore[no-any-return]
+    out: list[float] = arr.tolist()
+    return out
 
 
 def multiply_add_plain(

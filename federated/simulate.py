@@ -126,7 +126,7 @@ def read_party_csv(path: Path | str, id_column: str, label_column: str | None = 
 
 def _open(path: Path | str) -> Any:
     try:
-        return open(path, newline="", encoding="utf-8-sig")  # noqa: SIM115 (returned to a with)
+        return open(path, newline="", encoding="utf-8-sig")
     except OSError as e:
         raise InvalidInput(f"{path}: cannot be read: {e.strerror}", code="invalid_csv") from e
 
@@ -227,7 +227,7 @@ def _bank_process(
         epochs = run_bank(
             bank,
             channel,
-            on_batch=(lambda r: bar.update(1)) if bar is not None else None,  # type: ignore[misc]
+            on_batch=(lambda r: bar.update(1)) if bar is not None else None,
             on_epoch=(lambda e: _describe(bar, e, t1)) if bar is not None else None,
         )
         training = time.perf_counter() - t1
@@ -331,7 +331,7 @@ def simulate(
     bank_ids = read_ids(bank_csv, id_column)
     gateway_ids = read_ids(gateway_csv, id_column)
     split = split_rows(bank_ids, gateway_ids, train_ids, cfg.validation_fraction, cfg.seed)
-    bank_cols = _feature_count(bank_csv, (id_column, label_column))
+    bank_cols = _feature_count(bank_csv, (id_column, label_column), required=label_column)
     gateway_cols = _feature_count(gateway_csv, (id_column,))
     plan = TrainingPlan(
         session=f"sim-{model_id}"[:64],
@@ -450,10 +450,18 @@ def simulate(
     return SimulationResult(model, report)
 
 
-def _feature_count(path: Path | str, not_features: Sequence[str]) -> int:
+def _feature_count(
+    path: Path | str, not_features: Sequence[str], *, required: str | None = None
+) -> int:
+    """Checked before any process starts: the header names the columns asked for."""
     with _open(path) as f:
         try:
             header = [h.strip() for h in next(csv.reader(f))]
         except StopIteration as e:
             raise InvalidInput(f"{path}: the file is empty", code="invalid_csv") from e
-    return len([h for h in header if h not in not_features])
+    if required is not None and required not in header:
+        raise InvalidInput(f"{path}: no column {required!r}", code="invalid_csv")
+    count = len([h for h in header if h not in not_features])
+    if count == 0:
+        raise InvalidInput(f"{path}: no feature columns", code="invalid_csv")
+    return count

@@ -63,11 +63,10 @@ import numpy as np
 
 from common.errors import Conflict, InvalidInput
 from federated.he import (
-    CKKSParams,
     Ciphertext,
+    CKKSParams,
     PublicContext,
     SecretContext,
-    add_plain_checked,
     decrypt_checked,
     multiply_add_plain,
 )
@@ -383,7 +382,7 @@ class Standardization:
             raise InvalidInput(
                 f"expected {len(self.mean)} feature columns, got {x.shape}", code="invalid_features"
             )
-        z = (x - np.asarray(self.mean)) / np.asarray(self.std)
+        z: np.ndarray = (x - np.asarray(self.mean)) / np.asarray(self.std)
         if clip and self.clip is not None:
             z = np.clip(z, -self.clip, self.clip)
         return z
@@ -463,7 +462,8 @@ def flood_and_round(sums: np.ndarray, privacy: Privacy) -> np.ndarray:
     """What a key holder may hand over: the sums plus fresh Gaussian noise, rounded."""
     noisy = sums + secure_gaussian(len(sums), privacy.flood_sigma)
     grid = 2.0**privacy.round_bits
-    return np.round(noisy * grid) / grid
+    out: np.ndarray = np.round(noisy * grid) / grid
+    return out
 
 
 def replicate(vector: np.ndarray, block: int, reps: int) -> np.ndarray:
@@ -1089,8 +1089,9 @@ class JointModel:
     def logits(self, x_gateway: np.ndarray, x_bank: np.ndarray) -> np.ndarray:
         """The contract formula on raw features (plaintext; for evaluation)."""
         zg = self.gateway.standardization.apply(x_gateway)
-        return (
+        out: np.ndarray = (
             self.bank.intercept
             + zg @ np.asarray(self.gateway.weights)
             + np.asarray(x_bank, dtype=np.float64) @ np.asarray(self.bank.weights)
         )
+        return out
