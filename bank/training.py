@@ -10,9 +10,27 @@ Invariants:
 
 from __future__ import annotations
 
+import base64
 import json
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import httpx
+import numpy as np
+
+from federated.he import PublicContext, SecretContext
+from federated.training import (
+    PARAMS,
+    BankHalf,
+    BankTrainer,
+    Standardization,
+    TrainingPlan,
+    fold_bank_half,
+)
+from federated.transport import EpochResult, HttpChannel, PeerRefused, run_bank
 
 
 def write_report(report: dict[str, Any], path: Path) -> Path:
@@ -47,3 +65,216 @@ def plot_epochs(epochs: list[dict[str, Any]], png: Path, *, title: str = "") -> 
     fig.tight_layout()
     fig.savefig(png)
     plt.close(fig)
+
+
+# Training against a gateway over HTTP ---------------------------------------------------------
+
+
+class TokenAuth(httpx.Auth):
+    """Bearer tokens from ``token(fresh=...)`` (e.g. ``GatewayClient.token``); one retry
+    with a fresh token when the gateway answers 401."""
+
+    def __init__(self, token: Callable[..., str]) -> None:
+        self.token = token
+
+    def auth_flow(self, request: httpx.Request) -> Iterator[httpx.Request]:
+        request.headers["Authorization"] = f"Bearer {self.token(fresh=False)}"
+        response = yield request
+        if response.status_code == 401:
+            request.headers["Authorization"] = f"Bearer {self.token(fresh=True)}"
+            yield request
+
+
+@dataclass(frozen=True)
+class LoanBook:
+    """The bank's labelled training data: one row per enterprise."""
+
+    usccs: list[str]
+    feature_names: tuple[str, ...]
+    x: np.ndarray
+    y: np.ndarray  # −1/1
+
+
+def read_loan_book(
+    path: Path, *, uscc_column: str = "uscc", label_column: str = "label"
+) -> LoanBook:
+    """A CSV with a USCC column, a 0/1 label column and numeric feature columns; bad cells
+    are reported with their line (``federated.simulate.read_party_csv``)."""
+    from federated.simulate import read_party_csv
+
+    table = read_party_csv(path, uscc_column, label_column)
+    assert table.y is not None
+    return LoanBook(table.ids, table.features, table.x, table.y)
+
+
+@dataclass
+class TrainingOutcome:
+    session_id: str
+    report: dict[str, Any]
+    model: dict[str, Any] | None  # {"id", "version"} when registered
+    bank_half: BankHalf
+
+
+def _check(r: httpx.Response) -> dict[str, Any]:
+    try:
+        body = r.json()
+    except ValueError:
+        body = None
+    if r.status_code >= 400 or not isinstance(body, dict):
+        code = body.get("error", "http_error") if isinstance(body, dict) else "http_error"
+        message = body.get("message", r.text[:200]) if isinstance(body, dict) else r.text[:200]
+        raise PeerRefused(f"{message} (HTTP {r.status_code})", code=str(code))
+    return body
+
+
+def train_with_gateway(
+    http: httpx.Client,
+    book: LoanBook,
+    grants: dict[str, str],
+    gateway_features: list[str],
+    *,
+    epochs: int = 16,
+    batch_size: int | None = None,
+    learning_rate: float = 0.1,
+    l2: float = 1e-4,
+    seed: int = 0,
+    validation_fraction: float = 0.1,
+    clip: float | None = 3.0,
+    model_id: str | None = None,
+    register: bool = False,
+    progress: bool = True,
+    say: Callable[[str], None] = print,
+) -> TrainingOutcome:
+    """Open a session for the rows of ``book`` that have a grant, train, finish.
+
+    ``http`` carries the gateway's base URL and the bank's bearer token (``TokenAuth``).
+    With ``register`` the bank consents to the joint model being served: its half goes
+    to the gateway, which registers the model. Without it the bank keeps its half."""
+    rows = [k for k, u in enumerate(book.usccs) if u in grants]
+    missing = len(book.usccs) - len(rows)
+    if missing:
+        say(f"{missing} enterprises of the loan book have no op-train grant here: left out")
+    rng = np.random.default_rng(seed)
+    is_val = rng.random(len(rows)) < validation_fraction
+    secret = SecretContext.generate(PARAMS)
+    plan_options: dict[str, Any] = {
+        "epochs": epochs,
+        "learning_rate": learning_rate,
+        "l2": l2,
+        "seed": seed,
+    }
+    if batch_size:
+        plan_options["batch_size"] = batch_size
+    body = {
+        "enterprises": [
+            {"uscc": book.usccs[k], "grant": grants[book.usccs[k]], "validation": bool(v)}
+            for k, v in zip(rows, is_val, strict=True)
+        ],
+        "gateway_features": gateway_features,
+        "bank_features": list(book.feature_names),
+        "context": base64.b64encode(secret.public_bytes()).decode("ascii"),
+        "plan": plan_options,
+        **({"model_id": model_id} if model_id else {}),
+    }
+    opened = _check(http.post("/v1/training/sessions", json=body))
+    session_id = str(opened["id"])
+    refused = opened.get("refused", [])
+    if refused:
+        codes: dict[str, int] = {}
+        for r in refused:
+            codes[str(r.get("error"))] = codes.get(str(r.get("error")), 0) + 1
+        listed = ", ".join(f"{n} {c}" for c, n in sorted(codes.items()))
+        say(f"the gateway left out {len(refused)} enterprises ({listed}); training without them")
+    plan = TrainingPlan.from_dict(opened["plan"])
+    where = {u: k for k, u in enumerate(book.usccs)}
+    train = np.asarray([where[u] for u in opened["train"]], dtype=np.int64)
+    val = np.asarray([where[u] for u in opened["validation"]], dtype=np.int64)
+    if plan.n_train != len(train) or plan.bank_columns != len(book.feature_names):
+        raise PeerRefused("the gateway's plan does not match the session", code="bad_response")
+    gateway_public = PublicContext.load(
+        base64.b64decode(opened["context"], validate=True), expected=PARAMS
+    )
+    std = Standardization.fit(book.x[train], clip)
+    bank = BankTrainer(
+        plan,
+        std.apply(book.x[train]),
+        book.y[train],
+        std.apply(book.x[val]),
+        book.y[val],
+        secret,
+        gateway_public,
+    )
+    say(
+        f"session {session_id}: {plan.n_train} enterprises train, {plan.n_validation} "
+        f"validate, {plan.epochs} epochs of {plan.batches_per_epoch} batches"
+    )
+    channel = HttpChannel(http, session_id)
+    started = time.perf_counter()
+    bar = _bar(plan, progress)
+    epochs_done = run_bank(
+        bank,
+        channel,
+        on_batch=lambda r: bar.update(1) if bar is not None else None,
+        on_epoch=lambda e: _describe(bar, e, started),
+    )
+    if bar is not None:
+        bar.close()
+    seconds = time.perf_counter() - started
+    half = fold_bank_half(book.feature_names, bank.weights, bank.intercept, std)
+    finish: dict[str, Any] = {"register": register}
+    if register:
+        finish["bank_half"] = {
+            "bank_features": list(half.features),
+            "bank_weights": list(half.weights),
+            "intercept": half.intercept,
+        }
+        if model_id:
+            finish["model_id"] = model_id
+    done = _check(http.post(f"/v1/training/sessions/{session_id}/finish", json=finish))
+    report = {
+        "model_id": model_id or session_id,
+        "session": session_id,
+        "rows": {"train": plan.n_train, "validation": plan.n_validation},
+        "refused": refused,
+        "left_out_without_grant": missing,
+        "plan": plan.as_dict(),
+        "seconds": {"training": round(seconds, 2)},
+        "bytes": {
+            "bank_to_gateway": channel.traffic.sent,
+            "gateway_to_bank": channel.traffic.received,
+        },
+        "epochs": [
+            {
+                "epoch": e.epoch + 1,
+                "loss": round(float(e.loss), 6),
+                "validation_auc": None if e.validation_auc is None else round(e.validation_auc, 6),
+                "seconds": round(e.seconds, 3),
+                "bank_to_gateway": e.sent,
+                "gateway_to_bank": e.received,
+            }
+            for e in epochs_done
+        ],
+        "registered": done.get("model"),
+        "bank_half": {
+            "bank_features": list(half.features),
+            "bank_weights": list(half.weights),
+            "intercept": half.intercept,
+        },
+    }
+    return TrainingOutcome(session_id, report, done.get("model"), half)
+
+
+def _bar(plan: TrainingPlan, enabled: bool) -> Any:
+    if not enabled:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=plan.total_steps, unit="batch", desc="epoch 1")
+
+
+def _describe(bar: Any, e: EpochResult, started: float) -> None:
+    if bar is None:
+        return
+    auc = "" if e.validation_auc is None else f" auc={e.validation_auc:.4f}"
+    bar.set_description(f"epoch {e.epoch + 1}")
+    bar.set_postfix_str(f"loss={e.loss:.4f}{auc} {time.perf_counter() - started:.1f}s")
