@@ -102,7 +102,7 @@ def records_features(svc: Services, usccs: Sequence[str], columns: Sequence[str]
 def feature_source(svc: Services) -> FeatureSource:
     """``records_features`` unless a test or tool put another in ``svc.extras``."""
     found = svc.extras.get("train.feature_source")
-    return found if found is not None else records_features  # type: ignore[no-any-return]
+    return found if found is not None else records_features
 
 
 def column_scope(svc: Services, columns: Sequence[str]) -> tuple[list[str], list[str]]:
@@ -216,6 +216,10 @@ def _context(value: Any, limit: int) -> PublicContext:
     return PublicContext.load(data, expected=PARAMS, max_bytes=limit)
 
 
+def _grant_id(access: Access) -> str:
+    return access.grant.grant_id if access.grant is not None else ""
+
+
 # Routes --------------------------------------------------------------------------------------
 
 
@@ -325,10 +329,7 @@ def open_session() -> tuple[dict[str, Any], int]:
         enterprises=tstore.Enterprises(
             tuple(usccs[k] for k in train_rows),
             tuple(usccs[k] for k in val_rows),
-            {
-                usccs[k]: (accepted[k][2].grant.grant_id if accepted[k][2].grant else "")
-                for k in keep
-            },
+            {usccs[k]: _grant_id(accepted[k][2]) for k in keep},
         ),
         refused=refused,
         standardization=stdz,
