@@ -13,13 +13,15 @@ from __future__ import annotations
 import base64
 import json
 import time
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import numpy as np
+
+from common.errors import InvalidInput
 
 from federated.he import PublicContext, SecretContext
 from federated.training import (
@@ -96,15 +98,66 @@ class LoanBook:
 
 
 def read_loan_book(
-    path: Path, *, uscc_column: str = "uscc", label_column: str = "label"
+    path: Path,
+    *,
+    uscc_column: str = "uscc",
+    label_column: str = "default",
+    features: Sequence[str] | None = None,
+    log1p: Sequence[str] = (),
 ) -> LoanBook:
-    """A CSV with a USCC column, a 0/1 label column and numeric feature columns; bad cells
-    are reported with their line (``federated.simulate.read_party_csv``)."""
+    """A CSV with a USCC column, a 0/1 label column and numeric feature columns (all the
+    others, or ``features``); bad cells are reported with their line. Columns in
+    ``log1p`` become ``log1p(name)``: log(1 + max(x, 0)), as the scoring SDK computes
+    them for a model's bank feature of that name."""
     from federated.simulate import read_party_csv
 
     table = read_party_csv(path, uscc_column, label_column)
     assert table.y is not None
-    return LoanBook(table.ids, table.features, table.x, table.y)
+    names = list(table.features)
+    pick = list(range(len(names)))
+    if features is not None:
+        unknown = [f for f in features if f not in names]
+        if unknown:
+            raise InvalidInput(f"{path}: no column {unknown[0]!r}", code="invalid_csv")
+        pick = [names.index(f) for f in features]
+    x = table.x[:, pick].copy()
+    out_names = []
+    for j, k in enumerate(pick):
+        if names[k] in log1p:
+            x[:, j] = np.log1p(np.maximum(x[:, j], 0.0))
+            out_names.append(f"log1p({names[k]})")
+        else:
+            out_names.append(names[k])
+    return LoanBook(table.ids, tuple(out_names), x, table.y)
+
+
+def train_grants(consents: Sequence[dict[str, Any]], categories: Sequence[str]) -> dict[str, str]:
+    """For each enterprise, the grant of the newest active consent (by expiry) that
+    allows op ``train`` on all of ``categories``."""
+    best: dict[str, tuple[int, str]] = {}
+    for c in consents:
+        grant = c.get("grant")
+        if (
+            not isinstance(grant, str)
+            or c.get("status", "active") != "active"
+            or "train" not in c.get("ops", [])
+            or not set(categories) <= set(c.get("categories", []))
+        ):
+            continue
+        expires = int(c.get("expires_at") or 0)
+        enterprise = str(c.get("enterprise"))
+        if enterprise not in best or expires > best[enterprise][0]:
+            best[enterprise] = (expires, grant)
+    return {e: g for e, (_, g) in best.items()}
+
+
+def column_categories(columns: Sequence[str]) -> list[str]:
+    """The catalog categories gateway columns read: ``log1p(tax.paid_12m)`` → ``tax``."""
+    out = set()
+    for c in columns:
+        inner = c[len("log1p(") : -1] if c.startswith("log1p(") and c.endswith(")") else c
+        out.add(inner.split("=", 1)[0].split(".", 1)[0])
+    return sorted(out)
 
 
 @dataclass

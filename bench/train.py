@@ -15,6 +15,7 @@ Run: ``python -m bench train``.
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,9 @@ def data_dir() -> Path:
     return Path(os.environ.get("XINYI_FATE_DATA") or ROOT.parent / "shared" / "data" / "fate")
 
 
-def _dataset(name: str, epochs: int = EPOCHS) -> dict[str, Any]:
+def _dataset(
+    name: str, guest: Path, host: Path, id_column: str, label: str, epochs: int = EPOCHS
+) -> dict[str, Any]:
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import train_test_split
 
@@ -42,10 +45,8 @@ def _dataset(name: str, epochs: int = EPOCHS) -> dict[str, Any]:
         train_plaintext,
     )
 
-    guest = data_dir() / f"{name}_hetero_guest.csv"
-    host = data_dir() / f"{name}_hetero_host.csv"
-    bank = read_party_csv(guest, "id", "y")
-    gateway = read_party_csv(host, "id")
+    bank = read_party_csv(guest, id_column, label)
+    gateway = read_party_csv(host, id_column)
     assert bank.y is not None
     at = {rid: k for k, rid in enumerate(gateway.ids)}
     common = [k for k, rid in enumerate(bank.ids) if rid in at]
@@ -60,8 +61,8 @@ def _dataset(name: str, epochs: int = EPOCHS) -> dict[str, Any]:
     result = simulate(
         guest,
         host,
-        id_column="id",
-        label_column="y",
+        id_column=id_column,
+        label_column=label,
         train_ids=[ids[k] for k in tr],
         config=config,
         model_id=f"bench-{name}",
@@ -123,6 +124,61 @@ def _dataset(name: str, epochs: int = EPOCHS) -> dict[str, Any]:
     }
 
 
+def city_csvs(out: Path, enterprises: int = 3000) -> tuple[Path, Path]:
+    """The synthetic city as the two parties' CSVs: the bank's loan book (amounts as
+    log1p) and the gateway's model columns as the department data store encodes them
+    (imported into a scratch database; a missing value becomes the column mean, the
+    scoring convention). Needs the ``records`` package."""
+    import csv
+    from datetime import date
+
+    from common.db import make_engine, migrate
+    from common.settings import load_settings
+    from records import store as records
+    from records import synth
+    from records.catalog import Catalog
+    from records.service import import_csv
+
+    settings = load_settings(env={"XINYI_HOME": str(out / "instance")})
+    catalog = Catalog(settings.config)
+    synth.write(synth.generate(catalog, enterprises, SEED), out)
+    url = f"sqlite:///{out / 'city.db'}"
+    migrate(url)
+    engine = make_engine(url)
+    for department in catalog.departments:
+        path = out / f"{department}.csv"
+        if path.exists():
+            import_csv(
+                engine, catalog, department, path.read_bytes(), file_name=path.name, actor="bench"
+            )
+    with (out / "bank_loans.csv").open(encoding="utf-8") as f:
+        loans = list(csv.DictReader(f))
+    usccs = [r["uscc"] for r in loans]
+    columns = list(synth.MODEL_COLUMNS)
+    _, g = records.feature_matrix(engine, settings, usccs, columns, as_of=date(2025, 6, 30))
+    g = np.where(np.isnan(g), np.nanmean(g, axis=0), g)
+    engine.dispose()
+    gateway = out / "gateway.csv"
+    with gateway.open("w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["uscc", *columns])
+        w.writerows([u, *row] for u, row in zip(usccs, g.tolist(), strict=True))
+    bank = out / "bank.csv"
+    names = list(synth.BANK_COLUMNS[1:-1])
+    with bank.open("w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["uscc", "default", *[f"log1p_{c}" if c in LOG1P else c for c in names]])
+        for r in loans:
+            values = [
+                float(np.log1p(max(float(r[c]), 0.0))) if c in LOG1P else float(r[c]) for c in names
+            ]
+            w.writerow([r["uscc"], r["default"], *values])
+    return bank, gateway
+
+
+LOG1P = ("avg_balance", "loan_amount")
+
+
 def run() -> dict[str, Any]:
     out: dict[str, Any] = {
         "setup": {
@@ -134,5 +190,19 @@ def run() -> dict[str, Any]:
         }
     }
     for name in ("default_credit", "breast"):
-        out[name] = _dataset(name)
+        out[name] = _dataset(
+            name,
+            data_dir() / f"{name}_hetero_guest.csv",
+            data_dir() / f"{name}_hetero_host.csv",
+            "id",
+            "y",
+        )
+    try:
+        import records  # noqa: F401  (the synthetic city needs the department data store)
+    except ModuleNotFoundError:
+        out["synthetic_city"] = "not available: the records package is not installed"
+        return out
+    with tempfile.TemporaryDirectory() as tmp:
+        bank, gateway = city_csvs(Path(tmp))
+        out["synthetic_city"] = _dataset("synthetic_city", bank, gateway, "uscc", "default")
     return out
