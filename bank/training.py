@@ -22,7 +22,6 @@ import httpx
 import numpy as np
 
 from common.errors import InvalidInput
-
 from federated.he import PublicContext, SecretContext
 from federated.training import (
     PARAMS,

@@ -362,6 +362,29 @@ def _compare_and_set(
     return int(values["version"])
 
 
+def exclude_enterprises(
+    engine: Engine,
+    session_id: str,
+    expected_version: int,
+    *,
+    features: bytes,
+    refused: list[dict[str, Any]],
+) -> int:
+    """Store the feature snapshot with some enterprises' rows blanked (their consent ended
+    mid-session) and the longer list of refused enterprises."""
+    return _compare_and_set(
+        engine,
+        session_id,
+        expected_version,
+        {
+            "features": features,
+            "refused": json.dumps(refused),
+            "version": expected_version + 1,
+            "updated_at": int(time.time()),
+        },
+    )
+
+
 def list_sessions(engine: Engine, institution_id: str) -> list[dict[str, Any]]:
     with read_session(engine) as s:
         rows = s.execute(

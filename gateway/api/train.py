@@ -15,8 +15,10 @@ Invariants:
   features of the requested gateway columns), one call and one audit entry per
   enterprise when the session opens. A refused enterprise is left out and listed with
   its code and audit index; so is an enterprise the gateway holds no data about
-  (``no_data``). The session trains without them and says so. A session ends after
-  ``training.session_hours``, which bounds how long a revocation can go unnoticed;
+  (``no_data``). The session trains without them and says so. Consent is checked
+  again before every later epoch: an enterprise whose grant was revoked, paused or has
+  expired leaves the session (its refusal logged, its gateway features blanked to the
+  "no data" value 0 from then on). A session ends after ``training.session_hours``;
 - the gateway's features are read once, when the session opens (a snapshot in the
   session row), so every worker and every batch sees the same data;
 - a message is answered only after the new protocol state is stored (compare-and-set);
@@ -41,6 +43,7 @@ from typing import Any
 import numpy as np
 from flask import Blueprint, Response, request
 
+from common.db import read_session
 from common.errors import Conflict, Error, Forbidden, InvalidInput, TooLarge
 from common.logging import get_logger
 from common.uscc import is_valid as is_valid_uscc
@@ -51,6 +54,8 @@ from federated.training import (
     PARAMS,
     GatewayState,
     GatewayTrainer,
+    Kind,
+    Message,
     Privacy,
     Standardization,
     TrainingPlan,
@@ -419,6 +424,95 @@ def _trainer(svc: Services, rec: tstore.SessionRecord) -> GatewayTrainer:
     )
 
 
+def _epoch_start(frame: bytes, rec_state: GatewayState) -> bool:
+    """Is ``frame`` the request that starts a new epoch (after the first)? Only small
+    frames are looked at: a forward request carries no ciphertext."""
+    if len(frame) > 4096:
+        return False
+    try:
+        msg = Message.from_bytes(frame)
+    except InvalidInput:
+        return False
+    return (
+        msg.kind == Kind.FORWARD_REQUEST
+        and msg.batch == 0
+        and msg.epoch > 0
+        and (msg.epoch, 0, "idle") == (rec_state.next_epoch, rec_state.next_batch, rec_state.phase)
+    )
+
+
+def recheck_consent(svc: Services, rec: tstore.SessionRecord) -> bool:
+    """Before every epoch after the first: an enterprise whose grant is no longer active
+    (revoked, paused, expired) leaves the session. Its refusal is logged through
+    ``enforce`` (with its audit index) and its gateway features become 0, the "no data"
+    value, for the rest of the session. Returns whether anything changed."""
+    from consent import policy
+    from consent import store as consent_store
+
+    wanted = set(rec.enterprises.grants.values())
+    gone_before = {r["uscc"] for r in rec.refused}
+    now = int(time.time())
+    with read_session(svc.engine) as s:
+        rows = [
+            r
+            for r in consent_store.list_consents(
+                s, institution=rec.institution_id, limit=10 * len(wanted) + 1000
+            )
+            if r.id in wanted
+        ]
+    ended = {
+        r.enterprise: r
+        for r in rows
+        if policy.effective_status(r.status, now, r.expires_at, r.pending_until) != "active"
+        and r.enterprise not in gone_before
+    }
+    if not ended:
+        return False
+    feature_ids, categories = column_scope(svc, rec.gateway_columns)
+    principal = current_principal()
+    refused = list(rec.refused)
+    blank: set[str] = set()
+    for uscc, row in ended.items():
+        try:
+            access = enforce(
+                principal,
+                grant=row.grant_jwt,
+                op="train",
+                enterprise=uscc,
+                categories=categories,
+                features=feature_ids,
+            )
+        except ConsentRefused as e:
+            refused.append(
+                {
+                    "uscc": uscc,
+                    "error": e.code,
+                    "message": f"{e.message} (left the session at epoch "
+                    f"{rec.state.next_epoch + 1})",
+                    "audit_index": e.details.get("audit_index"),
+                }
+            )
+            blank.add(uscc)
+        else:
+            access.finish()  # active again meanwhile (resumed): it stays
+    if not blank:
+        return False
+    train, val = tstore.unpack_features(rec.features)
+    for rows_, names in ((train, rec.enterprises.train), (val, rec.enterprises.validation)):
+        for k, uscc in enumerate(names):
+            if uscc in blank:
+                rows_[k] = 0.0
+    tstore.exclude_enterprises(
+        svc.engine,
+        rec.id,
+        rec.version,
+        features=tstore.pack_features(train, val),
+        refused=refused,
+    )
+    log.info("training_consent_ended", session=rec.id, enterprises=len(blank))
+    return True
+
+
 @bp.post("/v1/training/sessions/<session_id>/messages")
 @authenticated("institution")
 def message(session_id: str) -> Response:
@@ -441,6 +535,12 @@ def message(session_id: str) -> Response:
             trainer, version, created = _trainer(svc, rec), rec.version, rec.created_at
         if time.time() > created + cfg.session_hours * 3600:
             raise SessionExpired("the training session has expired; open a new one")
+        if _epoch_start(frame, trainer.state):
+            rec = tstore.get_session(svc.engine, session_id, institution)
+            if recheck_consent(svc, rec):
+                cache.items.pop(session_id, None)
+                rec = tstore.get_session(svc.engine, session_id, institution)
+                trainer, version = _trainer(svc, rec), rec.version
         try:
             answer = trainer.handle(frame)  # a refusal leaves the trainer's state as it was
         except Error:

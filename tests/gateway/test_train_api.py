@@ -360,3 +360,54 @@ def test_the_session_plan_is_the_gateways_with_the_training_parameters(
     plan = TrainingPlan.from_dict(session["plan"])
     assert plan.session == session["id"] and plan.params == PARAMS
     assert dataclasses.asdict(plan)["epochs"] == 1
+
+
+def test_an_enterprise_that_revokes_mid_training_leaves_at_the_next_epoch(
+    app: Flask, client: FlaskClient, bank: Bank
+) -> None:
+    from federated import training_store as tstore
+    from federated.he import PublicContext
+    from federated.training import BankTrainer, Standardization, TrainingPlan
+    from federated.transport import HttpChannel, run_bank
+
+    city = make_city(24)
+    g = grants(app, client, bank, city.usccs, ops=["train"])
+    svc = app.extensions["xinyi"]
+    svc.extras["train.feature_source"] = feature_source(city, set())
+    secret = SecretContext.generate(PARAMS)
+    body = {**_open_body(g), "plan": {"epochs": 3, "batch_size": 16}}
+    body["context"] = base64.b64encode(secret.public_bytes()).decode()
+    opened = bank.post(client, "/v1/training/sessions", body).get_json()
+    plan = TrainingPlan.from_dict(opened["plan"])
+    rows = [city.usccs.index(u) for u in opened["train"]]
+    std = Standardization.fit(city.book.x[rows], 3.0)
+    trainer = BankTrainer(
+        plan,
+        std.apply(city.book.x[rows]),
+        city.book.y[rows],
+        np.zeros((0, 2)),
+        np.zeros(0),
+        secret,
+        PublicContext.load(base64.b64decode(opened["context"]), expected=PARAMS),
+    )
+    leaver = opened["train"][3]
+    consent_id = next(
+        c["id"]
+        for c in bank.get(client, "/v1/consents").get_json()["consents"]
+        if c["enterprise"] == leaver
+    )
+
+    def revoke_after_first(e: Any) -> None:
+        if e.epoch == 0:
+            with app.test_request_context():
+                svc.consent.act(consent_id, "revoke", leaver, audit=log_consent_action(svc))
+
+    run_bank(trainer, HttpChannel(http_for(app, bank), opened["id"]), on_epoch=revoke_after_first)
+    rec = tstore.get_session(svc.engine, opened["id"], bank.id)
+    assert rec.state.next_epoch == 3  # training went on
+    (left,) = [r for r in rec.refused if r["uscc"] == leaver]
+    assert left["error"] == "grant_revoked" and "epoch 2" in left["message"]
+    assert isinstance(left["audit_index"], int)
+    train, _ = tstore.unpack_features(rec.features)
+    k = list(rec.enterprises.train).index(leaver)
+    assert np.all(train[k] == 0.0) and np.any(train[k - 1] != 0.0)
