@@ -314,6 +314,21 @@ def multiply_add_plain(
     return Ciphertext(ts.CKKSVector(data=out))
 
 
+def rerandomize(ct: Ciphertext, public: PublicContext) -> Ciphertext:
+    """``ct`` plus a fresh encryption of zero under ``public`` (the key holder's
+    context), at ``ct``'s scale and level: circuit privacy. Without it, the key holder,
+    who made the input ciphertext and knows its randomness, could read the plaintext
+    multiplier out of the result's second component (c1 = c1_in · plaintext)."""
+    if not public._ctx.has_public_key():
+        raise InvalidContext("this context has no public key to encrypt with")
+    try:
+        scale = ct._v.data.ciphertext()[0].scale
+        zero = ts.ckks_vector(public._ctx, [0.0] * ct.size, scale)
+        return Ciphertext(ts.CKKSVector(data=ct._v.data + zero.data))
+    except (ValueError, RuntimeError, TypeError, IndexError) as e:
+        raise InvalidCiphertext("the ciphertext cannot be re-randomized under this context") from e
+
+
 def add_plain_checked(ct: Ciphertext, values: Sequence[float] | np.ndarray) -> Ciphertext:
     """``ct + values`` with exactly ``ct.size`` values; TenSEAL failures converted."""
     v = _plain(values, ct.size)

@@ -69,6 +69,7 @@ from federated.he import (
     SecretContext,
     decrypt_checked,
     multiply_add_plain,
+    rerandomize,
 )
 
 PARAMS = CKKSParams(8192, (60, 50, 50, 58), 50)
@@ -499,16 +500,19 @@ def masked_products(
     block: int,
     reps: int,
     privacy: Privacy,
+    key_holder: PublicContext,
 ) -> tuple[list[Ciphertext], np.ndarray]:
     """For each column j: residual ⊙ factor_j + offset_j + mask_j (one ciphertext per
-    ``reps`` columns). Returns the ciphertexts and each column's mask sum."""
+    ``reps`` columns), each re-randomized under ``key_holder``'s public key so that the
+    ciphertext itself reveals nothing of the factors. Returns the ciphertexts and each
+    column's mask sum."""
     factors = pack_columns(factor_columns, block, reps)
     offsets = pack_columns(offset_columns, block, reps)
     cts: list[Ciphertext] = []
     mask_sums: list[np.ndarray] = []
     for f, o in zip(factors, offsets, strict=True):
         mask = secure_uniform(len(f), 2.0**privacy.mask_bits)
-        cts.append(multiply_add_plain(residual, f, o + mask))
+        cts.append(rerandomize(multiply_add_plain(residual, f, o + mask), key_holder))
         mask_sums.append(mask.reshape(-1, block).sum(axis=1))
     return cts, np.concatenate(mask_sums)[: factor_columns.shape[1]]
 
@@ -696,7 +700,7 @@ class GatewayTrainer:
         rows, u = self._u(msg.epoch, msg.batch)
         z = self.z[rows]
         cts, mask_sums = masked_products(
-            ct, z, 0.25 * u[:, None] * z, plan.batch_size, reps, self.privacy
+            ct, z, 0.25 * u[:, None] * z, plan.batch_size, reps, self.privacy, self.bank_public
         )
         st = dataclasses.replace(self.state)
         st.phase, st.mask_sums = "products", [float(v) for v in mask_sums]
@@ -898,7 +902,13 @@ class BankTrainer:
         z = np.column_stack([self.z[p.rows], np.ones(len(p.rows)), p.a])
         reps = self.plan.reps(self.plan.bank_product_columns)
         cts, mask_sums = masked_products(
-            p.u_ct, 0.25 * z, p.a[:, None] * z, self.plan.batch_size, reps, self.privacy
+            p.u_ct,
+            0.25 * z,
+            p.a[:, None] * z,
+            self.plan.batch_size,
+            reps,
+            self.privacy,
+            self.gateway_public,
         )
         p.products, p.mask_sums = [c.to_bytes() for c in cts], mask_sums
 

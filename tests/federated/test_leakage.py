@@ -250,3 +250,24 @@ def test_validation_answers_are_only_the_gateway_logit_part_rounded(
     assert len(got) == len(d.test) and not answer.blobs
     assert np.all(got * grid == np.round(got * grid))
     assert np.abs(got - expected).max() <= 0.5 / grid + 1e-12
+
+
+def test_products_are_rerandomized_under_the_key_holders_key(
+    keys: tuple[SecretContext, SecretContext],
+) -> None:
+    """Circuit privacy: a product ciphertext is the input times a plaintext plus a fresh
+    encryption of zero, so the key holder (who made the input and knows its randomness)
+    cannot divide the plaintext out of the second component. Two runs of the same
+    product differ as ciphertexts and decrypt to the same values."""
+    from federated.he import multiply_add_plain, rerandomize
+
+    bank_secret, _ = keys
+    public = bank_secret.public()
+    rng = np.random.default_rng(2)
+    x, z = rng.normal(size=64), rng.normal(size=64)
+    residual = public.encrypt(x)
+    plain = multiply_add_plain(residual, z, np.zeros(64))
+    first, second = rerandomize(plain, public), rerandomize(plain, public)
+    assert len({plain.to_bytes(), first.to_bytes(), second.to_bytes()}) == 3
+    for ct in (first, second):
+        assert np.allclose(decrypt_checked(bank_secret, ct), x * z, atol=1e-6)
