@@ -329,6 +329,62 @@ def rerandomize(ct: Ciphertext, public: PublicContext) -> Ciphertext:
         raise InvalidCiphertext("the ciphertext cannot be re-randomized under this context") from e
 
 
+class ZeroPool:
+    """Fresh encryptions of zero under ``public``, made ahead of time by a daemon thread
+    while the owner waits for its peer (TenSEAL holds the GIL while it computes, so the
+    thread only uses moments when the main thread is blocked on I/O). Each one is used
+    once. ``rerandomize`` works like the module function, from the pool when it can."""
+
+    def __init__(self, public: PublicContext, *, capacity: int = 32) -> None:
+        import threading  # (kept inside this block: the module's imports stay as they were)
+
+        self.public = public
+        self.capacity = capacity
+        self._ready: list[tuple[int, float, Any]] = []
+        self._want: tuple[int, float] | None = None
+        self._cond = threading.Condition()
+        self._stopped = False
+        self._thread = threading.Thread(target=self._fill, name="he-zero-pool", daemon=True)
+        self._thread.start()
+
+    def _fill(self) -> None:
+        while True:
+            with self._cond:
+                while not self._stopped and (
+                    self._want is None or len(self._ready) >= self.capacity
+                ):
+                    self._cond.wait()
+                if self._stopped:
+                    return
+                size, scale = self._want  # type: ignore[misc]  # checked in the loop above
+            zero = ts.ckks_vector(self.public._ctx, [0.0] * size, scale)
+            with self._cond:
+                self._ready.append((size, scale, zero))
+
+    def rerandomize(self, ct: Ciphertext) -> Ciphertext:
+        try:
+            scale = ct._v.data.ciphertext()[0].scale
+        except (ValueError, RuntimeError, IndexError) as e:
+            raise InvalidCiphertext("the ciphertext cannot be re-randomized") from e
+        key = (ct.size, scale)
+        with self._cond:
+            self._want = key
+            found = next((i for i, r in enumerate(self._ready) if r[:2] == key), None)
+            zero = self._ready.pop(found)[2] if found is not None else None
+            self._cond.notify()
+        if zero is None:
+            return rerandomize(ct, self.public)
+        try:
+            return Ciphertext(ts.CKKSVector(data=ct._v.data + zero.data))
+        except (ValueError, RuntimeError, TypeError) as e:
+            raise InvalidCiphertext("the ciphertext cannot be re-randomized") from e
+
+    def close(self) -> None:
+        with self._cond:
+            self._stopped = True
+            self._cond.notify()
+
+
 def add_plain_checked(ct: Ciphertext, values: Sequence[float] | np.ndarray) -> Ciphertext:
     """``ct + values`` with exactly ``ct.size`` values; TenSEAL failures converted."""
     v = _plain(values, ct.size)

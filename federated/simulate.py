@@ -143,6 +143,7 @@ class SimulationConfig:
     validation_fraction: float = 0.1
     privacy: Privacy = field(default_factory=Privacy)
     progress: bool = False
+    zero_pool: bool = True  # make the re-randomizing zeros while waiting for the peer
 
 
 @dataclass(frozen=True)
@@ -198,6 +199,7 @@ def _bank_process(
     clip: float | None,
     privacy: Privacy,
     progress: bool,
+    zero_pool: bool,
 ) -> None:
     try:
         t0 = time.perf_counter()
@@ -220,6 +222,7 @@ def _bank_process(
             secret,
             peer,
             privacy=privacy,
+            zero_pool=zero_pool,
         )
         setup = time.perf_counter() - t0
         bar = _progress(plan) if progress else None
@@ -270,6 +273,7 @@ def _gateway_process(
     plan: TrainingPlan,
     clip: float | None,
     privacy: Privacy,
+    zero_pool: bool,
 ) -> None:
     try:
         table = read_party_csv(path, id_column)
@@ -279,7 +283,13 @@ def _gateway_process(
         peer = PublicContext.load(conn.recv_bytes(), expected=PARAMS)
         conn.send_bytes(secret.public_bytes())
         gateway = GatewayTrainer(
-            plan, std.apply(table.x[tr]), std.apply(table.x[va]), secret, peer, privacy=privacy
+            plan,
+            std.apply(table.x[tr]),
+            std.apply(table.x[va]),
+            secret,
+            peer,
+            privacy=privacy,
+            zero_pool=zero_pool,
         )
         serve_pipe(gateway, conn)
         half = GatewayHalf(table.features, tuple(float(v) for v in gateway.weights), std)
@@ -361,6 +371,7 @@ def simulate(
             cfg.bank_clip,
             cfg.privacy,
             cfg.progress,
+            cfg.zero_pool,
         ),
         name="xinyi-sim-bank",
     )
@@ -375,6 +386,7 @@ def simulate(
             plan,
             cfg.gateway_clip,
             cfg.privacy,
+            cfg.zero_pool,
         ),
         name="xinyi-sim-gateway",
     )

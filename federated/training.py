@@ -67,6 +67,7 @@ from federated.he import (
     CKKSParams,
     PublicContext,
     SecretContext,
+    ZeroPool,
     decrypt_checked,
     multiply_add_plain,
     rerandomize,
@@ -500,7 +501,7 @@ def masked_products(
     block: int,
     reps: int,
     privacy: Privacy,
-    key_holder: PublicContext,
+    key_holder: PublicContext | ZeroPool,
 ) -> tuple[list[Ciphertext], np.ndarray]:
     """For each column j: residual ⊙ factor_j + offset_j + mask_j (one ciphertext per
     ``reps`` columns), each re-randomized under ``key_holder``'s public key so that the
@@ -512,7 +513,12 @@ def masked_products(
     mask_sums: list[np.ndarray] = []
     for f, o in zip(factors, offsets, strict=True):
         mask = secure_uniform(len(f), 2.0**privacy.mask_bits)
-        cts.append(rerandomize(multiply_add_plain(residual, f, o + mask), key_holder))
+        product = multiply_add_plain(residual, f, o + mask)
+        cts.append(
+            key_holder.rerandomize(product)
+            if isinstance(key_holder, ZeroPool)
+            else rerandomize(product, key_holder)
+        )
         mask_sums.append(mask.reshape(-1, block).sum(axis=1))
     return cts, np.concatenate(mask_sums)[: factor_columns.shape[1]]
 
@@ -597,6 +603,7 @@ class GatewayTrainer:
         *,
         privacy: Privacy | None = None,
         state: GatewayState | None = None,
+        zero_pool: bool = False,
     ) -> None:
         if secret.params != plan.params or bank_public.params != plan.params:
             raise InvalidPlan("both contexts must have the plan's CKKS parameters")
@@ -611,6 +618,10 @@ class GatewayTrainer:
         self.bank_public = bank_public
         self.privacy = privacy or Privacy()
         self.state = state or GatewayState.initial(plan.gateway_columns)
+        # zero_pool: encryptions of zero made while waiting for the bank (one thread)
+        self.rerandomizer: PublicContext | ZeroPool = (
+            ZeroPool(bank_public) if zero_pool else bank_public
+        )
 
     @property
     def finished(self) -> bool:
@@ -700,7 +711,7 @@ class GatewayTrainer:
         rows, u = self._u(msg.epoch, msg.batch)
         z = self.z[rows]
         cts, mask_sums = masked_products(
-            ct, z, 0.25 * u[:, None] * z, plan.batch_size, reps, self.privacy, self.bank_public
+            ct, z, 0.25 * u[:, None] * z, plan.batch_size, reps, self.privacy, self.rerandomizer
         )
         st = dataclasses.replace(self.state)
         st.phase, st.mask_sums = "products", [float(v) for v in mask_sums]
@@ -806,6 +817,7 @@ class BankTrainer:
         gateway_public: PublicContext,
         *,
         privacy: Privacy | None = None,
+        zero_pool: bool = False,
     ) -> None:
         if secret.params != plan.params or gateway_public.params != plan.params:
             raise InvalidPlan("both contexts must have the plan's CKKS parameters")
@@ -822,6 +834,10 @@ class BankTrainer:
         k = plan.bank_columns + 1
         self.state = BankState([0.0] * k, [0.0] * k, [0.0] * k)
         self.pending: _Pending | None = None
+        # zero_pool: encryptions of zero made while waiting for the gateway (one thread)
+        self.rerandomizer: PublicContext | ZeroPool = (
+            ZeroPool(gateway_public) if zero_pool else gateway_public
+        )
 
     @property
     def finished(self) -> bool:
@@ -908,7 +924,7 @@ class BankTrainer:
             self.plan.batch_size,
             reps,
             self.privacy,
-            self.gateway_public,
+            self.rerandomizer,
         )
         p.products, p.mask_sums = [c.to_bytes() for c in cts], mask_sums
 
