@@ -34,7 +34,7 @@ def main(ctx: click.Context, config_path: str | None) -> None:
 
 
 def _register() -> None:
-    from cli import admin, audit, bank, data, federated, models, server
+    from cli import admin, audit, bank, data, demo, federated, models, server
 
     for group in (
         *admin.commands,
@@ -45,7 +45,7 @@ def _register() -> None:
         models.group,
     ):
         main.add_command(group)
-    for command in server.commands:
+    for command in (*server.commands, demo.demo):
         main.add_command(command)
 
 

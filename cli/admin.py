@@ -2,7 +2,20 @@
 
 from __future__ import annotations
 
+import json
+import sys
+from pathlib import Path
+
 import click
+
+from cli.server import settings_from
+from common.db import make_engine
+from common.errors import InvalidInput
+from registry import Registry
+
+
+def _registry(ctx: click.Context) -> Registry:
+    return Registry(make_engine(settings_from(ctx).database_url))
 
 
 @click.group(name="admin")
@@ -10,9 +23,109 @@ def admin() -> None:
     """Onboard and suspend institutions, departments and users."""
 
 
+@admin.command("add-institution")
+@click.argument("institution_id")
+@click.option("--name", required=True, help="Display name, e.g. 杭州银行.")
+@click.option(
+    "--jwk",
+    "jwk_path",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="The institution's public JWK (Ed25519 or P-256) for private_key_jwt.",
+)
+@click.option("--webhook", default=None, help="URL that receives signed consent events.")
+@click.pass_context
+def add_institution(
+    ctx: click.Context, institution_id: str, name: str, jwk_path: Path, webhook: str | None
+) -> None:
+    """Register an institution and the public key it signs client assertions with."""
+    try:
+        jwk = json.loads(jwk_path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as e:
+        raise InvalidInput(f"{jwk_path}: not a JSON JWK: {e}", code="invalid_jwk") from e
+    inst = _registry(ctx).add_institution(institution_id, name=name, jwk=jwk, webhook_url=webhook)
+    click.echo(f"institution {inst.id} ({inst.name}) registered, status {inst.status}")
+
+
+@admin.command("suspend-institution")
+@click.argument("institution_id")
+@click.pass_context
+def suspend_institution(ctx: click.Context, institution_id: str) -> None:
+    """Refuse the institution everything from its next request on (有进有出)."""
+    inst = _registry(ctx).suspend_institution(institution_id)
+    click.echo(f"institution {inst.id} is {inst.status}")
+
+
+@admin.command("resume-institution")
+@click.argument("institution_id")
+@click.pass_context
+def resume_institution(ctx: click.Context, institution_id: str) -> None:
+    """Let a suspended institution back in."""
+    inst = _registry(ctx).resume_institution(institution_id)
+    click.echo(f"institution {inst.id} is {inst.status}")
+
+
+@admin.command("add-department")
+@click.argument("department_id")
+@click.option("--name", required=True, help="Display name, e.g. 税务局.")
+@click.pass_context
+def add_department(ctx: click.Context, department_id: str, name: str) -> None:
+    """Register a data-providing department."""
+    dept = _registry(ctx).add_department(department_id, name=name)
+    click.echo(f"department {dept.id} ({dept.name}) registered")
+
+
+@admin.command("add-user")
+@click.option("--role", type=click.Choice(["enterprise", "department", "operator"]), required=True)
+@click.option("--login", required=True)
+@click.option("--password-stdin", is_flag=True, required=True, help="Read the password from stdin.")
+@click.option("--uscc", default=None, help="The enterprise's USCC (role enterprise).")
+@click.option("--department", default=None, help="The department id (role department).")
+@click.pass_context
+def add_user(
+    ctx: click.Context,
+    role: str,
+    login: str,
+    password_stdin: bool,
+    uscc: str | None,
+    department: str | None,
+) -> None:
+    """A person who signs in to the web pages and the session API."""
+    password = sys.stdin.readline().rstrip("\r\n")
+    user = _registry(ctx).add_user(
+        login=login, password=password, role=role, uscc=uscc, department_id=department
+    )
+    click.echo(f"user {user.login} ({user.role}) added")
+
+
 @click.group(name="keys")
 def keys() -> None:
-    """Signing keys: rotation."""
+    """Signing keys: status and rotation."""
+
+
+@keys.command("rotate")
+@click.argument("purpose", type=click.Choice(["grants", "tokens", "checkpoints"]))
+@click.pass_context
+def rotate(ctx: click.Context, purpose: str) -> None:
+    """A new signing key; the old one stays published until what it signed expired."""
+    from keys import KeyRing
+
+    record = KeyRing(settings_from(ctx)).rotate(purpose)
+    click.echo(f"{purpose}: new key {record.kid}")
+
+
+@keys.command("list")
+@click.pass_context
+def list_keys(ctx: click.Context) -> None:
+    """Every key with its purpose, creation and retirement time."""
+    from keys import KeyRing
+
+    ring = KeyRing(settings_from(ctx))
+    published = {k["kid"] for k in ring.jwks()["keys"]}
+    for r in sorted(ring.records(), key=lambda r: (r.purpose, r.created_at)):
+        state = "active" if r.retired_at is None else f"retired at {r.retired_at}"
+        shown = "published" if r.kid in published else "unpublished"
+        click.echo(f"{r.purpose:12} {r.kid}  created {r.created_at}  {state}, {shown}")
 
 
 commands: list[click.Command] = [admin, keys]

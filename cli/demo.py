@@ -73,8 +73,9 @@ def prepare_instance(base_env: dict[str, str], port: int) -> Settings:
     home.mkdir(parents=True, mode=0o700)
     env = {**base_env, "XINYI_HOME": str(home)}
     env.pop("XINYI_DATABASE_URL", None)  # the demo is the embedded default
-    settings = load_settings(env=env, overrides={"server": {
-        "public_url": f"http://127.0.0.1:{port}", "port": port}})
+    settings = load_settings(
+        env=env, overrides={"server": {"public_url": f"http://127.0.0.1:{port}", "port": port}}
+    )
     migrate(settings.database_url)
     KeyRing(settings).ensure_all()
     return settings
@@ -82,10 +83,15 @@ def prepare_instance(base_env: dict[str, str], port: int) -> Settings:
 
 @click.command()
 @click.option("--port", type=int, default=8600, show_default=True)
-@click.option("--enterprises", type=int, default=3000, show_default=True,
-              help="Size of the synthetic city.")
-@click.option("--serve/--no-serve", "keep_serving", default=None,
-              help="Keep serving after the story (default: when run in a terminal, not in CI).")
+@click.option(
+    "--enterprises", type=int, default=3000, show_default=True, help="Size of the synthetic city."
+)
+@click.option(
+    "--serve/--no-serve",
+    "keep_serving",
+    default=None,
+    help="Keep serving after the story (default: when run in a terminal, not in CI).",
+)
 def demo(port: int, enterprises: int, keep_serving: bool | None) -> None:
     """The whole story on the embedded default, printing what happens."""
     from cli import demo_steps
@@ -94,8 +100,13 @@ def demo(port: int, enterprises: int, keep_serving: bool | None) -> None:
     say(f"instance: {settings.home}  (SQLite, keys encrypted in files)")
     server, thread = _serve(settings, port)
     base = f"http://127.0.0.1:{port}"
-    story = Story(settings=settings, base=base, http=httpx.Client(base_url=base, timeout=60),
-                  home=settings.home, facts={"enterprises": enterprises})
+    story = Story(
+        settings=settings,
+        base=base,
+        http=httpx.Client(base_url=base, timeout=60),
+        home=settings.home,
+        facts={"enterprises": enterprises},
+    )
     steps: list[Callable[[Story], None]] = demo_steps.STEPS
     try:
         for run in steps:

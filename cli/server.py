@@ -76,7 +76,7 @@ def serve(ctx: click.Context, host: str | None, port: int | None, workers: int |
 def _child_exit(_server: Any, worker: Any) -> None:
     from prometheus_client import multiprocess
 
-    multiprocess.mark_process_dead(worker.pid)
+    multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]  # untyped lib
 
 
 commands: list[click.Command] = [init, serve]

@@ -25,7 +25,7 @@ from consent import store
 from consent.service import GrantKeys
 
 log = get_logger("consent.outbox")
-GAVE_UP = float("inf")
+LEASE_SECONDS = 60.0
 
 
 @dataclass
@@ -37,36 +37,43 @@ class OutboxDelivery:
     clock: Callable[[], float] = time.time
 
     def deliver_due(self, limit: int = 100) -> int:
-        """Try every due event once; returns how many were delivered."""
+        """Send due events, oldest first per institution, until none is due or ``limit``
+        were sent; returns how many were delivered."""
+        delivered = 0
+        while delivered < limit:
+            sent = self._round(limit - delivered)
+            if sent == 0:
+                return delivered
+            delivered += sent
+        return delivered
+
+    def _round(self, limit: int) -> int:
+        """One attempt at the oldest due event of each institution."""
         now = self.clock()
         cfg = self.settings.config.consent
         with write_session(self.engine) as s:
-            due = store.due_events(s, now, limit)
+            due = store.claim_due_events(s, now, limit, LEASE_SECONDS)
         delivered = 0
         for row in due:
-            url = row["webhook_url"]
             error = None
-            if not url:
-                error = "no webhook registered"
-            else:
-                event = json.loads(row["payload"])
-                token = self.keys.sign_jwt(
-                    "grants", {**event, "aud": row["institution_id"]}, {"typ": "xinyi-event+jwt"}
+            event = json.loads(row["payload"])
+            token = self.keys.sign_jwt(
+                "grants", {**event, "aud": row["institution_id"]}, {"typ": "xinyi-event+jwt"}
+            )
+            try:
+                resp = self.client.post(
+                    row["webhook_url"],
+                    content=token,
+                    headers={
+                        "Content-Type": "application/jwt",
+                        "X-Xinyi-Event-Id": row["event_id"],
+                    },
+                    timeout=5.0,
                 )
-                try:
-                    resp = self.client.post(
-                        url,
-                        content=token,
-                        headers={
-                            "Content-Type": "application/jwt",
-                            "X-Xinyi-Event-Id": row["event_id"],
-                        },
-                        timeout=5.0,
-                    )
-                    if resp.status_code >= 300:
-                        error = f"HTTP {resp.status_code}"
-                except httpx.HTTPError as e:
-                    error = f"{type(e).__name__}: {e}"
+                if resp.status_code >= 300:
+                    error = f"HTTP {resp.status_code}"
+            except httpx.HTTPError as e:
+                error = f"{type(e).__name__}: {e}"
             with write_session(self.engine) as s:
                 if error is None:
                     store.mark_delivered(s, row["id"], int(self.clock()))
@@ -74,8 +81,8 @@ class OutboxDelivery:
                 else:
                     attempts = row["attempts"] + 1
                     wait = cfg.webhook_backoff_seconds * 2 ** min(attempts - 1, 16)
-                    nxt = GAVE_UP if attempts >= cfg.webhook_max_attempts else now + wait
-                    store.mark_failed(s, row["id"], next_attempt_at=min(nxt, 1e18), error=error)
+                    nxt = store.GAVE_UP_AT if attempts >= cfg.webhook_max_attempts else now + wait
+                    store.mark_failed(s, row["id"], next_attempt_at=nxt, error=error)
                     log.warning(
                         "webhook_failed",
                         event_id=row["event_id"],

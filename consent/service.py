@@ -11,8 +11,10 @@ Signature rules: only ``EdDSA`` with a ``kid`` of a published *grants* key is ac
 from __future__ import annotations
 
 import json
+import threading
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -26,7 +28,12 @@ from common.db import read_session, write_session
 from common.settings import Settings
 from consent import letter as letters
 from consent import policy, store
-from consent.errors import ConsentNotFound, ConsentRefused, InvalidConsentRequest
+from consent.errors import (
+    ConsentNotFound,
+    ConsentRefused,
+    InvalidConsentRequest,
+    TransitionRefused,
+)
 from consent.policy import refuse
 
 
@@ -59,6 +66,8 @@ class GrantUse:
     ops: tuple[str, ...]
 
 
+_VERIFIED_CACHE = 10_000  # grants whose signature verified, per process
+
 # An audit hook writes one entry in the same transaction as a consent decision.
 AuditHook = Callable[[Session, Mapping[str, Any]], Any]
 
@@ -70,9 +79,13 @@ class ConsentService:
     keys: GrantKeys
     clock: Callable[[], float] = time.time
     _issuer: str = field(init=False)
+    _verified: OrderedDict[str, tuple[str, dict[str, Any]]] = field(init=False)
+    _lock: threading.Lock = field(init=False)
 
     def __post_init__(self) -> None:
         self._issuer = self.settings.config.server.public_url.rstrip("/")
+        self._verified = OrderedDict()
+        self._lock = threading.Lock()
 
     def now(self) -> int:
         return int(self.clock())
@@ -106,8 +119,9 @@ class ConsentService:
                 max_uses=req.max_uses,
             )
             text = letters.render(terms)
-            row = {
-                "id": "cst_" + uuid.uuid4().hex,
+            consent_id = "cst_" + uuid.uuid4().hex
+            row: dict[str, Any] = {
+                "id": consent_id,
                 "institution_id": institution_id,
                 "enterprise": req.enterprise,
                 "purpose": req.purpose,
@@ -132,7 +146,7 @@ class ConsentService:
                 audit(
                     s,
                     self._audit_fields(
-                        row["id"],
+                        consent_id,
                         "consent.request",
                         institution_id,
                         req.enterprise,
@@ -140,8 +154,8 @@ class ConsentService:
                         "allowed",
                     ),
                 )
-            self._notify(s, row["id"], institution_id, "pending", now)
-            found = store.get_consent(s, row["id"])
+            self._notify(s, consent_id, institution_id, "pending", now)
+            found = store.get_consent(s, consent_id)
             assert found is not None
             return found
 
@@ -197,7 +211,7 @@ class ConsentService:
                 extra=extra,
             )
             if not changed:  # only possible without row locks; the guard kept us safe
-                raise policy.TransitionRefused("the consent changed meanwhile; try again")
+                raise TransitionRefused("the consent changed meanwhile; try again")
             if audit:
                 audit(
                     s,
@@ -256,7 +270,15 @@ class ConsentService:
 
     # THE check --------------------------------------------------------------------
     def verify_signature(self, token: str) -> dict[str, Any]:
-        """Decode a grant JWT, accepting only EdDSA by a published grants key."""
+        """Decode a grant JWT, accepting only EdDSA by a published grants key.
+
+        Grants are immutable, so a token whose signature verified once verifies again
+        while its key is published: the verified claims are kept (bounded LRU) and only
+        the key's publication is looked up again. Status is never cached."""
+        cached = self._verified.get(token)
+        if cached is not None and self.keys.public_key(cached[0], "grants") is not None:
+            self._verified.move_to_end(token)
+            return dict(cached[1])
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError as e:
@@ -281,7 +303,11 @@ class ConsentService:
             )
         except jwt.PyJWTError as e:
             raise refuse("grant_invalid", "the grant's signature does not verify") from e
-        return claims
+        with self._lock:
+            self._verified[token] = (header["kid"], claims)
+            if len(self._verified) > _VERIFIED_CACHE:
+                self._verified.popitem(last=False)
+        return dict(claims)
 
     def check(
         self,
@@ -295,86 +321,80 @@ class ConsentService:
         verify_feature: str | None = None,
     ) -> GrantUse:
         """Check a grant for one request and take one use, inside ``session``'s
-        transaction. Raises ConsentRefused with the contract code."""
+        transaction. Raises ConsentRefused with the contract code.
+
+        The allowed path costs one guarded UPDATE (status, uses, expiry, parties and the
+        institution's status in one statement); only a refusal pays for reading the
+        store to name its reason. Whatever refuses, a suspended institution is told
+        ``institution_suspended`` first."""
         now = self.now()
-        if store.institution_status(session, institution) != "active":
-            raise refuse("institution_suspended", "the institution is suspended or unknown")
-        if not grant:
-            raise refuse("grant_missing", "this request needs a grant from the enterprise")
-        if not isinstance(grant, str) or len(grant) > 8192:
-            raise refuse("grant_invalid", "the grant is not a JWT string")
-        claims = self.verify_signature(grant)
         try:
-            return self._check_verified(
-                session,
+            if not grant:
+                raise refuse("grant_missing", "this request needs a grant from the enterprise")
+            if not isinstance(grant, str) or len(grant) > 8192:
+                raise refuse("grant_invalid", "the grant is not a JWT string")
+            claims = self.verify_signature(grant)
+        except ConsentRefused:
+            self._refuse_if_suspended(session, institution)
+            raise
+        try:
+            policy.check_claims(
                 claims,
                 institution=institution,
                 enterprise=enterprise,
                 op=op,
                 categories=categories,
-                verify_feature=verify_feature,
                 now=now,
+                issuer=self._issuer,
             )
+            grant_id = str(claims["jti"])
+            if not store.take_use(
+                session, grant_id, enterprise=str(claims["sub"]), institution=institution, now=now
+            ):
+                self._refuse_if_suspended(session, institution)
+                self._classify_refused_use(session, grant_id, claims, now)
+            if verify_feature is not None and not store.take_verification(
+                session, grant_id, verify_feature, self.budget_for(verify_feature)
+            ):
+                # Raising rolls the caller's transaction back: the use is not counted.
+                raise refuse(
+                    "verify_budget_exhausted",
+                    f"the verification budget for {verify_feature} is spent",
+                    feature=verify_feature,
+                )
         except ConsentRefused as e:
+            self._refuse_if_suspended(session, institution)
             e.details.setdefault("grant_id", str(claims.get("jti")))
             e.details.setdefault("enterprise", claims.get("sub"))
             raise
-
-    def institution_active(self, session: Session, institution_id: str) -> bool:
-        return store.institution_status(session, institution_id) == "active"
-
-    def _check_verified(
-        self,
-        session: Session,
-        claims: dict[str, Any],
-        *,
-        institution: str,
-        enterprise: str | None,
-        op: str,
-        categories: Sequence[str],
-        verify_feature: str | None,
-        now: int,
-    ) -> GrantUse:
-        policy.check_claims(
-            claims,
-            institution=institution,
-            enterprise=enterprise,
-            op=op,
-            categories=categories,
-            now=now,
-            issuer=self._issuer,
-        )
-        stored = store.read_for_use(session, str(claims["jti"]))
-        if stored is None:
-            raise refuse("grant_invalid", "the grant is not known to this gateway")
-        status, ent, inst, uses, max_uses, expires_at, pending_until = stored
-        if ent != claims["sub"] or inst != claims["aud"]:
-            raise refuse("grant_invalid", "the grant does not match the registry")
-        policy.check_stored(
-            policy.StoredGrant(status, ent, inst, uses, max_uses, expires_at, pending_until),
-            now=now,
-        )
-        if verify_feature is not None and not store.take_verification(
-            session, str(claims["jti"]), verify_feature, self.budget_for(verify_feature)
-        ):
-            raise refuse(
-                "verify_budget_exhausted",
-                f"the verification budget for {verify_feature} is spent",
-                feature=verify_feature,
-            )
-        if not store.count_use(session, str(claims["jti"]), now):
-            # Raced with a revocation, pause or the last use: classify afresh.
-            again = store.read_for_use(session, str(claims["jti"]))
-            assert again is not None
-            policy.check_stored(policy.StoredGrant(*again), now=now)
-            raise refuse("grant_invalid", "the grant changed during the request")
         return GrantUse(
-            grant_id=str(claims["jti"]),
+            grant_id=grant_id,
             enterprise=str(claims["sub"]),
             purpose=str(claims["purpose"]),
             categories=tuple(claims["categories"]),
             ops=tuple(claims["ops"]),
         )
+
+    def _refuse_if_suspended(self, session: Session, institution: str) -> None:
+        if store.institution_status(session, institution) != "active":
+            raise refuse("institution_suspended", "the institution is suspended or unknown")
+
+    @staticmethod
+    def _classify_refused_use(
+        session: Session, grant_id: str, claims: Mapping[str, Any], now: int
+    ) -> None:
+        """The guarded use failed: say why, from the store's current state."""
+        stored = store.read_for_use(session, grant_id)
+        if stored is None:
+            raise refuse("grant_invalid", "the grant is not known to this gateway")
+        state = policy.StoredGrant(*stored)
+        if state.enterprise != claims["sub"] or state.institution != claims["aud"]:
+            raise refuse("grant_invalid", "the grant does not match the registry")
+        policy.check_stored(state, now=now)
+        raise refuse("grant_invalid", "the grant changed during the request")
+
+    def institution_active(self, session: Session, institution_id: str) -> bool:
+        return store.institution_status(session, institution_id) == "active"
 
     def check_standalone(self, **kwargs: Any) -> GrantUse:
         """``check`` in its own transaction (benchmarks, tools)."""

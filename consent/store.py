@@ -206,7 +206,7 @@ def institution(session: Session, institution_id: str) -> tuple[str, str, str | 
     return (row[0], row[1], row[2]) if row else None
 
 
-# The hot path: one statement to read, one to count the use.
+# The hot path is one guarded UPDATE (``take_use``); reading is only for naming a refusal.
 _READ_FOR_USE = sa.select(
     consents.c.status,
     consents.c.enterprise,
@@ -216,15 +216,23 @@ _READ_FOR_USE = sa.select(
     consents.c.expires_at,
     consents.c.pending_until,
 ).where(consents.c.id == sa.bindparam("cid"))
-_COUNT_USE = (
+_active_institution = sa.exists().where(
+    _institutions.c.id == sa.bindparam("iid"), _institutions.c.status == "active"
+)
+_TAKE_USE = (
     consents.update()
     .where(
         consents.c.id == sa.bindparam("cid"),
         consents.c.status == "active",
         consents.c.uses < consents.c.max_uses,
         consents.c.expires_at > sa.bindparam("now"),
+        consents.c.not_before <= sa.bindparam("now"),
+        consents.c.enterprise == sa.bindparam("ent"),
+        consents.c.institution_id == sa.bindparam("iid"),
+        _active_institution,
     )
     .values(uses=consents.c.uses + 1)
+    .returning(consents.c.uses)
 )
 _INSTITUTION_STATUS = sa.select(_institutions.c.status).where(
     _institutions.c.id == sa.bindparam("iid")
@@ -240,10 +248,15 @@ def read_for_use(session: Session, consent_id: str) -> tuple[Any, ...] | None:
     return tuple(row) if row else None
 
 
-def count_use(session: Session, consent_id: str, now: int) -> bool:
-    """Atomically take one use; False when the guard failed (raced with a change)."""
-    result = session.execute(_COUNT_USE, {"cid": consent_id, "now": now})
-    return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+def take_use(
+    session: Session, consent_id: str, *, enterprise: str, institution: str, now: int
+) -> bool:
+    """Atomically take one use of an active, unexpired, unexhausted grant of these
+    parties whose institution is active; False when any of that does not hold."""
+    row = session.execute(
+        _TAKE_USE, {"cid": consent_id, "now": now, "ent": enterprise, "iid": institution}
+    ).first()
+    return row is not None
 
 
 def take_verification(session: Session, consent_id: str, feature: str, budget: int) -> bool:
@@ -299,15 +312,52 @@ def enqueue_event(
     )
 
 
-def due_events(session: Session, now: float, limit: int) -> list[dict[str, Any]]:
+GAVE_UP_AT = 1e18  # next_attempt_at of an event that is not retried any more
+
+
+def claim_due_events(
+    session: Session, now: float, limit: int, lease_seconds: float
+) -> list[dict[str, Any]]:
+    """Claim due events for delivery, oldest first, in order per institution.
+
+    An event is due when its time has come and no earlier undelivered event of the same
+    institution is still waiting (so an institution never sees a later status before an
+    earlier one). Claiming pushes ``next_attempt_at`` ahead by the lease with a guarded
+    UPDATE, so two workers never send the same event at the same time.
+    """
     q = (
         sa.select(webhook_outbox, _institutions.c.webhook_url)
         .join(_institutions, _institutions.c.id == webhook_outbox.c.institution_id)
-        .where(webhook_outbox.c.delivered_at.is_(None), webhook_outbox.c.next_attempt_at <= now)
+        .where(
+            webhook_outbox.c.delivered_at.is_(None),
+            webhook_outbox.c.next_attempt_at < GAVE_UP_AT,
+            # Events of an institution without a webhook wait, uncounted, until it has one.
+            _institutions.c.webhook_url.is_not(None),
+        )
         .order_by(webhook_outbox.c.id)
-        .limit(limit)
+        .limit(limit * 4)
     )
-    return [dict(m) for m in session.execute(q).mappings()]
+    blocked: set[str] = set()
+    claimed: list[dict[str, Any]] = []
+    for m in session.execute(q).mappings():
+        row = dict(m)
+        inst = row["institution_id"]
+        if inst in blocked:
+            continue
+        blocked.add(inst)  # only the oldest waiting event of an institution is sent
+        if row["next_attempt_at"] > now or len(claimed) >= limit:
+            continue
+        won = session.execute(
+            webhook_outbox.update()
+            .where(
+                webhook_outbox.c.id == row["id"],
+                webhook_outbox.c.next_attempt_at == row["next_attempt_at"],
+            )
+            .values(next_attempt_at=now + lease_seconds)
+        )
+        if won.rowcount == 1:  # type: ignore[attr-defined]
+            claimed.append(row)
+    return claimed
 
 
 def mark_delivered(session: Session, event_row_id: int, now: int) -> None:

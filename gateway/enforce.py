@@ -47,8 +47,10 @@ class Access:
     def finish(self) -> int:
         svc = services()
         try:
-            return svc.audit.await_index(
-                self.queue_id, svc.settings.config.audit.integrate_wait_seconds
+            return int(
+                svc.audit.await_index(
+                    self.queue_id, svc.settings.config.audit.integrate_wait_seconds
+                )
             )
         except Error:
             raise
@@ -182,7 +184,7 @@ def _log_refusal(
                     decision=refusal.code,
                 ),
             )
-        return svc.audit.await_index(qid, svc.settings.config.audit.integrate_wait_seconds)
+        return int(svc.audit.await_index(qid, svc.settings.config.audit.integrate_wait_seconds))
     except SQLAlchemyError as e:
         raise AuditUnavailable("the audit log cannot record this request; nothing served") from e
 

@@ -36,10 +36,18 @@ from gateway.services import Services
 
 REQUESTS = Counter("xinyi_requests_total", "HTTP requests", ["method", "route", "status"])
 REFUSALS = Counter("xinyi_refusals_total", "Refused requests by error code", ["code"])
-LATENCY = Histogram("xinyi_request_seconds", "Request latency", ["route"],
-                    buckets=(0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5))
-HE_SECONDS = Histogram("xinyi_he_compute_seconds", "Gateway-side HE compute per request",
-                       ["kind"], buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.05, 0.1, 1))
+LATENCY = Histogram(
+    "xinyi_request_seconds",
+    "Request latency",
+    ["route"],
+    buckets=(0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)
+HE_SECONDS = Histogram(
+    "xinyi_he_compute_seconds",
+    "Gateway-side HE compute per request",
+    ["kind"],
+    buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.05, 0.1, 1),
+)
 
 
 class StoreCollector(Collector):
@@ -50,15 +58,20 @@ class StoreCollector(Collector):
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         status = self.services.audit.status()
-        for name, doc in (("queue_depth", "Audit entries waiting to be integrated"),
-                          ("queue_lag_seconds", "Age of the oldest waiting audit entry"),
-                          ("log_size", "Entries integrated into the audit log"),
-                          ("checkpoint_age_seconds", "Age of the newest signed checkpoint")):
+        for name, doc in (
+            ("queue_depth", "Audit entries waiting to be integrated"),
+            ("queue_lag_seconds", "Age of the oldest waiting audit entry"),
+            ("log_size", "Entries integrated into the audit log"),
+            ("checkpoint_age_seconds", "Age of the newest signed checkpoint"),
+        ):
             value = status.get(name)
             if value is not None:
                 yield GaugeMetricFamily(f"xinyi_audit_{name}", doc, value=float(value))
-        yield GaugeMetricFamily("xinyi_webhook_outbox_depth", "Undelivered webhook events",
-                                value=float(self.services.outbox_depth()))
+        yield GaugeMetricFamily(
+            "xinyi_webhook_outbox_depth",
+            "Undelivered webhook events",
+            value=float(self.services.outbox_depth()),
+        )
 
 
 class RateLimiter:
@@ -76,8 +89,9 @@ class RateLimiter:
             while window and window[0] <= now - 60:
                 window.popleft()
             if len(window) >= self.per_minute:
-                raise RateLimited(f"more than {self.per_minute} requests a minute",
-                                  code="rate_limited")
+                raise RateLimited(
+                    f"more than {self.per_minute} requests a minute", code="rate_limited"
+                )
             window.append(now)
 
 
@@ -106,7 +120,7 @@ def init_app(app: Flask, services: Services) -> None:
     def metrics() -> Response:
         registry = CollectorRegistry()
         if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-            multiprocess.MultiProcessCollector(registry)
+            multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]  # untyped lib
         else:
             for collector in (REQUESTS, REFUSALS, LATENCY, HE_SECONDS):
                 registry.register(collector)

@@ -197,6 +197,14 @@ PATHS: S = {
             ],
         )
     },
+    "/v1/webhook": {
+        "get": _op("My webhook URL (institution)", tag="consent"),
+        "put": _op(
+            "Register or remove my webhook URL (signed consent events)",
+            tag="consent",
+            body=_obj({"url": {"type": ["string", "null"]}}, ["url"]),
+        ),
+    },
     "/healthz": {"get": _op("Liveness", tag="ops", security="none")},
     "/readyz": {"get": _op("Readiness (database reachable)", tag="ops", security="none")},
     "/openapi.json": {"get": _op("This document", tag="ops", security="none")},

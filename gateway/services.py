@@ -13,20 +13,20 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
-import sqlalchemy as sa
-from audit.service import AuditLog
 from flask import current_app
 from sqlalchemy import Engine
 
+from audit.service import AuditLog
+from common.db import read_session
 from common.logging import get_logger
 from common.settings import Settings
+from consent import store as consent_store
 from consent.outbox import OutboxDelivery
 from consent.service import ConsentService
 from keys import KeyRing
+from registry import Registry
 
 log = get_logger("gateway.services")
-
-_institution_status = sa.text("SELECT status FROM institutions WHERE id = :id")
 
 
 @dataclass
@@ -34,6 +34,7 @@ class Services:
     settings: Settings
     engine: Engine
     keys: KeyRing
+    registry: Registry
     consent: ConsentService
     audit: AuditLog
     outbox: OutboxDelivery
@@ -46,13 +47,10 @@ class Services:
         return self.settings.config.server.public_url.rstrip("/")
 
     def registry_status(self, institution_id: str) -> str | None:
-        with self.engine.connect() as conn:
-            return conn.execute(_institution_status, {"id": institution_id}).scalar()
+        with read_session(self.engine) as s:
+            return consent_store.institution_status(s, institution_id)
 
     def outbox_depth(self) -> int:
-        from consent import store as consent_store
-        from common.db import read_session
-
         with read_session(self.engine) as s:
             return consent_store.outbox_depth(s)
 
@@ -102,7 +100,13 @@ def build(settings: Settings, engine: Engine) -> Services:
         settings=settings, engine=engine, keys=keys, client=httpx.Client(timeout=5.0)
     )
     return Services(
-        settings=settings, engine=engine, keys=keys, consent=consent, audit=audit, outbox=outbox
+        settings=settings,
+        engine=engine,
+        keys=keys,
+        registry=Registry(engine),
+        consent=consent,
+        audit=audit,
+        outbox=outbox,
     )
 
 

@@ -55,6 +55,26 @@ def whoami() -> dict[str, Any]:
     }
 
 
+@bp.get("/v1/webhook")
+@authenticated("institution")
+def webhook() -> dict[str, Any]:
+    """The URL that receives this institution's signed consent events."""
+    inst = services().registry.institution(current_principal().id)
+    return {"url": inst.webhook_url}
+
+
+@bp.put("/v1/webhook")
+@authenticated("institution")
+def set_webhook() -> dict[str, Any]:
+    """Register (or with ``{"url": null}`` remove) the webhook URL; events that waited
+    for it are delivered from the outbox."""
+    url = json_body().get("url")
+    if url is not None and not isinstance(url, str):
+        raise InvalidInput("url: an http(s) URL or null", code="invalid_json", field="url")
+    inst = services().registry.set_webhook(current_principal().id, url)
+    return {"url": inst.webhook_url}
+
+
 @bp.get("/.well-known/jwks.json")
 def jwks() -> Response:
     resp = jsonify(services().keys.jwks())

@@ -45,7 +45,9 @@ def upgrade() -> None:
     op.create_table(
         "consents",
         sa.Column("id", sa.String(40), primary_key=True),
-        sa.Column("institution_id", sa.String(64), sa.ForeignKey("institutions.id"), nullable=False),
+        sa.Column(
+            "institution_id", sa.String(64), sa.ForeignKey("institutions.id"), nullable=False
+        ),
         sa.Column("enterprise", sa.String(18), nullable=False),
         sa.Column("purpose", sa.String(48), nullable=False),
         sa.Column("ops", sa.Text, nullable=False),
@@ -69,7 +71,9 @@ def upgrade() -> None:
     op.create_table(
         "consent_events",
         sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-        sa.Column("consent_id", sa.String(40), sa.ForeignKey("consents.id"), nullable=False, index=True),
+        sa.Column(
+            "consent_id", sa.String(40), sa.ForeignKey("consents.id"), nullable=False, index=True
+        ),
         sa.Column("at", sa.BigInteger, nullable=False),
         sa.Column("from_status", sa.String(16), nullable=True),
         sa.Column("to_status", sa.String(16), nullable=False),
@@ -89,7 +93,9 @@ def upgrade() -> None:
     op.create_table(
         "webhook_outbox",
         sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-        sa.Column("institution_id", sa.String(64), sa.ForeignKey("institutions.id"), nullable=False),
+        sa.Column(
+            "institution_id", sa.String(64), sa.ForeignKey("institutions.id"), nullable=False
+        ),
         sa.Column("event_id", sa.String(40), nullable=False, unique=True),
         sa.Column("payload", sa.Text, nullable=False),
         sa.Column("created_at", sa.BigInteger, nullable=False),
@@ -102,6 +108,14 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    for table in ("webhook_outbox", "used_assertions", "verify_budgets", "consent_events",
-                  "consents", "users", "departments", "institutions"):
+    for table in (
+        "webhook_outbox",
+        "used_assertions",
+        "verify_budgets",
+        "consent_events",
+        "consents",
+        "users",
+        "departments",
+        "institutions",
+    ):
         op.drop_table(table)

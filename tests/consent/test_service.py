@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from typing import Any
 
@@ -12,7 +13,9 @@ import sqlalchemy as sa
 from common.db import write_session
 from consent.errors import ConsentNotFound, ConsentRefused, TransitionRefused
 from consent.service import ConsentService, Viewer
+from keys.jwk import b64url
 from tests.consent.conftest import Clock
+from tests.tokens import unsigned
 
 ENT = "91330100716105852F"
 OTHER = "9144030071526726XG"
@@ -137,7 +140,7 @@ def test_forged_and_algorithm_confused_grants_are_refused(consent_service: Conse
     header = jwt.get_unverified_header(grant)
     head, _body, sig = grant.split(".")
     # 1. alg=none
-    none = jwt.encode(claims, None, algorithm="none", headers={"kid": header["kid"]})
+    none = unsigned(claims, {"kid": header["kid"]})
     assert refusal(consent_service, none) == "grant_invalid"
     # 2. HMAC keyed with the public key bytes (classic key confusion)
     pub = consent_service.keys.public_key(header["kid"], "grants")
@@ -149,9 +152,7 @@ def test_forged_and_algorithm_confused_grants_are_refused(consent_service: Conse
     assert refusal(consent_service, hs) == "grant_invalid"
     # 3. widened scope with the original signature
     claims["ops"] = ["verify", "report", "score"]
-    forged_body = jwt.api_jws.base64url_encode(
-        jwt.api_jwt.json.dumps(claims, separators=(",", ":")).encode()
-    ).decode()
+    forged_body = b64url(json.dumps(claims, separators=(",", ":")).encode())
     assert refusal(consent_service, f"{head}.{forged_body}.{sig}") == "grant_invalid"
     # 4. signed by a key of another purpose (a token key) is not a grant key
     other = consent_service.keys.sign_jwt("tokens", claims)

@@ -3,7 +3,6 @@ private_key_jwt exactly as an outside client would, and signed-in people."""
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -15,10 +14,10 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from flask import Flask
 from flask.testing import FlaskClient
-from jwt.algorithms import OKPAlgorithm
 
 from common.settings import Settings
 from gateway import create_app
+from keys import jwk as keys_jwk
 
 ENTERPRISE = "91330100716105852F"
 OTHER_ENTERPRISE = "9144030071526726XG"
@@ -92,7 +91,7 @@ class Bank:
 
 
 def public_jwk(key: Ed25519PrivateKey) -> dict[str, Any]:
-    return json.loads(OKPAlgorithm.to_jwk(key.public_key()))
+    return dict(keys_jwk.public_jwk(key.public_key()))
 
 
 @pytest.fixture

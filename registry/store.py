@@ -1,0 +1,45 @@
+"""Registry persistence: institutions, departments and users (tables of migration 0001)."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlmodel import SQLModel
+
+metadata = SQLModel.metadata
+
+institutions = sa.Table(
+    "institutions",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("jwk", sa.Text, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("webhook_url", sa.String(500)),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("status_changed_at", sa.BigInteger, nullable=False),
+    extend_existing=True,
+)
+
+departments = sa.Table(
+    "departments",
+    metadata,
+    sa.Column("id", sa.String(48), primary_key=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("status_changed_at", sa.BigInteger, nullable=False),
+    extend_existing=True,
+)
+
+users = sa.Table(
+    "users",
+    metadata,
+    sa.Column("login", sa.String(100), primary_key=True),
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.Column("password_hash", sa.String(200), nullable=False),
+    sa.Column("uscc", sa.String(18)),
+    sa.Column("department_id", sa.String(48)),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("disabled", sa.Boolean, nullable=False),
+    extend_existing=True,
+)

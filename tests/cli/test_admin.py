@@ -1,0 +1,113 @@
+"""`xinyi init`, `xinyi admin …` and `xinyi keys …` on a fresh instance folder."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from cli import main
+from keys.jwk import public_jwk
+
+
+@pytest.fixture
+def env(tmp_path: Path, database_url: str) -> dict[str, str]:
+    return {
+        "XINYI_HOME": str(tmp_path / "home"),
+        "XINYI_KEY_PASSPHRASE": "cli-test-passphrase",
+        "XINYI_DATABASE_URL": database_url,
+    }
+
+
+def xinyi(env: dict[str, str], *args: str, stdin: str | None = None) -> tuple[int, str]:
+    result = CliRunner().invoke(main, list(args), env=env, input=stdin)
+    return result.exit_code, result.output
+
+
+def test_onboarding_through_the_cli(env: dict[str, str], tmp_path: Path) -> None:
+    code, out = xinyi(env, "init")
+    assert code == 0, out
+    assert out.count("key: ") == 3
+    jwk_file = tmp_path / "bank.jwk"
+    jwk_file.write_text(json.dumps(public_jwk(Ed25519PrivateKey.generate().public_key())))
+    assert (
+        xinyi(
+            env, "admin", "add-institution", "hz_bank", "--name", "杭州银行", "--jwk", str(jwk_file)
+        )[0]
+        == 0
+    )
+    code, out = xinyi(env, "admin", "suspend-institution", "hz_bank")
+    assert code == 0 and "suspended" in out
+    code, out = xinyi(env, "admin", "resume-institution", "hz_bank")
+    assert code == 0 and "active" in out
+    assert xinyi(env, "admin", "add-department", "tax", "--name", "税务局")[0] == 0
+    code, out = xinyi(
+        env,
+        "admin",
+        "add-user",
+        "--role",
+        "department",
+        "--login",
+        "tax_clerk",
+        "--department",
+        "tax",
+        "--password-stdin",
+        stdin="correct horse battery\n",
+    )
+    assert code == 0, out
+    code, out = xinyi(
+        env,
+        "admin",
+        "add-user",
+        "--role",
+        "enterprise",
+        "--login",
+        "ent",
+        "--uscc",
+        "91330100716105852F",
+        "--password-stdin",
+        stdin="correct horse battery\n",
+    )
+    assert code == 0, out
+
+
+def test_errors_are_readable_with_exit_code_2(env: dict[str, str], tmp_path: Path) -> None:
+    assert xinyi(env, "init")[0] == 0
+    private = tmp_path / "private.jwk"
+    private.write_text(
+        json.dumps({**public_jwk(Ed25519PrivateKey.generate().public_key()), "d": "secret"})
+    )
+    code, out = xinyi(env, "admin", "add-institution", "bank", "--name", "b", "--jwk", str(private))
+    assert code == 2 and "invalid_registration" in out and "private" in out
+    code, out = xinyi(
+        env,
+        "admin",
+        "add-user",
+        "--role",
+        "enterprise",
+        "--login",
+        "ent",
+        "--uscc",
+        "91330100716105852X",
+        "--password-stdin",
+        stdin="correct horse battery\n",
+    )
+    assert code == 2 and "invalid_uscc" in out
+    code, out = xinyi(env, "admin", "suspend-institution", "nobody")
+    assert code == 2 and "nobody" in out
+
+
+def test_keys_rotate_and_list(env: dict[str, str]) -> None:
+    assert xinyi(env, "init")[0] == 0
+    code, out = xinyi(env, "keys", "rotate", "grants")
+    assert code == 0 and "new key" in out
+    code, out = xinyi(env, "keys", "list")
+    assert code == 0
+    grants = [line for line in out.splitlines() if line.startswith("grants")]
+    assert len(grants) == 2
+    assert sum("retired" in line for line in grants) == 1
+    assert all("published" in line for line in grants)
+    assert xinyi(env, "keys", "rotate", "nonsense")[0] != 0
