@@ -31,7 +31,7 @@ from federated.training import (
     TrainingPlan,
     fold_bank_half,
 )
-from federated.transport import EpochResult, HttpChannel, PeerRefused, run_bank
+from federated.transport import ConnectionLost, EpochResult, HttpChannel, PeerRefused, run_bank
 
 
 def write_report(report: dict[str, Any], path: Path) -> Path:
@@ -150,6 +150,21 @@ def train_grants(consents: Sequence[dict[str, Any]], categories: Sequence[str]) 
     return {e: g for e, (_, g) in best.items()}
 
 
+def grant_categories(http: httpx.Client, columns: Sequence[str]) -> list[str]:
+    """The non-public catalog categories gateway columns read (``GET /v1/catalog``):
+    what an op-train grant must cover. Public categories need no grant."""
+    try:
+        r = http.get("/v1/catalog")
+    except httpx.HTTPError as e:
+        raise ConnectionLost(f"GET /v1/catalog: the gateway cannot be reached: {e}") from e
+    catalog = _check(r).get("categories", {})
+    return [
+        c
+        for c in column_categories(columns)
+        if not isinstance(catalog.get(c), dict) or catalog[c].get("visibility") != "public"
+    ]
+
+
 def column_categories(columns: Sequence[str]) -> list[str]:
     """The catalog categories gateway columns read: ``log1p(tax.paid_12m)`` → ``tax``."""
     out = set()
@@ -165,6 +180,13 @@ class TrainingOutcome:
     report: dict[str, Any]
     model: dict[str, Any] | None  # {"id", "version"} when registered
     bank_half: BankHalf
+
+
+def _post(http: httpx.Client, path: str, body: dict[str, Any]) -> dict[str, Any]:
+    try:
+        return _check(http.post(path, json=body))
+    except httpx.HTTPError as e:
+        raise ConnectionLost(f"POST {path}: the gateway cannot be reached: {e}") from e
 
 
 def _check(r: httpx.Response) -> dict[str, Any]:
@@ -228,7 +250,7 @@ def train_with_gateway(
         "plan": plan_options,
         **({"model_id": model_id} if model_id else {}),
     }
-    opened = _check(http.post("/v1/training/sessions", json=body))
+    opened = _post(http, "/v1/training/sessions", body)
     session_id = str(opened["id"])
     refused = opened.get("refused", [])
     if refused:
@@ -282,7 +304,7 @@ def train_with_gateway(
         }
         if model_id:
             finish["model_id"] = model_id
-    done = _check(http.post(f"/v1/training/sessions/{session_id}/finish", json=finish))
+    done = _post(http, f"/v1/training/sessions/{session_id}/finish", finish)
     report = {
         "model_id": model_id or session_id,
         "session": session_id,

@@ -293,9 +293,7 @@ def _score_csv(scorer: Scorer, model: Any, path: Path, out: Path | None) -> None
 @click.option("--uscc-column", default="uscc", show_default=True)
 @click.option("--label-column", default="default", show_default=True)
 @click.option(
-    "--bank-features",
-    default=None,
-    help="Comma-separated bank columns (default: every other column).",
+    "--bank-features", default=None, help="Comma-separated bank columns (default: all others)."
 )
 @click.option(
     "--log1p",
@@ -323,14 +321,8 @@ def _score_csv(scorer: Scorer, model: Any, path: Path, out: Path | None) -> None
     show_default=True,
     help="Training report (JSON); its plot is written next to it (PNG).",
 )
-@click.option("--gateway", default=None, help="Gateway base URL (default: the one given at init).")
-@click.option(
-    "--home",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=None,
-    help="The bank's folder (default $XINYI_BANK_HOME or ./bank).",
-)
 @click.option("--progress/--no-progress", default=True, show_default=True)
+@_options
 def train(
     loan_book: Path,
     gateway_features: str,
@@ -347,61 +339,62 @@ def train(
     model_id: str | None,
     register: bool,
     report: Path,
-    gateway: str | None,
-    home: Path | None,
     progress: bool,
+    home: Path,
+    gateway: str | None,
 ) -> None:
     """Train the joint model with the gateway (HE, neither side sees the other's data).
 
     The training set is the loan book's enterprises with an active op-train grant among
     the bank's consents; the gateway leaves out any it refuses and says so. A dropped
     connection resumes from the last completed batch."""
-    import os
-
     import httpx
 
-    from bank.client import GatewayClient
-    from bank.profile import HOME_ENV, BankProfile, passphrase_from_env
     from bank.training import (
         TokenAuth,
-        column_categories,
+        grant_categories,
         read_loan_book,
         train_grants,
         train_with_gateway,
         write_report,
     )
 
-    columns = [c.strip() for c in gateway_features.split(",") if c.strip()]
+    def names(text: str | None) -> list[str]:
+        return [c.strip() for c in (text or "").split(",") if c.strip()]
+
+    columns = names(gateway_features)
     book = read_loan_book(
         loan_book,
         uscc_column=uscc_column,
         label_column=label_column,
-        features=[c.strip() for c in bank_features.split(",")] if bank_features else None,
-        log1p=[c.strip() for c in log_columns.split(",") if c.strip()],
+        features=names(bank_features) or None,
+        log1p=names(log_columns),
     )
-    profile = BankProfile.open(
-        home or Path(os.environ.get(HOME_ENV, "bank")), passphrase_from_env()
-    )
-    client = GatewayClient(gateway or profile.gateway, profile.institution_id, profile.signing_key)
-    grants = train_grants(client.consents(status="active"), column_categories(columns))
-    click.echo(f"{len(grants)} enterprises have granted op train to {profile.institution_id}")
-    http = httpx.Client(base_url=client.base_url, auth=TokenAuth(client.token), timeout=300)
-    outcome = train_with_gateway(
-        http,
-        book,
-        grants,
-        columns,
-        epochs=epochs,
-        batch_size=batch_size,
-        learning_rate=learning_rate,
-        l2=l2,
-        seed=seed,
-        validation_fraction=validation_fraction,
-        model_id=model_id,
-        register=register,
-        progress=progress,
-        say=click.echo,
-    )
+    with _readable_errors():
+        profile, client = _open(home, gateway)
+        http = httpx.Client(base_url=client.base_url, auth=TokenAuth(client.token), timeout=300)
+        categories = grant_categories(http, columns)
+        grants = train_grants(client.consents(status="active"), categories)
+        click.echo(
+            f"{len(grants)} enterprises have granted {profile.institution_id} op train on "
+            f"{', '.join(categories)}"
+        )
+        outcome = train_with_gateway(
+            http,
+            book,
+            grants,
+            columns,
+            epochs=epochs,
+            batch_size=batch_size,
+            learning_rate=learning_rate,
+            l2=l2,
+            seed=seed,
+            validation_fraction=validation_fraction,
+            model_id=model_id,
+            register=register,
+            progress=progress,
+            say=click.echo,
+        )
     png = write_report(outcome.report, report)
     if outcome.model:
         click.echo(f"joint model {outcome.model['id']}@{outcome.model['version']} registered")

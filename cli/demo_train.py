@@ -68,13 +68,14 @@ def _columns() -> list[str]:
 
 def step_train_grants(story: Story) -> None:
     """The training set's enterprises grant op train; a few decline, a few revoke."""
-    from bank.training import column_categories
+    from bank.training import TokenAuth, grant_categories
     from cli.demo_score import _approve_in_process
 
     step("Consent to joint training / 联合建模授权")
     bank = _bank(story)
     book = _training_book(story)
-    categories = column_categories(_columns())
+    http = httpx.Client(base_url=story.base, auth=TokenAuth(bank.client.token), timeout=60)
+    categories = grant_categories(http, _columns())
     rng = np.random.default_rng(7)
     asked: list[tuple[str, str]] = []
     declined = 0

@@ -110,9 +110,11 @@ def feature_source(svc: Services) -> FeatureSource:
     return found if found is not None else records_features
 
 
-def column_scope(svc: Services, columns: Sequence[str]) -> tuple[list[str], list[str]]:
-    """(catalog feature ids, categories) a session over ``columns`` touches; every column
-    must be a catalog feature the data store encodes (``federated.models`` rules)."""
+def column_scope(svc: Services, columns: Sequence[str]) -> tuple[list[str], list[str], list[str]]:
+    """(catalog feature ids, non-public categories, public categories) a session over
+    ``columns`` touches: a grant must cover the non-public ones; the public ones are
+    logged but need none (as for scoring). Every column must be a catalog feature the
+    data store encodes (``federated.models`` rules)."""
     from federated.models import GATEWAY_COLUMN, gateway_feature_id
 
     feature_ids: list[str] = []
@@ -135,7 +137,29 @@ def column_scope(svc: Services, columns: Sequence[str]) -> tuple[list[str], list
                 field="gateway_features",
             )
         feature_ids.append(fid)
-    return sorted(set(feature_ids)), sorted({f.partition(".")[0] for f in feature_ids})
+    cats = svc.settings.config.categories
+    touched = sorted({f.partition(".")[0] for f in feature_ids})
+    public = [c for c in touched if cats[c].visibility == "public"]
+    return sorted(set(feature_ids)), [c for c in touched if c not in public], public
+
+
+def _enforce_train(
+    principal: Any,
+    grant: str | None,
+    uscc: str,
+    scope: tuple[list[str], list[str], list[str]],
+) -> Access:
+    feature_ids, needed, public = scope
+    return enforce(
+        principal,
+        grant=grant,
+        op="train",
+        enterprise=uscc,
+        categories=needed,
+        public_categories=public,
+        features=feature_ids,
+        needs_grant=bool(needed),
+    )
 
 
 def standardize(
@@ -252,21 +276,14 @@ def open_session() -> tuple[dict[str, Any], int]:
     model_id = body.get("model_id")
     if model_id is not None and (not isinstance(model_id, str) or not 0 < len(model_id) <= 64):
         raise InvalidInput("model_id: a short string", code="invalid_json", field="model_id")
-    feature_ids, categories = column_scope(svc, columns)
+    scope = column_scope(svc, columns)
 
     # Consent, one enterprise at a time: the refused ones are left out, not fatal.
     accepted: list[tuple[str, bool, Access]] = []
     refused: list[dict[str, Any]] = []
     for uscc, grant, is_val in enterprises:
         try:
-            access = enforce(
-                principal,
-                grant=grant,
-                op="train",
-                enterprise=uscc,
-                categories=categories,
-                features=feature_ids,
-            )
+            access = _enforce_train(principal, grant, uscc, scope)
         except ConsentRefused as e:
             if e.code == "institution_suspended":
                 raise
@@ -468,20 +485,13 @@ def recheck_consent(svc: Services, rec: tstore.SessionRecord) -> bool:
     }
     if not ended:
         return False
-    feature_ids, categories = column_scope(svc, rec.gateway_columns)
+    scope = column_scope(svc, rec.gateway_columns)
     principal = current_principal()
     refused = list(rec.refused)
     blank: set[str] = set()
     for uscc, row in ended.items():
         try:
-            access = enforce(
-                principal,
-                grant=row.grant_jwt,
-                op="train",
-                enterprise=uscc,
-                categories=categories,
-                features=feature_ids,
-            )
+            access = _enforce_train(principal, row.grant_jwt, uscc, scope)
         except ConsentRefused as e:
             refused.append(
                 {

@@ -22,7 +22,13 @@ from federated.training import PARAMS, Kind, Message, roc_auc
 from gateway.enforce import log_consent_action
 from tests.gateway.conftest import Bank
 
-COLUMNS = ["tax.paid_12m", "log1p(tax.revenue_12m)", "social_security.insured_employees"]
+# judicial is public: logged, but no grant needs to cover it.
+COLUMNS = [
+    "tax.paid_12m",
+    "log1p(tax.revenue_12m)",
+    "social_security.insured_employees",
+    "judicial.enforcement_cases",
+]
 CATEGORIES = ["social_security", "tax"]
 
 
@@ -42,7 +48,7 @@ class City:
 def make_city(n: int, seed: int = 5) -> City:
     rng = np.random.default_rng(seed)
     codes = [uscc(k) for k in range(n)]
-    g = rng.normal(size=(n, 3)) * [1e5, 1.0, 20] + [5e5, 0, 50]
+    g = rng.normal(size=(n, 4)) * [1e5, 1.0, 20, 1] + [5e5, 0, 50, 2]
     xb = rng.normal(size=(n, 2))
     logit = 2 * (g[:, 0] - 5e5) / 1e5 - 1.5 * g[:, 1] + 1.5 * xb[:, 0] - 0.5
     y = np.where(rng.random(n) < 1 / (1 + np.exp(-logit)), 1.0, -1.0)
