@@ -113,6 +113,9 @@ def _dataset(
             "training": r["seconds"]["training"],
             "per_epoch": round(r["seconds"]["training"] / n_epochs, 3),
             "wall_with_process_start_and_keys": r["seconds"]["wall"],
+            "cpu_bank": r["seconds"]["cpu_bank"],
+            "cpu_gateway": r["seconds"]["cpu_gateway"],
+            "load_average_after": round(os.getloadavg()[0], 2),
         },
         "bytes": {
             "bank_to_gateway": r["bytes"]["bank_to_gateway"],
@@ -184,6 +187,7 @@ def run() -> dict[str, Any]:
         "setup": {
             "split": f"70/30 stratified, seed {SEED}",
             "machine_cores": os.cpu_count(),
+            "load_average_before": round(os.getloadavg()[0], 2),
             "privacy": {"mask_bits": 36, "flood_sigma": 2.0**-4, "round_bits": 20},
             "ckks": {"poly_modulus_degree": 8192, "coeff_mod_bit_sizes": [60, 50, 50, 58]},
             "command": "python -m bench train",

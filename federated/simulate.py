@@ -226,14 +226,14 @@ def _bank_process(
         )
         setup = time.perf_counter() - t0
         bar = _progress(plan) if progress else None
-        t1 = time.perf_counter()
+        t1, cpu1 = time.perf_counter(), time.process_time()
         epochs = run_bank(
             bank,
             channel,
             on_batch=(lambda r: bar.update(1)) if bar is not None else None,
             on_epoch=(lambda e: _describe(bar, e, t1)) if bar is not None else None,
         )
-        training = time.perf_counter() - t1
+        training, cpu = time.perf_counter() - t1, time.process_time() - cpu1
         if bar is not None:
             bar.close()
         channel.close()
@@ -246,6 +246,7 @@ def _bank_process(
                     "epochs": epochs,
                     "setup_seconds": setup,
                     "training_seconds": training,
+                    "cpu_seconds": cpu,
                     "sent": channel.traffic.sent,
                     "received": channel.traffic.received,
                     "setup_sent": len(own),
@@ -291,9 +292,11 @@ def _gateway_process(
             privacy=privacy,
             zero_pool=zero_pool,
         )
+        cpu0 = time.process_time()
         serve_pipe(gateway, conn)
+        cpu = time.process_time() - cpu0
         half = GatewayHalf(table.features, tuple(float(v) for v in gateway.weights), std)
-        results.put(("gateway", {"half": half}))
+        results.put(("gateway", {"half": half, "cpu_seconds": cpu}))
     except Error as e:
         results.put(("error", {"party": "gateway", "code": e.code, "message": e.message}))
     except Exception:  # the parent must learn why a party died, not hang
@@ -436,6 +439,10 @@ def simulate(
             "wall": round(wall, 2),
             "training": round(b["training_seconds"], 2),
             "bank_setup": round(b["setup_seconds"], 2),
+            # CPU time of each party's training (the machine may be shared: wall time
+            # alone depends on what else runs)
+            "cpu_bank": round(b["cpu_seconds"], 2),
+            "cpu_gateway": round(g["cpu_seconds"], 2),
         },
         "bytes": {
             "bank_to_gateway": b["sent"] + b["setup_sent"],
