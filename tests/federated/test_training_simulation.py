@@ -114,6 +114,15 @@ def test_simulate_writes_the_joint_model_and_reports_time_and_bytes(
     )
     assert roc_auc(truth["y"][held], logits) > 0.75
 
+    # The scoring side reads the same file and computes the same logit.
+    from federated.models import parse_model
+
+    served = parse_model(model)
+    for k in (500, 600):
+        assert served.logit(truth["xg"][k], truth["xb"][k]) == pytest.approx(
+            float(logits[k - 500]), abs=1e-9
+        )
+
     r = json.loads(report.read_text())
     common = set(truth["ids"][: 700 - 20]) & set(truth["ids"][truth["gateway_order"]])
     train = common & set(truth["ids"][:500])
