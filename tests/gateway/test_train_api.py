@@ -275,6 +275,10 @@ def test_replayed_malformed_and_foreign_frames_are_refused(
     assert r.status_code == 409 and r.get_json()["error"] == "training_message_replayed"
     r = _post_frame(client, bank, sid, b"XYVT\x01garbage")
     assert r.status_code == 400 and r.get_json()["error"] == "training_message_malformed"
+    # Frames may exceed the app's JSON request limit (ciphertexts of many columns).
+    big = b"XYVT\x01" + b"\x00" * (5 * 1024 * 1024)
+    r = _post_frame(client, bank, sid, big)
+    assert r.status_code == 400 and r.get_json()["error"] == "training_message_malformed"
     r = _post_frame(client, bank, sid, forward, mime="application/json")
     assert r.status_code == 400 and r.get_json()["error"] == "invalid_media_type"
     other = make_bank("other_bank")
@@ -417,3 +421,98 @@ def test_an_enterprise_that_revokes_mid_training_leaves_at_the_next_epoch(
     train, _ = tstore.unpack_features(rec.features)
     k = list(rec.enterprises.train).index(leaver)
     assert np.all(train[k] == 0.0) and np.any(train[k - 1] != 0.0)
+
+
+# The command line against a served gateway --------------------------------------------------
+
+
+def test_xinyi_bank_train_against_a_served_gateway(
+    database_url: str, make_settings: Callable[..., Any], tmp_path: Any
+) -> None:
+    import csv
+    import json
+    import threading
+
+    from click.testing import CliRunner
+    from werkzeug.serving import make_server
+
+    from bank.client import GatewayClient
+    from bank.profile import BankProfile
+    from cli import main
+    from federated import store as fstore
+    from gateway import create_app
+    from tests.live import free_port
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    settings = make_settings(database_url=database_url, server={"public_url": url, "port": port})
+    app = create_app(settings, background=False)
+    svc = app.extensions["xinyi"]
+    server = make_server("127.0.0.1", port, app, threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    env = {"XINYI_BANK_PASSPHRASE": "a passphrase for tests"}
+    home = tmp_path / "bank"
+    try:
+        runner = CliRunner()
+        r = runner.invoke(
+            main,
+            ["bank", "init", "--id", "cli_bank", "--home", str(home), "--gateway", url],
+            env=env,
+        )
+        assert r.exit_code == 0, r.output
+        jwk = json.loads((home / "client_jwk.json").read_text())
+        svc.registry.add_institution("cli_bank", name="CLI 银行", jwk=jwk)
+        city = make_city(30)
+        svc.extras["train.feature_source"] = feature_source(city, set())
+        profile = BankProfile.open(home, env["XINYI_BANK_PASSPHRASE"])
+        sdk = GatewayClient(url, "cli_bank", profile.signing_key)
+        with app.test_request_context():
+            for u in city.usccs[:26]:  # four enterprises never answer
+                asked = sdk.request_consent(
+                    u,
+                    purpose="joint_model_training",
+                    ops=["train"],
+                    categories=CATEGORIES,
+                    duration_days=30,
+                    max_uses=3,
+                )
+                svc.consent.act(asked["id"], "approve", u, audit=log_consent_action(svc))
+        book = tmp_path / "loans.csv"
+        with book.open("w", newline="", encoding="utf-8") as f:
+            w = csv.writer(f)
+            w.writerow(["uscc", "default", "balance", "years"])
+            for u, y, x in zip(city.usccs, city.book.y, city.book.x, strict=True):
+                w.writerow([u, int(y > 0), *x])
+        report = tmp_path / "report.json"
+        r = runner.invoke(
+            main,
+            [
+                "bank",
+                "train",
+                "--loan-book",
+                str(book),
+                "--gateway-features",
+                ",".join(COLUMNS),
+                "--epochs",
+                "2",
+                "--register",
+                "--model-id",
+                "cli-model",
+                "--report",
+                str(report),
+                "--no-progress",
+                "--home",
+                str(home),
+            ],
+            env=env,
+        )
+        assert r.exit_code == 0, r.output
+        assert "26 enterprises have granted cli_bank op train on social_security, tax" in r.output
+        assert "4 enterprises of the loan book have no op-train grant" in r.output
+        assert "joint model cli-model@1 registered" in r.output
+        assert json.loads(report.read_text())["registered"] == {"id": "cli-model", "version": 1}
+        assert report.with_suffix(".png").read_bytes().startswith(b"\x89PNG")
+        assert fstore.get_model(svc.engine, "cli-model").bank_features == ("balance", "years")
+    finally:
+        server.shutdown()
+        svc.stop()
