@@ -610,7 +610,7 @@ def finish(session_id: str) -> dict[str, Any]:
             "message": "the gateway keeps its half of the model; finish again with "
             "register=true and the bank's half to serve it",
         }
-    model_id = body.get("model_id", rec.model_id)
+    model_id = body.get("model_id") or rec.model_id or session_id
     half = body.get("bank_half")
     if not isinstance(half, dict) or set(half) != {"bank_features", "bank_weights", "intercept"}:
         raise InvalidInput(
