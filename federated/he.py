@@ -844,8 +844,9 @@ class Evaluator:
 
 
 # --- vertical training ---
-# Added for the vertical-training protocol (federated.training). Module-level functions
-# only; nothing above this line is changed. Every TenSEAL failure becomes InvalidCiphertext.
+# Added for the vertical-training protocol (federated.training): module-level functions
+# and one helper class (ZeroPool); nothing above this block is changed by it. Every
+# TenSEAL failure becomes InvalidCiphertext.
 
 
 def _plain(values: Sequence[float] | np.ndarray, size: int) -> list[float]:
@@ -947,15 +948,6 @@ class ZeroPool:
         with self._cond:
             self._stopped = True
             self._cond.notify()
-
-
-def add_plain_checked(ct: Ciphertext, values: Sequence[float] | np.ndarray) -> Ciphertext:
-    """``ct + values`` with exactly ``ct.size`` values; TenSEAL failures converted."""
-    v = _plain(values, ct.size)
-    try:
-        return Ciphertext(ts.CKKSVector(data=ct._v.data + v))
-    except (ValueError, RuntimeError, TypeError) as e:
-        raise InvalidCiphertext("the plaintext cannot be added to this ciphertext") from e
 
 
 def decrypt_checked(secret: SecretContext, ct: Ciphertext) -> np.ndarray:
