@@ -9,6 +9,8 @@ def register(app: Flask) -> None:
     """Register every blueprint that exists. Adding an area = adding it here."""
     from gateway import openapi
     from gateway.api import audit, consent, core, data, score
+    from gateway.api import train as training
 
     for bp in (core.bp, consent.bp, audit.bp, data.bp, score.bp, openapi.bp):
         app.register_blueprint(bp)
+    app.register_blueprint(training.bp)  # federated training sessions
