@@ -107,14 +107,14 @@ def _revoke_some(story: Story, consents: list[tuple[str, str]]) -> list[str]:
     """Demo shortcut: these enterprises revoke in-process (the same call and audit entry
     as POST /v1/consents/{id}/revoke)."""
     from gateway import create_app
-    from gateway.enforce import log_consent_action
+    from gateway.enforce import ConsentAudit
 
     app = create_app(story.settings, background=False)
     svc = app.extensions["xinyi"]
     try:
         with app.test_request_context():
             for consent_id, uscc in consents:
-                svc.consent.act(consent_id, "revoke", uscc, audit=log_consent_action(svc))
+                svc.consent.act(consent_id, "revoke", uscc, audit=ConsentAudit(svc))
     finally:
         svc.stop()
     return [u for _, u in consents]

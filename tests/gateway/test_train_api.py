@@ -19,7 +19,7 @@ from bank.training import LoanBook, TokenAuth, train_with_gateway
 from common.uscc import complete
 from federated.he import SecretContext
 from federated.training import PARAMS, Kind, Message, roc_auc
-from gateway.enforce import log_consent_action
+from gateway.enforce import ConsentAudit
 from tests.gateway.conftest import Bank
 
 # judicial is public: logged, but no grant needs to cover it.
@@ -94,10 +94,10 @@ def grants(
                 },
             )
             assert r.status_code == 201, r.get_json()
-            row = svc.consent.act(r.get_json()["id"], "approve", u, audit=log_consent_action(svc))
+            row = svc.consent.act(r.get_json()["id"], "approve", u, audit=ConsentAudit(svc))
             out[u] = row.grant_jwt
             if then:
-                svc.consent.act(r.get_json()["id"], then, u, audit=log_consent_action(svc))
+                svc.consent.act(r.get_json()["id"], then, u, audit=ConsentAudit(svc))
     return out
 
 
@@ -410,7 +410,7 @@ def test_an_enterprise_that_revokes_mid_training_leaves_at_the_next_epoch(
     def revoke_after_first(e: Any) -> None:
         if e.epoch == 0:
             with app.test_request_context():
-                svc.consent.act(consent_id, "revoke", leaver, audit=log_consent_action(svc))
+                svc.consent.act(consent_id, "revoke", leaver, audit=ConsentAudit(svc))
 
     run_bank(trainer, HttpChannel(http_for(app, bank), opened["id"]), on_epoch=revoke_after_first)
     rec = tstore.get_session(svc.engine, opened["id"], bank.id)
@@ -476,7 +476,7 @@ def test_xinyi_bank_train_against_a_served_gateway(
                     duration_days=30,
                     max_uses=3,
                 )
-                svc.consent.act(asked["id"], "approve", u, audit=log_consent_action(svc))
+                svc.consent.act(asked["id"], "approve", u, audit=ConsentAudit(svc))
         book = tmp_path / "loans.csv"
         with book.open("w", newline="", encoding="utf-8") as f:
             w = csv.writer(f)
