@@ -571,14 +571,17 @@ def _encode_varint(value: int) -> bytes:
             return bytes(out)
 
 
+_PROC_FDS = Path("/proc/self/fd")
+
+
 @contextmanager
 def _memory_file() -> Iterator[str]:
     """A path SEAL's file-based save/load can use without the bytes touching a disk: an
     anonymous memory file on Linux, else a private temporary file removed at once."""
-    if hasattr(os, "memfd_create"):
+    if hasattr(os, "memfd_create") and _PROC_FDS.is_dir():
         fd = os.memfd_create("xinyi-seal", os.MFD_CLOEXEC)
         try:
-            yield f"/proc/self/fd/{fd}"
+            yield str(_PROC_FDS / str(fd))
         finally:
             os.close(fd)
         return
