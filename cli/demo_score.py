@@ -2,8 +2,7 @@
 
 1. ``step_bank_onboarding``: the bank's SDK makes its keys (encrypted at rest), the
    operator registers its public JWK, the bank registers its CKKS public context;
-2. ``step_city``: the synthetic city's department files are loaded (skipped when an
-   earlier step did it: ``facts["city_dir"]`` and ``facts["city_loaded"]``);
+2. (``demo_data.step_city`` loads the synthetic city's department files;)
 3. ``step_joint_model``: the joint model in the registry (``facts["model_ref"]`` or
    ``facts["model_file"]`` from federated training; otherwise a clearly labelled
    stand-in fitted by the demo itself);
@@ -12,9 +11,9 @@
 5. ``step_score_applicants``: the bank scores a batch of loan applicants and compares the
    joint model's AUC with its own bank-only model's.
 
-Facts read: ``enterprises`` (city size), optional ``city_dir``, ``city_loaded``,
+Facts read: ``city_dir`` (from ``demo_data.step_city``), optional
 ``model_ref``, ``model_file``, ``score_applicants`` (default 400). Facts written:
-``bank`` (a ``DemoBank``), ``bank_id``, ``city_dir``, ``city_loaded``, ``model_ref``,
+``bank`` (a ``DemoBank``), ``bank_id``, ``model_ref``,
 ``auc`` ({"joint", "bank_only", "applicants"}).
 """
 
@@ -98,32 +97,6 @@ def step_bank_onboarding(story: Story) -> None:
     say(f"CKKS public context registered: {context_id} {params} (no secret, no Galois keys)")
     story.facts["bank"] = DemoBank(profile, client, Scorer(client, profile.secret, context_id))
     story.facts["bank_id"] = profile.institution_id
-
-
-def step_city(story: Story) -> None:
-    """The synthetic city's department files, loaded (unless an earlier step did)."""
-    from records import synth
-    from records.catalog import Catalog
-    from records.service import import_csv
-
-    if story.facts.get("city_loaded") and story.facts.get("city_dir"):
-        return
-    step("Synthetic city: department data / 合成城市数据")
-    catalog = Catalog(story.settings.config)
-    out = Path(story.facts.get("city_dir") or story.home / "city")
-    n = int(story.facts.get("enterprises", 3000))
-    if not (out / "bank_loans.csv").exists():
-        synth.write(synth.generate(catalog, n, SEED), out)
-    engine = _engine(story)
-    for department in catalog.departments:
-        path = out / f"{department}.csv"
-        if path.exists():
-            import_csv(
-                engine, catalog, department, path.read_bytes(), file_name=path.name, actor="demo"
-            )
-    say(f"{n} enterprises; department files loaded from {out}")
-    story.facts["city_dir"] = str(out)
-    story.facts["city_loaded"] = True
 
 
 # The bank's loan book -------------------------------------------------------------------
@@ -389,6 +362,3 @@ def step_score_applicants(story: Story) -> None:
     say(f"  AUC bank-only model : {bank_auc:.3f}")
     say(f"  AUC joint HE model  : {joint_auc:.3f}   (+{joint_auc - bank_auc:.3f})")
     story.facts["auc"] = {"joint": joint_auc, "bank_only": bank_auc, "applicants": len(scored)}
-
-
-STEPS = (step_bank_onboarding, step_city, step_joint_model, step_score_one, step_score_applicants)
