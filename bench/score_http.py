@@ -252,6 +252,27 @@ def _load(base: str, token: str, path: str, bodies: list[bytes]) -> dict[str, An
     }
 
 
+def _batch_http(
+    client: Any, secret: Any, context_id: str, ref: str, grants: list[str], n: int = 400
+) -> dict[str, Any]:
+    """One batch request of n enterprises through the SDK: every enterprise checked
+    and logged on its own, so consent and audit dominate."""
+    from bank.scoring import Score, Scorer
+
+    scorer = Scorer(client, secret, context_id)
+    info = scorer.model(ref)
+    rows = np.random.default_rng(9).normal(0, 1, (n, len(info.bank_features)))
+    started = time.perf_counter()
+    results = scorer.score_batch(info, [grants[i % len(grants)] for i in range(n)], rows)
+    elapsed = time.perf_counter() - started
+    return {
+        "enterprises": n,
+        "seconds": round(elapsed, 2),
+        "enterprises_per_second": round(n / elapsed, 1),
+        "scored": sum(isinstance(r, Score) for r in results),
+    }
+
+
 def run() -> dict[str, Any]:
     from bank.client import GatewayClient
     from common.db import make_engine
@@ -330,6 +351,7 @@ def run() -> dict[str, Any]:
         plain_run = _load(base, token, "/bench/score-plain", plain_bodies)
         ratio = plain_run["per_second"] / he_run["per_second"] if he_run["per_second"] else None
         in_process = cpu_per_request(settings, token, he_bodies, plain_bodies)
+        batch = _batch_http(client, secret, context_id, ref, grants)
         return {
             "load_average_1m": round(os.getloadavg()[0], 2),
             "workers": 2,
@@ -343,6 +365,7 @@ def run() -> dict[str, Any]:
             "plaintext": plain_run,
             "ratio_he_to_plaintext": round(ratio, 2) if ratio else None,
             "in_process": in_process,
+            "batch": batch,
         }
     finally:
         if server is not None:

@@ -23,9 +23,15 @@ Parameters (measured, ``bench/score.py``): N=8192 with moduli [60, 40, 60] and s
 2^40 is the default. A fresh ciphertext sits at the level {60, 40}; one plaintext
 multiplication and rescale leave it at {60} with scale ~2^40, so a slot can hold
 |value| < 2^19 after the multiplication: that is the budget the scoring mask and the
-model's logit share (``federated.scoring``). N=4096 (at most 109 bits of modulus for
-128-bit security) halves bytes and time but its 2^29 scale misses the 1e-4 precision
-target for realistic models; a 2^30 scale at N=8192 misses it too.
+model's logit share (``federated.scoring``), and 160 of the 218 bits N=8192 allows at
+128-bit security. Alternatives measured: N=4096 [40, 29, 40] (109 bits, the most N=4096
+allows) halves bytes and time and, with ``Evaluator``'s exact-scale arithmetic, still
+reaches ~1e-5 precision, but its 40-bit q0 over a 2^29 scale leaves about one bit of
+margin for a 2^16 mask over 10 slots and none for more features; N=8192 [60, 30, 60]
+saves 10% of the bytes for ~1e-5 precision. TenSEAL's vector API resets the scale to
+2^scale_bits after each rescale, an error of |q1/2^scale_bits − 1| relative to the
+product (~1e-3 absolute at a 29-bit prime), which is why the gateway computes with
+``Evaluator``.
 """
 
 from __future__ import annotations
@@ -571,14 +577,17 @@ def _encode_varint(value: int) -> bytes:
             return bytes(out)
 
 
+_PROC_FDS = Path("/proc/self/fd")
+
+
 @contextmanager
 def _memory_file() -> Iterator[str]:
     """A path SEAL's file-based save/load can use without the bytes touching a disk: an
     anonymous memory file on Linux, else a private temporary file removed at once."""
-    if hasattr(os, "memfd_create"):
+    if hasattr(os, "memfd_create") and _PROC_FDS.is_dir():
         fd = os.memfd_create("xinyi-seal", os.MFD_CLOEXEC)
         try:
-            yield f"/proc/self/fd/{fd}"
+            yield str(_PROC_FDS / str(fd))
         finally:
             os.close(fd)
         return

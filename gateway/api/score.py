@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 import threading
 import time
 from collections import OrderedDict
@@ -27,7 +28,7 @@ from datetime import date
 from typing import Any
 
 import numpy as np
-from flask import Blueprint
+from flask import Blueprint, Response
 
 from common.errors import InvalidInput, NotFound, TooLarge
 from common.logging import get_logger
@@ -77,6 +78,21 @@ def _b64(value: Any, field: str, limit: int) -> bytes:
 
 def _b64out(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
+
+
+def _json_with_blobs(fields: dict[str, Any], blobs: dict[str, str | list[str]]) -> Response:
+    """A JSON object whose base64 members are spliced in as they are: the base64
+    alphabet needs no JSON escaping, and escaping-scanning 230 KB of it costs ~0.6 ms of
+    CPU per score (json.dumps)."""
+    parts = [json.dumps(fields, ensure_ascii=False)[1:-1]] if fields else []
+    for name, value in blobs.items():
+        text = (
+            f'"{value}"'
+            if isinstance(value, str)
+            else "[" + ",".join(f'"{v}"' for v in value) + "]"
+        )
+        parts.append(f"{json.dumps(name)}:{text}")
+    return Response("{" + ",".join(parts) + "}", mimetype="application/json")
 
 
 def _model(svc: Services, ref: Any) -> JointModel:
@@ -329,7 +345,7 @@ def get_model(model_ref: str) -> dict[str, Any]:
 
 @bp.post("/v1/score")
 @authenticated("institution")
-def score() -> dict[str, Any]:
+def score() -> Response:
     body = json_body()
     _only(body, {"grant", "model", "context", "ciphertext"})
     svc = services()
@@ -356,12 +372,14 @@ def score() -> dict[str, Any]:
         imputed=int(np.isnan(values).sum()),
         ms=round((time.perf_counter() - started) * 1e3, 2),
     )
-    return {"ciphertext": _b64out(out), "audit_index": access.finish(), "model": model.ref}
+    return _json_with_blobs(
+        {"audit_index": access.finish(), "model": model.ref}, {"ciphertext": _b64out(out)}
+    )
 
 
 @bp.post("/v1/score/batch")
 @authenticated("institution")
-def score_batch() -> dict[str, Any]:
+def score_batch() -> Response:
     body = json_body()
     _only(body, {"grants", "model", "context", "ciphertexts"})
     svc = services()
@@ -439,12 +457,10 @@ def score_batch() -> dict[str, Any]:
             }
         )
     refused.sort(key=lambda r: int(r["index"]))
-    return {
-        "ciphertexts": encoded,
-        "audit_indexes": audit_indexes,
-        "refused": refused,
-        "model": model.ref,
-    }
+    return _json_with_blobs(
+        {"audit_indexes": audit_indexes, "refused": refused, "model": model.ref},
+        {"ciphertexts": encoded},
+    )
 
 
 def _parse_batch(
