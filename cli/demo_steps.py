@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from cli import demo_audit, demo_consent, demo_data, demo_score
+from cli import demo_audit, demo_consent, demo_data, demo_score, demo_train
 from cli.demo import Story, say
 
 STEPS: list[Callable[[Story], None]] = [
@@ -17,6 +17,8 @@ STEPS: list[Callable[[Story], None]] = [
     demo_audit.step_audit_department_view,
     demo_audit.step_audit_witness_cosigns,
     demo_audit.step_audit_verified_checkpoint,
+    demo_train.step_train_grants,
+    demo_train.step_train,
     demo_score.step_joint_model,
     demo_score.step_score_one,
     demo_score.step_score_applicants,

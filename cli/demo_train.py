@@ -157,6 +157,3 @@ def step_train(story: Story) -> None:
         story.facts["model_ref"] = f"{outcome.model['id']}@{outcome.model['version']}"
         say(f"joint model {story.facts['model_ref']} registered (the bank consented to serving)")
     story.facts["train_report"] = str(report)
-
-
-STEPS = (step_train_grants, step_train)

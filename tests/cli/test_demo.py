@@ -31,6 +31,9 @@ def test_the_whole_demo_story_runs(tmp_path: Path) -> None:
     assert "entries touch tax data" in out
     assert "cosigned by: tax" in out
     assert "xinyi audit verify: OK" in out
+    # federated training
+    assert "training without them" in out and "grant_revoked" in out
+    assert "using sme-risk-federated@1 from federated training" in out
     # scoring
     assert "after the enterprise revoked: refused — grant_revoked" in out
     assert "AUC joint HE model" in out
