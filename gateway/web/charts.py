@@ -52,6 +52,12 @@ class Chart:
         return [(label, [s.values[i] for s in self.series]) for i, label in enumerate(self.labels)]
 
 
+def _svg(parts: list[str]) -> Markup:
+    # Safe: every piece of text in ``parts`` went through ``escape``; the rest is our
+    # own markup with numbers.
+    return Markup("".join(parts))  # noqa: S704 - see the comment above
+
+
 def _fmt(v: float) -> str:
     return str(int(v)) if float(v).is_integer() else f"{v:.2f}"
 
@@ -110,7 +116,7 @@ def bar_chart(*, title: str, desc: str, labels: Sequence[str], values: Sequence[
             f'class="chart-value">{_fmt(v)}</text>'
         )
     out.append("</svg>")
-    return Chart(Markup("".join(out)), tuple(labels), (Series(title, tuple(values)),))
+    return Chart(_svg(out), tuple(labels), (Series(title, tuple(values)),))
 
 
 def column_chart(
@@ -168,4 +174,4 @@ def column_chart(
         out.append(f'<rect x="{lx}" y="{ly - 11}" width="14" height="14" fill="{PALETTE[k]}"/>')
         out.append(f'<text x="{lx + 20}" y="{ly + 1}" class="chart-label">{escape(s.name)}</text>')
     out.append("</svg>")
-    return Chart(Markup("".join(out)), tuple(labels), tuple(series))
+    return Chart(_svg(out), tuple(labels), tuple(series))

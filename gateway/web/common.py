@@ -112,9 +112,7 @@ def label_for(kind: str, code: str) -> str:
 def remember_lang(resp: BaseResponse) -> BaseResponse:
     chosen = g.get("lang_chosen")
     if chosen:
-        resp.set_cookie(
-            LANG_COOKIE, chosen, max_age=365 * 86_400, samesite="Lax", httponly=True
-        )
+        resp.set_cookie(LANG_COOKIE, chosen, max_age=365 * 86_400, samesite="Lax", httponly=True)
     return resp
 
 
@@ -336,7 +334,6 @@ def logout() -> BaseResponse:
     session.clear()
     notify("notice.signed_out")
     return redirect(url_for("web.login"))
-
 
 
 # Audit entries for pages --------------------------------------------------------------

@@ -70,7 +70,9 @@ def requests() -> Response:
 
 @bp.get("/consents/<consent_id>")
 def consent(consent_id: str) -> Response:
-    return render("web/enterprise/consent.html", title_key="title.ent.consent", c=_grant(consent_id))
+    return render(
+        "web/enterprise/consent.html", title_key="title.ent.consent", c=_grant(consent_id)
+    )
 
 
 @bp.get("/consents/<consent_id>/<action>")

@@ -98,7 +98,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "已同意授权：{institution} 现在可以在授权范围内使用您的数据。",
         "Authorization approved: {institution} may now use your data within its terms.",
     ),
-    "notice.rejected": ("已拒绝 {institution} 的授权请求。", "You rejected {institution}'s request."),
+    "notice.rejected": (
+        "已拒绝 {institution} 的授权请求。",
+        "You rejected {institution}'s request.",
+    ),
     "notice.paused": (
         "已暂停：{institution} 的下一次请求起将被拒绝。",
         "Paused: {institution}'s requests are refused from the next one on.",
@@ -145,8 +148,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     ),
     "error.csrf_failed": (
         "表单已过期或来源不明，未执行任何操作。请返回并重试。",
-        "The form expired or did not come from this site; nothing was done. Go back and "
-        "try again.",
+        "The form expired or did not come from this site; nothing was done. Go back and try again.",
     ),
     "error.forbidden": ("该操作被拒绝。", "That was refused."),
     "error.invalid": ("输入有误：{message}", "Invalid input: {message}"),
@@ -381,8 +383,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "confirm.institution.resume.button": ("确认恢复", "Resume it"),
     "confirm.institution.resume.p1": (
         "恢复后，该机构可在企业有效授权的范围内再次发起请求。",
-        "Once resumed, the institution may ask again within the enterprises' valid "
-        "authorizations.",
+        "Once resumed, the institution may ask again within the enterprises' valid authorizations.",
     ),
     "confirm.department.suspend.heading": (
         "暂停数据提供单位 {party}？",
@@ -474,13 +475,14 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "verify.button": ("验证", "Verify"),
     "verify.checking": ("正在浏览器中验证……", "Checking in your browser…"),
     "verify.ok": (
-        "已验证：第 {index} 条记录包含在 {size} 条记录的日志中，浏览器重新计算的根哈希与检查点一致。",
+        "已验证：第 {index} 条记录包含在 {size} 条记录的日志中，"
+        "浏览器重新计算的根哈希与检查点一致。",
         "Verified: record {index} is in the log of {size} records; the root your browser "
         "recomputed matches the checkpoint.",
     ),
     "verify.ok_signed": (
-        "已验证：第 {index} 条记录包含在 {size} 条记录的日志中，浏览器重新计算的根哈希与检查点一致，"
-        "检查点签名有效。",
+        "已验证：第 {index} 条记录包含在 {size} 条记录的日志中，"
+        "浏览器重新计算的根哈希与检查点一致，检查点签名有效。",
         "Verified: record {index} is in the log of {size} records; the root your browser "
         "recomputed matches the checkpoint, and the checkpoint's signature is valid.",
     ),
@@ -543,8 +545,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "title.dep.imports": ("数据导入历史", "Import history"),
     "dep.imports.intro": (
         "本单位每一次数据导入：全部成功或全部不导入；每一个错误行都有行号和原因。",
-        "Every import of your data: all or nothing; every bad row with its line number "
-        "and reason.",
+        "Every import of your data: all or nothing; every bad row with its line number and reason.",
     ),
     "dep.imports.none": ("还没有导入记录。", "No imports yet."),
     "dep.imports.rejects": ("被拒的行", "Rejected rows"),
@@ -557,9 +558,13 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "As a witness, your department checks each new checkpoint against the last one it "
         "cosigned (consistency proof) and then cosigns.",
     ),
-    "dep.witness.alarm_title": ("警告：审计日志未通过一致性检查！", "WARNING: the audit log FAILED a consistency check!"),
+    "dep.witness.alarm_title": (
+        "警告：审计日志未通过一致性检查！",
+        "WARNING: the audit log FAILED a consistency check!",
+    ),
     "dep.witness.alarm_body": (
-        "检查点 {size} 与本单位上次联署的检查点不一致，日志可能被改写或分叉。请立即上报，并保存两份检查点作为证据。",
+        "检查点 {size} 与本单位上次联署的检查点不一致，日志可能被改写或分叉。"
+        "请立即上报，并保存两份检查点作为证据。",
         "Checkpoint {size} is not consistent with the one your department last cosigned: the "
         "log may have been rewritten or forked. Report it at once and keep both checkpoints "
         "as evidence.",
@@ -567,8 +572,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "dep.witness.last": ("最近一次联署", "Last cosigned checkpoint"),
     "dep.witness.never": (
         "本单位尚未联署任何检查点。运行 xinyi audit witness 开始见证。",
-        "Your department has not cosigned any checkpoint yet. Run xinyi audit witness to "
-        "start.",
+        "Your department has not cosigned any checkpoint yet. Run xinyi audit witness to start.",
     ),
     "dep.witness.current": ("日志当前检查点", "The log's current checkpoint"),
     "dep.witness.behind": (
@@ -618,7 +622,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
     ),
     "title.opr.keys": ("签名密钥", "Signing keys"),
     "opr.keys.intro": (
-        "网关的 Ed25519 签名密钥：授权凭证、访问令牌和审计检查点各用一把。轮换后旧密钥继续公布，直至其签名内容过期。",
+        "网关的 Ed25519 签名密钥：授权凭证、访问令牌和审计检查点各用一把。"
+        "轮换后旧密钥继续公布，直至其签名内容过期。",
         "The gateway's Ed25519 signing keys, one per purpose: grants, access tokens and "
         "audit checkpoints. A rotated key stays published until what it signed has expired.",
     ),
@@ -627,8 +632,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "opr.keys.rotate": ("轮换密钥", "Rotate a key"),
     "opr.keys.rotate_intro": (
         "轮换会生成新密钥并立即用于签名，已签发的凭证仍然有效。",
-        "Rotation makes a new key that signs from now on; what was already signed stays "
-        "valid.",
+        "Rotation makes a new key that signs from now on; what was already signed stays valid.",
     ),
     "opr.keys.rotate_one": ("轮换{purpose}密钥", "Rotate the {purpose} key"),
     "title.opr.models": ("联合模型", "Joint models"),
@@ -646,8 +650,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "title.opr.stats": ("统计", "Statistics"),
     "opr.stats.intro": (
         "最近 {days} 天（{first} 至 {last}，北京时间）。图表下方可展开数据表。",
-        "The last {days} days ({first} to {last}, UTC+8). Each chart has a data table "
-        "below it.",
+        "The last {days} days ({first} to {last}, UTC+8). Each chart has a data table below it.",
     ),
     "opr.stats.coverage": ("注册企业与授权企业", "Registered and authorizing enterprises"),
     "opr.stats.with_data": ("网关有数据的企业", "Enterprises with data held"),

@@ -67,7 +67,9 @@ def stats() -> Response:
             ).scalars()
             if u
         ]
-    times = [views.ConsentTimes(c.id, c.created_at, c.expires_at, c.pending_until) for c in consents]
+    times = [
+        views.ConsentTimes(c.id, c.created_at, c.expires_at, c.pending_until) for c in consents
+    ]
     by_status = views.status_by_day(times, events, days)
     shown_states = [s for s in STATES if any(by_status[s])] or ["active"]
     grants_chart = charts.column_chart(

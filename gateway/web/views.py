@@ -367,9 +367,7 @@ def held_csv(enterprise: str, rows: Sequence[HeldValue]) -> str:
     w.writerow(("uscc", "feature", "department", "visibility", "value", "unit"))
     for r in rows:
         value = "" if r.value is None else str(r.value)
-        w.writerow(
-            (enterprise, r.feature, r.department, r.visibility, _cell(value), r.unit or "")
-        )
+        w.writerow((enterprise, r.feature, r.department, r.visibility, _cell(value), r.unit or ""))
     return buf.getvalue()
 
 
