@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from argon2 import PasswordHasher
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from flask import Flask
 from flask.testing import FlaskClient
@@ -25,6 +26,18 @@ PASSWORD = "correct horse battery"
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 __all__ = ["ENTERPRISE", "OTHER_ENTERPRISE", "PASSWORD", "Bank", "Person", "consent_body"]
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _cheap_password_hashing() -> Iterator[None]:
+    """Argon2id with its lowest cost: the same code path, a fraction of the time (each
+    signed-in person costs a hash and a verification; these tests sign in many)."""
+    import registry
+
+    kept = registry._hasher
+    registry._hasher = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+    yield
+    registry._hasher = kept
 
 
 @pytest.fixture

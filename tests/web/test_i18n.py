@@ -4,6 +4,7 @@ message."""
 
 from __future__ import annotations
 
+import ast
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -12,6 +13,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
+from common.db import migrate
 from common.settings import OPERATIONS
 from consent.policy import STATES
 from gateway.web import views
@@ -23,7 +25,8 @@ WEB = Path(__file__).resolve().parents[2] / "gateway" / "web"
 CJK = re.compile(
     r"[\u2e80-\u2fff\u3000-\u303f\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff00-\uffef]"
 )
-LITERAL_KEY = re.compile(r"""\bt\(\s*['"]([a-z0-9_.]+)['"]""")
+LITERAL_KEY = re.compile(r"""\bt\(\s*['"]([a-z0-9_.]*[a-z0-9_])['"]""")
+NOTICE_KEY = re.compile(r"""(?:notify\(|title_key=)\s*['"]([a-z0-9_.]*[a-z0-9_])['"]""")
 PLACEHOLDER = re.compile(r"\{(\w+)\}")
 CONTRACT_REFUSALS = (
     "grant_missing",
@@ -57,6 +60,24 @@ def test_a_missing_key_shows_up_instead_of_disappearing() -> None:
     assert translate("en", "no.such.key") == MISSING.format("no.such.key")
 
 
+def _strings_of(source: str) -> str:
+    """The string literals of a module, docstrings left out (they are not shown)."""
+    tree = ast.parse(source)
+    docstrings = {
+        id(node.body[0].value)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef)
+        and node.body
+        and isinstance(node.body[0], ast.Expr)
+        and isinstance(node.body[0].value, ast.Constant)
+    }
+    return "\n".join(
+        n.value
+        for n in ast.walk(tree)
+        if isinstance(n, ast.Constant) and isinstance(n.value, str) and id(n) not in docstrings
+    )
+
+
 def test_templates_and_page_code_hold_no_text_of_their_own() -> None:
     sources = [*WEB.glob("templates/**/*.html"), *WEB.glob("*.py"), *WEB.glob("static/*.js")]
     assert len(sources) > 15
@@ -64,6 +85,8 @@ def test_templates_and_page_code_hold_no_text_of_their_own() -> None:
         if path.name == "i18n.py":
             continue
         text = path.read_text(encoding="utf-8")
+        if path.suffix == ".py":
+            text = _strings_of(text)
         found = CJK.findall(text)
         assert not found, f"{path.relative_to(WEB)} has text outside the catalog: {found[:5]}"
 
@@ -71,7 +94,8 @@ def test_templates_and_page_code_hold_no_text_of_their_own() -> None:
 def test_every_key_the_pages_name_is_in_the_catalog() -> None:
     named: set[str] = set()
     for path in [*WEB.glob("templates/**/*.html"), *WEB.glob("*.py")]:
-        named |= set(LITERAL_KEY.findall(path.read_text(encoding="utf-8")))
+        text = path.read_text(encoding="utf-8")
+        named |= set(LITERAL_KEY.findall(text)) | set(NOTICE_KEY.findall(text))
     assert len(named) > 150
     assert sorted(named - set(MESSAGES)) == []
 
@@ -87,11 +111,27 @@ def test_every_code_a_page_can_show_has_words() -> None:
         + [f"action.{a}" for a in ("approve", "reject", "pause", "resume", "revoke", "suspend")]
         + ["visibility.public", "visibility.non_public"]
         + [f"role.{r}" for r in ("enterprise", "department", "operator")]
+        + [f"confirm.{a}.{p}" for a in ("pause", "revoke", "resume") for p in ("heading", "button")]
+        + [
+            f"confirm.{kind}.{a}.{p}"
+            for kind in ("institution", "department")
+            for a, parts in (("suspend", ("stop1", "stay1")), ("resume", ("p1",)))
+            for p in ("heading", "button", *parts)
+        ]
+        + [f"notice.{k}_{a}" for k in ("institution", "department") for a in ("suspend", "resume")]
     )
     assert sorted(set(expected) - set(MESSAGES)) == []
 
 
 # Every page in both languages ---------------------------------------------------------
+@pytest.fixture
+def database_url(tmp_path: Path) -> str:
+    """The walk is about words, not storage: SQLite only (page tests cover both)."""
+    url = f"sqlite:///{tmp_path / 'walk.db'}"
+    migrate(url)
+    return url
+
+
 ZH_ONLY = re.compile(r'<(\w+)\b[^>]*\blang="zh-CN"[^>]*>.*?</\1>', re.S)
 
 
