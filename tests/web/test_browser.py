@@ -23,7 +23,7 @@ def test_enterprise_approves_then_revokes_and_the_next_bank_request_is_refused(
     sign_in(page, live.base, live.add_user("enterprise", uscc=ENTERPRISE))
 
     assert page.locator("html").get_attribute("lang") == "zh-CN"
-    page.get_by_role("link", name="阅读授权书并决定").click()
+    page.get_by_role("link", name="阅读授权书并决定", exact=True).click()
     letter = page.locator("pre.letter")
     assert "信用信息查询使用授权书" in letter.inner_text()
     assert consent_id in page.url
@@ -36,9 +36,9 @@ def test_enterprise_approves_then_revokes_and_the_next_bank_request_is_refused(
     allowed = bank.verify(grant)
     assert allowed.status_code in (200, 404), allowed.text  # 404: no value held, still logged
 
-    page.get_by_role("link", name="我的授权").click()
+    page.get_by_role("link", name="我的授权", exact=True).click()
     shot(page, "enterprise-2-grants")
-    page.get_by_role("link", name="撤销 浙商示范银行").click()
+    page.get_by_role("link", name="撤销 浙商示范银行", exact=True).click()
     assert "确认后停止的内容" in page.content()
     shot(page, "enterprise-3-confirm-revoke")
     page.get_by_role("button", name="确认撤销").click()
@@ -49,7 +49,7 @@ def test_enterprise_approves_then_revokes_and_the_next_bank_request_is_refused(
     assert refused.json()["error"] == "grant_revoked"
 
     # Every access to my data, and the proof checked by the browser itself.
-    page.get_by_role("link", name="数据使用记录").click()
+    page.get_by_role("link", name="数据使用记录", exact=True).click()
     rows = page.locator("#accesses tbody tr")
     assert rows.count() >= 4  # request, approve, the allowed verify, revoke, the refusal
     assert "授权已撤销" in page.locator("#accesses").inner_text()
@@ -68,7 +68,7 @@ def test_enterprise_approves_then_revokes_and_the_next_bank_request_is_refused(
     assert "已验证" in result.inner_text()
     shot(page, "enterprise-4-accesses-verified")
 
-    page.get_by_role("link", name="English").click()
+    page.get_by_role("link", name="English", exact=True).click()
     assert page.locator("html").get_attribute("lang") == "en"
     assert page.get_by_role("heading", level=1).inner_text() == "Every access to my data"
     shot(page, "enterprise-5-accesses-english")
@@ -100,7 +100,7 @@ def test_department_sees_the_access_filters_it_and_exports_it(
     shot(page, "department-2-filtered")
 
     with page.expect_download() as download:
-        page.get_by_role("link", name="导出 CSV（当前筛选）").click()
+        page.get_by_role("link", name="导出 CSV（当前筛选）", exact=True).click()
     saved = tmp_path / "accesses.csv"
     download.value.save_as(saved)
     rows = list(csv.DictReader(io.StringIO(saved.read_text(encoding="utf-8-sig"))))
@@ -109,7 +109,7 @@ def test_department_sees_the_access_filters_it_and_exports_it(
     ]
     assert rows[0]["enterprise"] == OTHER
 
-    page.get_by_role("link", name="见证状态").click()
+    page.get_by_role("link", name="见证状态", exact=True).click()
     shot(page, "department-3-witness")
 
 
@@ -131,8 +131,8 @@ def test_operator_suspends_an_institution_by_keyboard_and_it_is_refused(
     page.wait_for_url("**/operator/")
     shot(page, "operator-1-stats")
 
-    page.get_by_role("link", name="接入机构").click()
-    page.get_by_role("link", name="暂停接入 Suspended Later Bank").focus()
+    page.get_by_role("link", name="接入机构", exact=True).click()
+    page.get_by_role("link", name="暂停接入 Suspended Later Bank", exact=True).focus()
     page.keyboard.press("Enter")
     page.wait_for_url("**/suspend")
     assert "确认后停止的内容" in page.content()
@@ -147,5 +147,5 @@ def test_operator_suspends_an_institution_by_keyboard_and_it_is_refused(
     assert r.status_code == 403
     assert r.json()["error"] == "institution_suspended"
 
-    page.get_by_role("link", name="签名密钥").click()
+    page.get_by_role("link", name="签名密钥", exact=True).click()
     shot(page, "operator-3-keys")
