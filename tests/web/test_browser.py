@@ -91,7 +91,7 @@ def test_department_sees_the_access_filters_it_and_exports_it(
     assert "dept_other_bank" in table.inner_text()
     shot(page, "department-1-accesses")
 
-    page.get_by_label("机构").select_option("dept_view_bank")
+    page.get_by_label("机构", exact=True).select_option("dept_view_bank")
     page.get_by_label("操作", exact=True).select_option("verify")
     page.get_by_role("button", name="筛选", exact=True).click()
     assert "institution=dept_view_bank" in page.url
