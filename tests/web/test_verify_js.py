@@ -76,11 +76,12 @@ def test_every_proof_of_small_trees_and_tampering_fails(js: Any) -> None:
               P[0] = P[0].slice(); P[0][0] ^= 1;
               tampered = await V.rootFromInclusionProof(index, size, V.b64decode(leaf), P);
             }
-            const short = await V.rootFromInclusionProof(index, size + 1, V.b64decode(leaf),
-                                                         proof.map(V.b64decode));
-            out.push([ok && V.b64encode(ok) === root,
+            const badLeaf = V.b64decode(leaf); badLeaf[31] ^= 1;
+            const forged = await V.rootFromInclusionProof(index, size, badLeaf,
+                                                          proof.map(V.b64decode));
+            out.push([ok !== null && V.b64encode(ok) === root,
                       tampered === null || V.b64encode(tampered) !== root,
-                      short === null || V.b64encode(short) !== root]);
+                      forged === null || V.b64encode(forged) !== root]);
           }
           return out;
         }""",

@@ -171,11 +171,13 @@
 
   /* A C2SP verifier key: name+hexkeyhash+base64(0x01 || Ed25519 public key). */
   function parseVkey(text) {
-    var parts = text.trim().split("+");
-    if (parts.length !== 3) throw new Error("not a verifier key");
-    var raw = b64decode(parts[2]);
+    // The name has no "+"; the base64 key data may.
+    var m = /^([^+\s]+)\+([0-9a-f]{8})\+([A-Za-z0-9+\/=]+)$/.exec(text.trim());
+    if (!m) throw new Error("not a verifier key");
+    var parts = m;
+    var raw = b64decode(parts[3]);
     if (raw[0] !== 1 || raw.length !== 33) throw new Error("not an Ed25519 verifier key");
-    return { name: parts[0], keyHash: parts[1], key: raw.slice(1) };
+    return { name: parts[1], keyHash: parts[2], key: raw.slice(1) };
   }
 
   /* true / false, or null when this browser cannot check Ed25519 signatures. */
