@@ -189,10 +189,12 @@ def _local_path(value: str | None) -> str:
 
 
 def _to_login(reason: str | None = None) -> BaseResponse:
-    args = {"next": request.full_path.rstrip("?") if request.method == "GET" else ""}
+    args: dict[str, Any] = {}
+    if request.method == "GET":
+        args["next"] = request.full_path.rstrip("?")
     if reason:
         args["reason"] = reason
-    return redirect(url_for("web.login", **{k: v for k, v in args.items() if v}))
+    return redirect(url_for("web.login", **args))
 
 
 def guard(role: str) -> BaseResponse | None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import ast
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -147,13 +148,20 @@ def _check(html: str, lang: str, path: str) -> None:
         assert CJK.search(html), path
 
 
+@dataclass
+class Walk:
+    people: dict[str, Person]
+    params: dict[str, str]
+    extra: list[tuple[str, str]]
+
+
 @pytest.fixture
 def story(
     app: Flask,
     client: FlaskClient,
     make_bank: Callable[..., Bank],
     make_person: Callable[..., Person],
-) -> dict[str, object]:
+) -> Walk:
     """Data for every page: a consent of each kind, audit entries, a checkpoint."""
     bank = make_bank("walk_bank", "Walk Bank")
     ent = make_person("enterprise")
@@ -168,11 +176,13 @@ def story(
         client, "/v1/verify", {"grant": "bad", "feature": "tax.paid_12m", "op": ">=", "value": 1}
     )
     settle(app)
-    return {
-        "enterprise": ent,
-        "department": make_person("department", department="tax"),
-        "operator": make_person("operator"),
-        "params": {
+    return Walk(
+        people={
+            "enterprise": ent,
+            "department": make_person("department", department="tax"),
+            "operator": make_person("operator"),
+        },
+        params={
             "consent_id": active,
             "kind": "institution",
             "party_id": "walk_bank",
@@ -180,7 +190,7 @@ def story(
             "fmt": "csv",
             "filename": "xinyi.css",
         },
-        "extra": [
+        extra=[
             ("enterprise", f"/enterprise/consents/{pending}"),
             ("enterprise", f"/enterprise/consents/{paused}/resume"),
             ("enterprise", f"/enterprise/consents/{active}/revoke"),
@@ -189,7 +199,7 @@ def story(
             ("operator", "/operator/department/tax/suspend"),
             ("department", "/department/?decision=refused&from=2020-01-01"),
         ],
-    }
+    )
 
 
 ACTIONS = {"confirm": "pause", "confirm_party": "suspend"}
@@ -197,9 +207,9 @@ ACTIONS = {"confirm": "pause", "confirm_party": "suspend"}
 
 @pytest.mark.parametrize("lang", LANGS)
 def test_every_page_renders_completely_in_both_languages(
-    app: Flask, story: dict[str, object], lang: str
+    app: Flask, story: Walk, lang: str
 ) -> None:
-    params: dict[str, str] = story["params"]  # type: ignore[assignment]
+    params = story.params
     walked: list[tuple[str, str]] = []
     for rule in app.url_map.iter_rules():
         if not rule.endpoint.startswith("web") or "GET" not in (rule.methods or ()):
@@ -212,10 +222,10 @@ def test_every_page_renders_completely_in_both_languages(
             values["action"] = ACTIONS.get(rule.endpoint.split(".")[1], "pause")
         path = rule.build(values)[1]  # type: ignore[index]
         walked.append(("enterprise" if role == "web" else role, path))
-    walked += story["extra"]  # type: ignore[operator]
+    walked += story.extra
     assert len(walked) >= 20
     for role, path in walked:
-        person: Person = story[role]  # type: ignore[assignment]
+        person = story.people[role]
         sep = "&" if "?" in path else "?"
         resp = person.get(f"{path}{sep}lang={lang}")
         assert resp.status_code in (200, 403, 404), (path, resp.status_code)
