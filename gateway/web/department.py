@@ -34,24 +34,22 @@ def _department() -> str:
     return str(g.principal.department)
 
 
-def _filtered(cap: int) -> tuple[views.AccessFilter, list[views.AccessRow], bool]:
-    f = views.AccessFilter.parse(request.args)
-    rows, truncated = common.audit_rows(
-        "department", _department(), cap=cap, department=_department()
-    )
-    return f, [r for r in rows if f.matches(r)], truncated
+def _rows(cap: int) -> tuple[list[views.AccessRow], bool]:
+    return common.audit_rows("department", _department(), cap=cap, department=_department())
 
 
 @bp.get("/")
 def accesses() -> Response:
     try:
-        f, rows, truncated = _filtered(PAGE_CAP)
-    except InvalidInput as e:  # a bad filter: say so above the empty form
-        f, rows, truncated = views.AccessFilter(), [], False
+        f = views.AccessFilter.parse(request.args)
+    except InvalidInput as e:  # say what was wrong, show everything
+        f = views.AccessFilter()
         common.notify("error.invalid", "error", message=e.message)
+    every, truncated = _rows(PAGE_CAP)
+    rows = [r for r in every if f.matches(r)]
     registry = services().registry
     institutions = registry.institutions()
-    refusal_codes = sorted({r.decision for r in rows if not r.allowed})
+    refusal_codes = sorted({r.decision for r in every if not r.allowed})
     return render(
         "web/department/accesses.html",
         title_key="title.dep.accesses",
@@ -89,7 +87,8 @@ def _known_refusals(seen: list[str]) -> list[str]:
 
 @bp.get("/accesses.csv")
 def accesses_csv() -> Response:
-    _, rows, _ = _filtered(EXPORT_CAP)
+    f = views.AccessFilter.parse(request.args)
+    rows = [r for r in _rows(EXPORT_CAP)[0] if f.matches(r)]
     common.log.info("department_accesses_exported", rows=len(rows))
     body = "\ufeff" + views.accesses_csv(rows)  # BOM: spreadsheets open it as UTF-8
     resp = Response(body, mimetype="text/csv")

@@ -445,6 +445,11 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "我已阅读并同意上述授权书的全部内容。",
         "I have read the authorization letter above and accept it in full.",
     ),
+    "ent.consent.reject_hint": (
+        "不同意？拒绝后该机构不能使用本企业数据，如需授权须重新提出请求。",
+        "Do not agree? Once rejected the institution cannot use your data; it must ask "
+        "again.",
+    ),
     "ent.consent.change": ("更改授权", "Change this authorization"),
     "ent.consent.back": ("返回我的授权", "Back to my authorizations"),
     "title.ent.grants": ("我的授权", "My authorizations"),
