@@ -59,6 +59,7 @@ def accesses() -> Response:
         shown=min(SHOWN, len(rows)),
         total=len(rows),
         truncated=truncated,
+        page_cap=PAGE_CAP,
         counts=views.per_institution(rows),
         institutions=institutions,
         operations=views.DATA_OPERATIONS + views.CONSENT_OPERATIONS,

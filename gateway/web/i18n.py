@@ -296,6 +296,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "col.root": ("根哈希", "Root hash"),
     "col.witness": ("见证方", "Witness"),
     "col.model": ("模型", "Model"),
+    "col.version": ("版本", "Version"),
     "col.gateway_features": ("网关特征", "Gateway features"),
     "col.bank_features": ("机构特征", "Institution features"),
     # Confirmation pages
@@ -447,8 +448,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     ),
     "ent.consent.reject_hint": (
         "不同意？拒绝后该机构不能使用本企业数据，如需授权须重新提出请求。",
-        "Do not agree? Once rejected the institution cannot use your data; it must ask "
-        "again.",
+        "Do not agree? Once rejected the institution cannot use your data; it must ask again.",
     ),
     "ent.consent.change": ("更改授权", "Change this authorization"),
     "ent.consent.back": ("返回我的授权", "Back to my authorizations"),
@@ -541,6 +541,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "filter.uscc_hint": ("18 位统一社会信用代码", "18-character USCC"),
     "dep.accesses.export": ("导出 CSV（当前筛选）", "Export CSV (this filter)"),
     "dep.accesses.counts": ("各机构访问次数", "Accesses per institution"),
+    "dep.accesses.older": (
+        "页面只统计最新的 {n} 条相关记录；更早的记录请用 CSV 导出。",
+        "This page counts the newest {n} records only; export CSV for older ones.",
+    ),
     "dep.accesses.none": ("没有符合条件的记录。", "No records match."),
     "dep.accesses.rows": ("访问记录（{n} 条）", "Access records ({n})"),
     "dep.accesses.truncated": (

@@ -12,6 +12,7 @@ Invariants:
 
 from __future__ import annotations
 
+import importlib
 import json
 import time
 from dataclasses import dataclass
@@ -321,6 +322,45 @@ def rotate(purpose: str) -> BaseResponse:
 
 
 # Models -------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ModelView:
+    """What the operator sees of a joint model: its shape, never its weights."""
+
+    id: str
+    version: int
+    gateway_features: tuple[str, ...]
+    bank_features: tuple[str, ...]
+    description: str
+    registered_by: str | None
+    created_at: int | None
+
+
+def model_views() -> list[ModelView] | None:
+    """The registered joint models, or None when this gateway has no model registry."""
+    try:
+        registry = importlib.import_module("federated.store")
+    except ImportError:
+        return None
+    return [
+        ModelView(
+            m.id,
+            int(m.version),
+            tuple(m.gateway_features),
+            tuple(m.bank_features),
+            str(m.description or ""),
+            m.registered_by,
+            m.created_at,
+        )
+        for m in registry.list_models(services().engine)
+    ]
+
+
 @bp.get("/models")
 def models() -> Response:
-    return render("web/operator/models.html", title_key="title.opr.models", models=[])
+    found = model_views()
+    return render(
+        "web/operator/models.html",
+        title_key="title.opr.models",
+        models=found or [],
+        unavailable=found is None,
+    )
