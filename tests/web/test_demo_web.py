@@ -1,0 +1,51 @@
+"""The demo's console wiring: one account per role that really signs in, printed with
+the URL."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import pytest
+
+from cli.demo import Story
+from cli.demo_web import print_web, step_web_accounts
+from common.db import make_engine, migrate
+from common.settings import Settings
+from registry import Registry
+from tests.web.conftest import ENTERPRISE
+
+
+def test_demo_creates_one_account_per_role_and_prints_how_to_sign_in(
+    tmp_path: Path, make_settings: Callable[..., Settings], capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = f"sqlite:///{tmp_path / 'demo.db'}"
+    migrate(url)
+    settings = make_settings(database_url=url)
+    engine = make_engine(url)
+    registry = Registry(engine)
+    registry.add_department("tax", name="税务局")
+    story = Story(
+        settings=settings,
+        base="http://127.0.0.1:8600",
+        http=httpx.Client(),
+        home=tmp_path,
+        facts={"enterprise": ENTERPRISE},
+    )
+    step_web_accounts(story)
+    step_web_accounts(story)  # a second call adds nobody
+    accounts = story.facts["web_accounts"]
+    assert sorted(a.role for a in accounts) == ["department", "enterprise", "operator"]
+    for a in accounts:
+        user = registry.authenticate(a.login, a.password)
+        assert user is not None and user.role == a.role
+    assert registry.authenticate(ENTERPRISE, "wrong password!") is None
+
+    print_web(story)
+    out = capsys.readouterr().out
+    assert "http://127.0.0.1:8600/login" in out
+    for a in accounts:
+        assert a.login in out and a.password in out
+    assert "UNSAFE" in out
+    engine.dispose()
