@@ -136,8 +136,22 @@ def database_url(tmp_path: Path) -> str:
 ZH_ONLY = re.compile(r'<(\w+)\b[^>]*\blang="zh-CN"[^>]*>.*?</\1>', re.S)
 
 
+FIELD = re.compile(r"<(input|select|textarea)\b([^>]*)>")
+
+
+def _labelled(html: str, path: str) -> None:
+    """Every visible form field has a <label for> (or an aria-label)."""
+    labels = set(re.findall(r'<label for="([^"]+)"', html))
+    for tag, attrs in FIELD.findall(html):
+        if 'type="hidden"' in attrs or "aria-label=" in attrs:
+            continue
+        field_id = re.search(r'\bid="([^"]+)"', attrs)
+        assert field_id and field_id.group(1) in labels, (path, tag, attrs)
+
+
 def _check(html: str, lang: str, path: str) -> None:
     assert f'<html lang="{lang}">' in html, path
+    _labelled(html, path)
     assert "⟦" not in html, (path, re.findall(r"⟦[^⟧]*⟧", html))
     if lang == "en":
         # Chinese may appear only inside elements marked lang="zh-CN" (the letter, the
