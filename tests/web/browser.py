@@ -78,6 +78,22 @@ class Live:
         reg.add_user(login=login, password=PASSWORD, role=role, uscc=uscc, department_id=department)
         return login
 
+    def load_tax(self, paid_12m: dict[str, int]) -> None:
+        """Import a tax department file (``xinyi data import`` does the same)."""
+        from records.catalog import Catalog
+        from records.service import import_csv
+
+        rows = "".join(f"{uscc},{v},A\n" for uscc, v in paid_12m.items())
+        data = ("uscc,tax.paid_12m,tax.credit_rating\n" + rows).encode()
+        import_csv(
+            self.svc.engine,
+            Catalog(self.settings.config),
+            "tax",
+            data,
+            file_name="tax.csv",
+            actor="test",
+        )
+
     def bank(self, bank_id: str, name: str) -> LiveBank:
         key = Ed25519PrivateKey.generate()
         self.svc.registry.add_institution(

@@ -19,6 +19,7 @@ def test_enterprise_approves_then_revokes_and_the_next_bank_request_is_refused(
     live: Live, page: Any
 ) -> None:
     bank = live.bank("browser_bank", "浙商示范银行")
+    live.load_tax({ENTERPRISE: 1234567})
     consent_id = bank.ask(ENTERPRISE)
     sign_in(page, live.base, live.add_user("enterprise", uscc=ENTERPRISE))
 
@@ -34,7 +35,8 @@ def test_enterprise_approves_then_revokes_and_the_next_bank_request_is_refused(
     assert "已同意授权" in page.locator(".notice").inner_text()
     grant = bank.grant(consent_id)
     allowed = bank.verify(grant)
-    assert allowed.status_code in (200, 404), allowed.text  # 404: no value held, still logged
+    assert allowed.status_code == 200, allowed.text
+    assert allowed.json()["result"] is True  # 1,234,567 >= 100,000, and nothing more
 
     page.get_by_role("link", name="我的授权", exact=True).click()
     shot(page, "enterprise-2-grants")
@@ -68,10 +70,15 @@ def test_enterprise_approves_then_revokes_and_the_next_bank_request_is_refused(
     assert "已验证" in result.inner_text()
     shot(page, "enterprise-4-accesses-verified")
 
+    page.get_by_role("link", name="我的数据", exact=True).click()
+    assert "1234567" in page.locator("table").inner_text()
+    shot(page, "enterprise-5-my-data")
+
+    page.get_by_role("link", name="数据使用记录", exact=True).click()
     page.get_by_role("link", name="English", exact=True).click()
     assert page.locator("html").get_attribute("lang") == "en"
     assert page.get_by_role("heading", level=1).inner_text() == "Every access to my data"
-    shot(page, "enterprise-5-accesses-english")
+    shot(page, "enterprise-6-accesses-english")
 
 
 def test_department_sees_the_access_filters_it_and_exports_it(
