@@ -40,7 +40,7 @@ from gateway.auth import Principal, check_csrf, current_principal, start_session
 from gateway.errors import status_for
 from gateway.services import services
 from gateway.web.i18n import DEFAULT_LANG, LANGS, Names, label, normalize_lang, translate
-from gateway.web.views import AccessRow, access_row, format_day, format_time
+from gateway.web.views import AccessRow, access_row, format_day, format_time, format_value
 
 log = get_logger("gateway.web")
 
@@ -170,6 +170,7 @@ def render(template: str, *, title_key: str, status: int = 200, **ctx: Any) -> R
         notices=_take_notices(),
         fmt_time=format_time,
         fmt_day=format_day,
+        fmt_value=format_value,
         **ctx,
     )
     resp = Response(html, status=status, mimetype="text/html")

@@ -348,6 +348,19 @@ class HeldValue:
     unit: str | None
 
 
+def format_value(value: Any) -> str:
+    """A held value for people: numbers with thousands separators, the rest as is."""
+    if value is None:
+        return "—"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        return f"{value:,.0f}" if value.is_integer() else f"{value:,.2f}"
+    return str(value)
+
+
 def held_values(settings: Settings, values: Mapping[str, Any]) -> list[HeldValue]:
     """What the gateway holds about one enterprise, in catalog order."""
     out = []

@@ -71,7 +71,7 @@ def test_enterprise_approves_then_revokes_and_the_next_bank_request_is_refused(
     shot(page, "enterprise-4-accesses-verified")
 
     page.get_by_role("link", name="我的数据", exact=True).click()
-    assert "1234567" in page.locator("table").inner_text()
+    assert "1,234,567" in page.locator("table").inner_text()
     shot(page, "enterprise-5-my-data")
 
     page.get_by_role("link", name="数据使用记录", exact=True).click()

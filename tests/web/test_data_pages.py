@@ -33,7 +33,7 @@ def test_enterprise_sees_and_downloads_its_own_values_only(
     _load(app, TAX_CSV, "tax-2025.csv")
     ent = make_person("enterprise")
     page = ent.page("/enterprise/data")
-    assert "1234567" in page and "7654321" not in page
+    assert "1,234,567" in page and "7,654,321" not in page
     assert "纳税额近12个月" in page and "非公开" in page
     doc = json.loads(ent.get("/enterprise/data.json").get_data(as_text=True))
     assert doc["values"]["tax.paid_12m"] == 1234567
