@@ -22,9 +22,10 @@ def b64(b: bytes) -> str:
     return base64.b64encode(b).decode()
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def js(browser: Any, live: Live) -> Iterator[Any]:
-    """A page of the live gateway with verify.js loaded (as the accesses page loads it)."""
+    """A page of the live gateway with verify.js loaded (as the accesses page loads it);
+    one for the module: the functions under test keep no state."""
     context = browser.new_context()
     page = context.new_page()
     page.goto(live.base + "/login")
