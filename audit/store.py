@@ -1,0 +1,609 @@
+"""Audit persistence: queue, entries, tree, checkpoints (tables of migration 0002).
+
+Invariants:
+- the log lock is the single ``audit_state`` row: ``SELECT ... FOR UPDATE`` on
+  PostgreSQL, ``BEGIN IMMEDIATE`` on SQLite. Whoever holds it is the only sequencer
+  across processes and hosts; the next index is the ``size`` it reads there (never a
+  database sequence, which can have gaps);
+- a batch moves queue rows into ``audit_entries`` with contiguous indices, stores every
+  newly completed subtree in ``audit_tree`` (computed in Python from the right
+  frontier), and advances the state row, all in that one locked transaction;
+- ``audit_tree`` holds every complete subtree at key ``level * 2**48 + index``
+  (leaves at level 0), so a proof reads O(log n) rows by primary key;
+- entries, the tree and checkpoints are only ever inserted (triggers refuse UPDATE
+  and DELETE).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import Connection, Engine
+from sqlalchemy.orm import Session
+
+from audit import merkle
+from common.db import is_sqlite
+
+metadata = sa.MetaData()
+ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+state = sa.Table(
+    "audit_state",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("root", sa.LargeBinary, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+)
+queue = sa.Table(
+    "audit_queue",
+    metadata,
+    sa.Column("id", ID, primary_key=True),
+    sa.Column("entry", sa.LargeBinary, nullable=False),
+    sa.Column("enqueued_at", sa.Float, nullable=False),
+)
+entries = sa.Table(
+    "audit_entries",
+    metadata,
+    sa.Column("idx", ID, primary_key=True, autoincrement=False),
+    sa.Column("queue_id", sa.BigInteger, nullable=False),
+    sa.Column("entry", sa.LargeBinary, nullable=False),
+    sa.Column("time", sa.BigInteger, nullable=False),
+    sa.Column("institution", sa.String(200)),
+    sa.Column("enterprise", sa.String(200)),
+)
+entry_departments = sa.Table(
+    "audit_entry_departments",
+    metadata,
+    sa.Column("department", sa.String(200), primary_key=True),
+    sa.Column("idx", sa.BigInteger, primary_key=True),
+)
+tree = sa.Table(
+    "audit_tree",
+    metadata,
+    sa.Column("node", ID, primary_key=True, autoincrement=False),
+    sa.Column("hash", sa.LargeBinary, nullable=False),
+)
+checkpoints = sa.Table(
+    "audit_checkpoints",
+    metadata,
+    sa.Column("size", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("root", sa.LargeBinary, nullable=False),
+    sa.Column("note", sa.Text, nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+)
+cosignatures = sa.Table(
+    "audit_cosignatures",
+    metadata,
+    sa.Column("size", sa.BigInteger, primary_key=True),
+    sa.Column("witness", sa.String(200), primary_key=True),
+    sa.Column("key_id", sa.String(8), primary_key=True),
+    sa.Column("signature", sa.Text, nullable=False),
+    sa.Column("timestamp", sa.BigInteger, nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+)
+witnesses = sa.Table(
+    "audit_witnesses",
+    metadata,
+    sa.Column("name", sa.String(200), primary_key=True),
+    sa.Column("key_id", sa.String(8), primary_key=True),
+    sa.Column("department", sa.String(48), nullable=False),
+    sa.Column("vkey", sa.Text, nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+)
+
+Executor = Connection | Session
+LEVEL_SHIFT = 48
+DEFAULT_BUSY_MS = 30000  # common.db's busy timeout, restored after a bounded wait
+
+
+def node_key(level: int, index: int) -> int:
+    return (level << LEVEL_SHIFT) | index
+
+
+@dataclass(frozen=True)
+class LogState:
+    size: int
+    root: bytes
+
+
+@dataclass(frozen=True)
+class Batch:
+    """What one sequencing step integrated."""
+
+    first_index: int
+    count: int
+    size: int
+    root: bytes
+    queue_ids: tuple[int, ...] = ()  # in log order: queue_ids[k] got first_index + k
+    frontier: tuple[bytes, ...] = ()  # right frontier of the tree of ``size``
+
+
+# The lock --------------------------------------------------------------------------------
+
+
+@contextmanager
+def locked(engine: Engine, timeout: float) -> Iterator[tuple[Connection, LogState]]:
+    """A transaction holding the log lock, waiting at most ``timeout`` seconds for it.
+    Raises sqlalchemy's OperationalError when the lock cannot be had in time."""
+    conn = engine.connect()
+    on_sqlite = is_sqlite(engine)
+    wait_ms = max(int(timeout * 1000), 1)
+    try:
+        if on_sqlite:
+            # The wait for BEGIN IMMEDIATE is SQLite's busy timeout: bound it.
+            conn.connection.driver_connection.execute(f"PRAGMA busy_timeout = {wait_ms}")  # type: ignore[union-attr]
+            conn.execution_options(sqlite_begin="IMMEDIATE")
+        with conn.begin():
+            if not on_sqlite:
+                conn.execute(sa.select(sa.func.set_config("lock_timeout", f"{wait_ms}ms", True)))
+            row = conn.execute(
+                sa.select(state.c.size, state.c.root).where(state.c.id == 1).with_for_update()
+            ).one()
+            yield conn, LogState(int(row.size), bytes(row.root))
+    finally:
+        if on_sqlite and not conn.invalidated:
+            conn.connection.driver_connection.execute(  # type: ignore[union-attr]
+                f"PRAGMA busy_timeout = {DEFAULT_BUSY_MS}"
+            )
+        conn.close()
+
+
+# Queue and sequencing --------------------------------------------------------------------
+
+
+_ENQUEUE = queue.insert()
+
+
+def enqueue(ex: Executor, entry: bytes, now: float) -> int:
+    conn = ex.connection() if isinstance(ex, Session) else ex  # same transaction, less overhead
+    result = conn.execute(_ENQUEUE, {"entry": entry, "enqueued_at": now})
+    return int(result.inserted_primary_key[0])  # type: ignore[index]
+
+
+def read_state(ex: Executor) -> LogState:
+    row = ex.execute(sa.select(state.c.size, state.c.root).where(state.c.id == 1)).one()
+    return LogState(int(row.size), bytes(row.root))
+
+
+def read_nodes(ex: Executor, ids: Sequence[merkle.NodeId]) -> dict[merkle.NodeId, bytes]:
+    """Hashes of the complete subtrees ``ids`` (those that are stored), in one query
+    straight on the DBAPI cursor: every proof and every batch pays for this one."""
+    if not ids:
+        return {}
+    by_key = {node_key(level, index): (level, index) for level, index in ids}
+    conn = ex.connection() if isinstance(ex, Session) else ex
+    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    try:
+        if conn.dialect.name == "postgresql":
+            sql = "SELECT node, hash FROM audit_tree WHERE node = ANY(%s)"
+            cursor.execute(sql, (list(by_key),), binary=True)
+        else:
+            marks = ", ".join("?" * len(by_key))
+            sql = f"SELECT node, hash FROM audit_tree WHERE node IN ({marks})"  # noqa: S608 -- placeholders only
+            cursor.execute(sql, tuple(by_key))
+        return {by_key[node]: bytes(h) for node, h in cursor.fetchall()}
+    finally:
+        cursor.close()
+
+
+def node_reader(ex: Executor) -> merkle.NodeReader:
+    return lambda ids: read_nodes(ex, ids)
+
+
+def _insert_many(
+    conn: Connection, table: str, columns: Sequence[tuple[str, str]], rows: list[tuple[Any, ...]]
+) -> None:
+    """Insert many positional rows in one go. ``columns`` are (name, PostgreSQL type).
+
+    SQLite: one DBAPI executemany (SQLAlchemy's per-row parameter processing costs more
+    than the insert at batch sizes of thousands). PostgreSQL: one ``INSERT ... SELECT
+    FROM unnest(arrays)`` statement, since psycopg's executemany costs ~40 us a row."""
+    names = ", ".join(name for name, _ in columns)
+    if conn.dialect.name == "postgresql":
+        arrays = ", ".join(f"%b::{pg_type}[]" for _, pg_type in columns)
+        sql = f"INSERT INTO {table} ({names}) SELECT * FROM unnest({arrays})"  # noqa: S608 -- constant names
+        # Binary parameters (%b): psycopg's text form of a bytea array escapes every byte.
+        conn.exec_driver_sql(sql, tuple(list(col) for col in zip(*rows, strict=True)))
+        return
+    marks = ", ".join("?" for _ in columns)
+    conn.exec_driver_sql(f"INSERT INTO {table} ({names}) VALUES ({marks})", rows)  # noqa: S608 -- constant names
+
+
+_ENTRY_COLUMNS = (
+    ("idx", "bigint"),
+    ("queue_id", "bigint"),
+    ("entry", "bytea"),
+    ("time", "bigint"),
+    ("institution", "text"),
+    ("enterprise", "text"),
+)
+_DEPARTMENT_COLUMNS = (("department", "text"), ("idx", "bigint"))
+_TREE_COLUMNS = (("node", "bigint"), ("hash", "bytea"))
+_PENDING = sa.select(queue.c.id, queue.c.entry).order_by(queue.c.id).limit(sa.bindparam("n"))
+_DEQUEUE_PG = sa.text("DELETE FROM audit_queue WHERE id = ANY(:ids)")
+_DEQUEUE = queue.delete().where(queue.c.id.in_(sa.bindparam("ids", expanding=True)))
+
+
+def integrate(
+    conn: Connection,
+    log: LogState,
+    batch_max: int,
+    now: float,
+    frontier: Sequence[bytes] | None = None,
+) -> Batch | None:
+    """Integrate up to ``batch_max`` queued entries; call inside ``locked``.
+
+    ``frontier`` may carry the right frontier this process computed for exactly
+    ``log`` (same size and root, read under the lock); otherwise it is read."""
+    pending = conn.execute(_PENDING, {"n": batch_max}).all()
+    if not pending:
+        return None
+    if frontier is None or merkle.fold(frontier) != log.root:
+        frontier_ids = merkle.subtrees(0, log.size)
+        found = read_nodes(conn, frontier_ids)
+        frontier = [found[n] for n in frontier_ids]
+    raws = [bytes(entry) for _, entry in pending]
+    created, new_frontier = merkle.append_leaves(
+        log.size, frontier, [merkle.leaf_hash(raw) for raw in raws]
+    )
+    entry_rows: list[tuple[Any, ...]] = []
+    department_rows: list[tuple[Any, ...]] = []
+    for index, (queue_id, _), raw in zip(
+        range(log.size, log.size + len(raws)), pending, raws, strict=True
+    ):
+        fields = json.loads(raw)
+        entry_rows.append(
+            (
+                index,
+                queue_id,
+                raw,
+                fields["time"],
+                fields.get("institution"),
+                fields.get("enterprise"),
+            )
+        )
+        department_rows.extend((d, index) for d in fields["departments"])
+    _insert_many(conn, "audit_entries", _ENTRY_COLUMNS, entry_rows)
+    if department_rows:
+        _insert_many(conn, "audit_entry_departments", _DEPARTMENT_COLUMNS, department_rows)
+    nodes = [(node_key(lvl, i), h) for lvl, i, h in created]
+    _insert_many(conn, "audit_tree", _TREE_COLUMNS, nodes)
+    ids = [queue_id for queue_id, _ in pending]
+    if conn.dialect.name == "postgresql":
+        conn.execute(_DEQUEUE_PG, {"ids": ids})  # one array parameter, not thousands
+    else:
+        conn.execute(_DEQUEUE, {"ids": ids})
+    size = log.size + len(pending)
+    root = merkle.fold(new_frontier)
+    conn.execute(state.update().where(state.c.id == 1).values(size=size, root=root, updated_at=now))
+    return Batch(
+        first_index=log.size,
+        count=len(pending),
+        size=size,
+        root=root,
+        queue_ids=tuple(ids),
+        frontier=tuple(new_frontier),
+    )
+
+
+def index_of(ex: Executor, queue_id: int) -> int | None:
+    value = ex.execute(sa.select(entries.c.idx).where(entries.c.queue_id == queue_id)).scalar()
+    return None if value is None else int(value)
+
+
+def is_queued(ex: Executor, queue_id: int) -> bool:
+    return ex.execute(sa.select(queue.c.id).where(queue.c.id == queue_id)).first() is not None
+
+
+def queue_status(ex: Executor) -> tuple[int, float | None]:
+    """(entries waiting, enqueue time of the oldest)."""
+    row = ex.execute(sa.select(sa.func.count(), sa.func.min(queue.c.enqueued_at))).one()
+    return int(row[0]), None if row[1] is None else float(row[1])
+
+
+# Entries -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Viewer:
+    """Who asks: ``department``, ``enterprise``, ``institution`` or ``operator`` (all)."""
+
+    kind: str
+    id: str
+
+
+def _visible(query: sa.Select[Any], viewer: Viewer) -> sa.Select[Any]:
+    if viewer.kind == "operator":
+        return query
+    if viewer.kind == "enterprise":
+        return query.where(entries.c.enterprise == viewer.id)
+    if viewer.kind == "institution":
+        return query.where(entries.c.institution == viewer.id)
+    if viewer.kind == "department":
+        return query.where(
+            sa.exists().where(
+                entry_departments.c.department == viewer.id,
+                entry_departments.c.idx == entries.c.idx,
+            )
+        )
+    return query.where(sa.false())
+
+
+def list_entries(ex: Executor, viewer: Viewer, after: int, limit: int) -> list[tuple[int, bytes]]:
+    """Entries the viewer may see with index > ``after``, in index order."""
+    query: sa.Select[Any]
+    if viewer.kind == "department":
+        # Walk the department index, then fetch the entries by primary key.
+        query = (
+            sa.select(entries.c.idx, entries.c.entry)
+            .select_from(entry_departments.join(entries, entries.c.idx == entry_departments.c.idx))
+            .where(entry_departments.c.department == viewer.id, entry_departments.c.idx > after)
+            .order_by(entry_departments.c.idx)
+            .limit(limit)
+        )
+    else:
+        query = _visible(
+            sa.select(entries.c.idx, entries.c.entry).where(entries.c.idx > after), viewer
+        )
+        query = query.order_by(entries.c.idx).limit(limit)
+    return [(int(i), bytes(e)) for i, e in ex.execute(query)]
+
+
+def get_entry(ex: Executor, viewer: Viewer, index: int) -> bytes | None:
+    query = _visible(sa.select(entries.c.entry).where(entries.c.idx == index), viewer)
+    value = ex.execute(query).scalar()
+    return None if value is None else bytes(value)
+
+
+def proof_context(ex: Executor, viewer: Viewer, index: int) -> tuple[bool, int, int | None]:
+    """In one round trip: may ``viewer`` see entry ``index``, the log size, and the
+    newest checkpoint's size."""
+    visible = _visible(sa.select(entries.c.idx).where(entries.c.idx == index), viewer).exists()
+    row = ex.execute(
+        sa.select(
+            visible,
+            sa.select(state.c.size).where(state.c.id == 1).scalar_subquery(),
+            sa.select(sa.func.max(checkpoints.c.size)).scalar_subquery(),
+        )
+    ).one()
+    return bool(row[0]), int(row[1]), None if row[2] is None else int(row[2])
+
+
+_ENTRY_RANGE = (
+    sa.select(entries.c.idx, entries.c.entry)
+    .where(entries.c.idx >= sa.bindparam("start"), entries.c.idx < sa.bindparam("end"))
+    .order_by(entries.c.idx)
+)
+_NODE_RANGE = (
+    sa.select(tree.c.node, tree.c.hash)
+    .where(tree.c.node >= sa.bindparam("start"), tree.c.node < sa.bindparam("end"))
+    .order_by(tree.c.node)
+)
+
+
+def entry_range(ex: Executor, start: int, end: int) -> list[tuple[int, bytes]]:
+    """Stored entries with start <= index < end, in index order (gaps show as gaps)."""
+    rows = ex.execute(_ENTRY_RANGE, {"start": start, "end": end}).all()
+    return [(i, e) for i, e in rows]
+
+
+def node_range(ex: Executor, level: int, start: int, end: int) -> list[tuple[int, bytes]]:
+    """Stored nodes of one level with start <= index < end, in index order."""
+    rows = ex.execute(
+        _NODE_RANGE, {"start": node_key(level, start), "end": node_key(level, end)}
+    ).all()
+    mask = (1 << LEVEL_SHIFT) - 1
+    return [(n & mask, h) for n, h in rows]
+
+
+def _scan(conn: Connection, sql: str, params: tuple[int, ...]) -> list[Any]:
+    """The first column of every row, straight from the DBAPI cursor (binary results on
+    PostgreSQL): for scans of thousands of rows, where SQLAlchemy's Row objects and
+    psycopg's hex decoding of bytea would cost more than the hashing."""
+    dbapi = conn.connection.driver_connection
+    cursor = dbapi.cursor()  # type: ignore[union-attr]
+    try:
+        if conn.dialect.name == "postgresql":
+            cursor.execute(sql.replace("?", "%s"), params, binary=True)
+        else:
+            cursor.execute(sql, params)
+        return [row[0] for row in cursor.fetchall()]
+    finally:
+        cursor.close()
+
+
+def entry_bytes(conn: Connection, start: int, end: int) -> list[bytes]:
+    """The stored bytes of entries start <= index < end, in index order."""
+    sql = "SELECT entry FROM audit_entries WHERE idx >= ? AND idx < ? ORDER BY idx"
+    return _scan(conn, sql, (start, end))  # bytes from both drivers
+
+
+def hashes(conn: Connection, level: int, start: int, end: int) -> list[bytes]:
+    """Stored hashes of one level's nodes start <= index < end, in index order."""
+    sql = "SELECT hash FROM audit_tree WHERE node >= ? AND node < ? ORDER BY node"
+    return _scan(conn, sql, (node_key(level, start), node_key(level, end)))
+
+
+def count_entries(ex: Executor) -> tuple[int, int | None]:
+    """(rows in audit_entries, highest index)."""
+    row = ex.execute(sa.select(sa.func.count(), sa.func.max(entries.c.idx))).one()
+    return int(row[0]), None if row[1] is None else int(row[1])
+
+
+# Checkpoints and witnesses -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StoredCheckpoint:
+    size: int
+    root: bytes
+    note: str
+    created_at: float
+
+
+def _checkpoint(row: Any) -> StoredCheckpoint:
+    return StoredCheckpoint(int(row.size), bytes(row.root), str(row.note), float(row.created_at))
+
+
+def latest_checkpoint(ex: Executor) -> StoredCheckpoint | None:
+    row = ex.execute(sa.select(checkpoints).order_by(checkpoints.c.size.desc()).limit(1)).first()
+    return None if row is None else _checkpoint(row)
+
+
+def latest_checkpoint_size(ex: Executor) -> int | None:
+    value = ex.execute(sa.select(sa.func.max(checkpoints.c.size))).scalar()
+    return None if value is None else int(value)
+
+
+def checkpoint_at(ex: Executor, size: int) -> StoredCheckpoint | None:
+    row = ex.execute(sa.select(checkpoints).where(checkpoints.c.size == size)).first()
+    return None if row is None else _checkpoint(row)
+
+
+def all_checkpoints(ex: Executor) -> Iterator[StoredCheckpoint]:
+    for row in ex.execute(sa.select(checkpoints).order_by(checkpoints.c.size)):
+        yield _checkpoint(row)
+
+
+def insert_checkpoint(ex: Executor, cp: StoredCheckpoint) -> None:
+    ex.execute(
+        checkpoints.insert().values(
+            size=cp.size, root=cp.root, note=cp.note, created_at=cp.created_at
+        )
+    )
+
+
+def cosignature_lines(ex: Executor, size: int) -> list[str]:
+    query = (
+        sa.select(cosignatures.c.signature)
+        .where(cosignatures.c.size == size)
+        .order_by(cosignatures.c.witness, cosignatures.c.key_id)
+    )
+    return [str(s) for s in ex.execute(query).scalars()]
+
+
+def has_cosignature(ex: Executor, size: int, witness: str, key_id: str) -> bool:
+    query = sa.select(cosignatures.c.size).where(
+        cosignatures.c.size == size,
+        cosignatures.c.witness == witness,
+        cosignatures.c.key_id == key_id,
+    )
+    return ex.execute(query).first() is not None
+
+
+def insert_cosignature(
+    ex: Executor, *, size: int, witness: str, key_id: str, line: str, timestamp: int, now: float
+) -> None:
+    ex.execute(
+        cosignatures.insert().values(
+            size=size,
+            witness=witness,
+            key_id=key_id,
+            signature=line,
+            timestamp=timestamp,
+            created_at=now,
+        )
+    )
+
+
+def find_witness(ex: Executor, name: str, key_id: str) -> Mapping[str, Any] | None:
+    row = ex.execute(
+        sa.select(witnesses).where(witnesses.c.name == name, witnesses.c.key_id == key_id)
+    ).first()
+    return None if row is None else dict(row._mapping)
+
+
+def insert_witness(
+    ex: Executor, *, name: str, key_id: str, department: str, vkey: str, now: float
+) -> None:
+    ex.execute(
+        witnesses.insert().values(
+            name=name, key_id=key_id, department=department, vkey=vkey, created_at=now
+        )
+    )
+
+
+def list_witnesses(ex: Executor) -> list[Mapping[str, Any]]:
+    query = sa.select(witnesses).order_by(witnesses.c.department, witnesses.c.name)
+    return [dict(row._mapping) for row in ex.execute(query)]
+
+
+class StoredLog:
+    """A read-only, consistent view of the stored log (``verify.LogSource``) over one
+    connection inside one read transaction (REPEATABLE READ on PostgreSQL; SQLite
+    reads from one WAL snapshot)."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    @classmethod
+    @contextmanager
+    def open(cls, engine: Engine) -> Iterator[StoredLog]:
+        with engine.connect() as conn:
+            if not is_sqlite(engine):
+                conn.execution_options(isolation_level="REPEATABLE READ")
+            with conn.begin():
+                yield cls(conn)
+
+    def state(self) -> LogState:
+        return read_state(self.conn)
+
+    def entry_count(self) -> tuple[int, int | None]:
+        return count_entries(self.conn)
+
+    def entry_range(self, start: int, end: int) -> list[tuple[int, bytes]]:
+        return entry_range(self.conn, start, end)
+
+    def node_range(self, level: int, start: int, end: int) -> list[tuple[int, bytes]]:
+        return node_range(self.conn, level, start, end)
+
+    def entry_bytes(self, start: int, end: int) -> list[bytes]:
+        return entry_bytes(self.conn, start, end)
+
+    def hashes(self, level: int, start: int, end: int) -> list[bytes]:
+        return hashes(self.conn, level, start, end)
+
+    def read_nodes(self, ids: Sequence[merkle.NodeId]) -> dict[merkle.NodeId, bytes]:
+        return read_nodes(self.conn, ids)
+
+    def checkpoints(self) -> list[StoredCheckpoint]:
+        return list(all_checkpoints(self.conn))
+
+
+WRITER_ROLE = "xinyi_audit"
+_APPEND_ONLY = (
+    "audit_entries",
+    "audit_entry_departments",
+    "audit_tree",
+    "audit_checkpoints",
+    "audit_cosignatures",
+    "audit_witnesses",
+)
+
+
+def grant_writer_role(conn: Connection) -> None:
+    """PostgreSQL: create (if missing) the NOLOGIN role that may only INSERT and SELECT
+    the append-only tables, and grant it exactly that in the current schema. The same
+    as migration 0002 does when the migrating user may create roles; idempotent."""
+    conn.execute(
+        sa.text(
+            f"DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{WRITER_ROLE}') "
+            f"THEN CREATE ROLE {WRITER_ROLE} NOLOGIN; END IF; END $$"
+        )
+    )
+    schema = conn.execute(sa.text("SELECT current_schema()")).scalar()
+    statements = [
+        f'GRANT USAGE ON SCHEMA "{schema}" TO {WRITER_ROLE}',
+        f"GRANT SELECT, INSERT ON {', '.join(_APPEND_ONLY)} TO {WRITER_ROLE}",
+        f"GRANT SELECT, INSERT, DELETE ON audit_queue TO {WRITER_ROLE}",
+        f"GRANT SELECT, UPDATE ON audit_state TO {WRITER_ROLE}",
+        f"GRANT USAGE ON SEQUENCE audit_queue_id_seq TO {WRITER_ROLE}",
+    ]
+    for statement in statements:
+        conn.execute(sa.text(statement))

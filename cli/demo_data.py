@@ -1,0 +1,217 @@
+"""Demo steps for department data (wired into ``xinyi demo`` by ``cli/demo_steps.py``).
+
+``step_city``: a synthetic city; every department loads its file (the tax bureau
+through the department import API, the others as ``xinyi data import`` does).
+``step_data_services``: a bank asks an enterprise for consent, gets a public report
+and a banded one, verifies "tax paid in 12 months ≥ 1M", and runs out of verification
+budget when it tries to narrow a value down; the enterprise sees what is left.
+
+Facts read (all optional; missing ones are created): ``enterprises`` (city size),
+``bank_id`` + ``bank_key`` (an Ed25519 private key registered for ``bank_id``),
+``password`` (for the people this module creates).
+Facts written: ``city_dir``, ``city`` (the manifest), ``data_enterprise`` (the USCC the
+story is about), ``data_grant``, ``data_consent_id``, ``bank_id``, ``bank_key``,
+``accounts`` (list of ``(role, login, password)``).
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any
+
+import httpx
+import jwt
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from cli.demo import Story, say, step
+from common.db import make_engine
+from keys import jwk as keys_jwk
+from records import synth
+from records.catalog import Catalog
+from records.service import import_csv
+from registry import Registry
+
+DEMO_PASSWORD = "demo password 2025"  # noqa: S105 (a published demo sign-in, printed on screen)
+SEED = 2025
+THRESHOLD = 1_000_000
+
+
+def _registry(story: Story) -> Registry:
+    engine = story.facts.get("_engine")
+    if engine is None:
+        engine = story.facts["_engine"] = make_engine(story.settings.database_url)
+    return Registry(engine)
+
+
+def _account(story: Story, role: str, login: str, **kw: Any) -> httpx.Client:
+    """A signed-in person (created when missing)."""
+    password = str(story.facts.get("password", DEMO_PASSWORD))
+    registry = _registry(story)
+    if registry.authenticate(login, password) is None:
+        registry.add_user(login=login, password=password, role=role, **kw)
+        story.facts.setdefault("accounts", []).append((role, login, password))
+    return story.person(login, password)
+
+
+def step_city(story: Story) -> None:
+    step("A synthetic city: departments load their data")
+    n = int(story.facts.get("enterprises", 3000))
+    catalog = Catalog(story.settings.config)
+    city = synth.generate(catalog, n, SEED)
+    out = story.home / "city"
+    synth.write(city, out)
+    story.facts["city_dir"] = out
+    story.facts["city"] = city.manifest()
+    say(f"{n} enterprises (seed {SEED}) written to {out}")
+    registry = _registry(story)
+    names = {d.id: d.name for d in story.settings.config.departments}
+    for department in catalog.departments:
+        if registry.get_department(department) is None:
+            registry.add_department(department, name=names[department])
+    # The tax bureau uploads through the API, as a department user would.
+    tax = _account(story, "department", "tax_bureau", department_id="tax")
+    resp = tax.post(
+        "/v1/departments/tax/imports?file_name=tax.csv",
+        content=(out / "tax.csv").read_bytes(),
+        headers={"Content-Type": "text/csv"},
+    )
+    resp.raise_for_status()
+    loaded = resp.json()
+    say(f"  {names['tax']}: {loaded['rows']} rows, snapshot v{loaded['version']} (via the API)")
+    engine = story.facts["_engine"]
+    for department in catalog.departments:
+        if department == "tax":
+            continue
+        data = (out / f"{department}.csv").read_bytes()
+        record = import_csv(
+            engine, catalog, department, data, file_name=f"{department}.csv", actor="demo"
+        )
+        say(f"  {names[department]}: {record.row_count} rows, snapshot v{record.version}")
+    # A refused file: one bad row, nothing loaded, every problem named.
+    bad = b"uscc,tax.paid_12m\n91330100716105852F,-12.00\n91330100716105852G,5\n"
+    resp = tax.post(
+        "/v1/departments/tax/imports?file_name=typo.csv",
+        content=bad,
+        headers={"Content-Type": "text/csv"},
+    )
+    body = resp.json()
+    say(f"  a file with mistakes is refused ({resp.status_code} {body['error']}):")
+    for r in body["rejects"]:
+        say(f"    line {r['line']}, {r['column']}: {r['code']} ({r['reason']})")
+    tax_rows = city.tables["tax"].columns
+    paid = tax_rows["tax.paid_12m"]
+    # The story's enterprise pays between 1M and 5M: the verification says yes.
+    chosen = next(
+        u
+        for u, p in zip(tax_rows["uscc"].tolist(), paid.tolist(), strict=True)
+        if THRESHOLD * 1.2 <= p < 4_000_000
+    )
+    story.facts["data_enterprise"] = chosen
+
+
+def _bank(story: Story) -> tuple[str, dict[str, str]]:
+    """The demo bank's id and bearer header (registers it when the story has none)."""
+    bank_id = str(story.facts.get("bank_id", "demo_bank"))
+    key = story.facts.get("bank_key")
+    if key is None:
+        key = Ed25519PrivateKey.generate()
+        _registry(story).add_institution(
+            bank_id, name="示范银行 Demo Bank", jwk=dict(keys_jwk.public_jwk(key.public_key()))
+        )
+        story.facts["bank_id"], story.facts["bank_key"] = bank_id, key
+    now = int(time.time())
+    assertion = jwt.encode(
+        {
+            "iss": bank_id,
+            "sub": bank_id,
+            "aud": story.settings.token_endpoint,
+            "jti": uuid.uuid4().hex,
+            "iat": now,
+            "exp": now + 120,
+        },
+        key,
+        algorithm="EdDSA",
+    )
+    resp = story.http.post(
+        "/oauth/token",
+        data={
+            "grant_type": "client_credentials",
+            "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+            "client_assertion": assertion,
+        },
+    )
+    resp.raise_for_status()
+    return bank_id, {"Authorization": f"Bearer {resp.json()['access_token']}"}
+
+
+def step_data_services(story: Story) -> None:
+    step("Usable, not visible: a banded report and yes/no verifications")
+    code = str(story.facts["data_enterprise"])
+    http = story.http
+    bank_id, bank = _bank(story)
+    enterprise = _account(story, "enterprise", f"ent_{code[-6:].lower()}", uscc=code)
+    url = f"/v1/enterprises/{code}/report"
+    public = http.get(url, headers=bank).json()
+    name = public["public"].get("registration.name", code)
+    say(f"{bank_id} reads the public report on {name} (no grant needed, still logged):")
+    for fid in ("registration.industry", "registration.size", "registration.established"):
+        say(f"  {fid}: {public['public'].get(fid)}")
+    asked = http.post(
+        "/v1/consents",
+        headers=bank,
+        json={
+            "enterprise": code,
+            "purpose": "working_capital_loan",
+            "ops": ["report", "verify"],
+            "categories": ["tax", "social_security"],
+            "duration_days": 90,
+            "max_uses": 50,
+        },
+    )
+    asked.raise_for_status()
+    cid = asked.json()["id"]
+    approved = enterprise.post(f"/v1/consents/{cid}/approve")
+    approved.raise_for_status()
+    grant = approved.json()["grant"]
+    story.facts["data_grant"], story.facts["data_consent_id"] = grant, cid
+    say(f"the enterprise approves consent {cid} (report, verify; tax, social security)")
+    banded = http.get(url, params={"grant": grant}, headers=bank).json()
+    catalog = Catalog(story.settings.config)
+    say("the banded report: bands only, never values")
+    for fid, band in banded["banded"].items():
+        description = catalog.rule(fid).spec.description
+        say(f"  {description}: {band['band']}  ({band['band_en']} {band['unit'] or ''})".rstrip())
+    yes = http.post(
+        "/v1/verify",
+        headers=bank,
+        json={"grant": grant, "feature": "tax.paid_12m", "op": ">=", "value": THRESHOLD},
+    ).json()
+    say(
+        f"verify 纳税额近12个月 ≥ 100万 (tax paid in 12 months ≥ 1M): {yes['result']} "
+        f"(audit entry #{yes['audit_index']})"
+    )
+    say("the bank tries to pin down the invoiced sales by bisection:")
+    low, high = 0, 1_000_000_000
+    while True:
+        mid = (low + high) // 2
+        resp = http.post(
+            "/v1/verify",
+            headers=bank,
+            json={"grant": grant, "feature": "tax.revenue_12m", "op": ">=", "value": mid},
+        )
+        if resp.status_code != 200:
+            say(f"  refused: {resp.status_code} {resp.json()['error']}")
+            break
+        answer = resp.json()["result"]
+        say(f"  ≥ {mid:,}? {answer}")
+        low, high = (mid, high) if answer else (low, mid)
+    say(f"  all it learned: between {low:,} and {high:,}")
+    view = enterprise.get(f"/v1/consents/{cid}").json()
+    left = view["verification_budget"]
+    say("the enterprise sees each feature's verification budget:")
+    for fid, b in left.items():
+        say(f"  {fid}: used {b['used']} of {b['budget']}, {b['left']} left")
+
+
+STEPS = [step_city, step_data_services]
