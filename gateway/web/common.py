@@ -5,9 +5,10 @@ Invariants:
 - a console page is served only to a signed-in person of its role, through the same
   session as ``POST /v1/session`` (``gateway.auth``); an expired session
   (``tokens.session_seconds``) sends the person to the sign-in page and says why;
-- every form that changes something carries the session's CSRF token and is checked by
-  ``gateway.auth.check_csrf`` (the JSON API's check); the sign-in form carries a
-  pre-session token of its own, so a foreign site cannot sign a person in either;
+- every form that changes something carries the session's CSRF token as its
+  ``csrf_token`` field (checked by ``gateway.auth`` as for the JSON API, and here again
+  as a form field: pages change things only through their own forms); the sign-in form
+  carries a pre-session token of its own, so a foreign site cannot sign a person in;
 - errors on pages render as pages (never JSON), with the stable code shown;
 - ``next`` after sign-in is only ever a local path.
 """
@@ -36,7 +37,7 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from common import errors
 from common.logging import get_logger
-from gateway.auth import Principal, check_csrf, current_principal, start_session
+from gateway.auth import UNSAFE_METHODS, Principal, current_principal, start_session
 from gateway.errors import status_for
 from gateway.services import services
 from gateway.web.i18n import DEFAULT_LANG, LANGS, Names, label, normalize_lang, translate
@@ -207,7 +208,18 @@ def guard(role: str) -> BaseResponse | None:
         return _to_login("expired" if e.code == "session_expired" else None)
     if principal.kind != role:
         raise errors.Forbidden(f"this page is for the {role} role", code="wrong_role")
+    if request.method in UNSAFE_METHODS:
+        check_form_csrf()
     return None
+
+
+def check_form_csrf() -> None:
+    """Pages change things only through their own forms: the session's CSRF token must
+    come as the form field (a header, which the JSON API accepts, is not enough here)."""
+    expected = session.get("csrf")
+    given = request.form.get("csrf_token", "")
+    if not expected or not hmac.compare_digest(str(expected), given):
+        raise errors.Forbidden("missing or wrong CSRF token", code="csrf_failed")
 
 
 def error_page(e: errors.Error) -> BaseResponse:
@@ -333,7 +345,7 @@ def login_submit() -> BaseResponse:
 def logout() -> BaseResponse:
     page_lang()
     if session.get("role") is not None:
-        check_csrf()
+        check_form_csrf()
     session.clear()
     notify("notice.signed_out")
     return redirect(url_for("web.login"))

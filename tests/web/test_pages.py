@@ -368,3 +368,18 @@ def test_department_pages_render(make_person: Callable[..., Person]) -> None:
     tax = make_person("department", department="tax")
     assert "还没有导入记录" in tax.page("/department/imports")
     assert "见证" in tax.page("/department/witness")
+
+
+def test_pages_take_the_csrf_token_only_from_their_own_forms(
+    client: FlaskClient, make_bank: Callable[..., Bank], make_person: Callable[..., Person]
+) -> None:
+    """The JSON API accepts the token as a header; a page POST wants the form field."""
+    bank = make_bank()
+    cid = request_consent(bank, client)
+    ent = make_person("enterprise")
+    headers = {"X-CSRF-Token": ent.csrf()}
+    resp = ent.client.post(f"/enterprise/consents/{cid}/reject", headers=headers)
+    assert resp.status_code == 403
+    assert ent.client.post("/logout", headers=headers).status_code == 403
+    assert bank.get(client, f"/v1/consents/{cid}").get_json()["status"] == "pending"
+    assert ent.get("/enterprise/").status_code == 200  # still signed in
