@@ -1,31 +1,25 @@
-"""Demo steps for the console pages: sign-in accounts for the three roles, and the URL
-and accounts printed so a person can look around while ``xinyi demo`` keeps serving.
+"""Demo steps for the console pages: a sign-in account for each role, and the URL and
+the accounts printed so a person can look around while ``xinyi demo`` keeps serving.
 
-The passwords are generated for each demo run and printed: they protect a throwaway
-instance on a loopback port, nothing else (``UNSAFE`` in the output says so).
+Facts read (all optional): ``accounts`` (list of ``(role, login, password)``, as the
+other demo modules keep them), ``password`` (for the people this module creates),
+``data_enterprise`` / ``enterprise`` (the USCC of the story), ``department``.
+Facts written: ``accounts`` (one more entry per role that had none).
+
+The demo passwords are printed: they guard a throwaway instance on a loopback port,
+nothing else (``UNSAFE`` in the output says so).
 """
 
 from __future__ import annotations
 
-import secrets
-from dataclasses import dataclass
-
 import click
 import sqlalchemy as sa
 
-from cli.demo import Story, say, step
+from cli.demo import Story, step
+from cli.demo_data import DEMO_PASSWORD
 from common.db import make_engine
 from consent import store as consent_store
 from registry import Registry
-
-
-@dataclass(frozen=True)
-class WebAccount:
-    role: str
-    login: str
-    password: str
-    who: str  # the USCC, the department id, or "platform"
-
 
 ROLE_NAMES = {
     "enterprise": "企业 Enterprise",
@@ -34,8 +28,8 @@ ROLE_NAMES = {
 }
 
 
-def _first_enterprise(story: Story, registry: Registry) -> str | None:
-    for key in ("enterprise", "uscc"):
+def _story_enterprise(story: Story, registry: Registry) -> str | None:
+    for key in ("data_enterprise", "enterprise", "uscc"):
         value = story.facts.get(key)
         if isinstance(value, str) and len(value) == 18:
             return value
@@ -48,59 +42,59 @@ def _first_enterprise(story: Story, registry: Registry) -> str | None:
     return str(found) if found else None
 
 
-def _department(story: Story, registry: Registry) -> str | None:
+def _story_department(story: Story, registry: Registry) -> str | None:
+    active = [d.id for d in registry.departments() if d.status == "active"]
     wanted = story.facts.get("department")
-    registered = [d.id for d in registry.departments() if d.status == "active"]
-    if isinstance(wanted, str) and wanted in registered:
-        return wanted
-    for preferred in ("tax", "social_security"):
-        if preferred in registered:
-            return preferred
-    return registered[0] if registered else None
+    for candidate in (wanted, "tax", "social_security", *active):
+        if isinstance(candidate, str) and candidate in active:
+            return candidate
+    return None
 
 
 def step_web_accounts(story: Story) -> None:
-    """Create one sign-in account per role (operator, a department, an enterprise the
-    story used) unless the story made them already; kept in ``story.facts``."""
-    step("Console accounts for the web pages")
+    """Make sure each role has an account to sign in to the pages with: the operator
+    always, a department and the story's enterprise when the story has them."""
+    step("Web consoles: one account per role")
+    accounts: list[tuple[str, str, str]] = list(story.facts.get("accounts", []))
+    have = {role for role, _, _ in accounts}
+    password = str(story.facts.get("password", DEMO_PASSWORD))
     engine = make_engine(story.settings.database_url)
     try:
         registry = Registry(engine)
-        accounts: list[WebAccount] = list(story.facts.get("web_accounts", []))
-        have = {a.role for a in accounts}
-        plan: list[tuple[str, str | None, str | None]] = []
+        wanted: list[tuple[str, str, str | None, str | None]] = []
         if "operator" not in have:
-            plan.append(("operator", None, None))
-        dept = _department(story, registry)
+            wanted.append(("operator", "operator", None, None))
+        dept = _story_department(story, registry)
         if "department" not in have and dept is not None:
-            plan.append(("department", None, dept))
-        uscc = _first_enterprise(story, registry)
+            wanted.append(("department", f"{dept}_staff", None, dept))
+        uscc = _story_enterprise(story, registry)
         if "enterprise" not in have and uscc is not None:
-            plan.append(("enterprise", uscc, None))
-        for role, ent, dep in plan:
-            login = {"operator": "operator", "department": f"{dep}-staff", "enterprise": ent}[role]
-            assert login is not None
-            password = "demo-" + secrets.token_urlsafe(9)
-            registry.add_user(
-                login=login, password=password, role=role, uscc=ent, department_id=dep
-            )
-            accounts.append(WebAccount(role, login, password, ent or dep or "platform"))
-            say(f"  {ROLE_NAMES[role]}: {login}")
-        story.facts["web_accounts"] = accounts
+            wanted.append(("enterprise", f"ent_{uscc[-6:].lower()}", uscc, None))
+        for role, login, ent, dep in wanted:
+            if registry.authenticate(login, password) is None:
+                registry.add_user(
+                    login=login, password=password, role=role, uscc=ent, department_id=dep
+                )
+            accounts.append((role, login, password))
     finally:
         engine.dispose()
+    story.facts["accounts"] = accounts
+    for role, login, _ in accounts:
+        click.echo(f"  {ROLE_NAMES.get(role, role)}: {login}")
 
 
 def print_web(story: Story) -> None:
     """The URL of the consoles and the accounts to sign in with."""
-    accounts: list[WebAccount] = list(story.facts.get("web_accounts", []))
+    accounts: list[tuple[str, str, str]] = list(story.facts.get("accounts", []))
     click.echo("")
     click.echo(click.style("Web consoles / 网页控制台", bold=True))
-    click.echo(f"  open   {story.base}/login   (中文; add ?lang=en for English)")
+    click.echo(
+        f"  open {story.base}/login   (中文 by default; English: {story.base}/login?lang=en)"
+    )
     if not accounts:
-        click.echo("  (no console accounts: run step_web_accounts first)")
+        click.echo("  (no accounts yet: step_web_accounts creates one per role)")
         return
-    click.echo("  UNSAFE demo passwords, generated for this run only:")
-    width = max(len(a.login) for a in accounts)
-    for a in accounts:
-        click.echo(f"  {ROLE_NAMES[a.role]:<28} {a.login:<{width}}  {a.password}   ({a.who})")
+    click.echo("  UNSAFE demo accounts (a throwaway instance on a loopback port):")
+    width = max(len(login) for _, login, _ in accounts)
+    for role, login, password in accounts:
+        click.echo(f"  {ROLE_NAMES.get(role, role):<26} {login:<{width}}  password: {password}")

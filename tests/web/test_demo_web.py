@@ -35,17 +35,37 @@ def test_demo_creates_one_account_per_role_and_prints_how_to_sign_in(
     )
     step_web_accounts(story)
     step_web_accounts(story)  # a second call adds nobody
-    accounts = story.facts["web_accounts"]
-    assert sorted(a.role for a in accounts) == ["department", "enterprise", "operator"]
-    for a in accounts:
-        user = registry.authenticate(a.login, a.password)
-        assert user is not None and user.role == a.role
-    assert registry.authenticate(ENTERPRISE, "wrong password!") is None
+    accounts = story.facts["accounts"]
+    assert sorted(role for role, _, _ in accounts) == ["department", "enterprise", "operator"]
+    for role, login, password in accounts:
+        user = registry.authenticate(login, password)
+        assert user is not None and user.role == role
+    enterprise = next(login for role, login, _ in accounts if role == "enterprise")
+    assert registry.authenticate(enterprise, "wrong password!") is None
+    signed_in = registry.authenticate(enterprise, accounts[0][2])
+    assert signed_in is not None and signed_in.uscc == ENTERPRISE
 
     print_web(story)
     out = capsys.readouterr().out
     assert "http://127.0.0.1:8600/login" in out
-    for a in accounts:
-        assert a.login in out and a.password in out
+    for _, login, password in accounts:
+        assert login in out and password in out
     assert "UNSAFE" in out
     engine.dispose()
+
+
+def test_demo_keeps_the_accounts_other_steps_made(
+    tmp_path: Path, make_settings: Callable[..., Settings]
+) -> None:
+    url = f"sqlite:///{tmp_path / 'demo.db'}"
+    migrate(url)
+    story = Story(
+        settings=make_settings(database_url=url),
+        base="http://127.0.0.1:8600",
+        http=httpx.Client(),
+        home=tmp_path,
+        facts={"accounts": [("department", "tax_bureau", "pw of the data step")]},
+    )
+    step_web_accounts(story)
+    roles = [role for role, _, _ in story.facts["accounts"]]
+    assert roles == ["department", "operator"]  # no enterprise in this story yet
