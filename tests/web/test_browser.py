@@ -126,6 +126,7 @@ def test_operator_suspends_an_institution_by_keyboard_and_it_is_refused(
     bank = live.bank("to_suspend", "Suspended Later Bank")
     login = live.add_user("operator")
     page.goto(live.base + "/login")
+    shot(page, "operator-0-sign-in")
     # Keyboard only: Tab to the login field, type, Tab, type, Enter.
     for _ in range(8):
         page.keyboard.press("Tab")
