@@ -54,6 +54,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "every access is recorded in a verifiable audit log.",
     ),
     "sep.list": ("、", ", "),
+    "sep.label": ("：", ": "),
     # Roles
     "role.enterprise": ("企业", "Enterprise"),
     "role.department": ("数据提供单位", "Data-providing department"),
