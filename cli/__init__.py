@@ -3,6 +3,7 @@ composes them and turns project errors into a readable message and exit code 2."
 
 from __future__ import annotations
 
+import os
 import sys
 
 import click
@@ -30,6 +31,10 @@ class _Root(click.Group):
 @click.pass_context
 def main(ctx: click.Context, config_path: str | None) -> None:
     """Xinyi Gateway: consent, HE joint scoring and a Merkle audit log for SME credit."""
+    from common.logging import configure
+
+    # One JSON object per line on stderr; XINYI_LOG_LEVEL=DEBUG for more.
+    configure(level=os.environ.get("XINYI_LOG_LEVEL", "INFO").upper())
     ctx.obj = {"config_path": config_path}
 
 

@@ -1,10 +1,275 @@
-"""`xinyi bank`: The institution side: keys, CKKS context, consent requests, scoring, training."""
+"""`xinyi bank`: the institution side (the bank SDK on the command line).
+
+Every command works on the bank's folder (``--home``, default ``$XINYI_BANK_HOME`` or
+``./bank``) whose keys are encrypted under ``$XINYI_BANK_PASSPHRASE``, and talks to the
+gateway over HTTP (``--gateway URL``, default: the URL given at ``init``).
+"""
 
 from __future__ import annotations
 
+import csv
+import json
+import os
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
 import click
+
+from bank.client import GatewayClient
+from bank.errors import BankError
+from bank.profile import HOME_ENV, BankProfile, passphrase_from_env
+from bank.scoring import Refusal, Score, Scorer, grants_by_enterprise, read_applicants
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _home_default() -> str:
+    return os.environ.get(HOME_ENV, "bank")
+
+
+def _options(f: F) -> F:
+    f = click.option(
+        "--gateway", default=None, help="Gateway base URL (default: the one given at init)."
+    )(f)
+    f = click.option(
+        "--home",
+        type=click.Path(file_okay=False, path_type=Path),
+        default=_home_default,
+        show_default="$XINYI_BANK_HOME or ./bank",
+        help="The bank's folder (keys encrypted with $XINYI_BANK_PASSPHRASE).",
+    )(f)
+    return f
+
+
+@contextmanager
+def _readable_errors() -> Iterator[None]:
+    try:
+        yield
+    except BankError as e:
+        click.echo(f"error: {e}", err=True)
+        if e.audit_index is not None:
+            click.echo(f"audit index of the refusal: {e.audit_index}", err=True)
+        sys.exit(2)
+
+
+def _open(home: Path, gateway: str | None) -> tuple[BankProfile, GatewayClient]:
+    profile = BankProfile.open(home, passphrase_from_env())
+    client = GatewayClient(gateway or profile.gateway, profile.institution_id, profile.signing_key)
+    return profile, client
+
+
+def _scorer(profile: BankProfile, client: GatewayClient) -> Scorer:
+    context_id = profile.context_id(client.base_url)
+    if context_id is None:
+        raise BankError("context_not_found", f"no CKKS context registered at {client.base_url} yet")
+    return Scorer(client, profile.secret, context_id)
 
 
 @click.group(name="bank")
 def group() -> None:
     """The institution side: keys, CKKS context, consent requests, scoring, training."""
+
+
+@group.command("init")
+@click.option("--id", "institution_id", required=True, help="The institution's client id.")
+@_options
+def init(institution_id: str, home: Path, gateway: str | None) -> None:
+    """Create the bank's folder: an Ed25519 key for private_key_jwt and a CKKS key pair,
+    both encrypted at rest."""
+    with _readable_errors():
+        if not gateway:
+            raise BankError("invalid_input", "--gateway URL is required at init")
+        profile = BankProfile.init(home, institution_id, gateway, passphrase_from_env())
+        click.echo(f"bank {institution_id} initialized in {home}")
+        click.echo(f"public JWK: {profile.jwk_path}")
+        click.echo(
+            "next: the operator runs "
+            f"`xinyi admin add-institution {institution_id} --name NAME --jwk {profile.jwk_path}`, "
+            "then `xinyi bank register-context`"
+        )
+
+
+@group.command("register-context")
+@_options
+def register_context(home: Path, gateway: str | None) -> None:
+    """Register the bank's CKKS public context with the gateway (once per gateway)."""
+    with _readable_errors():
+        profile, client = _open(home, gateway)
+        context_id = client.register_context(profile.secret.public_bytes())
+        profile.remember_context(context_id, client.base_url)
+        click.echo(f"context {context_id} registered at {client.base_url}")
+
+
+@group.command("models")
+@_options
+def models(home: Path, gateway: str | None) -> None:
+    """The joint models the gateway offers (their features and data categories)."""
+    with _readable_errors():
+        _, client = _open(home, gateway)
+        for m in client.models():
+            click.echo(
+                f"{m['id']}@{m['version']}\tbank features: {', '.join(m['bank_features'])}\t"
+                f"needs consent to: {', '.join(m.get('grant_categories', m['gateway_categories']))}"
+            )
+
+
+@group.command("request-consent")
+@click.option("--enterprise", required=True, help="The enterprise's USCC.")
+@click.option("--purpose", required=True, help="A purpose code of the catalog.")
+@click.option("--ops", default="score", show_default=True, help="Comma-separated operations.")
+@click.option("--categories", default=None, help="Comma-separated data categories.")
+@click.option("--model", "model_ref", default=None, help="Ask for this model's categories.")
+@click.option("--days", type=int, default=30, show_default=True)
+@click.option("--max-uses", type=int, default=10, show_default=True)
+@_options
+def request_consent(
+    enterprise: str,
+    purpose: str,
+    ops: str,
+    categories: str | None,
+    model_ref: str | None,
+    days: int,
+    max_uses: int,
+    home: Path,
+    gateway: str | None,
+) -> None:
+    """Ask an enterprise for consent; prints the consent id to follow up on."""
+    with _readable_errors():
+        _, client = _open(home, gateway)
+        cats = [c for c in (categories or "").split(",") if c]
+        if model_ref:
+            view = client.model(model_ref)
+            cats = sorted(set(cats) | set(view.get("grant_categories", view["gateway_categories"])))
+        if not cats:
+            raise BankError("invalid_input", "name --categories or a --model")
+        answer = client.request_consent(
+            enterprise,
+            purpose=purpose,
+            ops=[o for o in ops.split(",") if o],
+            categories=cats,
+            duration_days=days,
+            max_uses=max_uses,
+        )
+        click.echo(f"consent {answer['id']} is {answer['status']}")
+
+
+@group.command("consent")
+@click.argument("consent_id")
+@_options
+def consent(consent_id: str, home: Path, gateway: str | None) -> None:
+    """Show a consent: status, scope, uses, and whether its grant is available."""
+    with _readable_errors():
+        _, client = _open(home, gateway)
+        c = client.consent(consent_id)
+        shown = {k: v for k, v in c.items() if k != "grant"}
+        shown["grant"] = "available" if c.get("grant") else None
+        click.echo(json.dumps(shown, indent=2, ensure_ascii=False))
+
+
+@group.command("score")
+@click.option("--model", "model_ref", required=True, help="Model id (or id@version).")
+@click.option("--enterprise", default=None, help="Score this enterprise (USCC) …")
+@click.option("--grant", default=None, help="… or the enterprise behind this grant.")
+@click.option(
+    "--feature", "features", multiple=True, metavar="NAME=VALUE", help="A bank feature value."
+)
+@click.option(
+    "--csv",
+    "csv_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Applicants: a uscc or grant column and one column per bank feature.",
+)
+@click.option(
+    "--out", type=click.Path(dir_okay=False, path_type=Path), default=None, help="CSV of scores."
+)
+@_options
+def score(
+    model_ref: str,
+    enterprise: str | None,
+    grant: str | None,
+    features: tuple[str, ...],
+    csv_path: Path | None,
+    out: Path | None,
+    home: Path,
+    gateway: str | None,
+) -> None:
+    """Score one enterprise (--enterprise/--grant with --feature) or a CSV (--csv)."""
+    with _readable_errors():
+        profile, client = _open(home, gateway)
+        scorer = _scorer(profile, client)
+        model = scorer.model(model_ref)
+        if csv_path is not None:
+            _score_csv(scorer, model, csv_path, out)
+            return
+        values: dict[str, float] = {}
+        for item in features:
+            name, sep, value = item.partition("=")
+            try:
+                values[name] = float(value)
+            except ValueError:
+                sep = ""
+            if not sep:
+                raise BankError("invalid_features", f"--feature {item!r}: use NAME=NUMBER")
+        if grant is None:
+            if enterprise is None:
+                raise BankError("invalid_input", "name --enterprise, --grant or --csv")
+            grant = grants_by_enterprise(client, model).get(enterprise)
+            if grant is None:
+                raise BankError(
+                    "grant_missing",
+                    f"no active consent of {enterprise} allows scoring with {model.ref}",
+                )
+        result = scorer.score(model, grant, values)
+        click.echo(
+            f"{model.ref}: probability {result.probability:.6f} (logit {result.logit:.6f}), "
+            f"audit index {result.audit_index}"
+        )
+
+
+def _score_csv(scorer: Scorer, model: Any, path: Path, out: Path | None) -> None:
+    applicants = read_applicants(path, model)
+    known = grants_by_enterprise(scorer.client, model)
+    grants: list[str] = []
+    asked: list[int] = []
+    results: dict[int, Score | Refusal] = {}
+    for i, (uscc, grant) in enumerate(zip(applicants.usccs, applicants.grants, strict=True)):
+        g = grant or (known.get(uscc) if uscc else None)
+        if g is None:
+            results[i] = Refusal(i, "grant_missing", "no active consent allows scoring", None)
+            continue
+        grants.append(g)
+        asked.append(i)
+    if asked:
+        answers = scorer.score_batch(model, grants, applicants.features[asked])
+        for i, answer in zip(asked, answers, strict=True):
+            results[i] = answer
+    sink = out.open("w", newline="", encoding="utf-8") if out else sys.stdout
+    try:
+        writer = csv.writer(sink)
+        writer.writerow(["row", "uscc", "probability", "logit", "audit_index", "error"])
+        for i in range(len(applicants.usccs)):
+            r = results[i]
+            if isinstance(r, Score):
+                writer.writerow(
+                    [
+                        i,
+                        applicants.usccs[i] or "",
+                        f"{r.probability:.6f}",
+                        f"{r.logit:.6f}",
+                        r.audit_index,
+                        "",
+                    ]
+                )
+            else:
+                writer.writerow(
+                    [i, applicants.usccs[i] or "", "", "", r.audit_index or "", r.error]
+                )
+    finally:
+        if out:
+            sink.close()
+    scored = sum(isinstance(r, Score) for r in results.values())
+    click.echo(f"{scored} scored, {len(results) - scored} refused ({model.ref})", err=True)

@@ -8,6 +8,7 @@ act through the same HTTP API and SDK that outside clients use. When run in a te
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import sys
@@ -94,7 +95,13 @@ def prepare_instance(base_env: dict[str, str], port: int) -> Settings:
 )
 def demo(port: int, enterprises: int, keep_serving: bool | None) -> None:
     """The whole story on the embedded default, printing what happens."""
-    from cli import demo_steps
+    from cli.demo_steps import STEPS, print_accounts
+    from common.logging import configure
+
+    # The story speaks for itself; the gateway's own log lines would drown it. Warnings
+    # (unsafe dev secrets among them) still show.
+    configure(level="WARNING")
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
 
     settings = prepare_instance(dict(os.environ), port)
     say(f"instance: {settings.home}  (SQLite, keys encrypted in files)")
@@ -107,7 +114,7 @@ def demo(port: int, enterprises: int, keep_serving: bool | None) -> None:
         home=settings.home,
         facts={"enterprises": enterprises},
     )
-    steps: list[Callable[[Story], None]] = demo_steps.STEPS
+    steps: list[Callable[[Story], None]] = STEPS
     try:
         for run in steps:
             run(story)
@@ -115,7 +122,7 @@ def demo(port: int, enterprises: int, keep_serving: bool | None) -> None:
         if keep_serving is None:
             keep_serving = sys.stdin.isatty() and os.environ.get("CI") != "true"
         if keep_serving:
-            demo_steps.print_accounts(story)
+            print_accounts(story)
             say("\nServing until Ctrl-C.")
             try:
                 while thread.is_alive():

@@ -168,11 +168,3 @@ def step_audit_verified_checkpoint(story: Story) -> None:
         f"entries, {report.checkpoints_checked} checkpoints"
         + (", consistent with the witness's checkpoint" if external else "")
     )
-
-
-STEPS = [
-    step_audit_witness_joins,
-    step_audit_department_view,
-    step_audit_witness_cosigns,
-    step_audit_verified_checkpoint,
-]

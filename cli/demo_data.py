@@ -6,27 +6,21 @@ through the department import API, the others as ``xinyi data import`` does).
 and a banded one, verifies "tax paid in 12 months ≥ 1M", and runs out of verification
 budget when it tries to narrow a value down; the enterprise sees what is left.
 
-Facts read (all optional; missing ones are created): ``enterprises`` (city size),
-``bank_id`` + ``bank_key`` (an Ed25519 private key registered for ``bank_id``),
-``password`` (for the people this module creates).
+Facts read: ``bank`` (the SDK client made at onboarding), optional ``enterprises``
+(city size) and ``password`` (for the people this module creates).
 Facts written: ``city_dir``, ``city`` (the manifest), ``data_enterprise`` (the USCC the
-story is about), ``data_grant``, ``data_consent_id``, ``bank_id``, ``bank_key``,
+story is about), ``data_grant``, ``data_consent_id``,
 ``accounts`` (list of ``(role, login, password)``).
 """
 
 from __future__ import annotations
 
-import time
-import uuid
 from typing import Any
 
 import httpx
-import jwt
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from cli.demo import Story, say, step
 from common.db import make_engine
-from keys import jwk as keys_jwk
 from records import synth
 from records.catalog import Catalog
 from records.service import import_csv
@@ -44,7 +38,7 @@ def _registry(story: Story) -> Registry:
     return Registry(engine)
 
 
-def _account(story: Story, role: str, login: str, **kw: Any) -> httpx.Client:
+def account(story: Story, role: str, login: str, **kw: Any) -> httpx.Client:
     """A signed-in person (created when missing)."""
     password = str(story.facts.get("password", DEMO_PASSWORD))
     registry = _registry(story)
@@ -70,7 +64,7 @@ def step_city(story: Story) -> None:
         if registry.get_department(department) is None:
             registry.add_department(department, name=names[department])
     # The tax bureau uploads through the API, as a department user would.
-    tax = _account(story, "department", "tax_bureau", department_id="tax")
+    tax = account(story, "department", "tax_bureau", department_id="tax")
     resp = tax.post(
         "/v1/departments/tax/imports?file_name=tax.csv",
         content=(out / "tax.csv").read_bytes(),
@@ -111,38 +105,9 @@ def step_city(story: Story) -> None:
 
 
 def _bank(story: Story) -> tuple[str, dict[str, str]]:
-    """The demo bank's id and bearer header (registers it when the story has none)."""
-    bank_id = str(story.facts.get("bank_id", "demo_bank"))
-    key = story.facts.get("bank_key")
-    if key is None:
-        key = Ed25519PrivateKey.generate()
-        _registry(story).add_institution(
-            bank_id, name="示范银行 Demo Bank", jwk=dict(keys_jwk.public_jwk(key.public_key()))
-        )
-        story.facts["bank_id"], story.facts["bank_key"] = bank_id, key
-    now = int(time.time())
-    assertion = jwt.encode(
-        {
-            "iss": bank_id,
-            "sub": bank_id,
-            "aud": story.settings.token_endpoint,
-            "jti": uuid.uuid4().hex,
-            "iat": now,
-            "exp": now + 120,
-        },
-        key,
-        algorithm="EdDSA",
-    )
-    resp = story.http.post(
-        "/oauth/token",
-        data={
-            "grant_type": "client_credentials",
-            "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
-            "client_assertion": assertion,
-        },
-    )
-    resp.raise_for_status()
-    return bank_id, {"Authorization": f"Bearer {resp.json()['access_token']}"}
+    """The demo bank's id and bearer header (its SDK client is made at onboarding)."""
+    client = story.facts["bank"].client
+    return client.institution_id, {"Authorization": f"Bearer {client.token()}"}
 
 
 def step_data_services(story: Story) -> None:
@@ -150,7 +115,7 @@ def step_data_services(story: Story) -> None:
     code = str(story.facts["data_enterprise"])
     http = story.http
     bank_id, bank = _bank(story)
-    enterprise = _account(story, "enterprise", f"ent_{code[-6:].lower()}", uscc=code)
+    enterprise = account(story, "enterprise", f"ent_{code[-6:].lower()}", uscc=code)
     url = f"/v1/enterprises/{code}/report"
     public = http.get(url, headers=bank).json()
     name = public["public"].get("registration.name", code)
@@ -212,6 +177,3 @@ def step_data_services(story: Story) -> None:
     say("the enterprise sees each feature's verification budget:")
     for fid, b in left.items():
         say(f"  {fid}: used {b['used']} of {b['budget']}, {b['left']} left")
-
-
-STEPS = [step_city, step_data_services]

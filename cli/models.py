@@ -1,10 +1,81 @@
-"""`xinyi models`: Joint-model registry."""
+"""`xinyi models`: the joint-model registry (operator side).
+
+Models enter the registry only here or from federated training; no HTTP route registers
+one (an institution choosing gateway weights could read a feature through them).
+"""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import click
+
+from cli.server import settings_from
+from common.db import make_engine
+from common.errors import InvalidInput
+from federated import he
+from federated import store as fstore
+from federated.models import parse_model
 
 
 @click.group(name="models")
 def group() -> None:
     """Joint-model registry."""
+
+
+@group.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--registered-by",
+    default="operator:models-import",
+    show_default=True,
+    help="Who registers the model (recorded with the version).",
+)
+@click.pass_context
+def import_(ctx: click.Context, file: Path, registered_by: str) -> None:
+    """Register a joint model from FILE (JSON: id, gateway_features, bank_features,
+    gateway_weights, bank_weights, intercept, gateway_standardization {mean, std, clip};
+    optional bank_standardization, context_params, description). Importing an existing
+    id adds a new version."""
+    settings = settings_from(ctx)
+    try:
+        raw = json.loads(file.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as e:
+        raise InvalidInput(f"{file}: not a JSON document: {e}", code="invalid_model") from e
+    default = he.CKKSParams.from_dict(settings.config.he.model_dump())
+    model = parse_model(raw, default_params=default)
+    engine = make_engine(settings.database_url)
+    try:
+        stored = fstore.register_model(
+            engine, model, registered_by, catalog=settings.config.categories
+        )
+    finally:
+        engine.dispose()
+    click.echo(
+        f"model {stored.ref}: {len(stored.gateway_features)} gateway features "
+        f"({', '.join(stored.gateway_categories)}), {len(stored.bank_features)} bank features, "
+        f"registered by {stored.registered_by}"
+    )
+
+
+@group.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print the public views as JSON.")
+@click.pass_context
+def list_(ctx: click.Context, as_json: bool) -> None:
+    """The newest version of every registered model (never the weights)."""
+    engine = make_engine(settings_from(ctx).database_url)
+    try:
+        models = fstore.list_models(engine)
+    finally:
+        engine.dispose()
+    if as_json:
+        click.echo(json.dumps([m.public_view() for m in models], indent=2, ensure_ascii=False))
+        return
+    if not models:
+        click.echo("no models registered (xinyi models import FILE)")
+    for m in models:
+        click.echo(
+            f"{m.ref}\tgateway: {', '.join(m.gateway_features)}\tbank: "
+            f"{', '.join(m.bank_features)}\tby {m.registered_by}"
+        )

@@ -16,7 +16,10 @@ import structlog
 def configure(level: str = "INFO", stream: TextIO | None = None) -> None:
     """Configure structlog to write one JSON object per line."""
     out = stream or sys.stderr
-    logging.basicConfig(format="%(message)s", stream=out, level=getattr(logging, level))
+    logging.basicConfig(format="%(message)s", stream=out, level=getattr(logging, level), force=True)
+    # Libraries that narrate every request or migration step speak only when it matters.
+    for noisy in ("httpx", "httpcore", "alembic", "werkzeug"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, getattr(logging, level)))
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
@@ -32,4 +35,5 @@ def configure(level: str = "INFO", stream: TextIO | None = None) -> None:
 
 
 def get_logger(name: str, **context: Any) -> Any:
-    return structlog.get_logger(name).bind(**context)
+    """A lazy logger: it follows ``configure`` even when made at import time."""
+    return structlog.get_logger(name, logger_name=name, **context)

@@ -11,6 +11,7 @@ import re
 import secrets
 from datetime import timedelta
 
+import structlog
 from flask import Flask, Response, g, request
 
 from common.db import make_engine
@@ -43,6 +44,12 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
     def _request_id() -> None:
         given = request.headers.get("X-Request-Id", "")
         g.request_id = given if _REQUEST_ID.match(given) else secrets.token_hex(12)
+        structlog.contextvars.clear_contextvars()
+        structlog.contextvars.bind_contextvars(request_id=g.request_id)
+
+    @app.teardown_request
+    def _forget_request_id(_error: BaseException | None) -> None:
+        structlog.contextvars.clear_contextvars()
 
     @app.after_request
     def _headers(resp: Response) -> Response:

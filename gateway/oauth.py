@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import time
+import warnings
 from typing import Any
 
 import sqlalchemy as sa
@@ -26,6 +27,9 @@ from gateway.auth import issue_access_token
 from gateway.services import services
 
 ASSERTION_ALGORITHMS = ["EdDSA", "Ed25519", "ES256"]
+# RFC 9864 deprecates the JWS name "EdDSA" in favour of "Ed25519"; institutions written
+# against CONTRACT.md sign with "EdDSA", and both names are accepted.
+warnings.filterwarnings("ignore", message="EdDSA is deprecated via RFC 9864")
 
 
 class InstitutionClient(ClientMixin):  # type: ignore[misc]

@@ -53,18 +53,24 @@ def passphrase_for(settings: Settings) -> bytes:
     return unsafe_dev_passphrase(settings.home)
 
 
+_warned: set[Path] = set()
+
+
 def unsafe_dev_passphrase(home: Path) -> bytes:
+    """The generated dev passphrase; warns once per process and folder."""
     path = home / "UNSAFE-dev-key-passphrase"
     if not path.exists():
         home.mkdir(parents=True, exist_ok=True, mode=0o700)
         path.write_text(secrets.token_urlsafe(32))
         path.chmod(0o600)
-    log.warning(
-        "UNSAFE_DEV_KEY_PASSPHRASE",
-        path=str(path),
-        warning="private keys are encrypted with a passphrase stored next to them; "
-        "set XINYI_KEY_PASSPHRASE for any real deployment",
-    )
+    if path not in _warned:
+        _warned.add(path)
+        log.warning(
+            "UNSAFE_DEV_KEY_PASSPHRASE",
+            path=str(path),
+            warning="private keys are encrypted with a passphrase stored next to them; "
+            "set XINYI_KEY_PASSPHRASE for any real deployment",
+        )
     return path.read_text().strip().encode("utf-8")
 
 

@@ -8,8 +8,8 @@ from flask import Flask
 def register(app: Flask) -> None:
     """Register every blueprint that exists. Adding an area = adding it here."""
     from gateway import openapi, web
-    from gateway.api import audit, consent, core, data
+    from gateway.api import audit, consent, core, data, score
 
-    for bp in (core.bp, consent.bp, audit.bp, data.bp, openapi.bp):
+    for bp in (core.bp, consent.bp, audit.bp, data.bp, score.bp, openapi.bp):
         app.register_blueprint(bp)
     web.register(app)  # the console pages (gateway/web), not part of the JSON API

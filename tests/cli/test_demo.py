@@ -1,0 +1,37 @@
+"""`xinyi demo` (what `make demo` runs) tells the whole story end to end and every
+claim it prints holds: one run, a small city, real HTTP, SQLite and keys in files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from cli import main
+from tests.live import free_port
+
+
+def test_the_whole_demo_story_runs(tmp_path: Path) -> None:
+    env = {"XINYI_HOME": str(tmp_path), "XINYI_KEY_PASSPHRASE": "demo-test", "CI": "true"}
+    result = CliRunner().invoke(
+        main, ["demo", "--port", str(free_port()), "--enterprises", "400", "--no-serve"], env=env
+    )
+    out = result.output
+    assert result.exit_code == 0, out[-3000:]
+    # consent
+    assert "the bank's next request is refused: grant_revoked (HTTP 403)" in out
+    # department data
+    assert "snapshot v1 (via the API)" in out
+    assert "refused (400 import_rejected)" in out and "negative_amount" in out
+    assert "纳税额近12个月: 100万–500万" in out
+    assert "tax paid in 12 months ≥ 1M): True" in out
+    assert "refused: 403 verify_budget_exhausted" in out
+    assert "tax.revenue_12m: used 5 of 5, 0 left" in out
+    # audit
+    assert "entries touch tax data" in out
+    assert "cosigned by: tax" in out
+    assert "xinyi audit verify: OK" in out
+    # scoring
+    assert "after the enterprise revoked: refused — grant_revoked" in out
+    assert "AUC joint HE model" in out
+    assert (tmp_path / "demo" / "city" / "bank_loans.csv").exists()

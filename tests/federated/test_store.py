@@ -1,0 +1,94 @@
+"""federated.store: contexts per institution, append-only model versions (SQLite and
+PostgreSQL)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import replace
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy import Engine
+
+from common.settings import Settings
+from federated import he
+from federated import store as fstore
+from federated.models import InvalidModel, JointModel
+
+
+def _institution(engine: Engine, institution_id: str) -> None:
+    now = int(time.time())
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "INSERT INTO institutions (id, name, jwk, status, created_at, status_changed_at)"
+                " VALUES (:id, :id, '{}', 'active', :now, :now)"
+            ),
+            {"id": institution_id, "now": now},
+        )
+
+
+def test_a_context_belongs_to_its_institution(engine: Engine) -> None:
+    _institution(engine, "bank_a")
+    _institution(engine, "bank_b")
+    data = b"public context bytes" * 1000
+    cid, created = fstore.register_context(engine, "bank_a", data, he.DEFAULT_PARAMS)
+    assert created and cid.startswith("ctx_")
+    again, created_again = fstore.register_context(engine, "bank_a", data, he.DEFAULT_PARAMS)
+    assert (again, created_again) == (cid, False)
+    stored = fstore.get_context(engine, cid, "bank_a")
+    assert stored.data == data and stored.params == he.DEFAULT_PARAMS
+    with pytest.raises(fstore.ContextNotFound):
+        fstore.get_context(engine, cid, "bank_b")
+    other, _ = fstore.register_context(engine, "bank_b", data, he.DEFAULT_PARAMS)
+    assert other != cid
+    assert [c["id"] for c in fstore.list_contexts(engine, "bank_a")] == [cid]
+
+
+def test_models_are_versioned_and_never_changed(
+    engine: Engine, make_model: Callable[..., JointModel]
+) -> None:
+    first = fstore.register_model(engine, make_model(seed=1), "operator:test")
+    assert (first.version, first.registered_by) == (1, "operator:test")
+    assert first.created_at is not None
+    same = fstore.register_model(engine, make_model(seed=1), "training:s1")
+    assert same.version == 1 and same.registered_by == "operator:test"
+    second = fstore.register_model(engine, make_model(seed=2), "training:s1")
+    assert second.version == 2
+    assert fstore.get_model(engine, "sme-risk").version == 2
+    old = fstore.get_model(engine, "sme-risk", 1)
+    assert old.gateway_weights == first.gateway_weights
+    assert old.ref == "sme-risk@1"
+    assert fstore.newest_version(engine, "sme-risk") == 2
+    assert fstore.newest_version(engine, "nope") is None
+
+
+def test_list_shows_the_newest_version_of_each_model(
+    engine: Engine, make_model: Callable[..., JointModel]
+) -> None:
+    fstore.register_model(engine, make_model(seed=1), "operator:test")
+    fstore.register_model(engine, make_model(seed=2), "operator:test")
+    fstore.register_model(engine, replace(make_model(seed=3), id="other"), "operator:test")
+    assert [(m.id, m.version) for m in fstore.list_models(engine)] == [
+        ("other", 1),
+        ("sme-risk", 2),
+    ]
+
+
+def test_unknown_models_are_not_found(engine: Engine) -> None:
+    with pytest.raises(fstore.ModelNotFound) as e:
+        fstore.get_model(engine, "nope")
+    assert e.value.code == "model_not_found"
+
+
+def test_the_catalog_is_checked_when_given(
+    engine: Engine, make_model: Callable[..., JointModel], make_settings: Callable[..., Settings]
+) -> None:
+    catalog = make_settings().config.categories
+    bad = replace(make_model(), gateway_features=("tax.nope", "tax.paid_12m", "tax.arrears"))
+    with pytest.raises(InvalidModel):
+        fstore.register_model(engine, bad, "training:s1", catalog=catalog)
+    assert fstore.list_models(engine) == []
+    ok = fstore.register_model(engine, make_model(), "training:s1", catalog=catalog)
+    assert ok.version == 1
