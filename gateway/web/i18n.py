@@ -653,10 +653,6 @@ MESSAGES: dict[str, tuple[str, str]] = {
     ),
     "opr.models.none": ("还没有登记模型。", "No models registered yet."),
     "opr.models.caption": ("模型（{n} 个）", "Models ({n})"),
-    "opr.models.unavailable": (
-        "模型登记服务尚未在本网关启用。",
-        "The model registry is not enabled on this gateway.",
-    ),
     "title.opr.stats": ("统计", "Statistics"),
     "opr.stats.intro": (
         "最近 {days} 天（{first} 至 {last}，北京时间）。图表下方可展开数据表。",

@@ -12,7 +12,6 @@ Invariants:
 
 from __future__ import annotations
 
-import importlib
 import json
 import time
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ from common.db import read_session
 from common.errors import Conflict, InvalidInput
 from consent import store as consent_store
 from consent.policy import STATES
+from federated import store as model_store
 from gateway.services import services
 from gateway.web import charts, common, views
 from gateway.web.common import install, notify, render, t
@@ -335,12 +335,8 @@ class ModelView:
     created_at: int | None
 
 
-def model_views() -> list[ModelView] | None:
-    """The registered joint models, or None when this gateway has no model registry."""
-    try:
-        registry = importlib.import_module("federated.store")
-    except ImportError:
-        return None
+def model_views() -> list[ModelView]:
+    """The registered joint models (newest version of each)."""
     return [
         ModelView(
             m.id,
@@ -351,16 +347,10 @@ def model_views() -> list[ModelView] | None:
             m.registered_by,
             m.created_at,
         )
-        for m in registry.list_models(services().engine)
+        for m in model_store.list_models(services().engine)
     ]
 
 
 @bp.get("/models")
 def models() -> Response:
-    found = model_views()
-    return render(
-        "web/operator/models.html",
-        title_key="title.opr.models",
-        models=found or [],
-        unavailable=found is None,
-    )
+    return render("web/operator/models.html", title_key="title.opr.models", models=model_views())

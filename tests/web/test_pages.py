@@ -383,3 +383,25 @@ def test_pages_take_the_csrf_token_only_from_their_own_forms(
     assert ent.client.post("/logout", headers=headers).status_code == 403
     assert bank.get(client, f"/v1/consents/{cid}").get_json()["status"] == "pending"
     assert ent.get("/enterprise/").status_code == 200  # still signed in
+
+
+def test_operator_sees_registered_models_without_their_weights(
+    app: Flask, make_person: Callable[..., Person]
+) -> None:
+    import numpy as np
+
+    from federated import store as model_store
+    from federated.models import parse_model
+    from tests.federated.conftest import model_json
+
+    op = make_person("operator")
+    assert "还没有登记模型" in op.page("/operator/models")
+    raw = model_json(np.random.default_rng(7), description="SME risk v1")
+    model_store.register_model(
+        app.extensions["xinyi"].engine, parse_model(raw), "operator:models-import"
+    )
+    page = op.page("/operator/models")
+    assert "sme-risk" in page and "SME risk v1" in page
+    assert "纳税额近12个月" in page and "bank_f0" in page
+    for w in raw["gateway_weights"] + raw["bank_weights"]:
+        assert str(w) not in page
