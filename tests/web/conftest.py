@@ -28,16 +28,13 @@ CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 __all__ = ["ENTERPRISE", "OTHER_ENTERPRISE", "PASSWORD", "Bank", "Person", "consent_body"]
 
 
-@pytest.fixture(autouse=True, scope="session")
-def _cheap_password_hashing() -> Iterator[None]:
+@pytest.fixture(autouse=True)
+def _cheap_password_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
     """Argon2id with its lowest cost: the same code path, a fraction of the time (each
     signed-in person costs a hash and a verification; these tests sign in many)."""
-    import registry
-
-    kept = registry._hasher
-    registry._hasher = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
-    yield
-    registry._hasher = kept
+    monkeypatch.setattr(
+        "registry._hasher", PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+    )
 
 
 @pytest.fixture
