@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from cli import demo_audit, demo_consent, demo_data, demo_score, demo_train
-from cli.demo import Story, say
+from cli import demo_audit, demo_consent, demo_data, demo_score, demo_train, demo_web
+from cli.demo import Story
 
 STEPS: list[Callable[[Story], None]] = [
     demo_score.step_bank_onboarding,
@@ -22,10 +22,10 @@ STEPS: list[Callable[[Story], None]] = [
     demo_score.step_joint_model,
     demo_score.step_score_one,
     demo_score.step_score_applicants,
+    demo_web.step_web_accounts,
 ]
 
 
 def print_accounts(story: Story) -> None:
-    say(f"\nThe gateway: {story.base}")
-    for role, login, password in story.facts.get("accounts", []):
-        say(f"  {role:10} {login:24} {password}")
+    """Where to look around while the demo keeps serving."""
+    demo_web.print_web(story)

@@ -21,7 +21,7 @@ from werkzeug.wrappers import Response as BaseResponse
 from audit.service import Viewer as AuditViewer
 from common.errors import InvalidInput
 from consent.service import Viewer
-from gateway.enforce import log_consent_action
+from gateway.enforce import ConsentAudit
 from gateway.services import services
 from gateway.web import common, views
 from gateway.web.common import install, notify, render, t
@@ -120,7 +120,7 @@ def act(consent_id: str, action: str) -> BaseResponse:
     if action == "approve" and request.form.get("accept") != "yes":
         raise InvalidInput("tick the box to accept the letter", code="accept_required")
     svc = services()
-    row = svc.consent.act(consent_id, action, _uscc(), audit=log_consent_action(svc))
+    row = svc.consent.act(consent_id, action, _uscc(), audit=ConsentAudit(svc))
     who = _institution_names().get(row.institution_id, row.institution_id)
     notice = {
         "approve": "notice.approved",
