@@ -11,14 +11,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from argon2 import PasswordHasher
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
-from common.settings import Settings
-from gateway import create_app
 from tests.gateway.conftest import ENTERPRISE, OTHER_ENTERPRISE, Bank, consent_body, public_jwk
 from tests.web.browser import CHROMIUM, CHROMIUM_ARGS, Live, live_gateway, require_chromium
 
@@ -26,34 +23,6 @@ PASSWORD = "correct horse battery"
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 __all__ = ["ENTERPRISE", "OTHER_ENTERPRISE", "PASSWORD", "Bank", "Person", "consent_body"]
-
-
-@pytest.fixture(autouse=True)
-def _cheap_password_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Argon2id with its lowest cost: the same code path, a fraction of the time (each
-    signed-in person costs a hash and a verification; these tests sign in many)."""
-    monkeypatch.setattr(
-        "registry._hasher", PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
-    )
-
-
-@pytest.fixture
-def settings(database_url: str, make_settings: Callable[..., Settings]) -> Settings:
-    return make_settings(database_url=database_url)
-
-
-@pytest.fixture
-def app(settings: Settings) -> Iterator[Flask]:
-    app = create_app(settings, background=False)
-    app.config["TESTING"] = True
-    yield app
-    app.extensions["xinyi"].stop()
-    app.extensions["xinyi"].engine.dispose()
-
-
-@pytest.fixture
-def client(app: Flask) -> FlaskClient:
-    return app.test_client()
 
 
 @dataclass
