@@ -39,7 +39,7 @@ from federated.models import JointModel
 from gateway import openapi
 from gateway.api.consent import json_body
 from gateway.auth import authenticated, current_principal
-from gateway.enforce import Access, enforce
+from gateway.enforce import Access, DataRequest, enforce_each
 from gateway.services import Services, services
 from records import catalog as rules
 from records import store as records
@@ -275,15 +275,12 @@ def _view(svc: Services, model: JointModel) -> dict[str, Any]:
     return view
 
 
-def _score_access(
-    principal: Any, grant: Any, model: JointModel, enterprise: str | None = None
-) -> Access:
+def _score_request(model: JointModel, grant: Any) -> DataRequest:
     needed, public = grant_categories(services(), model)
-    return enforce(
-        principal,
+    return DataRequest(
         grant=_grant_arg(grant),
         op="score",
-        enterprise=enterprise,
+        enterprise=None,
         categories=needed,
         public_categories=public,
         features=list(model.gateway_feature_ids),
@@ -356,7 +353,9 @@ def score() -> Response:
     ev = _evaluator(svc, model.params)
     data = _b64(body.get("ciphertext"), "ciphertext", limit)
     ct = ev.ciphertext(data, size=len(model.bank_features), max_bytes=limit)
-    access = _score_access(principal, body.get("grant"), model)
+    (access,) = enforce_each(principal, [_score_request(model, body.get("grant"))])
+    if isinstance(access, ConsentRefused):
+        raise access
     assert access.enterprise is not None
     values = gateway_values(svc, [access.enterprise], model)[0]
     if np.isnan(values).all():
@@ -416,14 +415,21 @@ def score_batch() -> Response:
     audit_indexes: list[int | None] = [None] * n
     refused: list[dict[str, Any]] = []
     accesses: dict[int, Access] = {}
-    for i, grant in enumerate(grants):
-        try:
-            accesses[i] = _score_access(principal, grant, model)
-        except ConsentRefused as r:
-            audit_indexes[i] = r.details.get("audit_index")
-            refused.append(
-                {"index": i, "error": r.code, "message": r.message, "audit_index": audit_indexes[i]}
-            )
+    # One transaction checks and logs every enterprise (each in its own savepoint).
+    outcomes = enforce_each(principal, [_score_request(model, g) for g in grants])
+    for i, outcome in enumerate(outcomes):
+        if isinstance(outcome, Access):
+            accesses[i] = outcome
+            continue
+        audit_indexes[i] = outcome.details.get("audit_index")
+        refused.append(
+            {
+                "index": i,
+                "error": outcome.code,
+                "message": outcome.message,
+                "audit_index": audit_indexes[i],
+            }
+        )
     missing: list[int] = []
     granted = list(accesses)
     if granted:
