@@ -50,7 +50,7 @@ from audit.note import ALG_COSIGNATURE_V1, Verifier, b64, cosignature_time, pars
 from audit.store import Viewer
 from audit.verify import CHUNK_LEVEL, Report, verify_log
 from common.db import is_sqlite, write_session
-from common.errors import ConfigError, InvalidInput
+from common.errors import ConfigError, Conflict, InvalidInput
 from common.logging import get_logger
 from common.settings import Settings
 
@@ -293,7 +293,13 @@ class AuditLog:
         if verifier.alg != ALG_COSIGNATURE_V1:
             raise NoteInvalid("a witness key is an Ed25519 cosignature/v1 vkey (type 0x04)")
         with write_session(self.engine) as s:
-            if store.find_witness(s, verifier.name, verifier.key_id.hex()) is None:
+            known = store.find_witness(s, verifier.name, verifier.key_id.hex())
+            if known is not None and known["department"] != department:
+                raise Conflict(
+                    f"that witness key is registered for department {known['department']!r}",
+                    code="witness_registered",
+                )
+            if known is None:
                 store.insert_witness(
                     s,
                     name=verifier.name,

@@ -124,7 +124,31 @@ class Batch:
     frontier: tuple[bytes, ...] = ()  # right frontier of the tree of ``size``
 
 
+@contextmanager
+def raw_cursor(conn: Connection) -> Iterator[Any]:
+    """A DBAPI cursor on the connection's current transaction, for the hot paths where
+    SQLAlchemy's per-statement and per-row work costs more than the database. Driver
+    errors come out as SQLAlchemy's, like everywhere else."""
+    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    try:
+        yield cursor
+    except conn.dialect.loaded_dbapi.Error as e:
+        raise sa.exc.DBAPIError.instance(
+            None, None, e, conn.dialect.loaded_dbapi.Error, dialect=conn.dialect
+        ) from e
+    finally:
+        cursor.close()
+
+
 # The lock --------------------------------------------------------------------------------
+
+
+# Two statements in one round trip (simple query protocol: no parameters possible).
+_LOCK_PG = (
+    "SELECT set_config('lock_timeout', 'WAITms', true); "
+    "SELECT size, root FROM audit_state WHERE id = 1 FOR UPDATE"
+)
+_STATE = sa.select(state.c.size, state.c.root).where(state.c.id == 1).with_for_update()
 
 
 @contextmanager
@@ -140,12 +164,15 @@ def locked(engine: Engine, timeout: float) -> Iterator[tuple[Connection, LogStat
             conn.connection.driver_connection.execute(f"PRAGMA busy_timeout = {wait_ms}")  # type: ignore[union-attr]
             conn.execution_options(sqlite_begin="IMMEDIATE")
         with conn.begin():
-            if not on_sqlite:
-                conn.execute(sa.select(sa.func.set_config("lock_timeout", f"{wait_ms}ms", True)))
-            row = conn.execute(
-                sa.select(state.c.size, state.c.root).where(state.c.id == 1).with_for_update()
-            ).one()
-            yield conn, LogState(int(row.size), bytes(row.root))
+            if on_sqlite:
+                row = conn.execute(_STATE).one()
+            else:
+                # One round trip: bound the wait, then take the row lock.
+                with raw_cursor(conn) as cursor:
+                    cursor.execute(_LOCK_PG.replace("WAIT", str(int(wait_ms))))
+                    cursor.nextset()
+                    row = cursor.fetchone()
+            yield conn, LogState(int(row[0]), bytes(row[1]))
     finally:
         if on_sqlite and not conn.invalidated:
             conn.connection.driver_connection.execute(  # type: ignore[union-attr]
@@ -178,8 +205,7 @@ def read_nodes(ex: Executor, ids: Sequence[merkle.NodeId]) -> dict[merkle.NodeId
         return {}
     by_key = {node_key(level, index): (level, index) for level, index in ids}
     conn = ex.connection() if isinstance(ex, Session) else ex
-    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-    try:
+    with raw_cursor(conn) as cursor:
         if conn.dialect.name == "postgresql":
             sql = "SELECT node, hash FROM audit_tree WHERE node = ANY(%s)"
             cursor.execute(sql, (list(by_key),), binary=True)
@@ -188,8 +214,6 @@ def read_nodes(ex: Executor, ids: Sequence[merkle.NodeId]) -> dict[merkle.NodeId
             sql = f"SELECT node, hash FROM audit_tree WHERE node IN ({marks})"  # noqa: S608 -- placeholders only
             cursor.execute(sql, tuple(by_key))
         return {by_key[node]: bytes(h) for node, h in cursor.fetchall()}
-    finally:
-        cursor.close()
 
 
 def node_reader(ex: Executor) -> merkle.NodeReader:
@@ -215,41 +239,6 @@ def _insert_many(
     conn.exec_driver_sql(f"INSERT INTO {table} ({names}) VALUES ({marks})", rows)  # noqa: S608 -- constant names
 
 
-def _unnest_insert(table: str, columns: Sequence[tuple[str, str]]) -> str:
-    names = ", ".join(name for name, _ in columns)
-    arrays = ", ".join(f"%b::{pg_type}[]" for _, pg_type in columns)
-    return f"INSERT INTO {table} ({names}) SELECT * FROM unnest({arrays})"  # noqa: S608 -- constant names
-
-
-def _write_batch_pg(
-    conn: Connection,
-    entry_rows: list[tuple[Any, ...]],
-    department_rows: list[tuple[Any, ...]],
-    nodes: list[tuple[Any, ...]],
-    queue_ids: list[int],
-    new_state: tuple[int, bytes, float],
-) -> None:
-    """PostgreSQL: a batch's five writes in one round trip (psycopg pipeline mode),
-    inside the caller's locked transaction. The sequencer holds the log lock while it
-    writes, so every round trip saved here shortens the critical section all requests
-    queue behind."""
-    dbapi = conn.connection.driver_connection
-    with dbapi.pipeline(), dbapi.cursor() as cur:  # type: ignore[union-attr]
-        for table, columns, rows in (
-            ("audit_entries", _ENTRY_COLUMNS, entry_rows),
-            ("audit_entry_departments", _DEPARTMENT_COLUMNS, department_rows),
-            ("audit_tree", _TREE_COLUMNS, nodes),
-        ):
-            if rows:
-                arrays = tuple(list(col) for col in zip(*rows, strict=True))
-                cur.execute(_unnest_insert(table, columns), arrays)
-        cur.execute("DELETE FROM audit_queue WHERE id = ANY(%s)", (queue_ids,))
-        cur.execute(
-            "UPDATE audit_state SET size = %s, root = %b, updated_at = %s WHERE id = 1",
-            new_state,
-        )
-
-
 _ENTRY_COLUMNS = (
     ("idx", "bigint"),
     ("queue_id", "bigint"),
@@ -262,6 +251,53 @@ _DEPARTMENT_COLUMNS = (("department", "text"), ("idx", "bigint"))
 _TREE_COLUMNS = (("node", "bigint"), ("hash", "bytea"))
 _PENDING = sa.select(queue.c.id, queue.c.entry).order_by(queue.c.id).limit(sa.bindparam("n"))
 _DEQUEUE = queue.delete().where(queue.c.id.in_(sa.bindparam("ids", expanding=True)))
+
+
+_WRITE_BATCH_PG = """
+WITH e AS (
+    INSERT INTO audit_entries (idx, queue_id, entry, time, institution, enterprise)
+    SELECT * FROM unnest(%b::bigint[], %b::bigint[], %b::bytea[], %b::bigint[],
+                         %b::text[], %b::text[])
+), d AS (
+    INSERT INTO audit_entry_departments (department, idx)
+    SELECT * FROM unnest(%b::text[], %b::bigint[])
+), t AS (
+    INSERT INTO audit_tree (node, hash) SELECT * FROM unnest(%b::bigint[], %b::bytea[])
+), q AS (
+    DELETE FROM audit_queue WHERE id = ANY(%b::bigint[])
+)
+UPDATE audit_state SET size = %b::bigint, root = %b::bytea, updated_at = %b::float8
+WHERE id = 1
+"""
+
+
+def _columns(rows: list[tuple[Any, ...]], width: int) -> list[list[Any]]:
+    return [list(col) for col in zip(*rows, strict=True)] if rows else [[] for _ in range(width)]
+
+
+def _write_batch_pg(
+    conn: Connection,
+    entry_rows: list[tuple[Any, ...]],
+    department_rows: list[tuple[Any, ...]],
+    nodes: list[tuple[int, bytes]],
+    ids: list[int],
+    size: int,
+    root: bytes,
+    now: float,
+) -> None:
+    """PostgreSQL: the whole batch in one statement (data-modifying CTEs), binary
+    arrays: one round trip instead of five, each parameter sent once."""
+    params = [
+        *_columns(entry_rows, 6),
+        *_columns(department_rows, 2),
+        *_columns(nodes, 2),
+        ids,
+        size,
+        root,
+        now,
+    ]
+    with raw_cursor(conn) as cursor:
+        cursor.execute(_WRITE_BATCH_PG, params)
 
 
 def integrate(
@@ -308,7 +344,7 @@ def integrate(
     size = log.size + len(pending)
     root = merkle.fold(new_frontier)
     if conn.dialect.name == "postgresql":
-        _write_batch_pg(conn, entry_rows, department_rows, nodes, ids, (size, root, now))
+        _write_batch_pg(conn, entry_rows, department_rows, nodes, ids, size, root, now)
     else:
         _insert_many(conn, "audit_entries", _ENTRY_COLUMNS, entry_rows)
         if department_rows:
@@ -442,16 +478,12 @@ def _scan(conn: Connection, sql: str, params: tuple[int, ...]) -> list[Any]:
     """The first column of every row, straight from the DBAPI cursor (binary results on
     PostgreSQL): for scans of thousands of rows, where SQLAlchemy's Row objects and
     psycopg's hex decoding of bytea would cost more than the hashing."""
-    dbapi = conn.connection.driver_connection
-    cursor = dbapi.cursor()  # type: ignore[union-attr]
-    try:
+    with raw_cursor(conn) as cursor:
         if conn.dialect.name == "postgresql":
             cursor.execute(sql.replace("?", "%s"), params, binary=True)
         else:
             cursor.execute(sql, params)
         return [row[0] for row in cursor.fetchall()]
-    finally:
-        cursor.close()
 
 
 def entry_bytes(conn: Connection, start: int, end: int) -> list[bytes]:

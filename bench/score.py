@@ -91,12 +91,14 @@ def gateway_compute(
     rng = np.random.default_rng(2)
     stages: dict[str, list[float]] = {"parse": [], "multiply": [], "add": [], "serialize": []}
     totals: list[float] = []
+    cpu_totals: list[float] = []
     worst = 0.0
     request_bytes = response_bytes = 0
     for i in range(iterations):
         z = np.clip(rng.normal(0, 1.5, BANK_FEATURES), -5, 5)
         data = he.encrypt_seeded(secret, z) if seeded else secret.encrypt(z).to_bytes()
         x_g = rng.uniform(0, 5e6, GATEWAY_FEATURES).tolist()
+        c0 = time.thread_time()
         if path == "evaluator":
             t0 = time.perf_counter()
             ct = ev.ciphertext(data, size=BANK_FEATURES)
@@ -121,6 +123,7 @@ def gateway_compute(
             t3 = time.perf_counter()
             blob = vout.to_bytes()
             t4 = time.perf_counter()
+        cpu_totals.append(time.thread_time() - c0)
         for name, (a, b) in zip(stages, ((t0, t1), (t1, t2), (t2, t3), (t3, t4)), strict=True):
             stages[name].append(b - a)
         totals.append(t4 - t0)
@@ -134,6 +137,9 @@ def gateway_compute(
         "seeded_request": seeded,
         "bank_features": BANK_FEATURES,
         "ms": {name: _ms(v) for name, v in stages.items()} | {"total": _ms(totals)},
+        # CPU time of the scoring thread: what the work costs, without the time other
+        # processes of a shared machine take the core away.
+        "cpu_ms_total": _ms(cpu_totals),
         "ciphertext_bytes": {"request": request_bytes, "response": response_bytes},
         "max_abs_logit_error": float(f"{worst:.3g}"),
     }
@@ -195,7 +201,9 @@ def batch_compute(
     shares = rng.uniform(-5, 5, enterprises)
     allowed = rng.random(enterprises) >= refused_share
     times: list[float] = []
+    cpu: list[float] = []
     for _ in range(rounds):
+        c0 = time.thread_time()
         t0 = time.perf_counter()
         cts = [
             ev.ciphertext(b, size=layout.chunk_size(i // BANK_FEATURES))
@@ -203,6 +211,7 @@ def batch_compute(
         ]
         encoded = scoring.score_batch(ev, cts, model, shares, allowed, public)
         times.append(time.perf_counter() - t0)
+        cpu.append(time.thread_time() - c0)
     got = np.concatenate([secret.decrypt(secret.ciphertext(b)) for b in encoded])
     expected = shares + z @ np.asarray(model.bank_weights)
     best = statistics.median(times)
@@ -212,6 +221,8 @@ def batch_compute(
         "refused_share": refused_share,
         "ms_per_batch_p50": round(best * 1e3, 2),
         "enterprises_per_second": round(enterprises / best),
+        "cpu_ms_per_batch_p50": round(statistics.median(cpu) * 1e3, 2),
+        "enterprises_per_cpu_second": round(enterprises / statistics.median(cpu)),
         "request_ciphertext_bytes": sum(len(b) for b in blobs),
         "max_abs_logit_error": float(f"{np.max(np.abs(got - expected)[allowed]):.3g}"),
     }
@@ -261,10 +272,13 @@ def run() -> dict[str, Any]:
     else:
         figures["http"] = score_http.run()
     total = figures["gateway_compute"]["ms"]["total"]["p50"]
+    cpu_total = figures["gateway_compute"]["cpu_ms_total"]["p50"]
     figures["targets"] = {
         "gateway_compute_ms_p50<=3": total <= 3.0,
+        "gateway_compute_cpu_ms_p50<=3": cpu_total <= 3.0,
         "request_bytes<=250KB": figures["bytes"]["request_seeded"] <= 250 * 1024,
         "batch_per_second>=100000": figures["batch"]["enterprises_per_second"] >= 100_000,
+        "batch_per_cpu_second>=100000": figures["batch"]["enterprises_per_cpu_second"] >= 100_000,
         "precision<1e-4": figures["gateway_compute"]["max_abs_logit_error"] < 1e-4,
     }
     http = figures["http"]

@@ -173,7 +173,7 @@ def _prepare(env: dict[str, str]) -> tuple[Any, Any]:
 
 def _grants(settings: Any, client: Any, model: Any, usccs: list[str]) -> list[str]:
     from gateway import create_app
-    from gateway.enforce import log_consent_action
+    from gateway.enforce import ConsentAudit
 
     consent_ids = [
         str(
@@ -194,7 +194,7 @@ def _grants(settings: Any, client: Any, model: Any, usccs: list[str]) -> list[st
     try:
         with app.test_request_context():
             for cid, u in zip(consent_ids, usccs, strict=True):
-                row = svc.consent.act(cid, "approve", u, audit=log_consent_action(svc))
+                row = svc.consent.act(cid, "approve", u, audit=ConsentAudit(svc))
                 grants.append(str(row.grant_jwt))
     finally:
         svc.stop()
@@ -249,6 +249,27 @@ def _load(base: str, token: str, path: str, bodies: list[bytes]) -> dict[str, An
         "latency_ms_p99": round(ordered[int(0.99 * (len(ordered) - 1))] * 1e3, 1)
         if ordered
         else None,
+    }
+
+
+def _batch_http(
+    client: Any, secret: Any, context_id: str, ref: str, grants: list[str], n: int = 400
+) -> dict[str, Any]:
+    """One batch request of n enterprises through the SDK: every enterprise checked
+    and logged on its own, so consent and audit dominate."""
+    from bank.scoring import Score, Scorer
+
+    scorer = Scorer(client, secret, context_id)
+    info = scorer.model(ref)
+    rows = np.random.default_rng(9).normal(0, 1, (n, len(info.bank_features)))
+    started = time.perf_counter()
+    results = scorer.score_batch(info, [grants[i % len(grants)] for i in range(n)], rows)
+    elapsed = time.perf_counter() - started
+    return {
+        "enterprises": n,
+        "seconds": round(elapsed, 2),
+        "enterprises_per_second": round(n / elapsed, 1),
+        "scored": sum(isinstance(r, Score) for r in results),
     }
 
 
@@ -330,6 +351,7 @@ def run() -> dict[str, Any]:
         plain_run = _load(base, token, "/bench/score-plain", plain_bodies)
         ratio = plain_run["per_second"] / he_run["per_second"] if he_run["per_second"] else None
         in_process = cpu_per_request(settings, token, he_bodies, plain_bodies)
+        batch = _batch_http(client, secret, context_id, ref, grants)
         return {
             "load_average_1m": round(os.getloadavg()[0], 2),
             "workers": 2,
@@ -343,6 +365,7 @@ def run() -> dict[str, Any]:
             "plaintext": plain_run,
             "ratio_he_to_plaintext": round(ratio, 2) if ratio else None,
             "in_process": in_process,
+            "batch": batch,
         }
     finally:
         if server is not None:

@@ -273,3 +273,131 @@ def _score_csv(scorer: Scorer, model: Any, path: Path, out: Path | None) -> None
             sink.close()
     scored = sum(isinstance(r, Score) for r in results.values())
     click.echo(f"{scored} scored, {len(results) - scored} refused ({model.ref})", err=True)
+
+
+# --- xinyi bank train (federated training; owned by the training area) --------------------
+
+
+@group.command("train")
+@click.option(
+    "--loan-book",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    required=True,
+    help="CSV: a USCC column, a 0/1 label and the bank's features.",
+)
+@click.option(
+    "--gateway-features",
+    required=True,
+    help="Comma-separated gateway columns (e.g. log1p(tax.paid_12m),tax.credit_rating).",
+)
+@click.option("--uscc-column", default="uscc", show_default=True)
+@click.option("--label-column", default="default", show_default=True)
+@click.option(
+    "--bank-features", default=None, help="Comma-separated bank columns (default: all others)."
+)
+@click.option(
+    "--log1p",
+    "log_columns",
+    default="",
+    help="Comma-separated bank columns used as log(1 + x) (amounts).",
+)
+@click.option("--epochs", type=click.IntRange(1, 1000), default=16, show_default=True)
+@click.option("--batch-size", type=click.IntRange(16, 4096), default=None)
+@click.option("--learning-rate", type=float, default=0.1, show_default=True)
+@click.option("--l2", type=float, default=1e-4, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--validation-fraction", type=float, default=0.1, show_default=True)
+@click.option("--model-id", default=None, help="The joint model's id when registered.")
+@click.option(
+    "--register/--no-register",
+    default=False,
+    show_default=True,
+    help="Consent to serving: send the bank's half so the gateway registers the model.",
+)
+@click.option(
+    "--report",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("training-report.json"),
+    show_default=True,
+    help="Training report (JSON); its plot is written next to it (PNG).",
+)
+@click.option("--progress/--no-progress", default=True, show_default=True)
+@_options
+def train(
+    loan_book: Path,
+    gateway_features: str,
+    uscc_column: str,
+    label_column: str,
+    bank_features: str | None,
+    log_columns: str,
+    epochs: int,
+    batch_size: int | None,
+    learning_rate: float,
+    l2: float,
+    seed: int,
+    validation_fraction: float,
+    model_id: str | None,
+    register: bool,
+    report: Path,
+    progress: bool,
+    home: Path,
+    gateway: str | None,
+) -> None:
+    """Train the joint model with the gateway (HE, neither side sees the other's data).
+
+    The training set is the loan book's enterprises with an active op-train grant among
+    the bank's consents; the gateway leaves out any it refuses and says so. A dropped
+    connection resumes from the last completed batch."""
+    import httpx
+
+    from bank.training import (
+        TokenAuth,
+        grant_categories,
+        read_loan_book,
+        train_grants,
+        train_with_gateway,
+        write_report,
+    )
+
+    def names(text: str | None) -> list[str]:
+        return [c.strip() for c in (text or "").split(",") if c.strip()]
+
+    columns = names(gateway_features)
+    book = read_loan_book(
+        loan_book,
+        uscc_column=uscc_column,
+        label_column=label_column,
+        features=names(bank_features) or None,
+        log1p=names(log_columns),
+    )
+    with _readable_errors():
+        profile, client = _open(home, gateway)
+        http = httpx.Client(base_url=client.base_url, auth=TokenAuth(client.token), timeout=300)
+        categories = grant_categories(http, columns)
+        grants = train_grants(client.consents(status="active"), categories)
+        click.echo(
+            f"{len(grants)} enterprises have granted {profile.institution_id} op train on "
+            f"{', '.join(categories)}"
+        )
+        outcome = train_with_gateway(
+            http,
+            book,
+            grants,
+            columns,
+            epochs=epochs,
+            batch_size=batch_size,
+            learning_rate=learning_rate,
+            l2=l2,
+            seed=seed,
+            validation_fraction=validation_fraction,
+            model_id=model_id,
+            register=register,
+            progress=progress,
+            say=click.echo,
+        )
+    png = write_report(outcome.report, report)
+    if outcome.model:
+        click.echo(f"joint model {outcome.model['id']}@{outcome.model['version']} registered")
+    else:
+        click.echo("the gateway keeps its half; the bank's half is in the report (not served)")
+    click.echo(f"report: {report} and {png}")

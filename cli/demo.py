@@ -118,11 +118,11 @@ def demo(port: int, enterprises: int, keep_serving: bool | None) -> None:
     try:
         for run in steps:
             run(story)
+        print_accounts(story)
     finally:
         if keep_serving is None:
             keep_serving = sys.stdin.isatty() and os.environ.get("CI") != "true"
         if keep_serving:
-            print_accounts(story)
             say("\nServing until Ctrl-C.")
             try:
                 while thread.is_alive():

@@ -8,8 +8,8 @@ budget when it tries to narrow a value down; the enterprise sees what is left.
 
 Facts read: ``bank`` (the SDK client made at onboarding), optional ``enterprises``
 (city size) and ``password`` (for the people this module creates).
-Facts written: ``city_dir``, ``city`` (the manifest), ``data_enterprise`` (the USCC the
-story is about), ``data_grant``, ``data_consent_id``,
+Facts written: ``city_dir``, ``city_loaded``, ``city`` (the manifest),
+``data_enterprise`` (the USCC the story is about), ``data_grant``, ``data_consent_id``,
 ``accounts`` (list of ``(role, login, password)``).
 """
 
@@ -102,6 +102,7 @@ def step_city(story: Story) -> None:
         if THRESHOLD * 1.2 <= p < 4_000_000
     )
     story.facts["data_enterprise"] = chosen
+    story.facts["city_loaded"] = True  # other areas' steps reuse the loaded city
 
 
 def _bank(story: Story) -> tuple[str, dict[str, str]]:

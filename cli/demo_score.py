@@ -302,7 +302,7 @@ def _approve_in_process(story: Story, consent_ids: list[tuple[str, str]]) -> dic
     (the same call and audit entry as POST /v1/consents/{id}/approve) instead of hundreds
     of sign-ins, each an Argon2 hash."""
     from gateway import create_app
-    from gateway.enforce import log_consent_action
+    from gateway.enforce import ConsentAudit
 
     app = create_app(story.settings, background=False)
     svc = app.extensions["xinyi"]
@@ -310,9 +310,7 @@ def _approve_in_process(story: Story, consent_ids: list[tuple[str, str]]) -> dic
     try:
         with app.test_request_context():
             for consent_id, enterprise in consent_ids:
-                row = svc.consent.act(
-                    consent_id, "approve", enterprise, audit=log_consent_action(svc)
-                )
+                row = svc.consent.act(consent_id, "approve", enterprise, audit=ConsentAudit(svc))
                 if row.grant_jwt:
                     grants[enterprise] = row.grant_jwt
     finally:

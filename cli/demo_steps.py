@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from cli import demo_audit, demo_consent, demo_data, demo_score
-from cli.demo import Story, say
+from cli import demo_audit, demo_consent, demo_data, demo_score, demo_train, demo_web
+from cli.demo import Story
 
 STEPS: list[Callable[[Story], None]] = [
     demo_score.step_bank_onboarding,
@@ -17,13 +17,15 @@ STEPS: list[Callable[[Story], None]] = [
     demo_audit.step_audit_department_view,
     demo_audit.step_audit_witness_cosigns,
     demo_audit.step_audit_verified_checkpoint,
+    demo_train.step_train_grants,
+    demo_train.step_train,
     demo_score.step_joint_model,
     demo_score.step_score_one,
     demo_score.step_score_applicants,
+    demo_web.step_web_accounts,
 ]
 
 
 def print_accounts(story: Story) -> None:
-    say(f"\nThe gateway: {story.base}")
-    for role, login, password in story.facts.get("accounts", []):
-        say(f"  {role:10} {login:24} {password}")
+    """Where to look around while the demo keeps serving."""
+    demo_web.print_web(story)

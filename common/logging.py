@@ -17,8 +17,9 @@ def configure(level: str = "INFO", stream: TextIO | None = None) -> None:
     """Configure structlog to write one JSON object per line."""
     out = stream or sys.stderr
     logging.basicConfig(format="%(message)s", stream=out, level=getattr(logging, level), force=True)
-    # Libraries that narrate every request or migration step speak only when it matters.
-    for noisy in ("httpx", "httpcore", "alembic", "werkzeug"):
+    # Libraries that narrate every request or migration step speak only when it matters;
+    # Authlib's debug lines would print the access tokens it issues.
+    for noisy in ("httpx", "httpcore", "alembic", "werkzeug", "authlib"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, getattr(logging, level)))
     structlog.configure(
         processors=[

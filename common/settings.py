@@ -149,6 +149,22 @@ class HEParams(_Frozen):
     global_scale_bits: int = 40
 
 
+class Training(_Frozen):
+    """Federated training sessions (``gateway/api/train.py``, ``docs/leakage.md``)."""
+
+    max_rows: int = Field(default=50_000, ge=2)
+    max_bank_features: int = Field(default=64, ge=1, le=1024)
+    max_gateway_features: int = Field(default=64, ge=1, le=1024)
+    max_epochs: int = Field(default=100, ge=1, le=1000)
+    max_message_bytes: int = Field(default=64 * 1024 * 1024, ge=1024 * 1024)
+    session_hours: float = Field(default=24.0, gt=0)
+    clip: float = Field(default=3.0, gt=0)
+    mask_bits: int = Field(default=36, ge=8, le=40)
+    flood_sigma: float = Field(default=0.0625, gt=0, le=1)
+    round_bits: int = Field(default=20, ge=8, le=40)
+    max_restarts: int = Field(default=3, ge=0, le=100)
+
+
 class Database(_Frozen):
     # None means the embedded default: SQLite in the instance folder.
     url: str | None = None
@@ -164,6 +180,7 @@ class ConfigFile(_Frozen):
     audit: Audit = Audit()
     limits: Limits = Limits()
     he: HEParams = HEParams()
+    training: Training = Training()
     departments: tuple[Department, ...]
     purposes: Mapping[Identifier, Purpose]
     categories: Mapping[Identifier, Category]

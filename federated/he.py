@@ -23,9 +23,15 @@ Parameters (measured, ``bench/score.py``): N=8192 with moduli [60, 40, 60] and s
 2^40 is the default. A fresh ciphertext sits at the level {60, 40}; one plaintext
 multiplication and rescale leave it at {60} with scale ~2^40, so a slot can hold
 |value| < 2^19 after the multiplication: that is the budget the scoring mask and the
-model's logit share (``federated.scoring``). N=4096 (at most 109 bits of modulus for
-128-bit security) halves bytes and time but its 2^29 scale misses the 1e-4 precision
-target for realistic models; a 2^30 scale at N=8192 misses it too.
+model's logit share (``federated.scoring``), and 160 of the 218 bits N=8192 allows at
+128-bit security. Alternatives measured: N=4096 [40, 29, 40] (109 bits, the most N=4096
+allows) halves bytes and time and, with ``Evaluator``'s exact-scale arithmetic, still
+reaches ~1e-5 precision, but its 40-bit q0 over a 2^29 scale leaves about one bit of
+margin for a 2^16 mask over 10 slots and none for more features; N=8192 [60, 30, 60]
+saves 10% of the bytes for ~1e-5 precision. TenSEAL's vector API resets the scale to
+2^scale_bits after each rescale, an error of |q1/2^scale_bits − 1| relative to the
+product (~1e-3 absolute at a 29-bit prime), which is why the gateway computes with
+``Evaluator``.
 """
 
 from __future__ import annotations
@@ -571,14 +577,17 @@ def _encode_varint(value: int) -> bytes:
             return bytes(out)
 
 
+_PROC_FDS = Path("/proc/self/fd")
+
+
 @contextmanager
 def _memory_file() -> Iterator[str]:
     """A path SEAL's file-based save/load can use without the bytes touching a disk: an
     anonymous memory file on Linux, else a private temporary file removed at once."""
-    if hasattr(os, "memfd_create"):
+    if hasattr(os, "memfd_create") and _PROC_FDS.is_dir():
         fd = os.memfd_create("xinyi-seal", os.MFD_CLOEXEC)
         try:
-            yield f"/proc/self/fd/{fd}"
+            yield str(_PROC_FDS / str(fd))
         finally:
             os.close(fd)
         return
@@ -841,3 +850,122 @@ class Evaluator:
             fn(*args)
         except Exception as e:  # SEAL refuses mismatched levels/scales, transparent results
             raise InvalidCiphertext(f"cannot compute on this ciphertext: {e}") from e
+
+
+# --- vertical training ---
+# Added for the vertical-training protocol (federated.training): module-level functions
+# and one helper class (ZeroPool); nothing above this block is changed by it. Every
+# TenSEAL failure becomes InvalidCiphertext.
+
+
+def _plain(values: Sequence[float] | np.ndarray, size: int) -> list[float]:
+    arr = np.asarray(values, dtype=np.float64).ravel()
+    if arr.shape != (size,):
+        raise InvalidCiphertext(f"the ciphertext holds {size} values; the plaintext {arr.size}")
+    if not np.all(np.isfinite(arr)):
+        raise InvalidInput("plaintext values must be finite", code="invalid_plaintext")
+    out: list[float] = arr.tolist()
+    return out
+
+
+def multiply_add_plain(
+    ct: Ciphertext,
+    factor: Sequence[float] | np.ndarray,
+    offset: Sequence[float] | np.ndarray,
+) -> Ciphertext:
+    """``ct ⊙ factor + offset`` slot by slot (one plaintext multiplication, one level).
+
+    Both plaintexts must have exactly ``ct.size`` values. Works on the native vector (no
+    Python-level plaintext tensors): this is the protocol's hot loop."""
+    f, o = _plain(factor, ct.size), _plain(offset, ct.size)
+    try:
+        out = ct._v.data * f
+        out += o
+    except (ValueError, RuntimeError, TypeError) as e:
+        raise InvalidCiphertext(
+            "the ciphertext cannot be multiplied (wrong level or scale for these parameters)"
+        ) from e
+    return Ciphertext(ts.CKKSVector(data=out))
+
+
+def rerandomize(ct: Ciphertext, public: PublicContext) -> Ciphertext:
+    """``ct`` plus a fresh encryption of zero under ``public`` (the key holder's
+    context), at ``ct``'s scale and level: circuit privacy. Without it, the key holder,
+    who made the input ciphertext and knows its randomness, could read the plaintext
+    multiplier out of the result's second component (c1 = c1_in · plaintext)."""
+    if not public._ctx.has_public_key():
+        raise InvalidContext("this context has no public key to encrypt with")
+    try:
+        scale = ct._v.data.ciphertext()[0].scale
+        zero = ts.ckks_vector(public._ctx, [0.0] * ct.size, scale)
+        return Ciphertext(ts.CKKSVector(data=ct._v.data + zero.data))
+    except (ValueError, RuntimeError, TypeError, IndexError) as e:
+        raise InvalidCiphertext("the ciphertext cannot be re-randomized under this context") from e
+
+
+class ZeroPool:
+    """Fresh encryptions of zero under ``public``, made ahead of time by a daemon thread
+    while the owner waits for its peer (TenSEAL holds the GIL while it computes, so the
+    thread only uses moments when the main thread is blocked on I/O). Each one is used
+    once. ``rerandomize`` works like the module function, from the pool when it can."""
+
+    def __init__(self, public: PublicContext, *, capacity: int = 32) -> None:
+        import threading  # (kept inside this block: the module's imports stay as they were)
+
+        self.public = public
+        self.capacity = capacity
+        self._ready: list[tuple[int, float, Any]] = []
+        self._want: tuple[int, float] | None = None
+        self._cond = threading.Condition()
+        self._stopped = False
+        self._thread = threading.Thread(target=self._fill, name="he-zero-pool", daemon=True)
+        self._thread.start()
+
+    def _fill(self) -> None:
+        while True:
+            with self._cond:
+                while not self._stopped and (
+                    self._want is None or len(self._ready) >= self.capacity
+                ):
+                    self._cond.wait()
+                if self._stopped:
+                    return
+                size, scale = self._want  # type: ignore[misc]  # checked in the loop above
+            zero = ts.ckks_vector(self.public._ctx, [0.0] * size, scale)
+            with self._cond:
+                self._ready.append((size, scale, zero))
+
+    def rerandomize(self, ct: Ciphertext) -> Ciphertext:
+        try:
+            scale = ct._v.data.ciphertext()[0].scale
+        except (ValueError, RuntimeError, IndexError) as e:
+            raise InvalidCiphertext("the ciphertext cannot be re-randomized") from e
+        key = (ct.size, scale)
+        with self._cond:
+            self._want = key
+            found = next((i for i, r in enumerate(self._ready) if r[:2] == key), None)
+            zero = self._ready.pop(found)[2] if found is not None else None
+            self._cond.notify()
+        if zero is None:
+            return rerandomize(ct, self.public)
+        try:
+            return Ciphertext(ts.CKKSVector(data=ct._v.data + zero.data))
+        except (ValueError, RuntimeError, TypeError) as e:
+            raise InvalidCiphertext("the ciphertext cannot be re-randomized") from e
+
+    def close(self) -> None:
+        with self._cond:
+            self._stopped = True
+            self._cond.notify()
+
+
+def decrypt_checked(secret: SecretContext, ct: Ciphertext) -> np.ndarray:
+    """``secret.decrypt(ct)`` with TenSEAL failures converted. The result is the raw CKKS
+    decryption: never send it to another party as is (see ``SecretContext.decrypt``)."""
+    try:
+        out = secret.decrypt(ct)
+    except (ValueError, RuntimeError, TypeError) as e:
+        raise InvalidCiphertext("the ciphertext cannot be decrypted under this context") from e
+    if not np.all(np.isfinite(out)):
+        raise InvalidCiphertext("the ciphertext does not decrypt to finite values")
+    return out

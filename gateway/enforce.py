@@ -24,16 +24,13 @@ from typing import Any
 from flask import g
 from sqlalchemy.exc import SQLAlchemyError
 
+from audit.errors import AuditUnavailable
 from common.db import write_session
-from common.errors import Error, Forbidden, Unavailable
+from common.errors import Error, Forbidden
 from consent.errors import ConsentRefused
 from consent.service import GrantUse
 from gateway.auth import Principal
 from gateway.services import Services, services
-
-
-class AuditUnavailable(Unavailable):
-    code = "audit_unavailable"
 
 
 @dataclass(frozen=True)
@@ -61,16 +58,18 @@ class Access:
 def _entry(
     svc: Services,
     principal: Principal,
-    *,
-    op: str,
+    req: DataRequest,
     enterprise: str | None,
     categories: Sequence[str],
-    features: Sequence[str],
-    model_id: str | None,
-    grant_id: str | None,
-    decision: str,
+    use: GrantUse | None,
+    decision: str | ConsentRefused,
 ) -> dict[str, Any]:
     cats = svc.settings.config.categories
+    if isinstance(decision, ConsentRefused):
+        grant_id = decision.details.get("grant_id")
+        decision = decision.code
+    else:
+        grant_id = use.grant_id if use else None
     return {
         "request_id": g.get("request_id") or secrets.token_hex(8),
         "time": int(time.time()),
@@ -78,12 +77,28 @@ def _entry(
         "enterprise": enterprise,
         "departments": sorted({cats[c].department for c in categories if c in cats}),
         "categories": sorted(set(categories)),
-        "features": sorted(set(features)),
-        "operation": op,
+        "features": sorted(set(req.features)),
+        "operation": req.op,
         "grant_id": grant_id,
-        "model_id": model_id,
+        "model_id": req.model_id,
         "decision": decision,
     }
+
+
+@dataclass(frozen=True)
+class DataRequest:
+    """What one enforcement decides on: the operation, about whom (None: whoever the
+    grant names), the categories that need the grant and those touched without one."""
+
+    grant: str | None
+    op: str
+    enterprise: str | None
+    categories: Sequence[str]
+    features: Sequence[str] = ()
+    model_id: str | None = None
+    verify_feature: str | None = None
+    needs_grant: bool = True
+    public_categories: Sequence[str] = ()
 
 
 def enforce(
@@ -99,105 +114,106 @@ def enforce(
     needs_grant: bool = True,
     public_categories: Sequence[str] = (),
 ) -> Access:
-    """Check consent for one request and log it. ``needs_grant=False`` is only for public
-    categories (still audited, still refused for a suspended institution);
-    ``public_categories`` are touched too and logged, but need no grant."""
+    """Check consent for one request and log it; raises the refusal (already logged, with
+    its ``audit_index``). ``needs_grant=False`` is only for public categories (still
+    audited, still refused for a suspended institution); ``public_categories`` are
+    touched too and logged, but need no grant."""
+    request = DataRequest(
+        grant,
+        op,
+        enterprise,
+        categories,
+        features,
+        model_id,
+        verify_feature,
+        needs_grant,
+        public_categories,
+    )
+    (outcome,) = enforce_each(principal, [request])
+    if isinstance(outcome, ConsentRefused):
+        raise outcome
+    return outcome
+
+
+def enforce_each(
+    principal: Principal, requests: Sequence[DataRequest]
+) -> list[Access | ConsentRefused]:
+    """Check and log many requests of one caller in ONE transaction (one durable commit
+    for a whole batch): each check runs in its own savepoint, so a refused one leaves no
+    trace but its refusal entry. Refusals come back (not raised) with their
+    ``audit_index``; allowed ones as ``Access``."""
     svc = services()
-    logged = [*categories, *public_categories]
     if principal.kind != "institution":
         raise Forbidden("only institutions use data services", code="wrong_role")
-    if needs_grant and not categories:
+    outcomes: list[Access | ConsentRefused | int] = []
+    try:
+        with write_session(svc.engine) as s:
+            for req in requests:
+                logged = [*req.categories, *req.public_categories]
+                enterprise = req.enterprise
+                try:
+                    with s.begin_nested():
+                        use = _check(svc, s, principal, req)
+                        if use is not None:
+                            enterprise = use.enterprise
+                        qid = svc.audit.enqueue(
+                            s, _entry(svc, principal, req, enterprise, logged, use, "allowed")
+                        )
+                    outcomes.append(Access(queue_id=qid, grant=use, enterprise=enterprise))
+                except ConsentRefused as refusal:
+                    named = refusal.details.get("enterprise")
+                    if enterprise is None and isinstance(named, str):
+                        enterprise = named
+                    refusal.details["queue_id"] = svc.audit.enqueue(
+                        s, _entry(svc, principal, req, enterprise, logged, None, refusal)
+                    )
+                    outcomes.append(refusal)
+        wait = svc.settings.config.audit.integrate_wait_seconds
+        for outcome in outcomes:
+            if isinstance(outcome, ConsentRefused):
+                queue_id = int(outcome.details.pop("queue_id"))
+                outcome.details["audit_index"] = int(svc.audit.await_index(queue_id, wait))
+    except SQLAlchemyError as e:
+        raise AuditUnavailable("the audit log cannot record this request; nothing served") from e
+    return [o for o in outcomes if not isinstance(o, int)]
+
+
+def _check(svc: Services, s: Any, principal: Principal, req: DataRequest) -> GrantUse | None:
+    if not req.needs_grant:
+        if svc.consent.institution_active(s, principal.id) is False:
+            raise ConsentRefused("institution_suspended", "the institution is suspended")
+        return None
+    if not req.categories:
         raise ConsentRefused("scope_category", "the request names no data category")
-    try:
-        with write_session(svc.engine) as s:
-            use: GrantUse | None = None
-            if needs_grant:
-                use = svc.consent.check(
-                    s,
-                    grant=grant,
-                    institution=principal.id,
-                    enterprise=enterprise,
-                    op=op,
-                    categories=categories,
-                    verify_feature=verify_feature,
-                )
-                enterprise = use.enterprise
-            elif svc.consent.institution_active(s, principal.id) is False:
-                raise ConsentRefused("institution_suspended", "the institution is suspended")
-            qid = svc.audit.enqueue(
-                s,
-                _entry(
-                    svc,
-                    principal,
-                    op=op,
-                    enterprise=enterprise,
-                    categories=logged,
-                    features=features,
-                    model_id=model_id,
-                    grant_id=use.grant_id if use else None,
-                    decision="allowed",
-                ),
-            )
-    except ConsentRefused as refusal:
-        if enterprise is None and isinstance(refusal.details.get("enterprise"), str):
-            enterprise = refusal.details["enterprise"]
-        refusal.details["audit_index"] = _log_refusal(
-            svc,
-            principal,
-            refusal,
-            op=op,
-            enterprise=enterprise,
-            categories=logged,
-            features=features,
-            model_id=model_id,
-        )
-        raise
-    except SQLAlchemyError as e:
-        raise AuditUnavailable("the audit log cannot record this request; nothing served") from e
-    return Access(queue_id=qid, grant=use, enterprise=enterprise)
+    return svc.consent.check(
+        s,
+        grant=req.grant,
+        institution=principal.id,
+        enterprise=req.enterprise,
+        op=req.op,
+        categories=req.categories,
+        verify_feature=req.verify_feature,
+    )
 
 
-def _log_refusal(
-    svc: Services,
-    principal: Principal,
-    refusal: ConsentRefused,
-    *,
-    op: str,
-    enterprise: str | None,
-    categories: Sequence[str],
-    features: Sequence[str],
-    model_id: str | None,
-) -> int:
-    try:
-        with write_session(svc.engine) as s:
-            qid = svc.audit.enqueue(
-                s,
-                _entry(
-                    svc,
-                    principal,
-                    op=op,
-                    enterprise=enterprise,
-                    categories=categories,
-                    features=features,
-                    model_id=model_id,
-                    grant_id=refusal.details.get("grant_id"),
-                    decision=refusal.code,
-                ),
-            )
-        return int(svc.audit.await_index(qid, svc.settings.config.audit.integrate_wait_seconds))
-    except SQLAlchemyError as e:
-        raise AuditUnavailable("the audit log cannot record this request; nothing served") from e
+class ConsentAudit:
+    """The audit hook of a consent decision: its entry is written in the decision's own
+    transaction (no decision without its entry); after the commit ``index`` waits for
+    the entry's final place in the log, which the response carries."""
 
+    def __init__(self, svc: Services) -> None:
+        self.svc = svc
+        self.queue_id: int | None = None
 
-def log_consent_action(svc: Services) -> Any:
-    """An audit hook for consent decisions (same transaction as the state change)."""
-
-    def hook(session: Any, fields: Any) -> int:
+    def __call__(self, session: Any, fields: Any) -> int:
         entry = {
             "request_id": g.get("request_id") or secrets.token_hex(8),
             "time": int(time.time()),
             **fields,
         }
-        return int(svc.audit.enqueue(session, entry))
+        self.queue_id = int(self.svc.audit.enqueue(session, entry))
+        return self.queue_id
 
-    return hook
+    def index(self) -> int:
+        assert self.queue_id is not None, "the decision wrote no audit entry"
+        return Access(queue_id=self.queue_id, grant=None, enterprise=None).finish()

@@ -14,10 +14,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from argon2 import PasswordHasher
+from flask import Flask
+from flask.testing import FlaskClient
 from sqlalchemy import Engine, text
 
 from common.db import make_engine, migrate, normalize_url
 from common.settings import Settings, load_settings
+from gateway import create_app
 
 PG_URL = os.environ.get("XINYI_TEST_DATABASE_URL")
 BACKENDS = ["sqlite", "postgresql"]
@@ -78,3 +82,33 @@ def make_settings(tmp_path: Path) -> Callable[..., Settings]:
         return load_settings(env=env, overrides=overrides or None)
 
     return factory
+
+
+@pytest.fixture(autouse=True)
+def _cheap_password_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Argon2id with its lowest cost: the same code path, a fraction of the time (each
+    signed-in person costs a hash and a verification; the tests sign in many)."""
+    monkeypatch.setattr(
+        "registry._hasher", PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+    )
+
+
+@pytest.fixture
+def settings(database_url: str, make_settings: Callable[..., Settings]) -> Settings:
+    return make_settings(database_url=database_url)
+
+
+@pytest.fixture
+def app(settings: Settings) -> Iterator[Flask]:
+    """The gateway over a migrated database, without background threads (tests drive
+    the sequencer and the outbox themselves)."""
+    app = create_app(settings, background=False)
+    app.config["TESTING"] = True
+    yield app
+    app.extensions["xinyi"].stop()
+    app.extensions["xinyi"].engine.dispose()
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()

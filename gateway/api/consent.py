@@ -9,7 +9,7 @@ from flask import Blueprint, request
 from common.errors import InvalidInput
 from consent.service import Viewer, describe
 from gateway.auth import Principal, authenticated, current_principal
-from gateway.enforce import log_consent_action
+from gateway.enforce import ConsentAudit
 from gateway.services import services
 
 bp = Blueprint("consent", __name__)
@@ -31,8 +31,9 @@ def json_body() -> dict[str, Any]:
 @authenticated("institution")
 def create() -> tuple[dict[str, Any], int]:
     svc = services()
-    row = svc.consent.request(current_principal().id, json_body(), audit=log_consent_action(svc))
-    return describe(row), 201
+    audit = ConsentAudit(svc)
+    row = svc.consent.request(current_principal().id, json_body(), audit=audit)
+    return {**describe(row), "audit_index": audit.index()}, 201
 
 
 @bp.get("/v1/consents/<consent_id>")
@@ -61,5 +62,6 @@ def act(consent_id: str, action: str) -> dict[str, Any]:
     if action not in ACTIONS:
         raise InvalidInput(f"action must be one of {list(ACTIONS)}", code="unknown_action")
     svc = services()
-    row = svc.consent.act(consent_id, action, current_principal().id, audit=log_consent_action(svc))
-    return describe(row)
+    audit = ConsentAudit(svc)
+    row = svc.consent.act(consent_id, action, current_principal().id, audit=audit)
+    return {**describe(row), "audit_index": audit.index()}

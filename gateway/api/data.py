@@ -86,7 +86,9 @@ def report(uscc: str) -> dict[str, Any]:
         # A grant naming no non-public category (or no grant at all): ask for all of
         # them, so the consent check reports what is wrong with it (and logs it).
         banded_cats = [
-            c for c, cat in svc.settings.config.categories.items() if cat.visibility == "non_public"
+            name
+            for name, category in svc.settings.config.categories.items()
+            if category.visibility == "non_public"
         ]
     banded_feats = [
         fid

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 import threading
 import time
 from collections import OrderedDict
@@ -27,7 +28,7 @@ from datetime import date
 from typing import Any
 
 import numpy as np
-from flask import Blueprint
+from flask import Blueprint, Response
 
 from common.errors import InvalidInput, NotFound, TooLarge
 from common.logging import get_logger
@@ -38,7 +39,7 @@ from federated.models import JointModel
 from gateway import openapi
 from gateway.api.consent import json_body
 from gateway.auth import authenticated, current_principal
-from gateway.enforce import Access, enforce
+from gateway.enforce import Access, DataRequest, enforce_each
 from gateway.metrics import HE_SECONDS
 from gateway.services import Services, services
 from records import catalog as rules
@@ -78,6 +79,21 @@ def _b64(value: Any, field: str, limit: int) -> bytes:
 
 def _b64out(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
+
+
+def _json_with_blobs(fields: dict[str, Any], blobs: dict[str, str | list[str]]) -> Response:
+    """A JSON object whose base64 members are spliced in as they are: the base64
+    alphabet needs no JSON escaping, and escaping-scanning 230 KB of it costs ~0.6 ms of
+    CPU per score (json.dumps)."""
+    parts = [json.dumps(fields, ensure_ascii=False)[1:-1]] if fields else []
+    for name, value in blobs.items():
+        text = (
+            f'"{value}"'
+            if isinstance(value, str)
+            else "[" + ",".join(f'"{v}"' for v in value) + "]"
+        )
+        parts.append(f"{json.dumps(name)}:{text}")
+    return Response("{" + ",".join(parts) + "}", mimetype="application/json")
 
 
 def _model(svc: Services, ref: Any) -> JointModel:
@@ -260,15 +276,12 @@ def _view(svc: Services, model: JointModel) -> dict[str, Any]:
     return view
 
 
-def _score_access(
-    principal: Any, grant: Any, model: JointModel, enterprise: str | None = None
-) -> Access:
+def _score_request(model: JointModel, grant: Any) -> DataRequest:
     needed, public = grant_categories(services(), model)
-    return enforce(
-        principal,
+    return DataRequest(
         grant=_grant_arg(grant),
         op="score",
-        enterprise=enterprise,
+        enterprise=None,
         categories=needed,
         public_categories=public,
         features=list(model.gateway_feature_ids),
@@ -330,7 +343,7 @@ def get_model(model_ref: str) -> dict[str, Any]:
 
 @bp.post("/v1/score")
 @authenticated("institution")
-def score() -> dict[str, Any]:
+def score() -> Response:
     body = json_body()
     _only(body, {"grant", "model", "context", "ciphertext"})
     svc = services()
@@ -341,7 +354,9 @@ def score() -> dict[str, Any]:
     ev = _evaluator(svc, model.params)
     data = _b64(body.get("ciphertext"), "ciphertext", limit)
     ct = ev.ciphertext(data, size=len(model.bank_features), max_bytes=limit)
-    access = _score_access(principal, body.get("grant"), model)
+    (access,) = enforce_each(principal, [_score_request(model, body.get("grant"))])
+    if isinstance(access, ConsentRefused):
+        raise access
     assert access.enterprise is not None
     values = gateway_values(svc, [access.enterprise], model)[0]
     if np.isnan(values).all():
@@ -359,12 +374,14 @@ def score() -> dict[str, Any]:
         imputed=int(np.isnan(values).sum()),
         ms=round(spent * 1e3, 2),
     )
-    return {"ciphertext": _b64out(out), "audit_index": access.finish(), "model": model.ref}
+    return _json_with_blobs(
+        {"audit_index": access.finish(), "model": model.ref}, {"ciphertext": _b64out(out)}
+    )
 
 
 @bp.post("/v1/score/batch")
 @authenticated("institution")
-def score_batch() -> dict[str, Any]:
+def score_batch() -> Response:
     body = json_body()
     _only(body, {"grants", "model", "context", "ciphertexts"})
     svc = services()
@@ -401,14 +418,21 @@ def score_batch() -> dict[str, Any]:
     audit_indexes: list[int | None] = [None] * n
     refused: list[dict[str, Any]] = []
     accesses: dict[int, Access] = {}
-    for i, grant in enumerate(grants):
-        try:
-            accesses[i] = _score_access(principal, grant, model)
-        except ConsentRefused as r:
-            audit_indexes[i] = r.details.get("audit_index")
-            refused.append(
-                {"index": i, "error": r.code, "message": r.message, "audit_index": audit_indexes[i]}
-            )
+    # One transaction checks and logs every enterprise (each in its own savepoint).
+    outcomes = enforce_each(principal, [_score_request(model, g) for g in grants])
+    for i, outcome in enumerate(outcomes):
+        if isinstance(outcome, Access):
+            accesses[i] = outcome
+            continue
+        audit_indexes[i] = outcome.details.get("audit_index")
+        refused.append(
+            {
+                "index": i,
+                "error": outcome.code,
+                "message": outcome.message,
+                "audit_index": audit_indexes[i],
+            }
+        )
     missing: list[int] = []
     granted = list(accesses)
     if granted:
@@ -444,12 +468,10 @@ def score_batch() -> dict[str, Any]:
             }
         )
     refused.sort(key=lambda r: int(r["index"]))
-    return {
-        "ciphertexts": encoded,
-        "audit_indexes": audit_indexes,
-        "refused": refused,
-        "model": model.ref,
-    }
+    return _json_with_blobs(
+        {"audit_indexes": audit_indexes, "refused": refused, "model": model.ref},
+        {"ciphertexts": encoded},
+    )
 
 
 def _parse_batch(

@@ -25,7 +25,7 @@ from audit.service import AuditLog
 from audit.store import Viewer
 from common.canonical import canonical_json
 from common.db import is_sqlite, write_session
-from common.errors import InvalidInput
+from common.errors import Conflict, InvalidInput
 from tests.audit.conftest import ENTERPRISE, OTHER_ENTERPRISE, Clock, make_entry
 
 OPERATOR = Viewer("operator", "ops")
@@ -185,6 +185,9 @@ def test_cosignatures_from_registered_witnesses_are_served_with_the_checkpoint(
     with pytest.raises(WitnessUnknown):
         audit_log.add_cosignature(4, line)
     audit_log.register_witness("tax", witness.verifier(ALG_COSIGNATURE_V1).vkey)
+    audit_log.register_witness("tax", witness.verifier(ALG_COSIGNATURE_V1).vkey)  # idempotent
+    with pytest.raises(Conflict):
+        audit_log.register_witness("court", witness.verifier(ALG_COSIGNATURE_V1).vkey)
     assert audit_log.add_cosignature(4, line) == "tax"
     assert audit_log.add_cosignature(4, line) == "tax"  # idempotent
     served = parse_note(audit_log.latest_checkpoint().text())

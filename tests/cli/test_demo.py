@@ -31,7 +31,14 @@ def test_the_whole_demo_story_runs(tmp_path: Path) -> None:
     assert "entries touch tax data" in out
     assert "cosigned by: tax" in out
     assert "xinyi audit verify: OK" in out
+    # federated training
+    assert "training without them" in out and "grant_revoked" in out
+    assert "using sme-risk-federated@1 from federated training" in out
     # scoring
     assert "after the enterprise revoked: refused — grant_revoked" in out
     assert "AUC joint HE model" in out
+    # web consoles: where to look, and one account per role
+    assert "/login" in out
+    for role in ("平台运营 Operator", "数据提供单位 Department", "企业 Enterprise"):
+        assert role in out.split("Web consoles / 网页控制台")[-1]
     assert (tmp_path / "demo" / "city" / "bank_loans.csv").exists()

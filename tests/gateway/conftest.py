@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,31 +15,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from flask import Flask
 from flask.testing import FlaskClient
 
-from common.settings import Settings
-from gateway import create_app
 from keys import jwk as keys_jwk
 
 ENTERPRISE = "91330100716105852F"
 OTHER_ENTERPRISE = "9144030071526726XG"
-
-
-@pytest.fixture
-def settings(database_url: str, make_settings: Callable[..., Settings]) -> Settings:
-    return make_settings(database_url=database_url)
-
-
-@pytest.fixture
-def app(settings: Settings) -> Iterator[Flask]:
-    app = create_app(settings, background=False)
-    app.config["TESTING"] = True
-    yield app
-    app.extensions["xinyi"].stop()
-    app.extensions["xinyi"].engine.dispose()
-
-
-@pytest.fixture
-def client(app: Flask) -> FlaskClient:
-    return app.test_client()
 
 
 @dataclass

@@ -4,6 +4,7 @@ published checkpoint, witnesses cosigning through the API, and fail-closed loggi
 from __future__ import annotations
 
 import base64
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -20,7 +21,7 @@ from audit.witness import WitnessState
 from cli.audit import run_witness
 from common.db import is_sqlite
 from common.errors import Error
-from tests.gateway.conftest import OTHER_ENTERPRISE, Bank, consent_body, grant_for
+from tests.gateway.conftest import ENTERPRISE, OTHER_ENTERPRISE, Bank, consent_body, grant_for
 
 
 @pytest.fixture
@@ -143,10 +144,8 @@ def test_a_department_witness_cosigns_through_the_api(
     assert WitnessState.from_json(state.read_text()).size == 4
 
 
-def test_a_consent_decision_whose_audit_write_fails_is_not_made(
-    app: Flask, client: FlaskClient, make_bank: Callable[..., Bank]
-) -> None:
-    bank = make_bank("bank_a")
+def refuse_audit_writes(app: Flask) -> None:
+    """The audit store starts refusing writes (a full disk, a broken replica...)."""
     engine = app.extensions["xinyi"].engine
     with engine.begin() as conn:
         if is_sqlite(engine):
@@ -169,6 +168,13 @@ def test_a_consent_decision_whose_audit_write_fails_is_not_made(
                     "FOR EACH ROW EXECUTE FUNCTION refuse()"
                 )
             )
+
+
+def test_a_consent_decision_whose_audit_write_fails_is_not_made(
+    app: Flask, client: FlaskClient, make_bank: Callable[..., Bank]
+) -> None:
+    bank = make_bank("bank_a")
+    refuse_audit_writes(app)
     resp = bank.post(client, "/v1/consents", consent_body())
     assert resp.status_code == 503
     assert resp.get_json()["error"] == "audit_unavailable"
@@ -187,3 +193,35 @@ def test_cosignatures_must_come_from_a_registered_witness(
     assert resp.status_code == 400
     resp = client.post("/v1/audit/cosignatures", json={"size": 3, "cosignature": "nonsense"})
     assert resp.status_code == 400 and resp.get_json()["error"] == "note_invalid"
+
+
+def test_a_data_request_whose_audit_write_fails_serves_nothing_and_uses_nothing(
+    app: Flask,
+    client: FlaskClient,
+    make_bank: Callable[..., Bank],
+    make_person: Callable[..., FlaskClient],
+) -> None:
+    bank, enterprise = make_bank("bank_a"), make_person("enterprise")
+    grant = grant_for(bank, client, enterprise, ops=["verify", "report"], categories=["tax"])
+    refuse_audit_writes(app)
+    body = {"grant": grant, "feature": "tax.paid_12m", "op": ">=", "value": 1}
+    for resp in (
+        bank.post(client, "/v1/verify", body),
+        bank.get(client, f"/v1/enterprises/{ENTERPRISE}/report", query_string={"grant": grant}),
+        bank.get(client, f"/v1/enterprises/{ENTERPRISE}/report"),
+    ):
+        assert resp.status_code == 503
+        assert set(resp.get_json()) == {"error", "message"}
+        assert resp.get_json()["error"] == "audit_unavailable"
+    consents = enterprise.get("/v1/consents").get_json()["consents"]
+    assert [c["uses"] for c in consents] == [0]
+
+
+def test_every_audit_route_is_documented(app: Flask, client: FlaskClient) -> None:
+    paths = client.get("/openapi.json").get_json()["paths"]
+    routes = [r for r in app.url_map.iter_rules() if r.endpoint.startswith("audit.")]
+    assert len(routes) == 9
+    for rule in routes:
+        path = re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", rule.rule)
+        for method in (rule.methods or set()) - {"HEAD", "OPTIONS"}:
+            assert method.lower() in paths[path], (path, method)

@@ -26,6 +26,10 @@ def test_consent_story(
     assert "授权书" in mine[0]["letter"]
     approved = ent.post(f"/v1/consents/{cid}/approve").get_json()
     assert approved["status"] == "active"
+    # Every decision is in the audit log; the answer says where.
+    assert approved["audit_index"] > created["audit_index"] >= 0
+    entry = ent.get(f"/v1/audit/entries/{approved['audit_index']}").get_json()
+    assert entry["entry"]["operation"] == "consent.approve"
     assert approved["grant"].count(".") == 2
     view = bank.get(client, f"/v1/consents/{cid}").get_json()
     for field in (

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import os
 import stat
 from collections.abc import Callable
@@ -11,6 +10,7 @@ from pathlib import Path
 
 import jwt
 import pytest
+import structlog
 
 from common.settings import Settings
 from keys import PURPOSES, KeyRing
@@ -82,16 +82,14 @@ def test_key_files_readable_by_others_are_refused(settings: Settings) -> None:
 
 def test_dev_passphrase_is_generated_with_a_loud_warning(
     make_settings: Callable[..., Settings],
-    caplog: pytest.LogCaptureFixture,
-    capsys: pytest.CaptureFixture[str],
 ) -> None:
     settings = make_settings().model_copy(update={"key_passphrase": None})
-    with caplog.at_level(logging.WARNING):
+    with structlog.testing.capture_logs() as logs:
         KeyRing(settings).ensure_all()
     path = settings.home / "UNSAFE-dev-key-passphrase"
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    out = capsys.readouterr()
-    assert "UNSAFE_DEV_KEY_PASSPHRASE" in out.err + out.out + caplog.text
+    warnings = [e for e in logs if e["event"] == "UNSAFE_DEV_KEY_PASSPHRASE"]
+    assert warnings and warnings[0]["log_level"] == "warning"
 
 
 def test_rotation_keeps_the_old_key_published_until_what_it_signed_expired(

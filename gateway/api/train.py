@@ -1,0 +1,797 @@
+"""Federated training sessions for institutions (``/v1/training/...``).
+
+A bank opens a session with the (USCC, grant) pairs of its training set, the gateway
+features it wants, its bank feature names and its public CKKS training context. Then it
+drives the protocol of ``federated.training`` by posting frames to
+``/messages`` (``application/octet-stream``; one answer frame each). At the end it
+finishes the session. The gateway keeps its half of the model. With the bank's consent
+(``register``) the gateway registers the joint model for serving, under
+``training:<session id>``.
+
+Invariants:
+- every input is validated before any grant is checked (a malformed request costs no
+  grant use);
+- each enterprise enters only through ``enforce`` (op ``train``, the categories and
+  features of the requested gateway columns), one call and one audit entry per
+  enterprise when the session opens. A refused enterprise is left out and listed with
+  its code and audit index; so is an enterprise the gateway holds no data about
+  (``no_data``). The session trains without them and says so. Consent is checked
+  again before every later epoch: an enterprise whose grant was revoked, paused or has
+  expired leaves the session (its refusal logged, its gateway features blanked to the
+  "no data" value 0 from then on). A session ends after ``training.session_hours``;
+- the gateway's features are read once, when the session opens (a snapshot in the
+  session row), so every worker and every batch sees the same data;
+- a message is answered only after the new protocol state is stored (compare-and-set);
+  a worker keeps a parsed trainer per session only while its version is current;
+- nothing of the bank's data is readable here (``docs/leakage.md``). The gateway's raw
+  values and weights never leave: the bank receives ciphertexts under its own key,
+  masked in every slot, flooded sums and, per epoch, the gateway's rounded share of the
+  validation logits.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import secrets
+import threading
+import time
+from collections.abc import Callable, Sequence
+from datetime import date
+from typing import Any
+
+import numpy as np
+from flask import Blueprint, Response, request
+
+from common.db import read_session
+from common.errors import Conflict, Error, Forbidden, InvalidInput, TooLarge
+from common.logging import get_logger
+from common.uscc import is_valid as is_valid_uscc
+from consent.errors import ConsentRefused
+from federated import training_store as tstore
+from federated.he import PublicContext, SecretContext
+from federated.training import (
+    PARAMS,
+    GatewayState,
+    GatewayTrainer,
+    Kind,
+    Message,
+    Privacy,
+    Standardization,
+    TrainingPlan,
+    auto_batch_size,
+)
+from gateway import openapi
+from gateway.api.consent import json_body
+from gateway.auth import authenticated, current_principal
+from gateway.enforce import Access, enforce
+from gateway.services import Services, services
+
+bp = Blueprint("train", __name__)
+log = get_logger("gateway.train")
+
+FeatureSource = Callable[[Services, Sequence[str], Sequence[str]], np.ndarray]
+"""(services, USCCs, gateway columns) → matrix of raw model inputs, NaN where absent."""
+
+
+class NoData(Conflict):
+    code = "no_data"
+
+
+class SessionExpired(Conflict):
+    code = "training_session_expired"
+
+
+class NotFinished(Conflict):
+    code = "training_not_finished"
+
+
+class AlreadyRegistered(Conflict):
+    code = "training_already_registered"
+
+
+# Gateway features -------------------------------------------------------------------------
+
+
+def records_features(svc: Services, usccs: Sequence[str], columns: Sequence[str]) -> np.ndarray:
+    """The department data store's encoding of the model columns (as scoring reads them),
+    dates relative to today."""
+    from records import store as records
+
+    _, matrix = records.feature_matrix(
+        svc.engine, svc.settings, list(usccs), list(columns), as_of=date.today()
+    )
+    return np.asarray(matrix, dtype=np.float64)
+
+
+def feature_source(svc: Services) -> FeatureSource:
+    """``records_features`` unless a test or tool put another in ``svc.extras``."""
+    found = svc.extras.get("train.feature_source")
+    return found if found is not None else records_features
+
+
+def column_scope(svc: Services, columns: Sequence[str]) -> tuple[list[str], list[str], list[str]]:
+    """(catalog feature ids, non-public categories, public categories) a session over
+    ``columns`` touches: a grant must cover the non-public ones; the public ones are
+    logged but need none (as for scoring). Every column must be a catalog feature the
+    data store encodes (``federated.models`` rules)."""
+    from federated.models import GATEWAY_COLUMN, gateway_feature_id
+
+    feature_ids: list[str] = []
+    for i, column in enumerate(columns):
+        if not isinstance(column, str) or not GATEWAY_COLUMN.match(column):
+            raise InvalidInput(
+                f"gateway_features[{i}]: {column!r} is not a gateway column "
+                "(category.feature, log1p(category.feature) or category.feature=VALUE)",
+                code="invalid_json",
+                field="gateway_features",
+            )
+        fid = gateway_feature_id(column)
+        cat, _, feat = fid.partition(".")
+        category = svc.settings.config.categories.get(cat)
+        feature = category.features.get(feat) if category is not None else None
+        if feature is None or feature.type == "string":
+            raise InvalidInput(
+                f"gateway_features[{i}]: {fid!r} is not a numeric catalog feature",
+                code="unknown_feature",
+                field="gateway_features",
+            )
+        feature_ids.append(fid)
+    cats = svc.settings.config.categories
+    touched = sorted({f.partition(".")[0] for f in feature_ids})
+    public = [c for c in touched if cats[c].visibility == "public"]
+    return sorted(set(feature_ids)), [c for c in touched if c not in public], public
+
+
+def _enforce_train(
+    principal: Any,
+    grant: str | None,
+    uscc: str,
+    scope: tuple[list[str], list[str], list[str]],
+) -> Access:
+    feature_ids, needed, public = scope
+    return enforce(
+        principal,
+        grant=grant,
+        op="train",
+        enterprise=uscc,
+        categories=needed,
+        public_categories=public,
+        features=feature_ids,
+        needs_grant=bool(needed),
+    )
+
+
+def standardize(
+    matrix: np.ndarray, train_rows: np.ndarray, clip: float
+) -> tuple[Standardization, np.ndarray]:
+    """Mean and std over the training rows' present values. A missing value becomes the
+    mean, so it is 0 after standardization and adds nothing (the scoring convention)."""
+    train = matrix[train_rows]
+    with np.errstate(invalid="ignore"):
+        mean = np.nanmean(np.where(np.isnan(train), np.nan, train), axis=0)
+        std = np.nanstd(train, axis=0)
+    mean = np.where(np.isfinite(mean), mean, 0.0)
+    std = np.where(np.isfinite(std) & (std > 1e-12), std, 1.0)
+    filled = np.where(np.isnan(matrix), mean, matrix)
+    stdz = Standardization(tuple(map(float, mean)), tuple(map(float, std)), clip)
+    return stdz, stdz.apply(filled)
+
+
+# Parsing the opening request -------------------------------------------------------------
+
+_OPEN_FIELDS = {"enterprises", "gateway_features", "bank_features", "context", "plan", "model_id"}
+_PLAN_FIELDS = {"epochs", "batch_size", "learning_rate", "l2", "seed"}
+
+
+def _list(body: dict[str, Any], key: str, limit: int) -> list[Any]:
+    value = body.get(key)
+    if not isinstance(value, list) or not value:
+        raise InvalidInput(f"{key}: a non-empty list is required", code="invalid_json", field=key)
+    if len(value) > limit:
+        raise TooLarge(f"{key}: at most {limit} entries", code="too_large", field=key)
+    return value
+
+
+def _enterprises(raw: list[Any]) -> list[tuple[str, str, bool]]:
+    out: list[tuple[str, str, bool]] = []
+    seen: set[str] = set()
+    for i, item in enumerate(raw):
+        field = f"enterprises[{i}]"
+        if not isinstance(item, dict) or not set(item) <= {"uscc", "grant", "validation"}:
+            raise InvalidInput(
+                f"{field}: {{uscc, grant, validation?}} expected", code="invalid_json", field=field
+            )
+        uscc, grant, val = item.get("uscc"), item.get("grant"), item.get("validation", False)
+        if not isinstance(uscc, str) or not is_valid_uscc(uscc):
+            raise InvalidInput(f"{field}.uscc: not a valid USCC", code="invalid_uscc", field=field)
+        if uscc in seen:
+            raise InvalidInput(f"{field}: {uscc} is listed twice", code="invalid_json", field=field)
+        if not isinstance(grant, str) or not grant or len(grant) > 8192:
+            raise InvalidInput(f"{field}.grant: a grant JWT", code="invalid_json", field=field)
+        if not isinstance(val, bool):
+            raise InvalidInput(f"{field}.validation: a boolean", code="invalid_json", field=field)
+        seen.add(uscc)
+        out.append((uscc, grant, val))
+    return out
+
+
+def _plan_options(raw: Any, max_epochs: int) -> dict[str, Any]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict) or not set(raw) <= _PLAN_FIELDS:
+        raise InvalidInput(
+            f"plan: an object with some of {sorted(_PLAN_FIELDS)}",
+            code="invalid_json",
+            field="plan",
+        )
+    epochs = raw.get("epochs", 16)
+    if not isinstance(epochs, int) or isinstance(epochs, bool) or not 1 <= epochs <= max_epochs:
+        raise InvalidInput(f"plan.epochs: 1 to {max_epochs}", code="training_plan", field="plan")
+    return dict(raw)
+
+
+def _context(value: Any, limit: int) -> PublicContext:
+    if not isinstance(value, str) or not value:
+        raise InvalidInput(
+            "context: base64 CKKS public context", code="invalid_json", field="context"
+        )
+    if len(value) > 4 * (-(-limit // 3)) + 4:
+        raise TooLarge(f"context: more than {limit} bytes", code="too_large", field="context")
+    try:
+        data = base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError) as e:
+        raise InvalidInput("context: not base64", code="invalid_base64", field="context") from e
+    return PublicContext.load(data, expected=PARAMS, max_bytes=limit)
+
+
+def _grant_id(access: Access) -> str:
+    return access.grant.grant_id if access.grant is not None else ""
+
+
+# Routes --------------------------------------------------------------------------------------
+
+
+@bp.post("/v1/training/sessions")
+@authenticated("institution")
+def open_session() -> tuple[dict[str, Any], int]:
+    svc = services()
+    cfg = svc.settings.config.training
+    principal = current_principal()
+    body = json_body()
+    unknown = sorted(set(body) - _OPEN_FIELDS)
+    if unknown:
+        raise InvalidInput(f"unknown field {unknown[0]!r}", code="invalid_json", field=unknown[0])
+    enterprises = _enterprises(_list(body, "enterprises", cfg.max_rows))
+    columns = [str(c) for c in _list(body, "gateway_features", cfg.max_gateway_features)]
+    if len(set(columns)) != len(columns):
+        raise InvalidInput("gateway_features: a column twice", code="invalid_json")
+    bank_features = _list(body, "bank_features", cfg.max_bank_features)
+    if not all(isinstance(b, str) and 0 < len(b) <= 64 for b in bank_features) or len(
+        set(bank_features)
+    ) != len(bank_features):
+        raise InvalidInput("bank_features: distinct names", code="invalid_json")
+    bank_public = _context(body.get("context"), svc.settings.config.limits.max_context_bytes)
+    options = _plan_options(body.get("plan"), cfg.max_epochs)
+    model_id = body.get("model_id")
+    if model_id is not None and (not isinstance(model_id, str) or not 0 < len(model_id) <= 64):
+        raise InvalidInput("model_id: a short string", code="invalid_json", field="model_id")
+    scope = column_scope(svc, columns)
+
+    # Consent, one enterprise at a time: the refused ones are left out, not fatal.
+    accepted: list[tuple[str, bool, Access]] = []
+    refused: list[dict[str, Any]] = []
+    for uscc, grant, is_val in enterprises:
+        try:
+            access = _enforce_train(principal, grant, uscc, scope)
+        except ConsentRefused as e:
+            if e.code == "institution_suspended":
+                raise
+            refused.append(
+                {
+                    "uscc": uscc,
+                    "error": e.code,
+                    "message": e.message,
+                    "audit_index": e.details.get("audit_index"),
+                }
+            )
+            continue
+        accepted.append((uscc, is_val, access))
+    audit = {uscc: access.finish() for uscc, _, access in accepted}
+
+    usccs = [u for u, _, _ in accepted]
+    matrix = feature_source(svc)(svc, usccs, columns) if usccs else np.zeros((0, len(columns)))
+    have = ~np.all(np.isnan(matrix), axis=1) if len(usccs) else np.zeros(0, dtype=bool)
+    for k, (uscc, _, _) in enumerate(accepted):
+        if not have[k]:
+            refused.append(
+                {
+                    "uscc": uscc,
+                    "error": "no_data",
+                    "message": "the gateway holds none of these features for this enterprise",
+                    "audit_index": audit[uscc],
+                }
+            )
+    keep = [k for k in range(len(accepted)) if have[k]]
+    train_rows = np.asarray([k for k in keep if not accepted[k][1]], dtype=np.int64)
+    val_rows = np.asarray([k for k in keep if accepted[k][1]], dtype=np.int64)
+    if len(train_rows) < 2:
+        raise Forbidden(
+            f"only {len(train_rows)} enterprises can train (with an active op-train grant and "
+            f"data at the gateway); at least 2 are needed",
+            code="too_few_enterprises",
+        )
+    stdz, z = standardize(matrix, train_rows, cfg.clip)
+    session_id = "trn_" + secrets.token_hex(12)
+    try:
+        plan = TrainingPlan(
+            session=session_id,
+            n_train=len(train_rows),
+            n_validation=len(val_rows),
+            bank_columns=len(bank_features),
+            gateway_columns=len(columns),
+            epochs=int(options.get("epochs", 16)),
+            batch_size=int(options.get("batch_size") or auto_batch_size(len(train_rows))),
+            learning_rate=float(options.get("learning_rate", 0.1)),
+            l2=float(options.get("l2", 1e-4)),
+            seed=int(options.get("seed", secrets.randbits(32))),
+        )
+    except (TypeError, ValueError) as e:
+        raise InvalidInput(f"plan: {e}", code="training_plan", field="plan") from e
+    secret = SecretContext.generate(PARAMS)
+    from keys.ring import passphrase_for
+
+    record = tstore.SessionRecord(
+        id=session_id,
+        institution_id=principal.id,
+        status="training",
+        plan=plan,
+        gateway_columns=tuple(columns),
+        bank_features=tuple(bank_features),
+        enterprises=tstore.Enterprises(
+            tuple(usccs[k] for k in train_rows),
+            tuple(usccs[k] for k in val_rows),
+            {usccs[k]: _grant_id(accepted[k][2]) for k in keep},
+        ),
+        refused=refused,
+        standardization=stdz,
+        features=tstore.pack_features(z[train_rows], z[val_rows]),
+        bank_context=bank_public.to_bytes(),
+        gateway_secret=tstore.seal(secret.secret_bytes(), passphrase_for(svc.settings), session_id),
+        state=GatewayState.initial(plan.gateway_columns),
+        version=0,
+        model_id=model_id,
+    )
+    tstore.create_session(svc.engine, record)
+    log.info(
+        "training_session_opened",
+        session=session_id,
+        institution=principal.id,
+        train=len(train_rows),
+        validation=len(val_rows),
+        refused=len(refused),
+    )
+    return {
+        "id": session_id,
+        "plan": plan.as_dict(),
+        "context": base64.b64encode(secret.public_bytes()).decode("ascii"),
+        "gateway_features": columns,
+        "train": [usccs[k] for k in train_rows],
+        "validation": [usccs[k] for k in val_rows],
+        "refused": refused,
+        "message": (
+            f"training with {len(train_rows)} enterprises ({len(val_rows)} validate); "
+            f"{len(refused)} left out (see refused)"
+        ),
+    }, 201
+
+
+@bp.get("/v1/training/sessions")
+@authenticated("institution")
+def list_sessions() -> dict[str, Any]:
+    svc = services()
+    return {"sessions": tstore.list_sessions(svc.engine, current_principal().id)}
+
+
+@bp.get("/v1/training/sessions/<session_id>")
+@authenticated("institution")
+def get_session(session_id: str) -> dict[str, Any]:
+    svc = services()
+    rec = tstore.get_session(svc.engine, session_id, current_principal().id)
+    return {**rec.summary(), "refused_enterprises": rec.refused}
+
+
+class _Trainers:
+    """Parsed trainers per session in this worker, valid while their version is the
+    stored one; one lock per session so two threads never run the same trainer."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        # session id → (version, trainer, owner, created_at)
+        self.items: dict[str, tuple[int, GatewayTrainer, str, int]] = {}
+        self.locks: dict[str, threading.Lock] = {}
+
+    def lock(self, session_id: str) -> threading.Lock:
+        with self._lock:
+            return self.locks.setdefault(session_id, threading.Lock())
+
+
+def _trainers(svc: Services) -> _Trainers:
+    found = svc.extras.get("train.trainers")
+    if found is None:
+        found = svc.extras.setdefault("train.trainers", _Trainers())
+    return found  # type: ignore[no-any-return]
+
+
+def _privacy(svc: Services) -> Privacy:
+    cfg = svc.settings.config.training
+    return Privacy(cfg.mask_bits, cfg.flood_sigma, cfg.round_bits, cfg.max_restarts)
+
+
+def _trainer(svc: Services, rec: tstore.SessionRecord) -> GatewayTrainer:
+    from keys.ring import passphrase_for
+
+    secret = SecretContext.from_secret_bytes(
+        tstore.unseal(rec.gateway_secret, passphrase_for(svc.settings), rec.id)
+    )
+    bank = PublicContext.load(rec.bank_context, expected=PARAMS, max_bytes=len(rec.bank_context))
+    train, val = tstore.unpack_features(rec.features)
+    return GatewayTrainer(
+        rec.plan, train, val, secret, bank, privacy=_privacy(svc), state=rec.state
+    )
+
+
+def _epoch_start(frame: bytes, rec_state: GatewayState) -> bool:
+    """Is ``frame`` the request that starts a new epoch (after the first)? Only small
+    frames are looked at: a forward request carries no ciphertext."""
+    if len(frame) > 4096:
+        return False
+    try:
+        msg = Message.from_bytes(frame)
+    except InvalidInput:
+        return False
+    return (
+        msg.kind == Kind.FORWARD_REQUEST
+        and msg.batch == 0
+        and msg.epoch > 0
+        and (msg.epoch, 0, "idle") == (rec_state.next_epoch, rec_state.next_batch, rec_state.phase)
+    )
+
+
+def recheck_consent(svc: Services, rec: tstore.SessionRecord) -> bool:
+    """Before every epoch after the first: an enterprise whose grant is no longer active
+    (revoked, paused, expired) leaves the session. Its refusal is logged through
+    ``enforce`` (with its audit index) and its gateway features become 0, the "no data"
+    value, for the rest of the session. Returns whether anything changed."""
+    from consent import policy
+    from consent import store as consent_store
+
+    wanted = set(rec.enterprises.grants.values())
+    gone_before = {r["uscc"] for r in rec.refused}
+    now = int(time.time())
+    with read_session(svc.engine) as s:
+        rows = [
+            r
+            for r in consent_store.list_consents(
+                s, institution=rec.institution_id, limit=10 * len(wanted) + 1000
+            )
+            if r.id in wanted
+        ]
+    ended = {
+        r.enterprise: r
+        for r in rows
+        if policy.effective_status(r.status, now, r.expires_at, r.pending_until) != "active"
+        and r.enterprise not in gone_before
+    }
+    if not ended:
+        return False
+    scope = column_scope(svc, rec.gateway_columns)
+    principal = current_principal()
+    refused = list(rec.refused)
+    blank: set[str] = set()
+    for uscc, row in ended.items():
+        try:
+            access = _enforce_train(principal, row.grant_jwt, uscc, scope)
+        except ConsentRefused as e:
+            refused.append(
+                {
+                    "uscc": uscc,
+                    "error": e.code,
+                    "message": f"{e.message} (left the session at epoch "
+                    f"{rec.state.next_epoch + 1})",
+                    "audit_index": e.details.get("audit_index"),
+                }
+            )
+            blank.add(uscc)
+        else:
+            access.finish()  # active again meanwhile (resumed): it stays
+    if not blank:
+        return False
+    train, val = tstore.unpack_features(rec.features)
+    for rows_, names in ((train, rec.enterprises.train), (val, rec.enterprises.validation)):
+        for k, uscc in enumerate(names):
+            if uscc in blank:
+                rows_[k] = 0.0
+    tstore.exclude_enterprises(
+        svc.engine,
+        rec.id,
+        rec.version,
+        features=tstore.pack_features(train, val),
+        refused=refused,
+    )
+    log.info("training_consent_ended", session=rec.id, enterprises=len(blank))
+    return True
+
+
+@bp.post("/v1/training/sessions/<session_id>/messages")
+@authenticated("institution")
+def message(session_id: str) -> Response:
+    svc = services()
+    cfg = svc.settings.config.training
+    request.max_content_length = cfg.max_message_bytes
+    if request.mimetype != "application/octet-stream":
+        raise InvalidInput("send the frame as application/octet-stream", code="invalid_media_type")
+    frame = request.get_data(cache=False)
+    institution = current_principal().id
+    cache = _trainers(svc)
+    with cache.lock(session_id):
+        stored = tstore.version_of(svc.engine, session_id)
+        cached = cache.items.get(session_id)
+        if cached is not None and cached[0] == stored and cached[2] == institution:
+            version, trainer, _, created = cached
+        else:
+            cache.items.pop(session_id, None)
+            rec = tstore.get_session(svc.engine, session_id, institution)
+            trainer, version, created = _trainer(svc, rec), rec.version, rec.created_at
+        if time.time() > created + cfg.session_hours * 3600:
+            raise SessionExpired("the training session has expired; open a new one")
+        if _epoch_start(frame, trainer.state):
+            rec = tstore.get_session(svc.engine, session_id, institution)
+            if recheck_consent(svc, rec):
+                cache.items.pop(session_id, None)
+                rec = tstore.get_session(svc.engine, session_id, institution)
+                trainer, version = _trainer(svc, rec), rec.version
+        try:
+            answer = trainer.handle(frame)  # a refusal leaves the trainer's state as it was
+        except Error:
+            raise
+        except Exception:
+            cache.items.pop(session_id, None)
+            raise
+        try:
+            status = "trained" if trainer.finished else None
+            new_version = tstore.save_state(
+                svc.engine, session_id, version, trainer.state, status=status
+            )
+        except Exception:
+            cache.items.pop(session_id, None)  # the in-memory state is ahead: drop it
+            raise
+        cache.items[session_id] = (new_version, trainer, institution, created)
+    return Response(answer, status=200, mimetype="application/octet-stream")
+
+
+@bp.post("/v1/training/sessions/<session_id>/finish")
+@authenticated("institution")
+def finish(session_id: str) -> dict[str, Any]:
+    svc = services()
+    institution = current_principal().id
+    body = json_body()
+    unknown = sorted(set(body) - {"model_id", "register", "bank_half", "description"})
+    if unknown:
+        raise InvalidInput(f"unknown field {unknown[0]!r}", code="invalid_json", field=unknown[0])
+    rec = tstore.get_session(svc.engine, session_id, institution)
+    if rec.state.next_epoch < rec.plan.epochs:
+        raise NotFinished(
+            f"the session is at epoch {rec.state.next_epoch + 1} of {rec.plan.epochs}"
+        )
+    if rec.status == "registered":
+        raise AlreadyRegistered(f"the model {rec.model_id}@{rec.model_version} is registered")
+    gateway_half = {
+        "gateway_features": list(rec.gateway_columns),
+        "gateway_weights": list(rec.state.weights),
+        "gateway_standardization": rec.standardization.as_dict(),
+    }
+    register = body.get("register", False)
+    if not isinstance(register, bool):
+        raise InvalidInput("register: a boolean", code="invalid_json", field="register")
+    if not register:
+        tstore.record_result(
+            svc.engine,
+            session_id,
+            rec.version,
+            status="trained",
+            gateway_half=gateway_half,
+            model_id=None,
+            model_version=None,
+        )
+        return {
+            "id": session_id,
+            "registered": False,
+            "message": "the gateway keeps its half of the model; finish again with "
+            "register=true and the bank's half to serve it",
+        }
+    model_id = body.get("model_id") or rec.model_id or session_id
+    half = body.get("bank_half")
+    if not isinstance(half, dict) or set(half) != {"bank_features", "bank_weights", "intercept"}:
+        raise InvalidInput(
+            "bank_half: {bank_features, bank_weights, intercept} on raw bank features",
+            code="invalid_json",
+            field="bank_half",
+        )
+    if list(half["bank_features"]) != list(rec.bank_features):
+        raise InvalidInput(
+            "bank_half.bank_features must be the session's bank features, in order",
+            code="invalid_json",
+            field="bank_half",
+        )
+    definition: dict[str, Any] = {
+        "id": model_id,
+        **gateway_half,
+        "bank_features": half["bank_features"],
+        "bank_weights": half["bank_weights"],
+        "intercept": half["intercept"],
+    }
+    if isinstance(body.get("description"), str):
+        definition["description"] = body["description"]
+    model_ref = register_trained_model(svc, definition, session_id)
+    tstore.record_result(
+        svc.engine,
+        session_id,
+        rec.version,
+        status="registered",
+        gateway_half=gateway_half,
+        model_id=model_ref[0],
+        model_version=model_ref[1],
+    )
+    log.info(
+        "training_model_registered", session=session_id, model=f"{model_ref[0]}@{model_ref[1]}"
+    )
+    return {
+        "id": session_id,
+        "registered": True,
+        "model": {"id": model_ref[0], "version": model_ref[1]},
+    }
+
+
+def register_trained_model(
+    svc: Services, definition: dict[str, Any], session_id: str
+) -> tuple[str, int]:
+    """Register the joint model (the ``xinyi models import`` JSON) in the model registry
+    as ``training:<session id>``; returns (id, version)."""
+    from federated import store as fstore
+    from federated.models import parse_model
+
+    model = parse_model(definition)
+    registered = fstore.register_model(
+        svc.engine,
+        model,
+        f"training:{session_id}",
+        catalog=svc.settings.config.categories,
+    )
+    return registered.id, registered.version
+
+
+# OpenAPI ---------------------------------------------------------------------------------
+
+_S = openapi.S
+_SESSION = openapi._obj(
+    {
+        "id": openapi.STR,
+        "status": openapi.STR,
+        "plan": {"type": "object"},
+        "next_epoch": openapi.INT,
+        "next_batch": openapi.INT,
+        "last_seq": openapi.INT,
+        "rows": {"type": "object"},
+        "refused": openapi.INT,
+    },
+    extra=True,
+)
+_FRAME: _S = {
+    "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}
+}
+
+openapi.add_paths(
+    {
+        "/v1/training/sessions": {
+            "post": openapi._op(
+                "Open a training session: the (USCC, grant) pairs of the training set "
+                "(op train), gateway columns, bank feature names, the bank's public CKKS "
+                "training context; enterprises without an active grant or without data "
+                "are left out and listed",
+                tag="training",
+                ok_status="201",
+                body=openapi._obj(
+                    {
+                        "enterprises": {
+                            "type": "array",
+                            "items": openapi._obj(
+                                {
+                                    "uscc": openapi.USCC,
+                                    "grant": openapi.STR,
+                                    "validation": {"type": "boolean"},
+                                },
+                                ["uscc", "grant"],
+                            ),
+                        },
+                        "gateway_features": openapi.STR_LIST,
+                        "bank_features": openapi.STR_LIST,
+                        "context": openapi.STR,
+                        "plan": openapi._obj(
+                            {
+                                "epochs": openapi.INT,
+                                "batch_size": openapi.INT,
+                                "learning_rate": {"type": "number"},
+                                "l2": {"type": "number"},
+                                "seed": openapi.INT,
+                            }
+                        ),
+                        "model_id": openapi.STR,
+                    },
+                    ["enterprises", "gateway_features", "bank_features", "context"],
+                ),
+                ok=openapi._obj(
+                    {
+                        "id": openapi.STR,
+                        "plan": {"type": "object"},
+                        "context": openapi.STR,
+                        "train": openapi.STR_LIST,
+                        "validation": openapi.STR_LIST,
+                        "refused": {"type": "array", "items": {"type": "object"}},
+                    },
+                    extra=True,
+                ),
+            ),
+            "get": openapi._op("The institution's training sessions", tag="training"),
+        },
+        "/v1/training/sessions/{session_id}": {
+            "get": {
+                **openapi._op(
+                    "A session's status: the next batch, the last message taken (resume "
+                    "from here after a dropped connection), the enterprises left out",
+                    tag="training",
+                    ok=_SESSION,
+                ),
+                "parameters": [openapi._path_param("session_id")],
+            }
+        },
+        "/v1/training/sessions/{session_id}/messages": {
+            "post": {
+                "summary": "One protocol frame of federated.training; the answer frame back",
+                "tags": ["training"],
+                "security": [{"bearer": []}],
+                "parameters": [openapi._path_param("session_id")],
+                "requestBody": {"required": True, **_FRAME},
+                "responses": {
+                    "200": {"description": "the answer frame", **_FRAME},
+                    "default": {"description": "error", **openapi._json(openapi.ERROR)},
+                },
+            }
+        },
+        "/v1/training/sessions/{session_id}/finish": {
+            "post": {
+                **openapi._op(
+                    "End a trained session: the gateway keeps its half; with register=true "
+                    "and the bank's half (weights on raw bank features) the joint model is "
+                    "registered for serving",
+                    tag="training",
+                    body=openapi._obj(
+                        {
+                            "model_id": openapi.STR,
+                            "register": {"type": "boolean"},
+                            "bank_half": openapi._obj(
+                                {
+                                    "bank_features": openapi.STR_LIST,
+                                    "bank_weights": {"type": "array", "items": {"type": "number"}},
+                                    "intercept": {"type": "number"},
+                                }
+                            ),
+                            "description": openapi.STR,
+                        }
+                    ),
+                ),
+                "parameters": [openapi._path_param("session_id")],
+            }
+        },
+    }
+)

@@ -1,0 +1,18 @@
+"""The console pages for people: enterprises (企业), departments (数据提供单位) and the
+platform operator (平台运营). Server-rendered Jinja2, Simplified Chinese first with an
+English switch, on the same session as ``POST /v1/session``; no front-end build step.
+
+Blueprints whose names start with ``web`` are pages, not JSON API: they are not in the
+OpenAPI document.
+"""
+
+from __future__ import annotations
+
+from flask import Flask
+
+
+def register(app: Flask) -> None:
+    from gateway.web import common, department, enterprise, operator
+
+    for bp in (common.bp, enterprise.bp, department.bp, operator.bp):
+        app.register_blueprint(bp)

@@ -1,0 +1,783 @@
+"""The words of the console pages: one catalog, Simplified Chinese first, English beside.
+
+Invariants:
+- every message exists in both languages: the catalog is one table of
+  ``key: (Simplified Chinese, English)`` pairs, so a language cannot miss a key;
+- templates and page code hold no user-visible text of their own, only catalog keys
+  (a test scans them for CJK characters and for keys the catalog lacks); names from the
+  data catalog (departments, purposes, categories, features) come from ``config.yaml``
+  in the page's language (``name`` / ``name_en``);
+- a missing key renders as ``⟦key⟧`` (never silently as nothing), so a test walking
+  every page in both languages finds it;
+- the default language is ``zh-CN``; ``?lang=en`` on any page switches (kept in a
+  cookie, which survives signing in and out).
+
+A plain dict rather than gettext/Flask-Babel: two languages, a few hundred messages, and
+a structure in which the two texts of a message sit side by side and cannot drift.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from common.settings import Settings
+
+LANGS: tuple[str, ...] = ("zh-CN", "en")
+DEFAULT_LANG = "zh-CN"
+MISSING = "⟦{}⟧"
+
+# key: (zh-CN, en). Placeholders in {braces} are filled by ``translate``.
+MESSAGES: dict[str, tuple[str, str]] = {
+    # Frame
+    "app.name": ("信易贷数据网关", "Xinyi Credit Data Gateway"),
+    "nav.skip": ("跳到主要内容", "Skip to main content"),
+    "nav.label": ("主导航", "Main navigation"),
+    "nav.signed_in_as": ("当前用户", "Signed in as"),
+    "nav.logout": ("退出登录", "Sign out"),
+    "nav.requests": ("待处理请求", "Pending requests"),
+    "nav.grants": ("我的授权", "My authorizations"),
+    "nav.accesses": ("数据使用记录", "Accesses to my data"),
+    "nav.data": ("我的数据", "My data"),
+    "nav.dep_accesses": ("数据访问记录", "Accesses to our data"),
+    "nav.imports": ("数据导入", "Data imports"),
+    "nav.witness": ("见证状态", "Witness status"),
+    "nav.stats": ("统计", "Statistics"),
+    "nav.institutions": ("接入机构", "Institutions"),
+    "nav.departments": ("数据提供单位", "Departments"),
+    "nav.keys": ("签名密钥", "Signing keys"),
+    "nav.models": ("联合模型", "Joint models"),
+    "lang.other": ("English", "简体中文"),
+    "footer.text": (
+        "非公开数据不出网关：机构只获得计算结果；每一次访问都记入可验证的审计日志。",
+        "Non-public data never leaves the gateway: institutions get computed answers only; "
+        "every access is recorded in a verifiable audit log.",
+    ),
+    "sep.list": ("、", ", "),
+    "sep.label": ("：", ": "),
+    # Roles
+    "role.enterprise": ("企业", "Enterprise"),
+    "role.department": ("数据提供单位", "Data-providing department"),
+    "role.operator": ("平台运营", "Platform operator"),
+    "role.institution": ("接入机构", "Institution"),
+    # Sign-in
+    "title.login": ("登录", "Sign in"),
+    "login.intro": (
+        "企业、数据提供单位和平台运营人员使用同一登录入口。",
+        "Enterprises, departments and the platform operator sign in here.",
+    ),
+    "login.login": ("账号", "Login"),
+    "login.password": ("密码", "Password"),
+    "login.submit": ("登录", "Sign in"),
+    "login.bad_credentials": ("账号或密码错误。", "Wrong login or password."),
+    "login.form_expired": (
+        "登录表单已过期，请重新输入。",
+        "The sign-in form expired; please enter your details again.",
+    ),
+    "login.roles_title": ("谁可以登录", "Who signs in here"),
+    "login.role_enterprise": (
+        "审阅授权请求、管理授权、查看每一次数据使用并自行验证、免费下载本企业数据。",
+        "review authorization requests, manage authorizations, see and verify every access, "
+        "download your own data free of charge.",
+    ),
+    "login.role_department": (
+        "查看对本单位数据的每一次访问、导出记录、查看导入历史和审计日志见证状态。",
+        "see and export every access to your data, import history and the audit log's "
+        "witness status.",
+    ),
+    "login.role_operator": (
+        "管理接入机构和数据提供单位、查看密钥和模型、查看统计。",
+        "manage institutions and departments, see keys and models, see statistics.",
+    ),
+    # Notices
+    "notice.signed_out": ("您已退出登录。", "You have signed out."),
+    "notice.session_expired": (
+        "登录已过期，请重新登录。",
+        "Your session has expired; please sign in again.",
+    ),
+    "notice.approved": (
+        "已同意授权：{institution} 现在可以在授权范围内使用您的数据。",
+        "Authorization approved: {institution} may now use your data within its terms.",
+    ),
+    "notice.rejected": (
+        "已拒绝 {institution} 的授权请求。",
+        "You rejected {institution}'s request.",
+    ),
+    "notice.paused": (
+        "已暂停：{institution} 的下一次请求起将被拒绝。",
+        "Paused: {institution}'s requests are refused from the next one on.",
+    ),
+    "notice.resumed": (
+        "已恢复：{institution} 可以继续使用该授权。",
+        "Resumed: {institution} may use the authorization again.",
+    ),
+    "notice.revoked": (
+        "已撤销：{institution} 的下一次请求起将被拒绝，且无法恢复。",
+        "Revoked: {institution}'s requests are refused from the next one on, for good.",
+    ),
+    "notice.institution_suspend": (
+        "已暂停接入机构 {party}：其所有请求将被拒绝。",
+        "Institution {party} suspended: all its requests are refused.",
+    ),
+    "notice.institution_resume": (
+        "已恢复接入机构 {party}。",
+        "Institution {party} resumed.",
+    ),
+    "notice.department_suspend": (
+        "已暂停数据提供单位 {party}：其人员无法登录。",
+        "Department {party} suspended: its people cannot sign in.",
+    ),
+    "notice.department_resume": ("已恢复数据提供单位 {party}。", "Department {party} resumed."),
+    "notice.institution_added": ("已登记接入机构 {party}。", "Institution {party} registered."),
+    "notice.department_added": (
+        "已登记数据提供单位 {party}。",
+        "Department {party} registered.",
+    ),
+    "notice.rotated": (
+        "已为 {purpose} 生成新签名密钥 {kid}；旧密钥继续公布至其签名内容过期。",
+        "New {purpose} signing key {kid}; the old key stays published until what it "
+        "signed has expired.",
+    ),
+    # Errors
+    "title.error": ("无法完成", "Cannot do that"),
+    "error.code": ("错误代码", "Error code"),
+    "error.back": ("返回", "Go back"),
+    "error.not_found": ("没有找到该内容，或您无权查看。", "Not found, or not yours to see."),
+    "error.wrong_role": (
+        "该页面属于其他角色，您的账号无法访问。",
+        "This page belongs to another role; your account cannot open it.",
+    ),
+    "error.csrf_failed": (
+        "表单已过期或来源不明，未执行任何操作。请返回并重试。",
+        "The form expired or did not come from this site; nothing was done. Go back and try again.",
+    ),
+    "error.forbidden": ("该操作被拒绝。", "That was refused."),
+    "error.invalid": ("输入有误：{message}", "Invalid input: {message}"),
+    "error.conflict": (
+        "当前状态不允许该操作（可能已被更改），请刷新后重试。",
+        "The current state does not allow that (it may have changed); reload and try again.",
+    ),
+    "error.unavailable": (
+        "服务暂时不可用，未执行任何操作。",
+        "The service is unavailable right now; nothing was done.",
+    ),
+    "error.accept_required": (
+        "请先阅读授权书并勾选同意。",
+        "Please read the authorization letter and tick the box first.",
+    ),
+    "error.unknown_action": ("未知的操作。", "Unknown action."),
+    # Status names
+    "status.pending": ("待处理", "Pending"),
+    "status.active": ("有效", "Active"),
+    "status.paused": ("已暂停", "Paused"),
+    "status.revoked": ("已撤销", "Revoked"),
+    "status.expired": ("已过期", "Expired"),
+    "status.rejected": ("已拒绝", "Rejected"),
+    "status.suspended": ("已暂停", "Suspended"),
+    # Operations
+    "op.report": ("查询报告", "Report"),
+    "op.verify": ("条件核验", "Verification"),
+    "op.score": ("联合评分", "Joint score"),
+    "op.train": ("联合建模", "Joint training"),
+    "op.consent.request": ("提出授权请求", "Consent requested"),
+    "op.consent.approve": ("同意授权", "Consent approved"),
+    "op.consent.reject": ("拒绝授权", "Consent rejected"),
+    "op.consent.pause": ("暂停授权", "Consent paused"),
+    "op.consent.resume": ("恢复授权", "Consent resumed"),
+    "op.consent.revoke": ("撤销授权", "Consent revoked"),
+    "op_desc.report": (
+        "查询分级报告，非公开数据仅以区间呈现",
+        "banded report; non-public data only as ranges",
+    ),
+    "op_desc.verify": (
+        "核验是否满足某一条件，仅返回是或否",
+        "checks one condition; answers only yes or no",
+    ),
+    "op_desc.score": (
+        "同态加密联合模型评分，机构只得到评分",
+        "joint-model score under homomorphic encryption; the institution gets the score only",
+    ),
+    "op_desc.train": (
+        "联合建模训练，数据不出平台",
+        "joint model training; the data stays in the gateway",
+    ),
+    # Actions
+    "action.approve": ("同意授权", "Approve"),
+    "action.reject": ("拒绝", "Reject"),
+    "action.pause": ("暂停", "Pause"),
+    "action.resume": ("恢复", "Resume"),
+    "action.revoke": ("撤销", "Revoke"),
+    "action.details": ("详情", "Details"),
+    "action.suspend": ("暂停接入", "Suspend"),
+    # Decisions (audit) and refusal reasons (CONTRACT.md codes)
+    "decision.allowed": ("已允许", "Allowed"),
+    "decision.refused": ("已拒绝", "Refused"),
+    "decision.refused_any": ("已拒绝（任何原因）", "Refused (any reason)"),
+    "decision.grant_missing": ("未提供授权", "No authorization given"),
+    "decision.grant_invalid": ("授权无效", "Invalid authorization"),
+    "decision.grant_wrong_audience": ("授权不属于该机构", "Authorization for another institution"),
+    "decision.grant_expired": ("授权已过期", "Authorization expired"),
+    "decision.grant_not_yet_valid": ("授权尚未生效", "Authorization not yet valid"),
+    "decision.grant_revoked": ("授权已撤销", "Authorization revoked"),
+    "decision.grant_paused": ("授权已暂停", "Authorization paused"),
+    "decision.scope_operation": ("操作超出授权范围", "Operation outside the authorization"),
+    "decision.scope_category": ("数据类别超出授权范围", "Data category outside the authorization"),
+    "decision.grant_uses_exhausted": ("授权次数已用完", "Authorization uses exhausted"),
+    "decision.institution_suspended": ("机构已被暂停", "Institution suspended"),
+    "decision.verify_budget_exhausted": ("核验次数已用完", "Verification budget spent"),
+    # Visibility, units, keys
+    "visibility.public": ("公开", "Public"),
+    "visibility.non_public": ("非公开", "Non-public"),
+    "unit.days": ("{n} 天", "{n} days"),
+    "unit.cny": ("元", "CNY"),
+    "unit.count": ("次", "times"),
+    "unit.persons": ("人", "persons"),
+    "unit.months": ("个月", "months"),
+    "unit.kwh": ("千瓦时", "kWh"),
+    "keypurpose.grants": ("授权签名", "Grants"),
+    "keypurpose.tokens": ("访问令牌", "Access tokens"),
+    "keypurpose.checkpoints": ("审计检查点", "Audit checkpoints"),
+    "keystate.signing": ("正在签名", "Signing"),
+    "keystate.published": ("已轮换，仍公布", "Rotated, still published"),
+    "keystate.unpublished": ("已停止公布", "No longer published"),
+    # Table columns
+    "col.action": ("操作", "Action"),
+    "col.answer_by": ("答复期限", "Answer by"),
+    "col.budget": ("核验额度", "Budget"),
+    "col.budgets": ("核验额度（剩余/总数）", "Verification budgets (left/total)"),
+    "col.catalog_name": ("目录名称", "Catalog name"),
+    "col.categories": ("数据类别", "Data categories"),
+    "col.category": ("数据类别", "Category"),
+    "col.count": ("数量", "Count"),
+    "col.created_at": ("创建时间", "Created"),
+    "col.day": ("日期", "Day"),
+    "col.decision": ("结果", "Decision"),
+    "col.department": ("数据提供单位", "Department"),
+    "col.enterprise": ("企业（统一社会信用代码）", "Enterprise (USCC)"),
+    "col.expires": ("到期时间", "Expires"),
+    "col.feature": ("数据项", "Feature"),
+    "col.features": ("数据项", "Features"),
+    "col.id": ("标识", "Id"),
+    "col.index": ("序号", "Index"),
+    "col.institution": ("机构", "Institution"),
+    "col.key": ("公钥类型", "Public key"),
+    "col.key_state": ("状态", "State"),
+    "col.kid": ("密钥标识", "Key id"),
+    "col.left": ("剩余", "Left"),
+    "col.max_uses": ("次数上限", "Max uses"),
+    "col.measure": ("指标", "Measure"),
+    "col.name": ("名称", "Name"),
+    "col.operation": ("操作", "Operation"),
+    "col.operations": ("授权操作", "Operations"),
+    "col.period": ("授权期限", "Period"),
+    "col.proof": ("存证验证", "Proof"),
+    "col.published_until": ("公布至", "Published until"),
+    "col.purpose": ("用途", "Purpose"),
+    "col.purpose_key": ("用途", "Purpose"),
+    "col.reason": ("原因", "Reason"),
+    "col.registered_at": ("登记时间", "Registered"),
+    "col.requested_at": ("请求时间", "Requested"),
+    "col.retired_at": ("轮换时间", "Rotated"),
+    "col.status": ("状态", "Status"),
+    "col.status_changed_at": ("状态变更时间", "Status changed"),
+    "col.time": ("时间（北京时间）", "Time (UTC+8)"),
+    "col.total": ("合计", "Total"),
+    "col.used": ("已用", "Used"),
+    "col.uses": ("使用次数", "Uses"),
+    "col.uses_left": ("剩余次数", "Uses left"),
+    "col.value": ("数值", "Value"),
+    "col.visibility": ("公开性", "Visibility"),
+    "col.webhook": ("事件通知地址", "Webhook URL"),
+    "col.file": ("文件", "File"),
+    "col.rows": ("行数", "Rows"),
+    "col.loaded": ("已导入", "Loaded"),
+    "col.rejected": ("被拒行数", "Rejected"),
+    "col.line": ("行号", "Line"),
+    "col.size": ("日志条数", "Log size"),
+    "col.root": ("根哈希", "Root hash"),
+    "col.witness": ("见证方", "Witness"),
+    "col.model": ("模型", "Model"),
+    "col.version": ("版本", "Version"),
+    "col.gateway_features": ("网关特征", "Gateway features"),
+    "col.bank_features": ("机构特征", "Institution features"),
+    # Confirmation pages
+    "confirm.what_stops": ("确认后停止的内容", "What stops"),
+    "confirm.what_stays": ("不受影响的内容", "What stays"),
+    "confirm.cancel": ("取消", "Cancel"),
+    "title.confirm": ("请确认", "Please confirm"),
+    "confirm.pause.heading": (
+        "暂停对 {institution} 的授权？",
+        "Pause the authorization for {institution}?",
+    ),
+    "confirm.pause.button": ("确认暂停", "Pause it"),
+    "confirm.pause.stop1": (
+        "从下一次请求起，{institution} 使用此授权的报告、核验、评分和训练请求都会被拒绝"
+        "（原因：授权已暂停）。",
+        "From the very next request, every report, verification, score or training request "
+        "by {institution} under this authorization is refused (reason: authorization paused).",
+    ),
+    "confirm.pause.stop2": (
+        "暂停期间不消耗使用次数。",
+        "No uses are taken while it is paused.",
+    ),
+    "confirm.pause.stay1": (
+        "您可以随时恢复；授权到期时间不变（{expires}）。",
+        "You can resume it at any time; it still expires on {expires}.",
+    ),
+    "confirm.pause.stay2": (
+        "已发生的访问记录保留在审计日志中。",
+        "Accesses already made stay in the audit log.",
+    ),
+    "confirm.revoke.heading": (
+        "撤销对 {institution} 的授权？",
+        "Revoke the authorization for {institution}?",
+    ),
+    "confirm.revoke.button": ("确认撤销", "Revoke it"),
+    "confirm.revoke.stop1": (
+        "从下一次请求起，{institution} 使用此授权的所有请求都会被拒绝（原因：授权已撤销），"
+        "在所有网关节点上立即生效。",
+        "From the very next request, every request by {institution} under this authorization "
+        "is refused (reason: authorization revoked), on every gateway worker at once.",
+    ),
+    "confirm.revoke.stop2": (
+        "撤销不可恢复；如需再次授权，机构须重新提出请求。",
+        "Revocation cannot be undone; to authorize again the institution must ask anew.",
+    ),
+    "confirm.revoke.stop3": (
+        "剩余的 {left} 次使用和全部核验额度作废。",
+        "The {left} remaining uses and all verification budgets lapse.",
+    ),
+    "confirm.revoke.stay1": (
+        "机构会收到签名的状态变更通知；已发生的访问记录保留在审计日志中。",
+        "The institution receives a signed status event; accesses already made stay in "
+        "the audit log.",
+    ),
+    "confirm.resume.heading": (
+        "恢复对 {institution} 的授权？",
+        "Resume the authorization for {institution}?",
+    ),
+    "confirm.resume.button": ("确认恢复", "Resume it"),
+    "confirm.resume.p1": (
+        "恢复后，{institution} 可在原授权范围内继续使用：剩余 {left} 次，至 {expires} 为止。",
+        "Once resumed, {institution} may use it again within its terms: {left} uses left, "
+        "until {expires}.",
+    ),
+    "confirm.institution.suspend.heading": (
+        "暂停接入机构 {party}？",
+        "Suspend the institution {party}?",
+    ),
+    "confirm.institution.suspend.button": ("确认暂停接入", "Suspend it"),
+    "confirm.institution.suspend.stop1": (
+        "从下一次请求起，该机构的所有请求（令牌、授权请求、查询、核验、评分、训练）都会被拒绝"
+        "（原因：机构已被暂停）。",
+        "From the next request on, everything the institution asks (tokens, consent requests, "
+        "reports, verifications, scores, training) is refused (reason: institution suspended).",
+    ),
+    "confirm.institution.suspend.stay1": (
+        "机构的登记信息、公钥和企业授权都保留（有进有出，可随时恢复）。",
+        "Its registration, public key and the enterprises' authorizations are kept "
+        "(it can be resumed at any time).",
+    ),
+    "confirm.institution.resume.heading": (
+        "恢复接入机构 {party}？",
+        "Resume the institution {party}?",
+    ),
+    "confirm.institution.resume.button": ("确认恢复", "Resume it"),
+    "confirm.institution.resume.p1": (
+        "恢复后，该机构可在企业有效授权的范围内再次发起请求。",
+        "Once resumed, the institution may ask again within the enterprises' valid authorizations.",
+    ),
+    "confirm.department.suspend.heading": (
+        "暂停数据提供单位 {party}？",
+        "Suspend the department {party}?",
+    ),
+    "confirm.department.suspend.button": ("确认暂停", "Suspend it"),
+    "confirm.department.suspend.stop1": (
+        "该单位人员无法再登录页面和会话接口。",
+        "Its people can no longer sign in to the pages or the session API.",
+    ),
+    "confirm.department.suspend.stay1": (
+        "已导入的数据和审计日志不受影响。",
+        "Data already imported and the audit log are not affected.",
+    ),
+    "confirm.department.resume.heading": (
+        "恢复数据提供单位 {party}？",
+        "Resume the department {party}?",
+    ),
+    "confirm.department.resume.button": ("确认恢复", "Resume it"),
+    "confirm.department.resume.p1": (
+        "恢复后，该单位人员可以再次登录。",
+        "Once resumed, its people can sign in again.",
+    ),
+    "confirm.rotate.heading": ("轮换{purpose}密钥？", "Rotate the {purpose} key?"),
+    "confirm.rotate.button": ("确认轮换", "Rotate it"),
+    "confirm.rotate.p1": (
+        "将生成新的签名密钥并立即用于签名。旧密钥停止签名，但继续在 JWKS 中公布，"
+        "直到它签过的内容全部过期（审计检查点密钥永久公布）。",
+        "A new signing key is generated and signs from now on. The old key stops signing but "
+        "stays in the JWKS until everything it signed has expired (checkpoint keys stay "
+        "published for good).",
+    ),
+    # Enterprise pages
+    "title.ent.requests": ("待处理的授权请求", "Pending authorization requests"),
+    "ent.requests.intro": (
+        "以下机构请求使用本企业的涉企信用信息。请阅读完整的授权书后再决定是否同意。",
+        "These institutions ask to use your enterprise's credit information. Read the full "
+        "authorization letter before you decide.",
+    ),
+    "ent.requests.caption": ("待处理请求（{n} 项）", "Pending requests ({n})"),
+    "ent.requests.none": ("目前没有待处理的请求。", "There are no pending requests."),
+    "ent.requests.read": ("阅读授权书并决定", "Read the letter and decide"),
+    "title.ent.consent": ("授权详情", "Authorization details"),
+    "ent.consent.terms": ("授权条款", "Terms"),
+    "ent.consent.until": ("至 {date}", "until {date}"),
+    "ent.consent.uses": (
+        "已用 {used} 次，上限 {max} 次，剩余 {left} 次",
+        "{used} used of {max}, {left} left",
+    ),
+    "ent.consent.budgets": ("核验额度（每个数据项）", "Verification budgets (per feature)"),
+    "ent.consent.letter": ("授权书全文", "Full authorization letter"),
+    "ent.consent.letter_language": (
+        "授权书以中文为准，下面是您将同意的原文。",
+        "The letter is binding in Chinese; below is the exact text you would accept.",
+    ),
+    "ent.consent.letter_hash": ("授权书摘要（写入授权凭证）", "Letter digest (in the grant)"),
+    "ent.consent.decide": ("您的决定", "Your decision"),
+    "ent.consent.accept": (
+        "我已阅读并同意上述授权书的全部内容。",
+        "I have read the authorization letter above and accept it in full.",
+    ),
+    "ent.consent.reject_hint": (
+        "不同意？拒绝后该机构不能使用本企业数据，如需授权须重新提出请求。",
+        "Do not agree? Once rejected the institution cannot use your data; it must ask again.",
+    ),
+    "ent.consent.change": ("更改授权", "Change this authorization"),
+    "ent.consent.back": ("返回我的授权", "Back to my authorizations"),
+    "title.ent.grants": ("我的授权", "My authorizations"),
+    "ent.grants.intro": (
+        "您给予各机构的授权：状态、到期时间、剩余次数和核验额度。暂停或撤销从下一次请求起生效。",
+        "Your authorizations: status, expiry, uses left and verification budgets. Pausing "
+        "or revoking takes effect from the next request.",
+    ),
+    "ent.grants.caption": ("授权（{n} 项）", "Authorizations ({n})"),
+    "ent.grants.none": ("您还没有给予任何授权。", "You have not authorized anyone yet."),
+    "title.ent.accesses": ("对本企业数据的每一次使用", "Every access to my data"),
+    "ent.accesses.intro": (
+        "以下记录来自不可篡改的审计日志：哪个机构、何时、做了什么、结果如何。点击“验证”，"
+        "浏览器会自行重新计算默克尔证明，确认该记录确实在已签名的日志中。",
+        "These records come from the tamper-evident audit log: which institution, when, "
+        "what, and the decision. Press Verify and your browser recomputes the Merkle proof "
+        "itself to confirm the record is in the signed log.",
+    ),
+    "ent.accesses.caption": ("审计记录（{n} 条）", "Audit records ({n})"),
+    "ent.accesses.none": ("目前没有涉及本企业的记录。", "No records about your enterprise yet."),
+    "ent.accesses.how": (
+        "验证方法（RFC 9162）：叶哈希 = SHA-256(0x00‖记录的规范 JSON)，沿包含证明逐层计算，"
+        "与检查点中的根哈希比较，并用日志公钥核对检查点签名。",
+        "How it checks (RFC 9162): leaf = SHA-256(0x00 || canonical JSON of the record), "
+        "hashed up the inclusion proof, compared with the checkpoint's root, and the "
+        "checkpoint's signature checked with the log's public key.",
+    ),
+    "verify.button": ("验证", "Verify"),
+    "verify.checking": ("正在浏览器中验证……", "Checking in your browser…"),
+    "verify.ok": (
+        "已验证：第 {index} 条记录包含在 {size} 条记录的日志中，"
+        "浏览器重新计算的根哈希与检查点一致。",
+        "Verified: record {index} is in the log of {size} records; the root your browser "
+        "recomputed matches the checkpoint.",
+    ),
+    "verify.ok_signed": (
+        "已验证：第 {index} 条记录包含在 {size} 条记录的日志中，"
+        "浏览器重新计算的根哈希与检查点一致，检查点签名有效。",
+        "Verified: record {index} is in the log of {size} records; the root your browser "
+        "recomputed matches the checkpoint, and the checkpoint's signature is valid.",
+    ),
+    "verify.no_signature_check": (
+        "（此浏览器不支持 Ed25519，未核对检查点签名。）",
+        "(This browser has no Ed25519, so the checkpoint signature was not checked.)",
+    ),
+    "verify.bad_root": (
+        "验证失败：重新计算的根哈希与检查点不一致！请联系数据提供单位。",
+        "Verification FAILED: the recomputed root does not match the checkpoint! Tell the "
+        "departments.",
+    ),
+    "verify.bad_leaf": (
+        "验证失败：记录内容与日志中的叶哈希不一致！",
+        "Verification FAILED: the record does not match its leaf hash in the log!",
+    ),
+    "verify.bad_signature": (
+        "验证失败：检查点签名无效！",
+        "Verification FAILED: the checkpoint signature is invalid!",
+    ),
+    "verify.not_yet": (
+        "该记录尚未进入最新检查点（当前 {size} 条），请几秒后再试。",
+        "This record is not in the newest checkpoint yet (size {size}); try again in a few "
+        "seconds.",
+    ),
+    "verify.failed": ("无法完成验证", "Could not verify"),
+    "title.ent.data": ("本企业在网关中的数据", "My data held by the gateway"),
+    "ent.data.intro": (
+        "网关持有的本企业全部数据（含非公开数据）。企业查询本企业信息免费。机构永远看不到非公开数据的原值。",
+        "Everything the gateway holds about your enterprise, non-public data included. "
+        "Enterprises query their own information free of charge. Institutions never see "
+        "non-public values.",
+    ),
+    "ent.data.download_csv": ("下载 CSV", "Download CSV"),
+    "ent.data.download_json": ("下载 JSON", "Download JSON"),
+    "ent.data.caption": ("数据项（{n} 项）", "Features ({n})"),
+    "ent.data.none": ("网关目前没有本企业的数据。", "The gateway holds no data about you yet."),
+    # Department pages
+    "title.dep.accesses": ("对本单位数据的访问", "Accesses to our data"),
+    "dep.accesses.intro": (
+        "审计日志中涉及{department}数据的每一条记录。只显示本单位的数据项，从不显示数据值。",
+        "Every audit record that touched data of the {department}. Only your own features "
+        "are shown, never values.",
+    ),
+    "dep.filter.title": ("筛选", "Filter"),
+    "filter.all": ("全部", "All"),
+    "filter.from": ("开始日期", "From"),
+    "filter.to": ("结束日期", "To"),
+    "filter.apply": ("筛选", "Apply"),
+    "filter.reset": ("清除筛选", "Clear"),
+    "filter.uscc_hint": ("18 位统一社会信用代码", "18-character USCC"),
+    "dep.accesses.export": ("导出 CSV（当前筛选）", "Export CSV (this filter)"),
+    "dep.accesses.counts": ("各机构访问次数", "Accesses per institution"),
+    "dep.accesses.older": (
+        "页面只统计最新的 {n} 条相关记录；更早的记录请用 CSV 导出。",
+        "This page counts the newest {n} records only; export CSV for older ones.",
+    ),
+    "dep.accesses.none": ("没有符合条件的记录。", "No records match."),
+    "dep.accesses.rows": ("访问记录（{n} 条）", "Access records ({n})"),
+    "dep.accesses.truncated": (
+        "仅显示最新的 {shown} 条，共 {total} 条；导出 CSV 可获得全部。",
+        "Showing the newest {shown} of {total}; the CSV export has them all.",
+    ),
+    "title.dep.imports": ("数据导入历史", "Import history"),
+    "dep.imports.intro": (
+        "本单位每一次数据导入：全部成功或全部不导入；每一个错误行都有行号和原因。",
+        "Every import of your data: all or nothing; every bad row with its line number and reason.",
+    ),
+    "dep.imports.none": ("还没有导入记录。", "No imports yet."),
+    "dep.imports.rejects": ("被拒的行", "Rejected rows"),
+    "dep.imports.caption": ("导入（{n} 次）", "Imports ({n})"),
+    "dep.imports.loaded": ("已导入", "Loaded"),
+    "dep.imports.refused": ("未导入", "Not loaded"),
+    "title.dep.witness": ("审计日志见证状态", "Audit log witness status"),
+    "dep.witness.intro": (
+        "本单位作为见证方，核对日志的每个新检查点与上次见证的检查点一致（一致性证明）后联署。",
+        "As a witness, your department checks each new checkpoint against the last one it "
+        "cosigned (consistency proof) and then cosigns.",
+    ),
+    "dep.witness.alarm_title": (
+        "警告：审计日志未通过一致性检查！",
+        "WARNING: the audit log FAILED a consistency check!",
+    ),
+    "dep.witness.alarm_body": (
+        "检查点 {size} 与本单位上次联署的检查点不一致，日志可能被改写或分叉。"
+        "请立即上报，并保存两份检查点作为证据。",
+        "Checkpoint {size} is not consistent with the one your department last cosigned: the "
+        "log may have been rewritten or forked. Report it at once and keep both checkpoints "
+        "as evidence.",
+    ),
+    "dep.witness.last": ("最近一次联署", "Last cosigned checkpoint"),
+    "dep.witness.never": (
+        "本单位尚未联署任何检查点。运行 xinyi audit witness 开始见证。",
+        "Your department has not cosigned any checkpoint yet. Run xinyi audit witness to start.",
+    ),
+    "dep.witness.current": ("日志当前检查点", "The log's current checkpoint"),
+    "dep.witness.behind": (
+        "最近联署落后当前日志 {n} 条记录。",
+        "The last cosignature is {n} records behind the log.",
+    ),
+    "dep.witness.failures": ("一致性检查失败记录", "Failed consistency checks"),
+    "dep.witness.cosigned_at": ("联署时间", "Cosigned at"),
+    # Operator pages
+    "title.opr.institutions": ("接入机构", "Institutions"),
+    "opr.institutions.intro": (
+        "银行、担保、保险等接入机构。暂停后其所有请求立即被拒绝（有进有出）。",
+        "Banks, guarantors and insurers. A suspended institution is refused everything from "
+        "its next request on.",
+    ),
+    "opr.institutions.caption": ("已登记机构（{n} 家）", "Registered institutions ({n})"),
+    "opr.institutions.none": ("还没有登记机构。", "No institutions yet."),
+    "opr.institutions.add": ("登记新机构", "Register an institution"),
+    "opr.institutions.add_submit": ("登记机构", "Register"),
+    "opr.institutions.jwk": (
+        "机构公钥（JWK，JSON 格式）",
+        "The institution's public key (JWK, as JSON)",
+    ),
+    "opr.institutions.jwk_hint": (
+        "Ed25519（OKP）或 P-256（EC）公钥，用于 private_key_jwt 客户端认证；不要粘贴私钥。",
+        "An Ed25519 (OKP) or P-256 (EC) public key for private_key_jwt client "
+        "authentication; never paste a private key.",
+    ),
+    "opr.id_hint": (
+        "2–48 个小写字母、数字或下划线，以字母开头。",
+        "2–48 lowercase letters, digits or underscores, starting with a letter.",
+    ),
+    "form.optional": ("可选", "optional"),
+    "title.opr.departments": ("数据提供单位", "Data-providing departments"),
+    "opr.departments.intro": (
+        "提供数据的政府部门和单位。暂停后其人员无法登录。",
+        "The government departments that supply data. A suspended department's people "
+        "cannot sign in.",
+    ),
+    "opr.departments.caption": ("已登记单位（{n} 个）", "Registered departments ({n})"),
+    "opr.departments.none": ("还没有登记单位。", "No departments yet."),
+    "opr.departments.add": ("登记数据提供单位", "Register a department"),
+    "opr.departments.add_submit": ("登记单位", "Register"),
+    "opr.departments.id_hint": (
+        "数据目录（config.yaml）中的单位标识。",
+        "A department id from the data catalog (config.yaml).",
+    ),
+    "title.opr.keys": ("签名密钥", "Signing keys"),
+    "opr.keys.intro": (
+        "网关的 Ed25519 签名密钥：授权凭证、访问令牌和审计检查点各用一把。"
+        "轮换后旧密钥继续公布，直至其签名内容过期。",
+        "The gateway's Ed25519 signing keys, one per purpose: grants, access tokens and "
+        "audit checkpoints. A rotated key stays published until what it signed has expired.",
+    ),
+    "opr.keys.caption": ("密钥（{n} 把）", "Keys ({n})"),
+    "opr.keys.forever": ("永久", "for good"),
+    "opr.keys.rotate": ("轮换密钥", "Rotate a key"),
+    "opr.keys.rotate_intro": (
+        "轮换会生成新密钥并立即用于签名，已签发的凭证仍然有效。",
+        "Rotation makes a new key that signs from now on; what was already signed stays valid.",
+    ),
+    "opr.keys.rotate_one": ("轮换{purpose}密钥", "Rotate the {purpose} key"),
+    "title.opr.models": ("联合模型", "Joint models"),
+    "opr.models.intro": (
+        "已登记的联合风控模型。网关只保存网关侧参数；机构侧特征由机构加密后提交。",
+        "The registered joint risk models. Institutions submit their features encrypted; "
+        "the gateway computes on ciphertexts only.",
+    ),
+    "opr.models.none": ("还没有登记模型。", "No models registered yet."),
+    "opr.models.caption": ("模型（{n} 个）", "Models ({n})"),
+    "title.opr.stats": ("统计", "Statistics"),
+    "opr.stats.intro": (
+        "最近 {days} 天（{first} 至 {last}，北京时间）。图表下方可展开数据表。",
+        "The last {days} days ({first} to {last}, UTC+8). Each chart has a data table below it.",
+    ),
+    "opr.stats.coverage": ("注册企业与授权企业", "Registered and authorizing enterprises"),
+    "opr.stats.with_data": ("网关有数据的企业", "Enterprises with data held"),
+    "opr.stats.registered": ("已注册企业", "Registered enterprises"),
+    "opr.stats.authorizing": ("有有效授权的企业", "Enterprises with a grant in force"),
+    "opr.stats.share": ("授权企业占注册企业比例", "Authorizing share of registered"),
+    "opr.stats.grants": ("各状态授权数量变化", "Grants by status over time"),
+    "opr.stats.grants_caption": (
+        "每天结束时处于各状态的授权数量",
+        "Number of consents in each state at the end of each day",
+    ),
+    "opr.stats.accesses": ("数据访问", "Data accesses"),
+    "opr.stats.accesses_caption": (
+        "每天各数据提供单位被允许的数据访问次数",
+        "Allowed data accesses per department and day",
+    ),
+    "opr.stats.accesses_total": (
+        "各数据提供单位的访问总数（统计期内）",
+        "Accesses per department (whole period)",
+    ),
+    "opr.stats.refusals": ("拒绝原因", "Refusals by reason"),
+    "opr.stats.refusals_caption": (
+        "审计日志中被拒绝请求的原因分布",
+        "Reasons of refused requests in the audit log",
+    ),
+    "stats.as_table": ("以表格查看数据", "Show the numbers as a table"),
+}
+
+_INDEX = {lang: i for i, lang in enumerate(LANGS)}
+
+
+def normalize_lang(value: str | None) -> str | None:
+    """``zh-CN``/``zh``/``en`` (any case) → a supported language, else None."""
+    if not value:
+        return None
+    v = value.strip().lower()
+    if v in ("zh", "zh-cn", "zh_cn", "zh-hans"):
+        return "zh-CN"
+    if v in ("en", "en-us", "en-gb"):
+        return "en"
+    return None
+
+
+def translate(lang: str, key: str, **params: object) -> str:
+    pair = MESSAGES.get(key)
+    if pair is None:
+        return MISSING.format(key)
+    text = pair[_INDEX.get(lang, 0)]
+    return text.format(**params) if params else text
+
+
+def has(key: str) -> bool:
+    return key in MESSAGES
+
+
+@dataclass(frozen=True)
+class Names:
+    """Names of catalog things and parties in one language, for the templates."""
+
+    settings: Settings
+    lang: str
+    institutions: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def _en(self) -> bool:
+        return self.lang == "en"
+
+    def t(self, key: str, **params: object) -> str:
+        return translate(self.lang, key, **params)
+
+    def department(self, dept_id: str) -> str:
+        for d in self.settings.config.departments:
+            if d.id == dept_id:
+                return d.name_en if self._en else d.name
+        return dept_id
+
+    def purpose(self, code: str) -> str:
+        p = self.settings.config.purposes.get(code)
+        if p is None:
+            return code
+        return p.name_en if self._en else p.name
+
+    def category(self, code: str) -> str:
+        c = self.settings.config.categories.get(code)
+        if c is None:
+            return code
+        return c.name_en if self._en else c.name
+
+    def category_department(self, code: str) -> str:
+        c = self.settings.config.categories.get(code)
+        return self.department(c.department) if c else ""
+
+    def feature(self, feature_id: str) -> str:
+        try:
+            _, _, f = self.settings.feature(feature_id)
+        except KeyError:
+            return feature_id
+        return f.description_en if self._en else f.description
+
+    def unit(self, unit: str) -> str:
+        key = "unit." + unit.lower()
+        return self.t(key) if has(key) else unit
+
+    def institution(self, inst_id: str) -> str:
+        return self.institutions.get(inst_id, inst_id)
+
+    def _join(self, items: Iterable[str]) -> str:
+        return self.t("sep.list").join(items)
+
+    def ops(self, ops: Iterable[str]) -> str:
+        return self._join(label(self.lang, "op", o) for o in ops)
+
+    def categories(self, cats: Iterable[str]) -> str:
+        return self._join(self.category(c) for c in cats)
+
+    def features(self, feats: Iterable[str]) -> str:
+        return self._join(self.feature(f) for f in feats)
+
+
+def label(lang: str, kind: str, code: str) -> str:
+    """The catalog's word for a code (an operation, a decision), or the code itself when
+    the catalog has none (a code added later still shows, just untranslated)."""
+    key = f"{kind}.{code}"
+    return translate(lang, key) if has(key) else code
