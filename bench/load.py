@@ -179,7 +179,7 @@ def prepare(
     from common.settings import load_settings
     from federated import store as fstore
     from gateway import create_app
-    from gateway.enforce import log_consent_action
+    from gateway.enforce import ConsentAudit
     from keys import KeyRing
     from records import store as records
     from records import synth
@@ -216,7 +216,7 @@ def prepare(
     consent_ids, grants = [], []
     try:
         with app.test_request_context():
-            hook = log_consent_action(svc)
+            hook = ConsentAudit(svc)
             for u in usccs:
                 body = {
                     "enterprise": u,

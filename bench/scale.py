@@ -92,7 +92,7 @@ def _requests(env: dict[str, str]) -> dict[str, Any]:
     from common.settings import load_settings
     from gateway import create_app
     from gateway.auth import issue_access_token
-    from gateway.enforce import log_consent_action
+    from gateway.enforce import ConsentAudit
     from records import store as records
 
     settings = load_settings(env=env)
@@ -107,7 +107,7 @@ def _requests(env: dict[str, str]) -> dict[str, Any]:
         del everyone
         grants: list[tuple[str, str]] = []
         with app.test_request_context():
-            hook = log_consent_action(svc)
+            hook = ConsentAudit(svc)
             for u in usccs:
                 body = {
                     "enterprise": u,
