@@ -1,0 +1,50 @@
+"""``/metrics`` exposes what an operator alerts on: requests, refusals by code, audit
+queue depth and lag, log size, checkpoint age, webhook outbox depth and HE compute time;
+``/readyz`` reports the audit queue."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from flask import Flask
+
+from gateway import create_app
+
+
+@pytest.fixture
+def app(database_url: str, make_settings: Any) -> Iterator[Flask]:
+    app = create_app(make_settings(database_url=database_url), background=False)
+    app.config["TESTING"] = True
+    yield app
+    app.extensions["xinyi"].stop()
+    app.extensions["xinyi"].engine.dispose()
+
+
+def test_metrics_name_requests_refusals_and_the_audit_state(app: Flask) -> None:
+    client = app.test_client()
+    assert client.post("/v1/verify", json={}).status_code == 401
+    app.extensions["xinyi"].audit.checkpoint(force=True)
+    text = client.get("/metrics").get_data(as_text=True)
+    assert 'xinyi_requests_total{method="POST",route="/v1/verify",status="401"}' in text
+    assert 'xinyi_refusals_total{code="unauthenticated"}' in text
+    for series in (
+        "xinyi_request_seconds_bucket",
+        "xinyi_audit_queue_depth",
+        "xinyi_audit_queue_lag_seconds",
+        "xinyi_audit_log_size",
+        "xinyi_audit_checkpoint_age_seconds",
+        "xinyi_webhook_outbox_depth",
+        "# TYPE xinyi_he_compute_seconds histogram",
+    ):
+        assert series in text, series
+
+
+def test_readiness_reports_the_database_and_the_audit_queue(app: Flask) -> None:
+    resp = app.test_client().get("/readyz")
+    assert resp.status_code == 200
+    body = resp.get_json()
+    assert body["status"] == "ready" and body["database"] is True
+    assert body["audit_queue_depth"] == 0 and isinstance(body["audit_log_size"], int)
+    assert app.test_client().get("/healthz").get_json() == {"status": "ok"}
