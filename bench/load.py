@@ -372,7 +372,10 @@ class Traffic:
             known = self.audit_indexes
             if known and k % 2:
                 index = known[k % len(known)]
-                return Request(op, "GET", f"/v1/audit/proof/inclusion?index={index}")
+                # At the tree size just past the entry: the newest checkpoint (the
+                # default size) may not cover an entry this fresh yet.
+                path = f"/v1/audit/proof/inclusion?index={index}&size={index + 1}"
+                return Request(op, "GET", path)
             return Request(op, "GET", f"/v1/audit/entries?after={max(0, k * 7 % 500)}&limit=20")
         raise ValueError(f"unknown operation {op!r}")
 
