@@ -45,10 +45,12 @@ def bench_app(settings: Any = None, *, background: bool = True) -> Any:
     """The gunicorn app of the benchmark: the product app plus the plaintext route."""
     from flask import Blueprint
 
+    from consent.errors import ConsentRefused
     from gateway import create_app
     from gateway.api import score as score_api
     from gateway.api.consent import json_body
     from gateway.auth import authenticated, current_principal
+    from gateway.enforce import enforce_each
     from gateway.services import services
 
     bp = Blueprint("bench_plain", __name__)
@@ -60,7 +62,11 @@ def bench_app(settings: Any = None, *, background: bool = True) -> Any:
         svc = services()
         model = score_api._model(svc, body.get("model"))
         z_b = np.asarray(body["features"], dtype=np.float64)
-        access = score_api._score_access(current_principal(), body.get("grant"), model)
+        (access,) = enforce_each(
+            current_principal(), [score_api._score_request(model, body.get("grant"))]
+        )
+        if isinstance(access, ConsentRefused):
+            raise access
         assert access.enterprise is not None
         values = score_api.gateway_values(svc, [access.enterprise], model)[0]
         logit = model.gateway_share(values) + float(np.dot(model.bank_weights, z_b))

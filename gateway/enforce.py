@@ -18,6 +18,7 @@ from __future__ import annotations
 import secrets
 import time
 from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -151,8 +152,13 @@ def enforce_each(
             for req in requests:
                 logged = [*req.categories, *req.public_categories]
                 enterprise = req.enterprise
+                # A savepoint undoes a check that wrote before it refused (a use taken,
+                # then the verification budget spent) while the batch goes on. A single
+                # request without a verification writes nothing before any refusal:
+                # no savepoint, two round trips fewer on the hot path.
+                isolate = len(requests) > 1 or req.verify_feature is not None
                 try:
-                    with s.begin_nested():
+                    with s.begin_nested() if isolate else nullcontext():
                         use = _check(svc, s, principal, req)
                         if use is not None:
                             enterprise = use.enterprise
