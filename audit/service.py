@@ -59,6 +59,7 @@ log = get_logger("audit")
 MAX_PAGE = 1000
 MAX_LEAVES = 65536
 RECENT_MAX = 100_000
+CATCH_UP_MAX = 4096  # a larger gap is left to per-request lookups
 __all__ = ["AuditLog", "CheckpointSigner", "EntryView", "Viewer"]
 
 
@@ -106,6 +107,8 @@ class AuditLog:
         # The right frontier after this process's last batch; reused when the state row
         # (read under the lock) still has that size and root.
         self._frontier: tuple[int, tuple[bytes, ...]] = (-1, ())
+        # The log size up to which this process knows every entry's queue id (-1: none).
+        self._known_size = -1
 
     @contextmanager
     def _reading(self) -> Iterator[Connection]:
@@ -186,8 +189,10 @@ class AuditLog:
                 self._clock(),
                 frontier if size == state.size else None,
             )
+        self._catch_up(state.size)
         if batch is not None:
             self._frontier = (batch.size, batch.frontier)
+            self._known_size = max(self._known_size, batch.size)
             # Committed: remember the indices so waiting threads need no query.
             if len(self._recent) > RECENT_MAX:
                 self._recent.clear()
@@ -196,6 +201,19 @@ class AuditLog:
             )
             log.debug("audit_batch_integrated", count=batch.count, size=batch.size)
         return batch
+
+    def _catch_up(self, size: int) -> None:
+        """Learn the indices other processes gave since this one last looked (up to the
+        ``size`` read under the lock): one query per batch, instead of one per waiting
+        request whose entry another process integrated."""
+        known, self._known_size = self._known_size, max(self._known_size, size)
+        if known < 0 or not 0 < size - known <= CATCH_UP_MAX:
+            return
+        with self._reading() as s:
+            found = store.indices_between(s, known, size)
+        if len(self._recent) > RECENT_MAX:
+            self._recent.clear()
+        self._recent.update(found)
 
     def integrate_pending(self, max_batches: int = 64) -> int:
         """Integrate until the queue is empty (at most ``max_batches`` batches)."""

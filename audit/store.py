@@ -364,6 +364,17 @@ def integrate(
     )
 
 
+_INDICES_BETWEEN = sa.select(entries.c.queue_id, entries.c.idx).where(
+    entries.c.idx >= sa.bindparam("start"), entries.c.idx < sa.bindparam("end")
+)
+
+
+def indices_between(ex: Executor, start: int, end: int) -> dict[int, int]:
+    """queue id -> index of the entries with start <= index < end."""
+    rows = ex.execute(_INDICES_BETWEEN, {"start": start, "end": end})
+    return {int(q): int(i) for q, i in rows}
+
+
 def index_of(ex: Executor, queue_id: int) -> int | None:
     value = ex.execute(sa.select(entries.c.idx).where(entries.c.queue_id == queue_id)).scalar()
     return None if value is None else int(value)

@@ -98,3 +98,34 @@ def test_a_killed_leader_is_replaced_within_seconds_with_no_index_lost_or_double
     report = log.verify()
     assert report.ok
     engine.dispose()
+
+
+def test_a_process_learns_the_indices_another_sequenced_in_one_read(
+    database_url: str, make_settings: Callable[..., Settings]
+) -> None:
+    """Two gateway processes (two AuditLogs on one database): when one integrates the
+    other's entries, the other learns their indices from one read per batch; each
+    waiting request then finds its index without a query of its own."""
+    settings = make_settings(database_url=database_url)
+    engine = make_engine(database_url)
+    signer = Ed25519Signer.generate(settings.config.audit.origin)
+    a, b = AuditLog(engine, settings, signer), AuditLog(engine, settings, signer)
+    b.integrate()  # b has looked once (an empty log)
+    queued = []
+    for i in range(5):
+        with write_session(engine) as s:
+            queued.append(b.enqueue(s, make_entry(i, request_id=f"b-{i}")))
+    assert a.integrate() is not None  # a sequences b's entries
+    assert b.integrate() is None  # nothing left; b catches up
+    lookups = 0
+    original = b._lookup
+
+    def counting(queue_id: int) -> int | None:
+        nonlocal lookups
+        lookups += 1
+        return original(queue_id)
+
+    b._lookup = counting  # type: ignore[method-assign]
+    assert [b.await_index(q, 5.0) for q in queued] == list(range(5))
+    assert lookups == 0
+    engine.dispose()
