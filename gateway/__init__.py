@@ -13,6 +13,7 @@ from datetime import timedelta
 
 import structlog
 from flask import Flask, Response, g, request
+from werkzeug.routing import IntegerConverter, Map
 
 from common.db import make_engine
 from common.logging import get_logger
@@ -36,6 +37,9 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
         PERMANENT_SESSION_LIFETIME=timedelta(seconds=settings.config.tokens.session_seconds),
         JSON_SORT_KEYS=False,
     )
+    # Every <int:...> in a route is a 64-bit database key: a larger number matches no
+    # route (404) instead of overflowing the driver (500).
+    app.url_map.converters["int"] = Int64Converter
     engine = make_engine(settings.database_url)
     svc = build(settings, engine)
     app.extensions["xinyi"] = svc
@@ -67,6 +71,20 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
     if background:
         svc.start_background()
     return app
+
+
+class Int64Converter(IntegerConverter):
+    """``<int:...>`` bounded to the signed 64-bit range of the database keys."""
+
+    def __init__(
+        self,
+        url_map: Map,
+        fixed_digits: int = 0,
+        min: int | None = None,
+        max: int | None = 2**63 - 1,
+        signed: bool = False,
+    ) -> None:
+        super().__init__(url_map, fixed_digits, min, max, signed)
 
 
 def _session_secret(settings: Settings) -> str:

@@ -23,6 +23,8 @@ from gateway.auth import Principal, authenticated, current_principal
 from gateway.services import services
 
 bp = Blueprint("audit", __name__)
+# Sizes and indices are 64-bit in the store: a larger number is bad input, not a crash.
+MAX_INDEX = 2**63 - 1
 TEXT = "text/plain; charset=utf-8"
 VIEWERS = ("department", "enterprise", "institution", "operator")
 
@@ -53,6 +55,8 @@ def _int(name: str, default: int | None = None, *, minimum: int = 0) -> int:
         raise InvalidInput(f"{name} must be an integer", code="invalid_query", field=name) from e
     if value < minimum:
         raise InvalidInput(f"{name} must be at least {minimum}", code="invalid_query", field=name)
+    if value > MAX_INDEX:
+        raise InvalidInput(f"{name} must be below 2**63", code="invalid_query", field=name)
     return value
 
 
@@ -82,7 +86,7 @@ def witnesses() -> dict[str, Any]:
 def cosign() -> tuple[dict[str, Any], int]:
     body = json_body()
     size, line = body.get("size"), body.get("cosignature")
-    if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+    if not isinstance(size, int) or isinstance(size, bool) or not 0 <= size <= MAX_INDEX:
         raise InvalidInput("size: the checkpoint size cosigned", code="invalid_json", field="size")
     if not isinstance(line, str) or len(line) > 1000:
         raise InvalidInput(

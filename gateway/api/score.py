@@ -101,7 +101,7 @@ def _model(svc: Services, ref: Any) -> JointModel:
     if not isinstance(ref, str) or not ref:
         raise InvalidInput("model: a model id is required", code="invalid_json", field="model")
     model_id, _, version = ref.partition("@")
-    if version and not version.isdigit():
+    if version and not (version.isdigit() and len(version) <= 18):
         raise InvalidInput("model: 'id' or 'id@version'", code="invalid_json", field="model")
     return _models(svc).get(svc, model_id, int(version) if version else None)
 

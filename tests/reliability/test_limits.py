@@ -141,3 +141,32 @@ def test_the_window_slides_over_one_minute() -> None:
     limiter.hit("bank", now=60.1)  # the hit at 0.0 left the window
     with pytest.raises(RateLimited):
         limiter.hit("bank", now=60.2)
+
+
+HUGE = str(2**80)
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("GET", f"/v1/audit/entries/{HUGE}", None),
+        ("GET", f"/v1/audit/entries?after={HUGE}", None),
+        ("GET", f"/v1/audit/proof/inclusion?index={HUGE}", None),
+        ("GET", f"/v1/audit/proof/inclusion?index=0&size={HUGE}", None),
+        ("GET", f"/v1/audit/proof/consistency?first=1&second={HUGE}", None),
+        ("GET", f"/v1/audit/checkpoint?size={HUGE}", None),
+        ("GET", f"/v1/audit/leaves?start=0&end={HUGE}", None),
+        ("POST", "/v1/audit/cosignatures", {"size": 2**80, "cosignature": "— x AAAA"}),
+        ("GET", f"/v1/departments/tax/imports/{HUGE}", None),
+        ("GET", f"/v1/models/m@{HUGE}", None),
+    ],
+)
+def test_numbers_beyond_64_bits_are_bad_input_not_a_crash(
+    app: Flask, method: str, path: str, body: Any
+) -> None:
+    """Found by schemathesis: a 24-digit index overflowed the database driver (500)."""
+    b = bank(app, "number_bank")
+    client = person(app, "operator") if "/departments/" in path else app.test_client()
+    headers = {} if "/departments/" in path else b.headers()
+    resp = client.open(path, method=method, json=body, headers=headers)
+    assert 400 <= resp.status_code < 500, (path, resp.status_code, resp.get_data()[:200])
