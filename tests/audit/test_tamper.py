@@ -17,7 +17,6 @@ from audit.errors import LogInconsistent, SignatureInvalid
 from audit.note import ALG_COSIGNATURE_V1, Ed25519Signer, b64
 from audit.service import AuditLog
 from audit.witness import WitnessState, run
-from common.db import is_sqlite
 from tests.audit.conftest import Clock, InProcessLog, allow_rewrites
 
 APPEND_ONLY = {  # table -> a WHERE clause naming an existing row
@@ -76,9 +75,8 @@ def refused_to_rewrite(engine: Engine, table: str, row: str) -> None:
             conn.execute(sa.text(statement), params)
 
 
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)  # roles: PostgreSQL only
 def test_postgresql_role_may_only_insert_and_select(grown: AuditLog, engine: Engine) -> None:
-    if is_sqlite(engine):
-        pytest.skip("roles are a PostgreSQL feature")
     with engine.begin() as conn:
         conn.execute(sa.text("SET LOCAL ROLE xinyi_audit"))
         assert conn.execute(sa.text("SELECT count(*) FROM audit_entries")).scalar() == 40
