@@ -40,7 +40,10 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
     # Every <int:...> in a route is a 64-bit database key: a larger number matches no
     # route (404) instead of overflowing the driver (500).
     app.url_map.converters["int"] = Int64Converter
-    engine = make_engine(settings.database_url)
+    # A pooled connection for every request thread (each holds at most one at a time,
+    # the audit integrator included) and the background loops: an overflow connection
+    # is opened and closed per checkout, a new PostgreSQL backend each time.
+    engine = make_engine(settings.database_url, pool_size=settings.config.server.threads + 4)
     svc = build(settings, engine)
     app.extensions["xinyi"] = svc
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 import secrets
 import time
 from collections.abc import Sequence
-from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -139,41 +138,53 @@ def enforce(
 def enforce_each(
     principal: Principal, requests: Sequence[DataRequest]
 ) -> list[Access | ConsentRefused]:
-    """Check and log many requests of one caller in ONE transaction (one durable commit
-    for a whole batch): each check runs in its own savepoint, so a refused one leaves no
-    trace but its refusal entry. Refusals come back (not raised) with their
-    ``audit_index``; allowed ones as ``Access``."""
+    """Check and log the requests of one caller (a batch in ONE transaction: one durable
+    commit). A refused check leaves no trace but its refusal entry. Refusals come back
+    (not raised) with their ``audit_index``; allowed ones as ``Access``."""
     svc = services()
     if principal.kind != "institution":
         raise Forbidden("only institutions use data services", code="wrong_role")
-    outcomes: list[Access | ConsentRefused | int] = []
+    outcomes: list[Access | ConsentRefused] = []
+
+    def allow(s: Any, req: DataRequest) -> Access:
+        use = _check(svc, s, principal, req)
+        enterprise = use.enterprise if use is not None else req.enterprise
+        logged = [*req.categories, *req.public_categories]
+        entry = _entry(svc, principal, req, enterprise, logged, use, "allowed")
+        return Access(queue_id=svc.audit.enqueue(s, entry), grant=use, enterprise=enterprise)
+
+    def refuse(s: Any, req: DataRequest, refusal: ConsentRefused) -> ConsentRefused:
+        enterprise = req.enterprise
+        named = refusal.details.get("enterprise")
+        if enterprise is None and isinstance(named, str):
+            enterprise = named
+        logged = [*req.categories, *req.public_categories]
+        entry = _entry(svc, principal, req, enterprise, logged, None, refusal)
+        refusal.details["queue_id"] = svc.audit.enqueue(s, entry)
+        return refusal
+
     try:
-        with write_session(svc.engine) as s:
-            for req in requests:
-                logged = [*req.categories, *req.public_categories]
-                enterprise = req.enterprise
-                # A savepoint undoes a check that wrote before it refused (a use taken,
-                # then the verification budget spent) while the batch goes on. A single
-                # request without a verification writes nothing before any refusal:
-                # no savepoint, two round trips fewer on the hot path.
-                isolate = len(requests) > 1 or req.verify_feature is not None
-                try:
-                    with s.begin_nested() if isolate else nullcontext():
-                        use = _check(svc, s, principal, req)
-                        if use is not None:
-                            enterprise = use.enterprise
-                        qid = svc.audit.enqueue(
-                            s, _entry(svc, principal, req, enterprise, logged, use, "allowed")
-                        )
-                    outcomes.append(Access(queue_id=qid, grant=use, enterprise=enterprise))
-                except ConsentRefused as refusal:
-                    named = refusal.details.get("enterprise")
-                    if enterprise is None and isinstance(named, str):
-                        enterprise = named
-                    refusal.details["queue_id"] = svc.audit.enqueue(
-                        s, _entry(svc, principal, req, enterprise, logged, None, refusal)
-                    )
-                    outcomes.append(refusal)
+        if len(requests) == 1:
+            # One request: no savepoint (two round trips fewer on the hot path). A
+            # refusal rolls back whatever its check wrote (a use taken, then the
+            # verification budget found spent) and is logged in a transaction of its own.
+            (req,) = requests
+            try:
+                with write_session(svc.engine) as s:
+                    outcomes.append(allow(s, req))
+            except ConsentRefused as refusal:
+                with write_session(svc.engine) as s:
+                    outcomes.append(refuse(s, req, refusal))
+        else:
+            # A batch: one durable commit; each check in its own savepoint, so a refused
+            # one leaves no trace but its refusal entry while the batch goes on.
+            with write_session(svc.engine) as s:
+                for req in requests:
+                    try:
+                        with s.begin_nested():
+                            outcomes.append(allow(s, req))
+                    except ConsentRefused as refusal:
+                        outcomes.append(refuse(s, req, refusal))
         wait = svc.settings.config.audit.integrate_wait_seconds
         for outcome in outcomes:
             if isinstance(outcome, ConsentRefused):
@@ -181,7 +192,7 @@ def enforce_each(
                 outcome.details["audit_index"] = int(svc.audit.await_index(queue_id, wait))
     except SQLAlchemyError as e:
         raise AuditUnavailable("the audit log cannot record this request; nothing served") from e
-    return [o for o in outcomes if not isinstance(o, int)]
+    return outcomes
 
 
 def _check(svc: Services, s: Any, principal: Principal, req: DataRequest) -> GrantUse | None:
