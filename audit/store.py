@@ -401,17 +401,20 @@ class Viewer:
     id: str
 
 
-def _visible(query: sa.Select[Any], viewer: Viewer) -> sa.Select[Any]:
-    if viewer.kind == "operator":
+def _visible(query: sa.Select[Any], kind: str) -> sa.Select[Any]:
+    """``query`` restricted to what a viewer of ``kind`` may see; the viewer's id is
+    the bound parameter ``viewer`` (so a statement is built once per kind)."""
+    viewer = sa.bindparam("viewer", type_=sa.String)
+    if kind == "operator":
         return query
-    if viewer.kind == "enterprise":
-        return query.where(entries.c.enterprise == viewer.id)
-    if viewer.kind == "institution":
-        return query.where(entries.c.institution == viewer.id)
-    if viewer.kind == "department":
+    if kind == "enterprise":
+        return query.where(entries.c.enterprise == viewer)
+    if kind == "institution":
+        return query.where(entries.c.institution == viewer)
+    if kind == "department":
         return query.where(
             sa.exists().where(
-                entry_departments.c.department == viewer.id,
+                entry_departments.c.department == viewer,
                 entry_departments.c.idx == entries.c.idx,
             )
         )
@@ -432,29 +435,40 @@ def list_entries(ex: Executor, viewer: Viewer, after: int, limit: int) -> list[t
         )
     else:
         query = _visible(
-            sa.select(entries.c.idx, entries.c.entry).where(entries.c.idx > after), viewer
+            sa.select(entries.c.idx, entries.c.entry).where(entries.c.idx > after), viewer.kind
         )
         query = query.order_by(entries.c.idx).limit(limit)
-    return [(int(i), bytes(e)) for i, e in ex.execute(query)]
+    return [(int(i), bytes(e)) for i, e in ex.execute(query, {"viewer": viewer.id})]
 
 
 def get_entry(ex: Executor, viewer: Viewer, index: int) -> bytes | None:
-    query = _visible(sa.select(entries.c.entry).where(entries.c.idx == index), viewer)
-    value = ex.execute(query).scalar()
+    query = _visible(sa.select(entries.c.entry).where(entries.c.idx == index), viewer.kind)
+    value = ex.execute(query, {"viewer": viewer.id}).scalar()
     return None if value is None else bytes(value)
+
+
+def _proof_context_statement(kind: str) -> sa.Select[Any]:
+    query = sa.select(entries.c.idx).where(entries.c.idx == sa.bindparam("idx", type_=ID))
+    return sa.select(
+        _visible(query, kind).exists(),
+        sa.select(state.c.size).where(state.c.id == 1).scalar_subquery(),
+        sa.select(sa.func.max(checkpoints.c.size)).scalar_subquery(),
+    )
+
+
+# Built once per viewer kind: every proof pays for this statement, and building it per
+# call cost more than running it.
+_PROOF_CONTEXT = {
+    kind: _proof_context_statement(kind)
+    for kind in ("operator", "enterprise", "institution", "department", "none")
+}
 
 
 def proof_context(ex: Executor, viewer: Viewer, index: int) -> tuple[bool, int, int | None]:
     """In one round trip: may ``viewer`` see entry ``index``, the log size, and the
     newest checkpoint's size."""
-    visible = _visible(sa.select(entries.c.idx).where(entries.c.idx == index), viewer).exists()
-    row = ex.execute(
-        sa.select(
-            visible,
-            sa.select(state.c.size).where(state.c.id == 1).scalar_subquery(),
-            sa.select(sa.func.max(checkpoints.c.size)).scalar_subquery(),
-        )
-    ).one()
+    stmt = _PROOF_CONTEXT.get(viewer.kind, _PROOF_CONTEXT["none"])
+    row = ex.execute(stmt, {"idx": index, "viewer": viewer.id}).one()
     return bool(row[0]), int(row[1]), None if row[2] is None else int(row[2])
 
 

@@ -664,10 +664,11 @@ def run(
     database_kind: str = "postgresql",
     workers: int = 2,
     seconds: float = 15.0,
-    enterprises: int = 100,
+    enterprises: int = 300,
 ) -> dict[str, Any]:
     """The benchmark of ``make bench``: fixed-rate verify and score at the targets,
-    a mixed phase, and closed-loop capacity."""
+    a mixed phase, and closed-loop capacity (enough grants that no phase runs out of
+    uses)."""
     from bench.common import pg_url
 
     if database_kind == "postgresql" and pg_url() is None:

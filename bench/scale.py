@@ -10,7 +10,8 @@
   the department data read alone;
 - ``audit``: the audit log grown to ``log_entries`` (default 10,000,000) through the
   sequencer's own code path, then inclusion and consistency proofs as the API computes
-  them: p50/p99 in ms [target: inclusion p99 ≤ 2 ms].
+  them: p50/p99 in ms, right after the build and after a ``VACUUM`` of the audit
+  tables (the state of a log that grew at request rates) [target: inclusion p99 ≤ 2 ms].
 
 The full sizes take long (tens of minutes; several GB in PostgreSQL): ``python -m
 bench.scale --quick`` runs the same at 20,000 enterprises and 200,000 entries. The
@@ -173,9 +174,26 @@ def _audit(env: dict[str, str], log_entries: int) -> dict[str, Any]:
     t = time.perf_counter()
     rate = _sequence(log, log_entries, rng)
     built = time.perf_counter() - t
+    # Right after a burst of millions of inserts, autovacuum is still busy with the
+    # fresh tables and every first read of a page sets its hint bits: that is the
+    # figure of a log just built. A log that grew at request rates is in the state a
+    # VACUUM leaves; the target is measured there.
+    fresh = _proofs(log, rng, n=2000)
+    t = time.perf_counter()
+    with engine.connect() as conn:
+        conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+        for table in ("audit_entries", "audit_entry_departments", "audit_tree"):
+            conn.exec_driver_sql(f"VACUUM (ANALYZE) {table}")
+    vacuumed = time.perf_counter() - t
     figures = _proofs(log, rng, n=2000)
     engine.dispose()
-    return {"build_seconds": round(built, 1), "sequencer_appends_per_s": round(rate), **figures}
+    return {
+        "build_seconds": round(built, 1),
+        "sequencer_appends_per_s": round(rate),
+        "right_after_build": {k: v for k, v in fresh.items() if k.endswith("_ms")},
+        "vacuum_seconds": round(vacuumed, 1),
+        **figures,
+    }
 
 
 def run(
