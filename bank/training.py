@@ -317,17 +317,7 @@ def train_with_gateway(
             "bank_to_gateway": channel.traffic.sent,
             "gateway_to_bank": channel.traffic.received,
         },
-        "epochs": [
-            {
-                "epoch": e.epoch + 1,
-                "loss": round(float(e.loss), 6),
-                "validation_auc": None if e.validation_auc is None else round(e.validation_auc, 6),
-                "seconds": round(e.seconds, 3),
-                "bank_to_gateway": e.sent,
-                "gateway_to_bank": e.received,
-            }
-            for e in epochs_done
-        ],
+        "epochs": [e.report() for e in epochs_done],
         "registered": done.get("model"),
         "bank_half": {
             "bank_features": list(half.features),

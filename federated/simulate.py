@@ -454,17 +454,7 @@ def simulate(
             ],
         },
         "messages": b["messages"],
-        "epochs": [
-            {
-                "epoch": e.epoch + 1,
-                "loss": round(float(e.loss), 6),
-                "validation_auc": None if e.validation_auc is None else round(e.validation_auc, 6),
-                "seconds": round(e.seconds, 3),
-                "bank_to_gateway": e.sent,
-                "gateway_to_bank": e.received,
-            }
-            for e in epochs
-        ],
+        "epochs": [e.report() for e in epochs],
     }
     return SimulationResult(model, report)
 

@@ -271,6 +271,19 @@ class EpochResult:
     sent: int
     received: int
 
+    def report(self) -> dict[str, Any]:
+        """This epoch as a row of a training report (JSON)."""
+        return {
+            "epoch": self.epoch + 1,
+            "loss": round(float(self.loss), 6),
+            "validation_auc": None
+            if self.validation_auc is None
+            else round(self.validation_auc, 6),
+            "seconds": round(self.seconds, 3),
+            "bank_to_gateway": self.sent,
+            "gateway_to_bank": self.received,
+        }
+
 
 def _one_batch(bank: BankTrainer, channel: Channel) -> BatchResult:
     channel.send(bank.forward_request())

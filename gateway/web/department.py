@@ -17,6 +17,7 @@ from typing import Any
 from flask import Blueprint, Response, g, request
 
 from common.errors import InvalidInput
+from consent.errors import REFUSAL_CODES
 from gateway.services import services
 from gateway.web import common, views
 from gateway.web.common import install, render
@@ -69,20 +70,7 @@ def accesses() -> Response:
 
 
 def _known_refusals(seen: list[str]) -> list[str]:
-    contract = [
-        "grant_missing",
-        "grant_invalid",
-        "grant_wrong_audience",
-        "grant_expired",
-        "grant_not_yet_valid",
-        "grant_revoked",
-        "grant_paused",
-        "scope_operation",
-        "scope_category",
-        "grant_uses_exhausted",
-        "institution_suspended",
-        "verify_budget_exhausted",
-    ]
+    contract = list(REFUSAL_CODES)
     return contract + sorted(set(seen) - set(contract))
 
 
