@@ -7,7 +7,10 @@ stored status read and the atomic use increment. Two figures:
   commit's fsync bounds the wall rate; a real request shares that commit with its
   audit entry);
 - ``in_transaction``: checks inside open write transactions of ``BATCH`` checks each
-  (as a batch score runs them), so the figure is the check itself, not the fsync.
+  (as a batch score runs them), so the figure is the check itself, not the fsync; the
+  grant's signature verified once and then remembered (grants are immutable);
+- ``in_transaction_signature_not_cached``: the same with the EdDSA verification paid
+  on every check (a grant seen for the first time).
 
 Runs on SQLite (the embedded default) and on PostgreSQL when
 ``XINYI_TEST_DATABASE_URL`` is set or a local server answers.
@@ -82,6 +85,18 @@ def _measure(database_url: str, home: Path) -> dict[str, Any]:
         return BATCH
 
     out["in_transaction"] = {"checks_per_transaction": BATCH, **_rate(batch)}
+
+    def batch_first_use() -> int:
+        with write_session(engine) as s:
+            for _ in range(BATCH):
+                svc._verified.clear()  # as if each grant were seen for the first time
+                svc.check(s, **args)
+        return BATCH
+
+    out["in_transaction_signature_not_cached"] = {
+        "checks_per_transaction": BATCH,
+        **_rate(batch_first_use),
+    }
     engine.dispose()
     return out
 
