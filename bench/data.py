@@ -17,9 +17,6 @@ from __future__ import annotations
 import json
 import os
 import platform
-import signal
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -28,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import yaml
 
 from common.db import make_engine, migrate
 from common.settings import load_settings
@@ -111,7 +109,7 @@ def bench_import(tmp: Path, enterprises: int) -> dict[str, Any]:
 def bench_verify(tmp: Path, database_url: str | None) -> dict[str, Any]:
     """Needs the whole gateway (keys, registry, audit) and the test helpers."""
     try:
-        from tests.live import env_for, free_port, xinyi
+        from tests.live import free_port, serving
     except ImportError as e:  # pragma: no cover - only without the test helpers
         return {"skipped": f"tests.live not importable: {e}"}
     threads = int(os.environ.get("XINYI_BENCH_VERIFY_THREADS", "8"))
@@ -129,46 +127,14 @@ def bench_verify(tmp: Path, database_url: str | None) -> dict[str, Any]:
         assert old in config, old
         config = config.replace(old, new)
     (home / "config.yaml").write_text(config, encoding="utf-8")
-    env = env_for(home, database_url or f"sqlite:///{home / 'xinyi.db'}", port)
-    xinyi(env, "init")
-    log = (home / "serve.log").open("w")
-    server = subprocess.Popen(
-        [sys.executable, "-m", "cli", "serve", "--port", str(port), "--workers", "2"],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        cwd=ROOT,
-        start_new_session=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        _wait_ready(base, server, home)
+    url = database_url or f"sqlite:///{home / 'xinyi.db'}"
+    with serving(home, url, port=port) as (base, env):
         plan = _prepare(home, base, env, enterprises)
         figures = _hammer(base, plan, threads)
-        figures["database"] = "postgresql" if database_url else "sqlite (WAL, synchronous=FULL)"
-        return figures
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-        log.close()
-
-
-def _wait_ready(base: str, server: subprocess.Popen[bytes], home: Path) -> None:
-    import httpx
-
-    deadline = time.time() + 60
-    while True:
-        try:
-            if httpx.get(base + "/healthz", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        if server.poll() is not None or time.time() > deadline:
-            raise RuntimeError("gateway did not start: " + (home / "serve.log").read_text()[-3000:])
-        time.sleep(0.2)
+    per_worker = yaml.safe_load(config)["server"]["threads"]
+    figures["server"] = f"xinyi serve, 2 gunicorn workers (gthread, {per_worker} threads)"
+    figures["database"] = "postgresql" if database_url else "sqlite (WAL, synchronous=FULL)"
+    return figures
 
 
 def _prepare(home: Path, base: str, env: dict[str, str], enterprises: int) -> dict[str, Any]:
@@ -292,7 +258,6 @@ def _hammer(base: str, plan: dict[str, Any], threads: int) -> dict[str, Any]:
     seconds = time.perf_counter() - started
     lat = np.array(latencies) * 1000
     return {
-        "server": "xinyi serve, 2 gunicorn workers (gthread, 4 threads)",
         "client_threads": threads,
         "requests": len(work),
         "ok": len(latencies),

@@ -56,10 +56,11 @@ def xinyi(env: dict[str, str], *args: str, stdin: str | None = None) -> str:
 
 @contextmanager
 def serving(
-    home: Path, database_url: str, *, workers: int = 2
+    home: Path, database_url: str, *, workers: int = 2, port: int | None = None
 ) -> Iterator[tuple[str, dict[str, str]]]:
-    """``xinyi init`` then ``xinyi serve`` on a free port; yields (base URL, env)."""
-    port = free_port()
+    """``xinyi init`` then ``xinyi serve`` on ``port`` (a free one by default; a
+    ``config.yaml`` already in ``home`` must name it); yields (base URL, env)."""
+    port = port or free_port()
     env = env_for(home, database_url, port)
     xinyi(env, "init")
     log = (home / "serve.log").open("w")
