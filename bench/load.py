@@ -37,13 +37,15 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from bank.client import GatewayClient
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
@@ -155,7 +157,6 @@ class Server:
 class World:
     """What the traffic needs: the bank, its key, grants, HE material."""
 
-    settings: Any
     key: Any
     usccs: list[str]
     consent_ids: list[str]
@@ -237,14 +238,13 @@ def prepare(
         svc.stop()
         app.extensions["xinyi"].engine.dispose()
         engine.dispose()
-    return World(settings, key, usccs, consent_ids, grants, asks, model_ref=model_ref)
+    return World(key, usccs, consent_ids, grants, asks, model_ref=model_ref)
 
 
 def add_score_material(world: World, base: str, n: int = 24) -> None:
     """Register the bank's CKKS context over HTTP and encrypt ``n`` requests' features."""
     import numpy as np
 
-    from bank.client import GatewayClient
     from bench.score import BANK_FEATURES
     from federated import he
 
@@ -259,35 +259,12 @@ def add_score_material(world: World, base: str, n: int = 24) -> None:
     ]
 
 
-def client_assertion(world: World, base: str) -> str:
-    import jwt
-
-    now = int(time.time())
-    claims = {
-        "iss": BANK_ID,
-        "sub": BANK_ID,
-        "aud": base + "/oauth/token",
-        "jti": uuid.uuid4().hex,
-        "iat": now,
-        "exp": now + 60,
-    }
-    return jwt.encode(claims, world.key, algorithm="EdDSA")
-
-
 def fetch_token(world: World, base: str) -> str:
-    import httpx
-
-    resp = httpx.post(
-        base + "/oauth/token",
-        data={
-            "grant_type": "client_credentials",
-            "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
-            "client_assertion": client_assertion(world, base),
-        },
-        timeout=30,
-    )
-    resp.raise_for_status()
-    return str(resp.json()["access_token"])
+    client = GatewayClient(base, BANK_ID, world.key)
+    try:
+        return client.token()
+    finally:
+        client.close()
 
 
 # Traffic ------------------------------------------------------------------------------------
@@ -310,6 +287,8 @@ class Traffic:
         self.world = world
         self.base = base
         self.token = token
+        # Signs the client assertions of the token traffic (its own HTTP client unused).
+        self._client = GatewayClient(base, BANK_ID, world.key)
         self._counter = 0
         self._lock = threading.Lock()
         self._scores = [
@@ -358,7 +337,7 @@ class Traffic:
             form = (
                 "grant_type=client_credentials&client_assertion_type="
                 "urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer"
-                f"&client_assertion={client_assertion(w, self.base)}"
+                f"&client_assertion={self._client.client_assertion()}"
             )
             return Request(
                 op,
@@ -426,7 +405,6 @@ def drive(
     seconds: float,
     max_requests: int,
     threads: int = 16,
-    on_outcome: Callable[[Outcome], None] | None = None,
 ) -> tuple[list[Outcome], float]:
     """Send traffic for at most ``seconds`` and ``max_requests``: at ``rate`` requests a
     second (open loop), or closed loop (each thread sends as soon as it has an answer)
@@ -469,8 +447,6 @@ def drive(
             outcomes.append(out)
             if index is not None and status == 200 and len(traffic.audit_indexes) < 5000:
                 traffic.audit_indexes.append(index)
-        if on_outcome is not None:
-            on_outcome(out)
 
     def worker() -> None:
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)

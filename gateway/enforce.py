@@ -129,6 +129,11 @@ def enforce(
         needs_grant,
         public_categories,
     )
+    return enforce_request(principal, request)
+
+
+def enforce_request(principal: Principal, request: DataRequest) -> Access:
+    """``enforce`` for a request already built; raises its refusal."""
     (outcome,) = enforce_each(principal, [request])
     if isinstance(outcome, ConsentRefused):
         raise outcome

@@ -24,6 +24,7 @@ from consent import store as consent_store
 from consent.outbox import OutboxDelivery
 from consent.service import ConsentService
 from keys import KeyRing
+from records.catalog import Catalog
 from registry import Registry
 
 log = get_logger("gateway.services")
@@ -38,6 +39,7 @@ class Services:
     consent: ConsentService
     audit: AuditLog
     outbox: OutboxDelivery
+    catalog: Catalog  # the data catalog's rules, built once
     extras: dict[str, Any] = field(default_factory=dict)
     _stop: threading.Event = field(default_factory=threading.Event)
     _threads: list[threading.Thread] = field(default_factory=list)
@@ -107,6 +109,7 @@ def build(settings: Settings, engine: Engine) -> Services:
         consent=consent,
         audit=audit,
         outbox=outbox,
+        catalog=Catalog(settings.config),
     )
 
 

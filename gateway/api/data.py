@@ -27,19 +27,10 @@ from gateway.enforce import enforce
 from gateway.services import Services, services
 from records import catalog as rules
 from records import store as records
-from records.catalog import Catalog
 from records.importer import rejects_csv
 from records.service import import_csv
 
 bp = Blueprint("data", __name__)
-
-
-def _catalog(svc: Services) -> Catalog:
-    cat = svc.extras.get("records.catalog")
-    if cat is None:
-        cat = svc.extras["records.catalog"] = Catalog(svc.settings.config)
-    assert isinstance(cat, Catalog)
-    return cat
 
 
 def _public_features(svc: Services) -> tuple[list[str], list[str]]:
@@ -77,7 +68,7 @@ def _grant_categories(svc: Services, grant: str) -> list[str]:
 def report(uscc: str) -> dict[str, Any]:
     code = uscc_rules.validate(uscc)
     svc = services()
-    cat = _catalog(svc)
+    cat = svc.catalog
     principal = current_principal()
     grant = request.args.get("grant")
     public_cats, public_feats = _public_features(svc)
@@ -135,7 +126,7 @@ def verify() -> dict[str, Any]:
         raise InvalidInput(
             "feature: a feature id such as tax.paid_12m", code="invalid_json", field="feature"
         )
-    rule = _catalog(svc).features.get(feature_id)
+    rule = svc.catalog.features.get(feature_id)
     if rule is None:
         raise InvalidInput(
             f"unknown feature {feature_id!r}", code="unknown_feature", field="feature"
@@ -182,7 +173,7 @@ def verify() -> dict[str, Any]:
 def _department(svc: Services, department: str) -> Principal:
     """The caller may act for ``department``: its own department user, or the operator."""
     principal = current_principal()
-    if department not in _catalog(svc).departments:
+    if department not in svc.catalog.departments:
         raise NotFound(f"no department {department!r}", code="unknown_department")
     if principal.kind == "department":
         if principal.department != department:
@@ -217,7 +208,7 @@ def import_file(department: str) -> tuple[dict[str, Any], int]:
     data, name = _upload()
     record = import_csv(
         svc.engine,
-        _catalog(svc),
+        svc.catalog,
         department,
         data,
         file_name=name,

@@ -32,14 +32,13 @@ from flask import Blueprint, Response
 
 from common.errors import InvalidInput, NotFound, TooLarge
 from common.logging import get_logger
-from consent.errors import ConsentRefused
 from federated import he, scoring
 from federated import store as fstore
 from federated.models import JointModel
 from gateway import openapi
 from gateway.api.consent import json_body
 from gateway.auth import authenticated, current_principal
-from gateway.enforce import Access, DataRequest, enforce_each
+from gateway.enforce import Access, DataRequest, enforce_each, enforce_request
 from gateway.metrics import HE_SECONDS
 from gateway.services import Services, services
 from records import catalog as rules
@@ -196,13 +195,6 @@ def _evaluator(svc: Services, params: he.CKKSParams) -> he.Evaluator:
     return ev
 
 
-def _catalog(svc: Services) -> rules.Catalog:
-    catalog = svc.extras.get("score.catalog")
-    if catalog is None:
-        catalog = svc.extras.setdefault("score.catalog", rules.Catalog(svc.settings.config))
-    return catalog  # type: ignore[no-any-return]
-
-
 def _models(svc: Services) -> _ModelCache:
     cache = svc.extras.get("score.models")
     if cache is None:
@@ -238,7 +230,7 @@ def gateway_values(svc: Services, enterprises: Sequence[str], model: JointModel)
     value; encoded as the store encodes model inputs (``records.store.feature_matrix``).
     One enterprise takes the store's cheaper single-enterprise read."""
     if len(enterprises) == 1:
-        catalog = _catalog(svc)
+        catalog = svc.catalog
         columns = [rules.parse_column(catalog, c) for c in model.gateway_features]
         stored = records.current_values(svc.engine, enterprises[0], model.gateway_feature_ids)
         today = date.today()
@@ -251,7 +243,7 @@ def gateway_values(svc: Services, enterprises: Sequence[str], model: JointModel)
         return np.asarray([row], dtype=np.float64)
     unique = list(dict.fromkeys(enterprises))
     present, matrix = records.feature_matrix(
-        svc.engine, svc.settings, unique, list(model.gateway_features)
+        svc.engine, svc.catalog, unique, list(model.gateway_features)
     )
     values = np.where(present, matrix, np.nan)
     position = {code: i for i, code in enumerate(unique)}
@@ -354,9 +346,7 @@ def score() -> Response:
     ev = _evaluator(svc, model.params)
     data = _b64(body.get("ciphertext"), "ciphertext", limit)
     ct = ev.ciphertext(data, size=len(model.bank_features), max_bytes=limit)
-    (access,) = enforce_each(principal, [_score_request(model, body.get("grant"))])
-    if isinstance(access, ConsentRefused):
-        raise access
+    access = enforce_request(principal, _score_request(model, body.get("grant")))
     assert access.enterprise is not None
     values = gateway_values(svc, [access.enterprise], model)[0]
     if np.isnan(values).all():

@@ -99,7 +99,7 @@ def records_features(svc: Services, usccs: Sequence[str], columns: Sequence[str]
     from records import store as records
 
     _, matrix = records.feature_matrix(
-        svc.engine, svc.settings, list(usccs), list(columns), as_of=date.today()
+        svc.engine, svc.catalog, list(usccs), list(columns), as_of=date.today()
     )
     return np.asarray(matrix, dtype=np.float64)
 

@@ -154,9 +154,8 @@ def render(template: str, *, title_key: str, status: int = 200, **ctx: Any) -> R
         for item in NAV.get(principal.kind, ()):
             url = url_for(item.endpoint)
             nav.append({"label": item.label, "url": url, "current": request.path == url})
-    ctx.setdefault("names", None)
-    if ctx["names"] is None:
-        ctx["names"] = names()
+    if ctx.get("names") is None:  # pages that name institutions pass their own
+        ctx["names"] = Names(services().settings, lang)
     html = render_template(
         template,
         lang=lang,

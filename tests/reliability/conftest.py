@@ -36,9 +36,10 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy import Engine
 
-from bench.load import BANK_ID, Server, World, fetch_token, free_port, instance_env, prepare
+from bench.load import BANK_ID, Server, World, fetch_token, instance_env, prepare
 from common.db import make_engine
 from registry import Registry
+from tests.live import free_port, xinyi
 
 PASSWORD = "reliability password"
 DATA_OPERATIONS = ("report", "verify", "score")
@@ -167,16 +168,6 @@ class Live:
         finally:
             client.close()
 
-    def xinyi(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [*_XINYI, *args],
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            cwd=_ROOT,
-        )
-
     # Checks ---------------------------------------------------------------------------
     def wait_until(self, what: Callable[[], bool], seconds: float, why: str) -> None:
         deadline = time.monotonic() + seconds
@@ -214,13 +205,8 @@ class Live:
                     allowed[gid] = allowed.get(gid, 0) + 1
         for consent_id, uses in consents:
             assert uses == allowed.get(consent_id, 0), f"{consent_id}: uses vs allowed entries"
-        verified = self.xinyi("audit", "verify")
-        assert verified.returncode == 0, verified.stdout + verified.stderr
+        xinyi(self.env, "audit", "verify")  # raises with its output unless it passes
         return {"entries": len(entries), "served": len(ok)}
-
-
-_ROOT = Path(__file__).resolve().parents[2]
-_XINYI = [os.environ.get("PYTHON", "") or __import__("sys").executable, "-m", "cli"]
 
 
 def login_of(uscc: str) -> str:
@@ -231,23 +217,20 @@ def login_of(uscc: str) -> str:
 def live_factory(
     tmp_path: Path,
 ) -> Iterator[Callable[..., Live]]:
-    """Start prepared gateways: ``live_factory(database_url, workers=2, users=3,
-    **config)``; all are stopped at the end of the test."""
+    """Start prepared gateways with 2 workers: ``live_factory(database_url, users=3)``;
+    all are stopped at the end of the test."""
     started: list[Live] = []
 
-    def factory(database_url: str, *, workers: int = 2, users: int = 3, **config: Any) -> Live:
+    def factory(database_url: str, *, users: int = 3) -> Live:
         home = Path(tempfile.mkdtemp(prefix="xinyi-live-", dir=tmp_path))
         port = free_port()
-        merged = json.loads(json.dumps(LIVE_CONFIG))
-        for key, value in config.items():
-            merged.setdefault(key, {}).update(value)
-        env = instance_env(home, database_url, port, **merged)
+        env = instance_env(home, database_url, port, **LIVE_CONFIG)
         world = prepare(env, enterprises=12, max_uses=200, score=False)
         engine = make_engine(database_url)
         registry = Registry(engine)
         for uscc in world.usccs[:users]:
             registry.add_user(login=login_of(uscc), password=PASSWORD, role="enterprise", uscc=uscc)
-        server = Server(env, port, workers)
+        server = Server(env, port, 2)
         live = Live(server, world, engine, env)
         started.append(live)
         server.start()
