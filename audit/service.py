@@ -18,12 +18,11 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -49,7 +48,7 @@ from audit.errors import (
 from audit.note import ALG_COSIGNATURE_V1, Verifier, b64, cosignature_time, parse_note
 from audit.store import Viewer
 from audit.verify import CHUNK_LEVEL, Report, verify_log
-from common.db import is_sqlite, write_session
+from common.db import read_connection, write_session
 from common.errors import ConfigError, Conflict, InvalidInput
 from common.logging import get_logger
 from common.settings import Settings
@@ -100,7 +99,6 @@ class AuditLog:
                 f"the checkpoint key is named {signer.name!r}, the log origin is {self.origin!r}"
             )
         self._clock = clock
-        self._sqlite = is_sqlite(engine)
         self._cond = threading.Condition()
         self._integrating = False
         self._recent: dict[int, int] = {}  # queue id -> index, of batches integrated here
@@ -109,15 +107,6 @@ class AuditLog:
         self._frontier: tuple[int, tuple[bytes, ...]] = (-1, ())
         # The log size up to which this process knows every entry's queue id (-1: none).
         self._known_size = -1
-
-    @contextmanager
-    def _reading(self) -> Iterator[Connection]:
-        """A connection for reads. On PostgreSQL in autocommit: no BEGIN/ROLLBACK round
-        trips, and the log is append-only, so successive reads only ever see more."""
-        with self.engine.connect() as conn:
-            if not self._sqlite:
-                conn.execution_options(isolation_level="AUTOCOMMIT")
-            yield conn
 
     # Writing ---------------------------------------------------------------------------
 
@@ -153,7 +142,7 @@ class AuditLog:
 
     def _lookup(self, queue_id: int) -> int | None:
         """The entry's index from the database; None while it waits in the queue."""
-        with self._reading() as s:
+        with read_connection(self.engine) as s:
             index = store.index_of(s, queue_id)
             if index is None and not store.is_queued(s, queue_id):
                 # Integrated between the two reads (a read sees each commit whole).
@@ -209,7 +198,7 @@ class AuditLog:
         known, self._known_size = self._known_size, max(self._known_size, size)
         if known < 0 or not 0 < size - known <= CATCH_UP_MAX:
             return
-        with self._reading() as s:
+        with read_connection(self.engine) as s:
             found = store.indices_between(s, known, size)
         if len(self._recent) > RECENT_MAX:
             self._recent.clear()
@@ -221,7 +210,7 @@ class AuditLog:
         for _ in range(max_batches):
             batch = self._integrate_or_wait(self.config.integrate_wait_seconds)
             if batch is None:
-                with self._reading() as s:
+                with read_connection(self.engine) as s:
                     if store.queue_status(s)[0] == 0:
                         break
                 continue
@@ -256,7 +245,7 @@ class AuditLog:
         """Sign and store a checkpoint of the current tree when it grew (and, unless
         ``force``, the last checkpoint is old enough). Returns the new one or None."""
         now = self._clock()
-        with self._reading() as s:
+        with read_connection(self.engine) as s:
             latest = store.latest_checkpoint(s)
             size = store.read_state(s).size
         if latest is not None and (
@@ -284,7 +273,7 @@ class AuditLog:
     def latest_checkpoint(self) -> SignedCheckpoint:
         """The newest signed checkpoint with the cosignatures it has (one is signed
         now if the log never signed any)."""
-        with self._reading() as s:
+        with read_connection(self.engine) as s:
             latest = store.latest_checkpoint(s)
         if latest is None:
             self.checkpoint(force=True)
@@ -292,7 +281,7 @@ class AuditLog:
 
     def checkpoint_at(self, size: int | None) -> SignedCheckpoint:
         """A stored checkpoint (the newest when ``size`` is None) with its cosignatures."""
-        with self._reading() as s:
+        with read_connection(self.engine) as s:
             stored = store.latest_checkpoint(s) if size is None else store.checkpoint_at(s, size)
             if stored is None:
                 raise CheckpointNotFound(f"the log signed no checkpoint of size {size}")
@@ -330,7 +319,7 @@ class AuditLog:
         return verifier
 
     def witnesses(self) -> list[dict[str, Any]]:
-        with self._reading() as s:
+        with read_connection(self.engine) as s:
             return [
                 {"department": w["department"], "name": w["name"], "vkey": w["vkey"]}
                 for w in store.list_witnesses(s)
@@ -343,7 +332,7 @@ class AuditLog:
         if len(sig) != 1:
             raise NoteInvalid("send one cosignature line")
         cosig = sig[0]
-        with self._reading() as s:
+        with read_connection(self.engine) as s:
             stored = store.checkpoint_at(s, size)
             witness = store.find_witness(s, cosig.name, cosig.key_id.hex())
         if stored is None:
@@ -376,20 +365,20 @@ class AuditLog:
     # Queries and proofs ----------------------------------------------------------------
 
     def size(self) -> int:
-        with self._reading() as s:
+        with read_connection(self.engine) as s:
             return store.read_state(s).size
 
     def entries(self, viewer: Viewer, after: int, limit: int) -> tuple[list[EntryView], int | None]:
         """Entries visible to ``viewer`` after index ``after``; ``next`` is the cursor for
         the following page (None when this page is the last)."""
         limit = max(1, min(limit, MAX_PAGE))
-        with self._reading() as s:
+        with read_connection(self.engine) as s:
             rows = store.list_entries(s, viewer, after, limit)
         views = [_view(i, raw) for i, raw in rows]
         return views, (views[-1].index if len(views) == limit else None)
 
     def entry(self, viewer: Viewer, index: int) -> EntryView:
-        with self._reading() as s:
+        with read_connection(self.engine) as s:
             raw = store.get_entry(s, viewer, index)
         if raw is None:
             raise EntryNotFound(f"no audit entry {index} visible to you")
@@ -400,7 +389,7 @@ class AuditLog:
     ) -> tuple[int, list[bytes]]:
         """(size, proof) for an entry the viewer may see; ``size`` defaults to the
         newest checkpoint's."""
-        with self._reading() as s:
+        with read_connection(self.engine) as s:
             visible, log_size, checkpoint_size = store.proof_context(s, viewer, index)
             if not visible:
                 raise EntryNotFound(f"no audit entry {index} visible to you")
@@ -418,7 +407,7 @@ class AuditLog:
             return size, merkle.inclusion_proof(index, size, store.node_reader(s))
 
     def consistency_proof(self, first: int, second: int) -> list[bytes]:
-        with self._reading() as s:
+        with read_connection(self.engine) as s:
             self._check_size(s, second)
             if not 0 <= first <= second:
                 raise InvalidInput("0 <= first <= second is required", code="audit_bad_size")
@@ -426,7 +415,7 @@ class AuditLog:
 
     def leaf_hashes(self, start: int, end: int) -> list[bytes]:
         """Leaf hashes of entries [start, end), recomputed from the stored bytes."""
-        with self._reading() as s:
+        with read_connection(self.engine) as s:
             self._check_size(s, end)
             if not 0 <= start <= end or end - start > MAX_LEAVES:
                 raise InvalidInput(
@@ -467,7 +456,7 @@ class AuditLog:
 
     def status(self) -> dict[str, float | int | None]:
         now = self._clock()
-        with self._reading() as s:
+        with read_connection(self.engine) as s:
             depth, oldest = store.queue_status(s)
             size = store.read_state(s).size
             latest = store.latest_checkpoint(s)

@@ -220,35 +220,18 @@ def node_reader(ex: Executor) -> merkle.NodeReader:
     return lambda ids: read_nodes(ex, ids)
 
 
-def _insert_many(
-    conn: Connection, table: str, columns: Sequence[tuple[str, str]], rows: list[tuple[Any, ...]]
-) -> None:
-    """Insert many positional rows in one go. ``columns`` are (name, PostgreSQL type).
-
-    SQLite: one DBAPI executemany (SQLAlchemy's per-row parameter processing costs more
-    than the insert at batch sizes of thousands). PostgreSQL: one ``INSERT ... SELECT
-    FROM unnest(arrays)`` statement, since psycopg's executemany costs ~40 us a row."""
-    names = ", ".join(name for name, _ in columns)
-    if conn.dialect.name == "postgresql":
-        arrays = ", ".join(f"%b::{pg_type}[]" for _, pg_type in columns)
-        sql = f"INSERT INTO {table} ({names}) SELECT * FROM unnest({arrays})"  # noqa: S608 -- constant names
-        # Binary parameters (%b): psycopg's text form of a bytea array escapes every byte.
-        conn.exec_driver_sql(sql, tuple(list(col) for col in zip(*rows, strict=True)))
-        return
+def _insert_many(conn: Connection, table: str, columns: Sequence[str], rows: list[Any]) -> None:
+    """SQLite: insert many positional rows with one DBAPI executemany (SQLAlchemy's
+    per-row parameter processing costs more than the insert at batch sizes of thousands;
+    PostgreSQL writes a batch with ``_WRITE_BATCH_PG``)."""
     marks = ", ".join("?" for _ in columns)
-    conn.exec_driver_sql(f"INSERT INTO {table} ({names}) VALUES ({marks})", rows)  # noqa: S608 -- constant names
+    sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})"  # noqa: S608 -- constant names
+    conn.exec_driver_sql(sql, rows)
 
 
-_ENTRY_COLUMNS = (
-    ("idx", "bigint"),
-    ("queue_id", "bigint"),
-    ("entry", "bytea"),
-    ("time", "bigint"),
-    ("institution", "text"),
-    ("enterprise", "text"),
-)
-_DEPARTMENT_COLUMNS = (("department", "text"), ("idx", "bigint"))
-_TREE_COLUMNS = (("node", "bigint"), ("hash", "bytea"))
+_ENTRY_COLUMNS = ("idx", "queue_id", "entry", "time", "institution", "enterprise")
+_DEPARTMENT_COLUMNS = ("department", "idx")
+_TREE_COLUMNS = ("node", "hash")
 _PENDING = sa.select(queue.c.id, queue.c.entry).order_by(queue.c.id).limit(sa.bindparam("n"))
 _DEQUEUE = queue.delete().where(queue.c.id.in_(sa.bindparam("ids", expanding=True)))
 
@@ -547,11 +530,6 @@ def _checkpoint(row: Any) -> StoredCheckpoint:
 def latest_checkpoint(ex: Executor) -> StoredCheckpoint | None:
     row = ex.execute(sa.select(checkpoints).order_by(checkpoints.c.size.desc()).limit(1)).first()
     return None if row is None else _checkpoint(row)
-
-
-def latest_checkpoint_size(ex: Executor) -> int | None:
-    value = ex.execute(sa.select(sa.func.max(checkpoints.c.size))).scalar()
-    return None if value is None else int(value)
 
 
 def checkpoint_at(ex: Executor, size: int) -> StoredCheckpoint | None:

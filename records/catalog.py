@@ -22,14 +22,14 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 from itertools import pairwise
 from typing import Any
 
 from common.errors import InvalidInput
-from common.settings import Category, ConfigFile, Feature
+from common.settings import ConfigFile, Feature
 
 # A stored value: what a cell parses to. Dates stay ISO strings (they order correctly).
 Value = int | float | str | bool
@@ -90,7 +90,6 @@ class Catalog:
 
     def __init__(self, config: ConfigFile) -> None:
         self.departments: dict[str, str] = {d.id: d.name for d in config.departments}
-        self.categories: Mapping[str, Category] = config.categories
         self.features: dict[str, FeatureRule] = {}
         for cname, cat in config.categories.items():
             for fname, spec in cat.features.items():
@@ -107,9 +106,6 @@ class Catalog:
 
     def department_features(self, department: str) -> dict[str, FeatureRule]:
         return {k: r for k, r in self.features.items() if r.department == department}
-
-    def departments_of(self, feature_ids: Any) -> set[str]:
-        return {self.rule(f).department for f in feature_ids}
 
 
 # Cells -------------------------------------------------------------------------------
