@@ -19,9 +19,9 @@ import httpx
 
 from audit import merkle
 from audit.checkpoint import open_checkpoint
-from audit.note import ALG_COSIGNATURE_V1, Ed25519Signer, Verifier, parse_note
+from audit.note import ALG_COSIGNATURE_V1, Verifier, parse_note
 from audit.service import AuditLog
-from cli.audit import WITNESS_KEY_NAME, run_witness
+from cli.audit import _load_or_create_key, run_witness
 from cli.demo import Story, say, step
 from common.db import make_engine
 from registry import Registry
@@ -51,12 +51,7 @@ def step_audit_witness_joins(story: Story) -> None:
     """The tax bureau makes its own witness key; the operator registers it."""
     step("审计日志见证 · the tax bureau becomes a witness of the audit log")
     key_path, _ = _witness_files(story)
-    if key_path.exists():
-        signer = Ed25519Signer.from_private_key_text(key_path.read_text(encoding="utf-8"))
-    else:
-        signer = Ed25519Signer.generate(WITNESS_KEY_NAME.format(department=DEPARTMENT))
-        key_path.write_text(signer.private_key_text() + "\n", encoding="utf-8")
-        key_path.chmod(0o600)
+    signer = _load_or_create_key(key_path, DEPARTMENT, create=True)
     vkey = signer.verifier(ALG_COSIGNATURE_V1).vkey
     with _operator_log(story) as log:
         log.register_witness(DEPARTMENT, vkey)

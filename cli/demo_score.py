@@ -35,6 +35,7 @@ from bank.scoring import ModelInfo, Refusal, Score, Scorer, sigmoid
 from cli.demo import Story, say, step
 from common.errors import NotFound
 from common.logging import get_logger
+from federated.training import roc_auc
 
 BANK_ID = "hz_demo_bank"
 BANK_NAME = "杭州示范银行 (Hangzhou Demo Bank)"
@@ -147,23 +148,6 @@ def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = 1e-3) -> tuple[np.nda
         if np.max(np.abs(step_)) < 1e-8:
             break
     return w[:k], float(w[k])
-
-
-def auc(scores: np.ndarray, y: np.ndarray) -> float:
-    """Area under the ROC curve (Mann–Whitney, ties counted half)."""
-    order = np.argsort(scores, kind="mergesort")
-    ranks = np.empty(len(scores))
-    sorted_scores = scores[order]
-    i = 0
-    while i < len(scores):
-        j = i
-        while j + 1 < len(scores) and sorted_scores[j + 1] == sorted_scores[i]:
-            j += 1
-        ranks[order[i : j + 1]] = (i + j) / 2 + 1
-        i = j + 1
-    pos = y == 1
-    n_pos, n_neg = int(pos.sum()), int((~pos).sum())
-    return float((ranks[pos].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
 def _standardize(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -355,7 +339,7 @@ def step_score_applicants(story: Story) -> None:
     if len(set(y.tolist())) < 2:
         say("not enough defaults among the scored applicants for an AUC")
         return
-    joint_auc, bank_auc = auc(joint, y), auc(bank_only, y)
+    joint_auc, bank_auc = roc_auc(y, joint), roc_auc(y, bank_only)
     say(f"{len(scored)} scored in one batch request, {len(refused)} refused")
     say(f"  AUC bank-only model : {bank_auc:.3f}")
     say(f"  AUC joint HE model  : {joint_auc:.3f}   (+{joint_auc - bank_auc:.3f})")

@@ -46,7 +46,7 @@ def init(ctx: click.Context) -> None:
         click.echo(f"key: {key.get('xinyi_purpose')} {key['kid']}")
 
 
-def gunicorn_options(settings: Settings, bind: str, workers: int, threads: int) -> dict[str, Any]:
+def gunicorn_options(bind: str, workers: int, threads: int) -> dict[str, Any]:
     """The gunicorn settings of ``xinyi serve``."""
     return {
         "bind": bind,
@@ -88,7 +88,7 @@ def serve(
     server = settings.config.server
     bind = f"{host or server.host}:{port or server.port}"
     n = workers or server.workers
-    options = gunicorn_options(settings, bind, n, threads or server.threads)
+    options = gunicorn_options(bind, n, threads or server.threads)
 
     class Gateway(BaseApplication):  # type: ignore[misc]
         def load_config(self) -> None:

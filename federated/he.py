@@ -910,8 +910,6 @@ class ZeroPool:
     once. ``rerandomize`` works like the module function, from the pool when it can."""
 
     def __init__(self, public: PublicContext, *, capacity: int = 32) -> None:
-        import threading  # (kept inside this block: the module's imports stay as they were)
-
         self.public = public
         self.capacity = capacity
         self._ready: list[tuple[int, float, Any]] = []
