@@ -64,7 +64,7 @@ from federated.training import (
 from gateway import openapi
 from gateway.api.consent import json_body
 from gateway.auth import authenticated, current_principal
-from gateway.enforce import Access, enforce
+from gateway.enforce import Access, DataRequest, enforce_each
 from gateway.services import Services, services
 
 bp = Blueprint("train", __name__)
@@ -143,22 +143,18 @@ def column_scope(svc: Services, columns: Sequence[str]) -> tuple[list[str], list
     return sorted(set(feature_ids)), [c for c in touched if c not in public], public
 
 
-def _enforce_train(
-    principal: Any,
-    grant: str | None,
-    uscc: str,
-    scope: tuple[list[str], list[str], list[str]],
-) -> Access:
+def _train_request(
+    grant: str | None, uscc: str, scope: tuple[list[str], list[str], list[str]]
+) -> DataRequest:
     feature_ids, needed, public = scope
-    return enforce(
-        principal,
-        grant=grant,
-        op="train",
-        enterprise=uscc,
-        categories=needed,
-        public_categories=public,
+    return DataRequest(
+        grant,
+        "train",
+        uscc,
+        needed,
         features=feature_ids,
         needs_grant=bool(needed),
+        public_categories=public,
     )
 
 
@@ -278,25 +274,25 @@ def open_session() -> tuple[dict[str, Any], int]:
         raise InvalidInput("model_id: a short string", code="invalid_json", field="model_id")
     scope = column_scope(svc, columns)
 
-    # Consent, one enterprise at a time: the refused ones are left out, not fatal.
+    # Consent for every enterprise in one transaction: the refused ones are left out,
+    # not fatal, unless the institution itself is refused.
+    outcomes = enforce_each(principal, [_train_request(g, u, scope) for u, g, _ in enterprises])
     accepted: list[tuple[str, bool, Access]] = []
     refused: list[dict[str, Any]] = []
-    for uscc, grant, is_val in enterprises:
-        try:
-            access = _enforce_train(principal, grant, uscc, scope)
-        except ConsentRefused as e:
-            if e.code == "institution_suspended":
-                raise
+    for (uscc, _, is_val), outcome in zip(enterprises, outcomes, strict=True):
+        if isinstance(outcome, ConsentRefused):
+            if outcome.code == "institution_suspended":
+                raise outcome
             refused.append(
                 {
                     "uscc": uscc,
-                    "error": e.code,
-                    "message": e.message,
-                    "audit_index": e.details.get("audit_index"),
+                    "error": outcome.code,
+                    "message": outcome.message,
+                    "audit_index": outcome.details.get("audit_index"),
                 }
             )
-            continue
-        accepted.append((uscc, is_val, access))
+        else:
+            accepted.append((uscc, is_val, outcome))
     audit = {uscc: access.finish() for uscc, _, access in accepted}
 
     usccs = [u for u, _, _ in accepted]
@@ -489,22 +485,21 @@ def recheck_consent(svc: Services, rec: tstore.SessionRecord) -> bool:
     principal = current_principal()
     refused = list(rec.refused)
     blank: set[str] = set()
-    for uscc, row in ended.items():
-        try:
-            access = _enforce_train(principal, row.grant_jwt, uscc, scope)
-        except ConsentRefused as e:
+    requests = [_train_request(row.grant_jwt, uscc, scope) for uscc, row in ended.items()]
+    for uscc, outcome in zip(ended, enforce_each(principal, requests), strict=True):
+        if isinstance(outcome, ConsentRefused):
             refused.append(
                 {
                     "uscc": uscc,
-                    "error": e.code,
-                    "message": f"{e.message} (left the session at epoch "
+                    "error": outcome.code,
+                    "message": f"{outcome.message} (left the session at epoch "
                     f"{rec.state.next_epoch + 1})",
-                    "audit_index": e.details.get("audit_index"),
+                    "audit_index": outcome.details.get("audit_index"),
                 }
             )
             blank.add(uscc)
         else:
-            access.finish()  # active again meanwhile (resumed): it stays
+            outcome.finish()  # active again meanwhile (resumed): it stays
     if not blank:
         return False
     train, val = tstore.unpack_features(rec.features)
