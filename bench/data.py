@@ -20,7 +20,6 @@ import platform
 import tempfile
 import threading
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -139,10 +138,10 @@ def bench_verify(tmp: Path, database_url: str | None) -> dict[str, Any]:
 
 def _prepare(home: Path, base: str, env: dict[str, str], enterprises: int) -> dict[str, Any]:
     import httpx
-    import jwt
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
     from jwt.algorithms import OKPAlgorithm
 
+    from bank.client import GatewayClient
     from tests.live import xinyi
 
     catalog = Catalog(load_settings(env={}).config)
@@ -157,29 +156,7 @@ def _prepare(home: Path, base: str, env: dict[str, str], enterprises: int) -> di
         env, "admin", "add-institution", "bench_bank", "--name", "基准银行", "--jwk", str(jwk_path)
     )
     http = httpx.Client(base_url=base, timeout=30)
-    now = int(time.time())
-    assertion = jwt.encode(
-        {
-            "iss": "bench_bank",
-            "sub": "bench_bank",
-            "aud": f"{base}/oauth/token",
-            "jti": uuid.uuid4().hex,
-            "iat": now,
-            "exp": now + 120,
-        },
-        key,
-        algorithm="EdDSA",
-    )
-    resp = http.post(
-        "/oauth/token",
-        data={
-            "grant_type": "client_credentials",
-            "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
-            "client_assertion": assertion,
-        },
-    )
-    resp.raise_for_status()
-    token = resp.json()["access_token"]
+    token = GatewayClient(base, "bench_bank", key, http=http).token()
     bank = {"Authorization": f"Bearer {token}"}
     grants = []
     for i, code in enumerate(codes):

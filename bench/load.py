@@ -30,7 +30,6 @@ import os
 import queue
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -46,10 +45,9 @@ from typing import Any
 import yaml
 
 from bank.client import GatewayClient
+from tests.live import ROOT, XINYI, free_port
 
-ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
-XINYI = [sys.executable, "-m", "cli"]
 BANK_ID = "load_bank"
 OPERATIONS = ("token", "consent", "report", "verify", "score", "audit")
 DEFAULT_MIX = "verify=4,score=2,report=2,audit=2,consent=1,token=1"
@@ -65,12 +63,6 @@ GRANT_CATEGORIES = ["tax", "social_security", "housing_fund", "utilities"]
 
 
 # The instance -----------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def instance_env(home: Path, database_url: str, port: int, **config: Any) -> dict[str, str]:

@@ -18,7 +18,6 @@ import base64
 import json
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -33,6 +32,7 @@ import numpy as np
 import yaml
 
 from bench.score import BANK_FEATURES, bench_model
+from tests.live import free_port
 
 ENTERPRISES = 40
 SECONDS = 10.0
@@ -113,12 +113,6 @@ def cpu_per_request(
         out["he"]["cpu_ms_per_request"] / out["plaintext"]["cpu_ms_per_request"], 2
     )
     return out
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _instance(tmp: Path, port: int) -> dict[str, str]:
@@ -286,7 +280,7 @@ def run() -> dict[str, Any]:
     from records import store as records
 
     tmp = Path(tempfile.mkdtemp(prefix="xinyi-bench-score-"))
-    port = _free_port()
+    port = free_port()
     env = _instance(tmp, port)
     server: subprocess.Popen[bytes] | None = None
     try:

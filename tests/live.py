@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-
-import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 XINYI = [sys.executable, "-m", "cli"]
@@ -60,37 +56,14 @@ def serving(
 ) -> Iterator[tuple[str, dict[str, str]]]:
     """``xinyi init`` then ``xinyi serve`` on ``port`` (a free one by default; a
     ``config.yaml`` already in ``home`` must name it); yields (base URL, env)."""
+    from bench.load import Server  # bench.load imports this module
+
     port = port or free_port()
     env = env_for(home, database_url, port)
     xinyi(env, "init")
-    log = (home / "serve.log").open("w")
-    proc = subprocess.Popen(
-        [*XINYI, "serve", "--port", str(port), "--workers", str(workers)],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        cwd=ROOT,
-        start_new_session=True,
-    )
-    base = f"http://127.0.0.1:{port}"
+    server = Server(env, port, workers)
+    server.start()
     try:
-        deadline = time.time() + 60
-        while True:
-            try:
-                if httpx.get(base + "/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if proc.poll() is not None or time.time() > deadline:
-                raise AssertionError(
-                    "gateway did not start: " + (home / "serve.log").read_text()[-3000:]
-                )
-            time.sleep(0.2)
-        yield base, env
+        yield server.base, env
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-        log.close()
+        server.stop()

@@ -9,9 +9,7 @@ the reason locally and FAIL in CI (``CI=true``).
 from __future__ import annotations
 
 import os
-import socket
 import threading
-import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,14 +18,15 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from flask import Flask
 
+from bank.client import GatewayClient
 from common.db import migrate
 from common.settings import Settings, load_settings
 from keys import jwk as keys_jwk
+from tests.live import free_port
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -50,12 +49,6 @@ def require_chromium() -> None:
     if os.environ.get("CI") == "true":
         pytest.fail("CI must run the browser tests: " + reason)
     pytest.skip(reason)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass
@@ -125,29 +118,8 @@ class LiveBank:
         self.http = httpx.Client(base_url=self.live.base, timeout=30)
 
     def login(self) -> None:
-        now = int(time.time())
-        assertion = jwt.encode(
-            {
-                "iss": self.id,
-                "sub": self.id,
-                "aud": self.live.settings.token_endpoint,
-                "jti": uuid.uuid4().hex,
-                "iat": now,
-                "exp": now + 120,
-            },
-            self.key,
-            algorithm="EdDSA",
-        )
-        r = self.http.post(
-            "/oauth/token",
-            data={
-                "grant_type": "client_credentials",
-                "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
-                "client_assertion": assertion,
-            },
-        )
-        assert r.status_code == 200, r.text
-        self.http.headers["Authorization"] = "Bearer " + r.json()["access_token"]
+        client = GatewayClient(self.live.base, self.id, self.key, http=self.http)
+        self.http.headers["Authorization"] = "Bearer " + client.token()
 
     def ask(self, enterprise: str, categories: list[str] | None = None) -> str:
         r = self.http.post(
