@@ -114,8 +114,9 @@ def column_scope(svc: Services, columns: Sequence[str]) -> tuple[list[str], list
     """(catalog feature ids, non-public categories, public categories) a session over
     ``columns`` touches: a grant must cover the non-public ones; the public ones are
     logged but need none (as for scoring). Every column must be a catalog feature the
-    data store encodes (``federated.models`` rules)."""
-    from federated.models import GATEWAY_COLUMN, gateway_feature_id
+    data store encodes (``records.catalog.parse_column``)."""
+    from federated.models import GATEWAY_COLUMN
+    from records.catalog import parse_column
 
     feature_ids: list[str] = []
     for i, column in enumerate(columns):
@@ -126,17 +127,14 @@ def column_scope(svc: Services, columns: Sequence[str]) -> tuple[list[str], list
                 code="invalid_json",
                 field="gateway_features",
             )
-        fid = gateway_feature_id(column)
-        cat, _, feat = fid.partition(".")
-        category = svc.settings.config.categories.get(cat)
-        feature = category.features.get(feat) if category is not None else None
-        if feature is None or feature.type == "string":
+        try:  # the data store's own column rules, before any grant is checked
+            feature_ids.append(parse_column(svc.catalog, column).feature)
+        except InvalidInput as e:
             raise InvalidInput(
-                f"gateway_features[{i}]: {fid!r} is not a numeric catalog feature",
+                f"gateway_features[{i}]: {e.message}",
                 code="unknown_feature",
                 field="gateway_features",
-            )
-        feature_ids.append(fid)
+            ) from e
     cats = svc.settings.config.categories
     touched = sorted({f.partition(".")[0] for f in feature_ids})
     public = [c for c in touched if cats[c].visibility == "public"]
