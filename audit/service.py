@@ -368,12 +368,15 @@ class AuditLog:
         with read_connection(self.engine) as s:
             return store.read_state(s).size
 
-    def entries(self, viewer: Viewer, after: int, limit: int) -> tuple[list[EntryView], int | None]:
-        """Entries visible to ``viewer`` after index ``after``; ``next`` is the cursor for
-        the following page (None when this page is the last)."""
+    def entries(
+        self, viewer: Viewer, after: int, limit: int, *, before: int | None = None
+    ) -> tuple[list[EntryView], int | None]:
+        """Entries visible to ``viewer`` after index ``after`` (or, given ``before``,
+        before it, newest first); ``next`` is the cursor for the following page (None
+        when this page is the last)."""
         limit = max(1, min(limit, MAX_PAGE))
         with read_connection(self.engine) as s:
-            rows = store.list_entries(s, viewer, after, limit)
+            rows = store.list_entries(s, viewer, after, limit, before=before)
         views = [_view(i, raw) for i, raw in rows]
         return views, (views[-1].index if len(views) == limit else None)
 

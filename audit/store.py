@@ -404,24 +404,29 @@ def _visible(query: sa.Select[Any], kind: str) -> sa.Select[Any]:
     return query.where(sa.false())
 
 
-def list_entries(ex: Executor, viewer: Viewer, after: int, limit: int) -> list[tuple[int, bytes]]:
-    """Entries the viewer may see with index > ``after``, in index order."""
+def list_entries(
+    ex: Executor, viewer: Viewer, after: int, limit: int, *, before: int | None = None
+) -> list[tuple[int, bytes]]:
+    """Entries the viewer may see with index > ``after``, in index order; or, given
+    ``before``, those with index < ``before``, newest first (``after`` ignored)."""
     query: sa.Select[Any]
     if viewer.kind == "department":
         # Walk the department index, then fetch the entries by primary key.
+        idx = entry_departments.c.idx
         query = (
             sa.select(entries.c.idx, entries.c.entry)
-            .select_from(entry_departments.join(entries, entries.c.idx == entry_departments.c.idx))
-            .where(entry_departments.c.department == viewer.id, entry_departments.c.idx > after)
-            .order_by(entry_departments.c.idx)
-            .limit(limit)
+            .select_from(entry_departments.join(entries, entries.c.idx == idx))
+            .where(entry_departments.c.department == viewer.id)
         )
     else:
-        query = _visible(
-            sa.select(entries.c.idx, entries.c.entry).where(entries.c.idx > after), viewer.kind
-        )
-        query = query.order_by(entries.c.idx).limit(limit)
-    return [(int(i), bytes(e)) for i, e in ex.execute(query, {"viewer": viewer.id})]
+        idx = entries.c.idx
+        query = _visible(sa.select(entries.c.idx, entries.c.entry), viewer.kind)
+    if before is None:
+        bound, order = idx > after, idx.asc()
+    else:
+        bound, order = idx < before, idx.desc()
+    rows = ex.execute(query.where(bound).order_by(order).limit(limit), {"viewer": viewer.id})
+    return [(int(i), bytes(e)) for i, e in rows]
 
 
 def get_entry(ex: Executor, viewer: Viewer, index: int) -> bytes | None:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hmac
 import secrets
-from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -361,17 +360,9 @@ def audit_rows(
 
     svc = services()
     viewer = AuditViewer(kind, viewer_id)
-    kept: deque[AccessRow] = deque(maxlen=cap)
-    seen = 0
-    after = -1
-    while True:
-        page, nxt = svc.audit.entries(viewer, after, 1000)
-        for e in page:
-            kept.append(access_row(e.index, e.entry, svc.settings, department))
-        seen += len(page)
-        if nxt is None:
-            break
-        after = nxt
-    rows = list(kept)
-    rows.reverse()
-    return rows, seen > len(rows)
+    rows: list[AccessRow] = []
+    before: int | None = 2**63 - 1
+    while before is not None and len(rows) <= cap:  # one more than cap: any older?
+        page, before = svc.audit.entries(viewer, -1, 1000, before=before)
+        rows.extend(access_row(e.index, e.entry, svc.settings, department) for e in page)
+    return rows[:cap], len(rows) > cap

@@ -18,7 +18,6 @@ from typing import Any
 from flask import Blueprint, Response, g, redirect, request, url_for
 from werkzeug.wrappers import Response as BaseResponse
 
-from audit.service import Viewer as AuditViewer
 from common.errors import InvalidInput
 from consent.service import Viewer
 from gateway.enforce import ConsentAudit
@@ -156,18 +155,7 @@ def grants() -> Response:
 
 def own_entries(limit: int = MAX_ENTRIES) -> list[views.AccessRow]:
     """The newest audit entries about this enterprise, newest first."""
-    svc = services()
-    viewer = AuditViewer("enterprise", _uscc())
-    after = -1
-    found: list[views.AccessRow] = []
-    while True:
-        page, nxt = svc.audit.entries(viewer, after, 1000)
-        found.extend(views.access_row(e.index, e.entry, svc.settings) for e in page)
-        if nxt is None:
-            break
-        after = nxt
-    found.reverse()
-    return found[:limit]  # an enterprise has few entries; the page keeps the newest
+    return common.audit_rows("enterprise", _uscc(), cap=limit)[0]
 
 
 @bp.get("/accesses")

@@ -105,6 +105,13 @@ def test_each_viewer_sees_only_its_own_rows_with_index_cursors(
     page, nxt = audit_log.entries(Viewer("department", "tax"), 1, 2)
     assert [v.index for v in page] == [2, 5] and nxt == 5
     assert audit_log.entries(Viewer("department", "tax"), 5, 2) == ([], None)
+    # Newest first, from an exclusive upper bound (the consoles' pages).
+    page, nxt = audit_log.entries(Viewer("department", "tax"), -1, 3, before=2**63 - 1)
+    assert [v.index for v in page] == [5, 2, 1] and nxt == 1
+    page, nxt = audit_log.entries(Viewer("department", "tax"), -1, 3, before=nxt)
+    assert [v.index for v in page] == [0] and nxt is None
+    page, _ = audit_log.entries(Viewer("enterprise", ENTERPRISE), -1, 2, before=5)
+    assert [v.index for v in page] == [2, 1]
     with pytest.raises(EntryNotFound):
         audit_log.entry(Viewer("department", "utilities"), 0)
     with pytest.raises(EntryNotFound):
