@@ -94,7 +94,10 @@ class Feature(_Frozen):
 
 class Category(_Frozen):
     department: Identifier
-    visibility: Literal["public", "non_public"]
+    # "restricted": personal information used only inside a computation the platform
+    # makes (the legal representative's credit inside the grade); never reported,
+    # banded, verified, scored or trained on.
+    visibility: Literal["public", "non_public", "restricted"]
     name: str
     name_en: str
     features: Mapping[Identifier, Feature]
@@ -165,6 +168,81 @@ class Training(_Frozen):
     max_restarts: int = Field(default=3, ge=0, le=100)
 
 
+class Region(_Frozen):
+    """An administrative division (GB/T 2260) named in USCC digits 3–8."""
+
+    name: str
+    name_en: str
+
+
+GradeMetric = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,47}$")]
+Division = Annotated[str, Field(pattern=r"^[0-9]{2}$")]
+
+
+class ScoreItem(_Frozen):
+    """One standard value of the 100-point method (JY 附件2 三.3): ``points`` earned
+    in full at ``standard`` and none at ``floor``, linearly between (a ``standard``
+    below the ``floor`` means lower is better). ``metric`` names a value the grading
+    engine derives (docs/grading.md lists them)."""
+
+    metric: GradeMetric
+    points: float = Field(gt=0)
+    floor: float
+    standard: float
+
+    @model_validator(mode="after")
+    def _distinct(self) -> ScoreItem:
+        if self.floor == self.standard:
+            raise ValueError("'floor' and 'standard' must differ")
+        return self
+
+
+class GradeBonus(_Frozen):
+    """加分项 (JY 附件2 三.1(3), last paragraph): points per honour; reaching
+    ``threshold`` raises the indicator method's grade by one step."""
+
+    threshold: float = Field(default=3.0, gt=0)
+    points: Mapping[GradeMetric, float] = Field(default_factory=dict)
+
+
+class GradeCombine(_Frozen):
+    """How the three methods of JY 附件2 三 combine (docs/grading.md "Combining")."""
+
+    # "score_when_declared": the 100-point method decides for an enterprise whose
+    # self-declared statements are on file and add up (三.3 "将采用"), the indicator
+    # method for the others; "indicator": always the indicator method.
+    primary: Literal["score_when_declared", "indicator"] = "score_when_declared"
+    # "raise": the direct method (三.2) gives its grade when that is better; "off".
+    direct: Literal["raise", "off"] = "raise"
+    # The standards of 二.2 cap every method: any dishonesty record caps at 一级, one
+    # not repaired within two years at 备选.
+    standards_cap: bool = True
+
+
+class Grading(_Frozen):
+    """Credit grades by JY 附件2 (``grading/``, docs/grading.md)."""
+
+    # Fewer ranked enterprises than this in a division: rank in its section, then city.
+    min_group: int = Field(default=10, ge=5)
+    # ⑪ by GB/T 4754 division; a division in neither list is 一般发展 (B).
+    encouraged_divisions: tuple[Division, ...] = ()
+    restricted_divisions: tuple[Division, ...] = ()
+    bonus: GradeBonus = GradeBonus()
+    score_items: tuple[ScoreItem, ...] = ()
+    combine: GradeCombine = GradeCombine()
+    # Self-declared statements must balance to within this many CNY.
+    statements_tolerance: float = Field(default=1.0, ge=0)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Grading:
+        both = set(self.encouraged_divisions) & set(self.restricted_divisions)
+        if both:
+            raise ValueError(f"divisions both encouraged and restricted: {sorted(both)}")
+        if self.score_items and abs(sum(i.points for i in self.score_items) - 100) > 1e-9:
+            raise ValueError("the points of 'score_items' must add up to 100")
+        return self
+
+
 class Database(_Frozen):
     # None means the embedded default: SQLite in the instance folder.
     url: str | None = None
@@ -181,6 +259,10 @@ class ConfigFile(_Frozen):
     limits: Limits = Limits()
     he: HEParams = HEParams()
     training: Training = Training()
+    grading: Grading = Grading()
+    regions: Mapping[Annotated[str, Field(pattern=r"^[0-9]{6}$")], Region] = Field(
+        default_factory=dict
+    )
     departments: tuple[Department, ...]
     purposes: Mapping[Identifier, Purpose]
     categories: Mapping[Identifier, Category]

@@ -83,6 +83,9 @@ class FeatureRule:
     department: str
     public: bool
     spec: Feature
+    # Personal information used only inside the grade (config "restricted"): never a
+    # model input, never reported or verified.
+    restricted: bool = False
 
 
 class Catalog:
@@ -95,7 +98,12 @@ class Catalog:
             for fname, spec in cat.features.items():
                 fid = f"{cname}.{fname}"
                 self.features[fid] = FeatureRule(
-                    fid, cname, cat.department, cat.visibility == "public", spec
+                    fid,
+                    cname,
+                    cat.department,
+                    cat.visibility == "public",
+                    spec,
+                    restricted=cat.visibility == "restricted",
                 )
 
     def rule(self, feature_id: str) -> FeatureRule:
@@ -503,9 +511,18 @@ class Column:
 
 
 def parse_column(catalog: Catalog, text: str) -> Column:
-    """Parse a column spec (see :class:`Column`); raises InvalidInput naming it."""
+    """Parse a column spec (see :class:`Column`); raises InvalidInput naming it.
+    Restricted features (personal information) are never model inputs."""
     if not isinstance(text, str):
         raise InvalidInput("a feature column must be a string", code="unknown_feature")
+    named = text[6:-1] if text.startswith("log1p(") and text.endswith(")") else text
+    named = named.partition("=")[0]
+    restricted = catalog.features.get(named)
+    if restricted is not None and restricted.restricted:
+        raise InvalidInput(
+            f"{named} is personal information used only inside the grade",
+            code="feature_restricted",
+        )
     if text.startswith("log1p(") and text.endswith(")"):
         fid = text[6:-1]
         rule = catalog.rule(fid)

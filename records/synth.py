@@ -29,7 +29,7 @@ import csv
 import json
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -349,6 +349,23 @@ def generate(catalog: Catalog, enterprises: int, seed: int, *, as_of: date = DEF
     default = (rng.random(n) < _sigmoid(-2.9 + 1.25 * risk - 0.3 * collateral)).astype(int)
 
     active = status != "cancelled"
+    grading_draws = _grading_draws(
+        np.random.default_rng([seed, 2]),  # its own stream: the older features keep their values
+        as_of=as_of,
+        sections=sections,
+        size_idx=size_idx,
+        employees=employees,
+        age_years=age_years,
+        seen_by_gov=seen_by_gov,
+        seen_by_bank=seen_by_bank,
+        shared=shared,
+        tax_paid=tax_paid,
+        revenue=revenue,
+        power_kwh=power_kwh,
+        dishonest=dishonest,
+        active=active,
+        borrower=borrower,
+    )
     draws: dict[str, tuple[np.ndarray, Format, np.ndarray | None]] = {
         "registration.name": (_names(rng, sections), _str, None),
         "registration.industry": (sections, _str, None),
@@ -370,6 +387,7 @@ def generate(catalog: Catalog, enterprises: int, seed: int, *, as_of: date = DEF
         "housing_fund.paid_12m": (hf_paid, _money, active),
         "utilities.power_kwh_12m": (np.round(power_kwh, 1), _one_decimal, active),
         "utilities.late_payments_12m": (late, _int, active),
+        **grading_draws,
     }
     tables: dict[str, Table] = {}
     for department in catalog.departments:
@@ -402,6 +420,204 @@ def generate(catalog: Catalog, enterprises: int, seed: int, *, as_of: date = DEF
     tables["bank_loans"] = loans
     rate_of_default = float(default[b].mean()) if b.any() else 0.0
     return City(n, seed, as_of, tables, rate_of_default)
+
+
+# GB/T 4754-2017 divisions (two-digit) of each section, and the share of a section's
+# enterprises in each (weights for the sections this city has most of).
+DIVISIONS = {
+    "A": range(1, 6), "B": range(6, 13), "C": range(13, 44), "D": range(44, 47),
+    "E": range(47, 51), "F": range(51, 53), "G": range(53, 61), "H": range(61, 63),
+    "I": range(63, 66), "J": range(66, 70), "K": range(70, 71), "L": range(71, 73),
+    "M": range(73, 76), "N": range(76, 80), "O": range(80, 83), "P": range(83, 84),
+    "Q": range(84, 86), "R": range(86, 91), "S": range(91, 97),
+}  # fmt: skip
+DIVISION_WEIGHTS = {
+    "C": {17: 5, 18: 4, 26: 3, 28: 2, 29: 3, 30: 2, 31: 1, 32: 1, 33: 5, 34: 5, 35: 4,
+          36: 2, 38: 4, 39: 3, 40: 1},
+    "E": {47: 4, 48: 3, 49: 1, 50: 3},
+    "F": {51: 6, 52: 4},
+    "I": {63: 1, 64: 3, 65: 6},
+}  # fmt: skip
+HIGH_TECH_SHARE = {"C": 0.12, "I": 0.35, "M": 0.30, "D": 0.05, "N": 0.05}
+SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘蒋蔡余杜"
+GIVEN = "伟芳娜敏静丽强磊军洋勇艳杰娟涛明超秀霞平刚桂英华建国文辉鹏飞云峰志宏晓红海燕新春雪"
+ENVIRONMENT_SECTIONS = frozenset("BCDEN")  # sections the ecology bureau rates
+COLOURS = ("green", "blue", "yellow", "red")
+PUBLIC_GRADES = ("A+", "A", "B", "C", "D")
+PERSONAL_LEVELS = ("AAA", "AA", "A", "B", "C", "D")
+
+
+def _grading_draws(
+    rng: np.random.Generator,
+    *,
+    as_of: date,
+    sections: np.ndarray,
+    size_idx: np.ndarray,
+    employees: np.ndarray,
+    age_years: np.ndarray,
+    seen_by_gov: np.ndarray,
+    seen_by_bank: np.ndarray,
+    shared: np.ndarray,
+    tax_paid: np.ndarray,
+    revenue: np.ndarray,
+    power_kwh: np.ndarray,
+    dishonest: np.ndarray,
+    active: np.ndarray,
+    borrower: np.ndarray,
+) -> dict[str, tuple[np.ndarray, Format, np.ndarray | None]]:
+    """What JY 附件2 needs beyond the older features, drawn from the same latent risk
+    (``seen_by_gov`` for departments, ``seen_by_bank`` for the credit reference
+    center), so grades separate the loan book's defaulters (tests/records)."""
+    n = len(sections)
+    # Industry division within the section.
+    division = np.empty(n, dtype=np.int64)
+    for sec, codes in DIVISIONS.items():
+        m = sections == sec
+        if not m.any():
+            continue
+        weights = DIVISION_WEIGHTS.get(sec, {})
+        w = np.array([weights.get(c, 1.0) for c in codes], dtype=np.float64)
+        division[m] = np.array(list(codes))[rng.choice(len(codes), size=m.sum(), p=w / w.sum())]
+    divisions = np.array([f"{d:02d}" for d in division.tolist()], dtype=object)
+    high_tech = rng.random(n) < _lookup(HIGH_TECH_SHARE, sections, 0.02) * 2 * _sigmoid(-shared)
+    surname = rng.integers(0, len(SURNAMES), n)
+    given = rng.integers(0, len(GIVEN), (n, 2))
+    two = rng.random(n) < 0.7
+    legal = np.array(
+        [
+            SURNAMES[s] + GIVEN[g[0]] + (GIVEN[g[1]] if t else "")
+            for s, g, t in zip(surname.tolist(), given.tolist(), two.tolist(), strict=True)
+        ],
+        dtype=object,
+    )
+
+    # Growth over the same period of the previous year: weaker for riskier enterprises;
+    # nothing a year ago for those younger than a year, a part year for the next.
+    trend = 0.04 - 0.10 * seen_by_gov
+    prior = np.clip(age_years - 1.0, 0.0, 1.0)
+    tax_growth = np.exp(trend + rng.normal(0, 0.25, n))
+    tax_prev = np.round(tax_paid / tax_growth * prior, 2)
+    use_growth = np.exp(0.6 * trend + rng.normal(0, 0.15, n))
+    power_spend = np.round(power_kwh * rng.uniform(0.6, 0.9, n), 2)
+    water_spend = np.round(employees * 450 * rng.lognormal(0, 0.5, n), 2)
+    uses_gas = np.isin(sections, ["C", "D", "H"]) | (rng.random(n) < 0.15)
+    gas_spend = np.where(uses_gas, np.round(employees * 900 * rng.lognormal(0, 0.6, n), 2), 0.0)
+
+    def previous(current: np.ndarray) -> np.ndarray:
+        out: np.ndarray = np.round(current / use_growth * prior, 2)
+        return out
+
+    # The five insurances: a riskier or micro enterprise skips some.
+    skip = _sigmoid(-4.2 + 1.3 * seen_by_gov + 0.6 * (size_idx == 0))
+    insurances = rng.random((n, 5)) >= skip[:, None]
+    owned = rng.random(n) < _sigmoid(-1.6 + 0.9 * size_idx + 0.06 * age_years - 0.4 * shared)
+    in_scope = np.isin(sections, list(ENVIRONMENT_SECTIONS)) & (rng.random(n) < 0.8)
+    colour = np.array(COLOURS, dtype=object)[
+        np.digitize(seen_by_gov + rng.normal(0, 0.6, n), [-0.5, 0.9, 2.0])
+    ]
+    environment = np.where(in_scope, colour, "out_of_scope").astype(object)
+
+    # Public credit: dishonesty records (dates within five years, not before the
+    # enterprise existed), the credit office's grade and its model enterprises.
+    count = rng.poisson(np.exp(1.1 * seen_by_gov - 2.9))
+    count = np.minimum(np.where(dishonest, np.maximum(count, 1), count), 8)
+    records = np.full(n, "none", dtype=object)
+    for i in np.flatnonzero(count).tolist():
+        span = int(min(age_years[i], 5.0) * 365.25)
+        back = np.sort(rng.integers(0, max(span, 1), count[i]))
+        repaired = rng.random(count[i]) < 0.25 + 0.1 * back / 365.25
+        records[i] = ";".join(
+            f"{(as_of - _days(b)).isoformat()}:{'repaired' if r else 'open'}"
+            for b, r in zip(back.tolist(), repaired.tolist(), strict=True)
+        )
+    grade_score = seen_by_gov + 0.6 * count + rng.normal(0, 0.5, n)
+    public_grade = np.array(PUBLIC_GRADES, dtype=object)[
+        np.digitize(grade_score, [-1.95, -1.0, 0.65, 1.55])
+    ]
+    credit_demo = rng.random(n) < 0.03 * _sigmoid(-2 * seen_by_gov) * (1 + size_idx)
+    personal_score = 0.6 * shared + 0.4 * seen_by_gov + rng.normal(0, 0.7, n)
+    personal = np.array(PERSONAL_LEVELS, dtype=object)[
+        np.digitize(personal_score, [-1.2, -0.4, 0.5, 1.2, 1.9])
+    ]
+
+    # The credit reference center sees the bank side of risk.
+    has_loans = borrower | (rng.random(n) < 0.3)
+    defaults = np.where(has_loans, rng.poisson(np.exp(1.0 * seen_by_bank - 2.3)), 0)
+    arrears = (defaults > 0) & (rng.random(n) < _sigmoid(seen_by_bank - 0.8))
+
+    industrial = np.isin(sections, ["B", "C", "D"])
+    perf = np.round(np.clip(72 - 7 * seen_by_gov - 3 * shared + rng.normal(0, 6, n), 20, 100), 1)
+    perf = np.where(industrial, perf, 0.0)
+    good = _sigmoid(-1.5 * seen_by_gov)
+    customs = np.isin(sections, ["C", "F"]) & (rng.random(n) < 0.02 * good * (1 + size_idx))
+    famous = rng.random(n) < 0.01 * good * (1 + 2 * size_idx)
+    contract = rng.random(n) < 0.03 * good * (1 + size_idx)
+    quality_aa = (sections == "C") & (rng.random(n) < 0.05 * good * (1 + size_idx))
+    award = rng.random(n) < 0.005 * good * (1 + 2 * size_idx)
+
+    # Self-declared statements, filed by a share of enterprises (larger ones more often);
+    # they balance: equity is what the assets leave after the liabilities.
+    declared = active & (rng.random(n) < 0.18 + 0.12 * size_idx)
+    total_assets = np.round(revenue * rng.lognormal(-0.3, 0.4, n), 2)
+    debt_ratio = np.clip(0.55 + 0.12 * seen_by_gov + rng.normal(0, 0.12, n), 0.05, 1.3)
+    liabilities = np.round(total_assets * debt_ratio, 2)
+    equity = np.round(total_assets - liabilities, 2)
+    current_assets = np.round(total_assets * rng.uniform(0.3, 0.8, n), 2)
+    current_liabilities = np.round(liabilities * rng.uniform(0.5, 0.9, n), 2)
+    declared_revenue = np.round(revenue * rng.lognormal(0, 0.05, n), 2)
+    revenue_prev = np.round(declared_revenue / tax_growth, 2)
+    margin = 0.05 - 0.04 * seen_by_gov + rng.normal(0, 0.02, n)
+    net_profit = np.round(declared_revenue * margin, 2)
+    period_end = np.full(n, date(as_of.year - 1, 12, 31).isoformat(), dtype=object)
+
+    flag = _bool
+    filed = declared
+    return {
+        "registration.industry_division": (divisions, _str, None),
+        "registration.high_tech": (high_tech, flag, None),
+        "registration.legal_representative": (legal, _str, None),
+        "honours.famous_brand": (famous, flag, None),
+        "honours.contract_honouring": (contract, flag, None),
+        "honours.quality_credit_aa": (quality_aa, flag, None),
+        "honours.quality_award": (award, flag, None),
+        "tax.paid_prev_12m": (tax_prev, _money, active),
+        "utilities.power_spend_12m": (power_spend, _money, active),
+        "utilities.power_spend_prev_12m": (previous(power_spend), _money, active),
+        "utilities.water_spend_12m": (water_spend, _money, active),
+        "utilities.water_spend_prev_12m": (previous(water_spend), _money, active),
+        "gas.spend_12m": (gas_spend, _money, active),
+        "gas.spend_prev_12m": (previous(gas_spend), _money, active),
+        "social_security.pension_paid": (insurances[:, 0], flag, active),
+        "social_security.medical_paid": (insurances[:, 1], flag, active),
+        "social_security.injury_paid": (insurances[:, 2], flag, active),
+        "social_security.unemployment_paid": (insurances[:, 3], flag, active),
+        "social_security.maternity_paid": (insurances[:, 4], flag, active),
+        "real_estate.premises": (np.where(owned, "owned", "leased").astype(object), _str, active),
+        "environment.credit_colour": (environment, _str, active),
+        "public_credit.dishonesty_records": (records, _str, None),
+        "public_credit.grade": (public_grade, _str, None),
+        "public_credit.credit_demo": (credit_demo, flag, None),
+        "personal_credit.legal_representative_level": (personal, _str, None),
+        "financial_credit.has_loan_record": (has_loans, flag, active),
+        "financial_credit.default_records": (defaults, _int, active),
+        "financial_credit.interest_arrears": (arrears, flag, active),
+        "industrial_performance.evaluated": (industrial, flag, active),
+        "industrial_performance.score": (perf, _one_decimal, active),
+        "customs.advanced_certified": (customs, flag, active),
+        "financial_statements.period_end": (period_end, _str, filed),
+        "financial_statements.total_assets": (total_assets, _money, filed),
+        "financial_statements.current_assets": (current_assets, _money, filed),
+        "financial_statements.total_liabilities": (liabilities, _money, filed),
+        "financial_statements.current_liabilities": (current_liabilities, _money, filed),
+        "financial_statements.equity": (equity, _money, filed),
+        "financial_statements.revenue": (declared_revenue, _money, filed),
+        "financial_statements.revenue_prev": (revenue_prev, _money, filed),
+        "financial_statements.net_profit": (net_profit, _money, filed),
+    }
+
+
+def _days(n: int) -> timedelta:
+    return timedelta(days=n)
 
 
 def write(city: City, out: Path) -> list[Path]:

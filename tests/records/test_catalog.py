@@ -270,7 +270,13 @@ def test_unusable_model_columns_are_refused(catalog: Catalog, col: str) -> None:
 
 def test_catalog_knows_departments_and_their_features(catalog: Catalog) -> None:
     tax = catalog.department_features("tax")
-    assert set(tax) == {"tax.paid_12m", "tax.revenue_12m", "tax.credit_rating", "tax.arrears"}
+    assert set(tax) == {
+        "tax.paid_12m",
+        "tax.paid_prev_12m",
+        "tax.revenue_12m",
+        "tax.credit_rating",
+        "tax.arrears",
+    }
     mr = catalog.department_features("market_regulation")
     assert "registration.name" in mr and "admin_penalty.dishonest" in mr
     assert catalog.rule("judicial.litigation_36m").department == "court"
