@@ -179,6 +179,26 @@ class City:
     tables: dict[str, Table]  # file stem -> table
     default_rate: float
 
+    def feature_columns(self) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """Every enterprise (the registration file's order) and each department
+        feature as an object array aligned to it, None where the department has no row:
+        what a store's current values would give."""
+        uscc = self.tables["market_regulation"].columns["uscc"]
+        position = {u: i for i, u in enumerate(uscc.tolist())}
+        out: dict[str, np.ndarray] = {}
+        for name, table in self.tables.items():
+            if name == "bank_loans":
+                continue
+            rows = np.fromiter(
+                (position[u] for u in table.columns["uscc"].tolist()), np.int64, len(table)
+            )
+            for fid, values in table.columns.items():
+                if fid != "uscc":
+                    full = np.full(len(uscc), None, dtype=object)
+                    full[rows] = values
+                    out[fid] = full
+        return uscc, out
+
     def manifest(self) -> dict[str, Any]:
         return {
             "enterprises": self.enterprises,

@@ -349,3 +349,15 @@ def test_clean_columns_take_the_fast_path(catalog: Catalog, fid: str, cells: lis
     feature = spec(catalog, fid)
     parse = cell_parser(feature)
     assert column_checker(feature)(cells) == [parse(c) for c in cells]
+
+
+def test_restricted_features_are_never_model_inputs(catalog: Catalog) -> None:
+    # The legal representative's personal credit is used only inside the grade.
+    for spec in (
+        "personal_credit.legal_representative_level",
+        "personal_credit.legal_representative_level=A",
+    ):
+        with pytest.raises(InvalidInput) as e:
+            parse_column(catalog, spec)
+        assert e.value.code == "feature_restricted"
+    assert parse_column(catalog, "public_credit.grade=A+").transform == "indicator"
