@@ -39,7 +39,7 @@ def main(ctx: click.Context, config_path: str | None) -> None:
 
 
 def _register() -> None:
-    from cli import admin, audit, bank, data, demo, federated, models, server
+    from cli import admin, audit, bank, data, demo, federated, grades, models, server
 
     for group in (
         *admin.commands,
@@ -47,6 +47,7 @@ def _register() -> None:
         bank.group,
         data.group,
         federated.group,
+        grades.group,
         models.group,
     ):
         main.add_command(group)

@@ -184,3 +184,124 @@ def explain(pop: Population, grades: Grades, i: int) -> dict[str, Any]:
         "cap": GRADES[int(grades.cap[i])] if grades.cap[i] in (FIRST, ALTERNATE) else None,
         "raise": raise_it if g != HIGH else [],
     }
+
+
+# What each letter of a fixed rule means (JY 附件2 三.1(3); docs/grading.md), for a
+# stored grade whose inputs may since have changed.
+RULES: dict[int, dict[str, tuple[str, str]]] = {
+    3: {
+        "A": ("正常缴纳五项社会保险", "all five insurances paid, no arrears"),
+        "B": ("未足额缴纳五项社会保险", "not all five insurances paid normally"),
+    },
+    4: {"A": ("正常缴存住房公积金", "contributes to the housing fund")},
+    5: {
+        "A": ("经营年限满3年", "three years or more in business"),
+        "B": ("经营年限不足3年", "under three years"),
+    },
+    6: {
+        "A": ("经营场所自有，或高新技术企业租赁", "owns its premises, or a high-tech lessee"),
+        "B": ("经营场所租赁", "leases its premises"),
+    },
+    7: {
+        "A": ("信用积分等级A级及以上", "credit level A or better"),
+        "B": ("信用积分等级B级", "credit level B"),
+        "C": ("信用积分等级低于B级或无等级", "credit level below B or none"),
+    },
+    8: {
+        "A": ("环评绿牌", "green card"),
+        "B": ("环评蓝牌", "blue card"),
+        "C": ("环评黄牌或红牌", "yellow or red card"),
+    },
+    9: {
+        "A": ("无失信记录", "no dishonesty record"),
+        "B": ("一条失信记录，已修复或在两年以前", "one record, repaired or older than two years"),
+        "C": (
+            "两条以上失信记录，或两年内未修复",
+            "two or more records, or one open within two years",
+        ),
+    },
+    10: {
+        "A": ("有贷款记录且无失信记录", "loans and no default"),
+        "B": (
+            "1–2条失信记录且无欠息，或无贷款记录",
+            "1-2 defaults and no interest arrears, or no loans",
+        ),
+        "C": ("其他", "other"),
+    },
+    11: {
+        "A": ("鼓励、优先或主导产业", "encouraged or leading industry"),
+        "B": ("一般发展产业", "general industry"),
+        "C": ("限制或禁止发展产业", "restricted or prohibited industry"),
+    },
+}
+NOT_USED = {
+    4: ("未缴存，不进行分类", "no contributions: not classified"),
+    8: ("不属于环境信用评定范围，不使用此指标", "out of scope: not used"),
+}
+
+
+def explain_stored(
+    uscc: str,
+    month: str,
+    grade: int,
+    method: int,
+    letters: str,
+    score: float | None,
+    detail: dict[str, Any],
+) -> dict[str, Any]:
+    """The explanation of a stored grade (``grading.service``): each indicator's letter
+    and the rule that gave it; for ①②⑫ the value, the rank and the group."""
+    indicators: dict[str, Any] = {}
+    for k in range(1, INDICATORS + 1):
+        letter = letters[k - 1] if letters[k - 1] in "ABC" else None
+        entry: dict[str, Any] = {"name": NAMES[k][0], "name_en": NAMES[k][1], "letter": letter}
+        if k in (1, 2, 12):
+            rank, size, level, value = detail["r"][{1: 0, 2: 1, 12: 2}[k]]
+            if level < 0:
+                entry |= {
+                    "reason": "无可比数据，不参与评价",
+                    "reason_en": "nothing to compare with: not used",
+                }
+            else:
+                zh, en = LEVELS[level]
+                entry |= {
+                    "reason": f"在{zh}内排名第{rank}/{size}",
+                    "reason_en": f"rank {rank} of {size} in the {en}",
+                    "value": value,
+                    "rank": rank,
+                    "of": size,
+                    "group": en,
+                }
+        elif letter is None:
+            zh, en = NOT_USED.get(k, ("不适用", "not applicable"))
+            entry |= {"reason": zh, "reason_en": en}
+        else:
+            zh, en = RULES[k][letter]
+            entry |= {"reason": zh, "reason_en": en}
+        indicators[str(k)] = entry
+    indicators["13"] = {
+        "name": NAMES[13][0],
+        "name_en": NAMES[13][1],
+        "letter": None,
+        "reason": "仅作参考依据，不评定类别",
+        "reason_en": "reference only: no letter",
+    }
+    direct, cap, indicator = int(detail["d"]), int(detail["c"]), int(detail["i"])
+    return {
+        "enterprise": uscc,
+        "month": month,
+        "grade": GRADES[grade],
+        "grade_en": GRADES_EN[grade],
+        "method": METHODS[method],
+        "indicators": indicators,
+        "indicator_grade": GRADES[indicator] if indicator != NO_GRADE else None,
+        "bonus": detail["b"],
+        "direct_grade": GRADES[direct] if direct != NO_GRADE else None,
+        "score": score,
+        "cap": GRADES[cap] if cap in (FIRST, ALTERNATE) else None,
+        "raise": [
+            {"indicator": str(k), "hint": HINTS[k][0], "hint_en": HINTS[k][1]}
+            for k in HINTS
+            if grade != HIGH and letters[k - 1] in "BC"
+        ],
+    }

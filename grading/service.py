@@ -1,0 +1,310 @@
+"""Monthly grading over the records store, and the grades kept per month (tables of
+migration 0006). The only module of ``grading`` that touches a database; the rules
+are in the pure core (``grading.engine``).
+
+Invariants:
+- a month is computed once: its run row and every enterprise's grade commit in one
+  transaction, and a month already computed is refused (history is never rewritten);
+- a month after the current one is refused, as is anything not ``YYYY-MM``;
+- the inputs are the store's current values when the run is made (the grading day is
+  the month's last day, or today for the current month);
+- stored rows hold the method's outputs (letters, ranks, grade), never input values.
+"""
+
+from __future__ import annotations
+
+import calendar
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+import numpy as np
+import sqlalchemy as sa
+from sqlalchemy import Engine
+from sqlalchemy.exc import IntegrityError
+
+from common.db import is_sqlite, read_connection
+from common.errors import Conflict, InvalidInput, NotFound
+from common.settings import Settings
+from grading.engine import Grades, grade
+from grading.explain import explain_stored
+from grading.inputs import FEATURES, population
+from records.store import record_import_features, record_imports, record_rows
+
+metadata = sa.MetaData()
+
+grade_runs = sa.Table(
+    "grade_runs",
+    metadata,
+    sa.Column("month", sa.String(7), primary_key=True),
+    sa.Column("as_of", sa.String(10), nullable=False),
+    sa.Column("enterprises", sa.Integer, nullable=False),
+    sa.Column("counts", sa.Text, nullable=False),
+    sa.Column("config_sha256", sa.String(64), nullable=False),
+    sa.Column("computed_at", sa.BigInteger, nullable=False),
+    sa.Column("computed_by", sa.String(120), nullable=False),
+)
+
+grades = sa.Table(
+    "grades",
+    metadata,
+    sa.Column("month", sa.String(7), primary_key=True),
+    sa.Column("uscc", sa.String(18), primary_key=True),
+    sa.Column("grade", sa.SmallInteger, nullable=False),
+    sa.Column("method", sa.SmallInteger, nullable=False),
+    sa.Column("letters", sa.String(12), nullable=False),
+    sa.Column("score", sa.Float, nullable=True),
+    sa.Column("detail", sa.Text, nullable=False),
+)
+
+_MONTH = re.compile(r"(\d{4})-(0[1-9]|1[0-2])")
+_PARSE_CHUNK = 100_000
+
+
+class MonthAlreadyGraded(Conflict):
+    code = "grades_already_computed"
+
+
+class GradesNotComputed(NotFound):
+    code = "grades_not_computed"
+
+
+@dataclass(frozen=True)
+class Run:
+    month: str
+    as_of: date
+    enterprises: int
+    counts: dict[str, int]
+    computed_at: int
+
+
+def grading_day(month: str, today: date) -> date:
+    """The day a month is graded on: its last day, or ``today`` for the current month.
+    Raises InvalidInput (``invalid_month``, ``month_in_future``)."""
+    m = _MONTH.fullmatch(month) if isinstance(month, str) else None
+    if m is None:
+        raise InvalidInput("month: YYYY-MM is required", code="invalid_month", field="month")
+    year, number = int(m.group(1)), int(m.group(2))
+    if year < 2000:
+        raise InvalidInput("month: before 2000", code="invalid_month", field="month")
+    if (year, number) > (today.year, today.month):
+        raise InvalidInput("month: it has not begun yet", code="month_in_future", field="month")
+    last = date(year, number, calendar.monthrange(year, number)[1])
+    return min(last, today)
+
+
+def current_columns(
+    engine: Engine, features: tuple[str, ...] = FEATURES
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Every enterprise with a registration status, and the current value of each of
+    ``features`` aligned to them (object arrays, None where the store has none): the
+    newest loaded import holding a feature for an enterprise gives its value."""
+    wanted = set(features)
+    with read_connection(engine) as conn:
+        ids = conn.execute(
+            sa.select(record_import_features.c.import_id)
+            .where(record_import_features.c.feature.in_(sorted(wanted)))
+            .distinct()
+        ).scalars()
+        imports = sorted((int(i) for i in ids), reverse=True)
+        order = {
+            int(i): tuple(json.loads(f))
+            for i, f in conn.execute(
+                sa.select(record_imports.c.id, record_imports.c.features).where(
+                    record_imports.c.id.in_(imports)
+                )
+            )
+        }
+        fetched = [(i, _rows(conn, i)) for i in imports]
+    # The population: enterprises with a registration status (one in no register has
+    # none and is not graded).
+    universe: set[str] = set()
+    for i, (codes, _) in fetched:
+        if "registration.status" in order[i]:
+            universe.update(codes)
+    uscc = np.array(sorted(universe), dtype=object)
+    position = {u: k for k, u in enumerate(uscc.tolist())}
+    n = len(uscc)
+    columns: dict[str, np.ndarray] = {}
+    filled: dict[str, np.ndarray] = {}
+    for i, (codes, values) in fetched:
+        picks = [(j, f) for j, f in enumerate(order[i]) if f in wanted]
+        where = np.fromiter((position.get(c, -1) for c in codes), np.int64, len(codes))
+        known = where >= 0
+        for j, fid in picks:
+            if fid not in columns:
+                columns[fid] = np.full(n, None, dtype=object)
+                filled[fid] = np.zeros(n, dtype=bool)
+            column = np.empty(len(values), dtype=object)
+            column[:] = [row[j] for row in values]
+            take = known.copy()
+            take[known] = ~filled[fid][where[known]]
+            columns[fid][where[take]] = column[take]
+            filled[fid][where[take]] = True
+    return uscc, columns
+
+
+def _rows(conn: sa.Connection, import_id: int) -> tuple[list[str], list[list[Any]]]:
+    """One import's enterprises and their parsed rows (JSON arrays parsed in bulk)."""
+    result = conn.execute(
+        sa.select(record_rows.c.uscc, record_rows.c.values_json).where(
+            record_rows.c.import_id == import_id
+        )
+    )
+    codes: list[str] = []
+    values: list[list[Any]] = []
+    while chunk := result.fetchmany(_PARSE_CHUNK):
+        codes.extend(str(c) for c, _ in chunk)
+        values.extend(json.loads("[" + ",".join(v for _, v in chunk) + "]"))
+    return codes, values
+
+
+def config_digest(settings: Settings) -> str:
+    """SHA-256 of the grading section: which rules a stored month was computed with."""
+    text = json.dumps(settings.config.grading.model_dump(mode="json"), sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def compute(
+    engine: Engine, settings: Settings, month: str, *, today: date, now: int, actor: str
+) -> Run:
+    """Grade everyone for ``month`` and keep it; refused when the month is stored."""
+    as_of = grading_day(month, today)
+    if get_run(engine, month) is not None:
+        raise MonthAlreadyGraded(f"grades for {month} are already stored and are never rewritten")
+    uscc, columns = current_columns(engine)
+    result = grade(population(uscc, columns, as_of), as_of, settings.config.grading)
+    counts = result.counts()
+    run = {
+        "month": month,
+        "as_of": as_of.isoformat(),
+        "enterprises": len(uscc),
+        "counts": json.dumps(counts, ensure_ascii=False),
+        "config_sha256": config_digest(settings),
+        "computed_at": now,
+        "computed_by": actor[:120],
+    }
+    rows = _stored_rows(month, uscc, result)
+    try:
+        with (
+            engine.connect().execution_options(sqlite_begin="IMMEDIATE") as conn,
+            conn.begin(),
+        ):
+            conn.execute(grade_runs.insert().values(**run))
+            _bulk_insert(conn, rows)
+    except IntegrityError as e:
+        raise MonthAlreadyGraded(
+            f"grades for {month} were stored meanwhile and are never rewritten"
+        ) from e
+    return Run(month, as_of, len(uscc), counts, now)
+
+
+def _stored_rows(month: str, uscc: np.ndarray, g: Grades) -> list[tuple[Any, ...]]:
+    letter_rows = np.array(list(" ABC"), dtype=object)[g.letters.letters]
+    letters = ["".join(r).replace(" ", "-") for r in letter_rows.tolist()]
+    ranked = g.letters.ranked
+    values = [np.round(v, 6) for v in g.letters.values]
+    parts = [
+        (r.rank.tolist(), r.size.tolist(), r.level.tolist(), v.tolist())
+        for r, v in zip(ranked, values, strict=True)
+    ]
+
+    def number(x: float) -> str:
+        return "null" if x != x else repr(x)  # NaN is not JSON
+
+    def ranks(k: int) -> str:
+        return ",".join(f"[{p[0][k]},{p[1][k]},{p[2][k]},{number(p[3][k])}]" for p in parts)
+
+    details = [
+        f'{{"i":{ind},"d":{dr},"b":{bo!r},"c":{cap},"r":[{ranks(k)}]}}'
+        for k, (ind, dr, bo, cap) in enumerate(
+            zip(
+                g.indicator.tolist(),
+                g.direct.tolist(),
+                g.bonus.tolist(),
+                g.cap.tolist(),
+                strict=True,
+            )
+        )
+    ]
+    scores = [None if s != s else s for s in g.score.tolist()]
+    return list(
+        zip(
+            [month] * len(uscc),
+            uscc.tolist(),
+            g.grade.tolist(),
+            g.method.tolist(),
+            letters,
+            scores,
+            details,
+            strict=True,
+        )
+    )
+
+
+_SQLITE_INSERT = (
+    "INSERT INTO grades (month, uscc, grade, method, letters, score, detail) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
+_POSTGRES_COPY = "COPY grades (month, uscc, grade, method, letters, score, detail) FROM STDIN"
+
+
+def _bulk_insert(conn: sa.Connection, rows: list[tuple[Any, ...]]) -> None:
+    """Every row in the connection's transaction, through the driver's bulk path
+    (executemany on SQLite, COPY on PostgreSQL): a city is a million rows."""
+    raw: Any = conn.connection.driver_connection
+    if is_sqlite(conn.engine):
+        cursor = raw.cursor()
+        try:
+            cursor.executemany(_SQLITE_INSERT, rows)
+        finally:
+            cursor.close()
+        return
+    with raw.cursor() as cursor, cursor.copy(_POSTGRES_COPY) as copy:
+        for row in rows:
+            copy.write_row(row)
+
+
+def get_run(engine: Engine, month: str) -> Run | None:
+    with read_connection(engine) as conn:
+        row = conn.execute(sa.select(grade_runs).where(grade_runs.c.month == month)).first()
+    if row is None:
+        return None
+    return Run(
+        row.month,
+        date.fromisoformat(row.as_of),
+        row.enterprises,
+        json.loads(row.counts),
+        row.computed_at,
+    )
+
+
+def latest_month(engine: Engine) -> str | None:
+    with read_connection(engine) as conn:
+        found = conn.execute(sa.select(sa.func.max(grade_runs.c.month))).scalar()
+    return str(found) if found is not None else None
+
+
+def explain(engine: Engine, uscc: str, month: str | None) -> dict[str, Any]:
+    """The stored grade of ``uscc`` for ``month`` (default: the newest month) with
+    every indicator's letter and why. Raises GradesNotComputed or NotFound."""
+    if month is not None:
+        grading_day(month, date.max)  # the shape only: a future month is simply absent
+    chosen = month or latest_month(engine)
+    if chosen is None or get_run(engine, chosen) is None:
+        raise GradesNotComputed(
+            f"no grades for {chosen or 'any month'} yet: run `xinyi grades compute"
+            + (f" --month {chosen}`" if chosen else "`"),
+        )
+    with read_connection(engine) as conn:
+        row = conn.execute(
+            sa.select(grades).where(grades.c.month == chosen, grades.c.uscc == uscc)
+        ).first()
+    if row is None:
+        raise NotFound(f"{uscc} was not graded for {chosen}", code="enterprise_not_graded")
+    return explain_stored(
+        uscc, chosen, row.grade, row.method, row.letters, row.score, json.loads(row.detail)
+    )

@@ -1,0 +1,41 @@
+"""Credit grades by month (owned by the grading package)
+
+Revision ID: 0006_grades
+Revises: 0005_training
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0006_grades"
+down_revision = "0005_training"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "grade_runs",
+        sa.Column("month", sa.String(7), primary_key=True),
+        sa.Column("as_of", sa.String(10), nullable=False),
+        sa.Column("enterprises", sa.Integer, nullable=False),
+        sa.Column("counts", sa.Text, nullable=False),
+        sa.Column("config_sha256", sa.String(64), nullable=False),
+        sa.Column("computed_at", sa.BigInteger, nullable=False),
+        sa.Column("computed_by", sa.String(120), nullable=False),
+    )
+    op.create_table(
+        "grades",
+        sa.Column("month", sa.String(7), primary_key=True),
+        sa.Column("uscc", sa.String(18), primary_key=True),
+        sa.Column("grade", sa.SmallInteger, nullable=False),
+        sa.Column("method", sa.SmallInteger, nullable=False),
+        sa.Column("letters", sa.String(12), nullable=False),
+        sa.Column("score", sa.Float, nullable=True),
+        sa.Column("detail", sa.Text, nullable=False),
+    )
+
+
+def downgrade() -> None:
+    op.drop_table("grades")
+    op.drop_table("grade_runs")
