@@ -78,7 +78,10 @@ _NONE = np.array(None, dtype=object)
 
 
 def _present(col: np.ndarray) -> np.ndarray:
-    """Where a value is present (not None)."""
+    """Where a value is present (not None; not NaN in a float column)."""
+    if col.dtype.kind == "f":
+        known: np.ndarray = ~np.isnan(col)
+        return known
     out: np.ndarray = np.not_equal(col, _NONE)
     return out
 
@@ -87,7 +90,12 @@ def _is(col: np.ndarray | None, value: object, n: int) -> np.ndarray:
     """Where the value equals ``value`` (never where missing)."""
     if col is None:
         return np.zeros(n, dtype=bool)
-    out: np.ndarray = np.equal(col, np.array(value, dtype=object))
+    if col.dtype.kind == "f":  # a typed boolean column: 1.0 / 0.0 / NaN
+        if not isinstance(value, bool):
+            return np.zeros(n, dtype=bool)
+        flags: np.ndarray = col == float(value)
+        return flags
+    out: np.ndarray = np.equal(col, np.array(value, dtype=object)).astype(bool)
     return out
 
 
@@ -119,8 +127,9 @@ def _codes(col: np.ndarray | None, values: tuple[str, ...], n: int) -> np.ndarra
 
 
 def population(uscc: np.ndarray, columns: Mapping[str, np.ndarray], as_of: date) -> Population:
-    """The population of ``uscc`` (object array) from feature columns (object arrays
-    with None where missing; a feature absent from ``columns`` is missing for all)."""
+    """The population of ``uscc`` (object array) from feature columns: object arrays
+    with None where missing, or typed ones (float64 with NaN, booleans as 1.0/0.0;
+    datetime64 with NaT); a feature absent from ``columns`` is missing for all."""
     n = len(uscc)
 
     def col(fid: str) -> np.ndarray | None:
@@ -141,7 +150,10 @@ def population(uscc: np.ndarray, columns: Mapping[str, np.ndarray], as_of: date)
         division[present] = divisions[present].astype(np.int16)
     established_text = col("registration.established")
     established = np.full(n, np.datetime64("1900-01-01", "D"))
-    if established_text is not None:
+    if established_text is not None and established_text.dtype.kind == "M":
+        known = ~np.isnat(established_text)
+        established[known] = established_text[known]
+    elif established_text is not None:
         present = _present(established_text)
         established[present] = established_text[present].astype("datetime64[D]")
 

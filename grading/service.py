@@ -17,6 +17,7 @@ import calendar
 import hashlib
 import json
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -32,6 +33,7 @@ from common.settings import Settings
 from grading.engine import Grades, grade
 from grading.explain import explain_stored
 from grading.inputs import FEATURES, population
+from records.catalog import Catalog
 from records.store import record_import_features, record_imports, record_rows
 
 metadata = sa.MetaData()
@@ -97,11 +99,13 @@ def grading_day(month: str, today: date) -> date:
 
 
 def current_columns(
-    engine: Engine, features: tuple[str, ...] = FEATURES
+    engine: Engine, catalog: Catalog, features: tuple[str, ...] = FEATURES
 ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """Every enterprise with a registration status, and the current value of each of
-    ``features`` aligned to them (object arrays, None where the store has none): the
-    newest loaded import holding a feature for an enterprise gives its value."""
+    ``features`` aligned to them: the newest loaded import holding a feature for an
+    enterprise gives its value. Numbers and booleans come as float64 (NaN missing;
+    true 1.0), dates as datetime64[D] (NaT missing), the rest as object arrays (None
+    missing). One import is read at a time, so memory stays near the columns' size."""
     wanted = set(features)
     with read_connection(engine) as conn:
         ids = conn.execute(
@@ -118,48 +122,72 @@ def current_columns(
                 )
             )
         }
-        fetched = [(i, _rows(conn, i)) for i in imports]
-    # The population: enterprises with a registration status (one in no register has
-    # none and is not graded).
-    universe: set[str] = set()
-    for i, (codes, _) in fetched:
-        if "registration.status" in order[i]:
-            universe.update(codes)
-    uscc = np.array(sorted(universe), dtype=object)
-    position = {u: k for k, u in enumerate(uscc.tolist())}
-    n = len(uscc)
-    columns: dict[str, np.ndarray] = {}
-    filled: dict[str, np.ndarray] = {}
-    for i, (codes, values) in fetched:
-        picks = [(j, f) for j, f in enumerate(order[i]) if f in wanted]
-        where = np.fromiter((position.get(c, -1) for c in codes), np.int64, len(codes))
-        known = where >= 0
-        for j, fid in picks:
-            if fid not in columns:
-                columns[fid] = np.full(n, None, dtype=object)
-                filled[fid] = np.zeros(n, dtype=bool)
-            column = np.empty(len(values), dtype=object)
-            column[:] = [row[j] for row in values]
-            take = known.copy()
-            take[known] = ~filled[fid][where[known]]
-            columns[fid][where[take]] = column[take]
-            filled[fid][where[take]] = True
+        # The population: enterprises with a registration status (one in no register
+        # has none and is not graded).
+        registers = [i for i in imports if "registration.status" in order[i]]
+        codes = conn.execute(
+            sa.select(record_rows.c.uscc)
+            .where(record_rows.c.import_id.in_(registers))
+            .distinct()
+            .order_by(record_rows.c.uscc)
+        ).scalars()
+        uscc = np.array([str(c) for c in codes], dtype=object)
+        position = {u: k for k, u in enumerate(uscc.tolist())}
+        n = len(uscc)
+        columns: dict[str, np.ndarray] = {}
+        filled: dict[str, np.ndarray] = {}
+        for i in imports:
+            picks = [(j, f) for j, f in enumerate(order[i]) if f in wanted]
+            for rows_codes, values in _rows(conn, i):
+                where = np.fromiter(
+                    (position.get(c, -1) for c in rows_codes), np.int64, len(rows_codes)
+                )
+                known = where >= 0
+                for j, fid in picks:
+                    kind = catalog.rule(fid).spec.type
+                    if fid not in columns:
+                        columns[fid] = _empty(kind, n)
+                        filled[fid] = np.zeros(n, dtype=bool)
+                    column = _typed(kind, [row[j] for row in values])
+                    take = known.copy()
+                    take[known] = ~filled[fid][where[known]]
+                    columns[fid][where[take]] = column[take]
+                    filled[fid][where[take]] = True
     return uscc, columns
 
 
-def _rows(conn: sa.Connection, import_id: int) -> tuple[list[str], list[list[Any]]]:
-    """One import's enterprises and their parsed rows (JSON arrays parsed in bulk)."""
+def _empty(kind: str, n: int) -> np.ndarray:
+    if kind in ("integer", "amount", "number", "boolean"):
+        return np.full(n, np.nan)
+    if kind == "date":
+        return np.full(n, np.datetime64("NaT"), dtype="datetime64[D]")
+    return np.full(n, None, dtype=object)
+
+
+def _typed(kind: str, values: list[Any]) -> np.ndarray:
+    """A chunk of one column's stored values in the column's array type."""
+    if kind in ("integer", "amount", "number", "boolean"):
+        return np.array([np.nan if v is None else float(v) for v in values])
+    if kind == "date":
+        return np.array(values, dtype="datetime64[D]")
+    # Enums and codes repeat: one string object per distinct value.
+    seen: dict[str, str] = {}
+    out = np.empty(len(values), dtype=object)
+    out[:] = [seen.setdefault(v, v) if isinstance(v, str) else v for v in values]
+    return out
+
+
+def _rows(conn: sa.Connection, import_id: int) -> Iterator[tuple[list[str], list[list[Any]]]]:
+    """One import's enterprises and their parsed rows, chunk by chunk (the JSON arrays
+    of a chunk parsed in one call)."""
     result = conn.execute(
         sa.select(record_rows.c.uscc, record_rows.c.values_json).where(
             record_rows.c.import_id == import_id
         )
     )
-    codes: list[str] = []
-    values: list[list[Any]] = []
     while chunk := result.fetchmany(_PARSE_CHUNK):
-        codes.extend(str(c) for c, _ in chunk)
-        values.extend(json.loads("[" + ",".join(v for _, v in chunk) + "]"))
-    return codes, values
+        codes = [str(c) for c, _ in chunk]
+        yield codes, json.loads("[" + ",".join(v for _, v in chunk) + "]")
 
 
 def config_digest(settings: Settings) -> str:
@@ -175,7 +203,7 @@ def compute(
     as_of = grading_day(month, today)
     if get_run(engine, month) is not None:
         raise MonthAlreadyGraded(f"grades for {month} are already stored and are never rewritten")
-    uscc, columns = current_columns(engine)
+    uscc, columns = current_columns(engine, Catalog(settings.config))
     result = grade(population(uscc, columns, as_of), as_of, settings.config.grading)
     counts = result.counts()
     run = {
