@@ -20,6 +20,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
+from itertools import repeat
 from typing import Any
 
 import numpy as np
@@ -34,9 +35,10 @@ from grading.engine import Grades, grade
 from grading.explain import explain_stored
 from grading.inputs import FEATURES, population
 from records.catalog import Catalog
-from records.store import record_import_features, record_imports, record_rows
+from records.store import record_import_features, record_imports
 
 metadata = sa.MetaData()
+RANKED_INDICATORS = (1, 2, 12)
 
 grade_runs = sa.Table(
     "grade_runs",
@@ -59,8 +61,22 @@ grades = sa.Table(
     sa.Column("method", sa.SmallInteger, nullable=False),
     sa.Column("letters", sa.String(12), nullable=False),
     sa.Column("score", sa.Float, nullable=True),
-    sa.Column("detail", sa.Text, nullable=False),
+    sa.Column("indicator_grade", sa.SmallInteger, nullable=False),
+    sa.Column("direct_grade", sa.SmallInteger, nullable=False),
+    sa.Column("cap", sa.SmallInteger, nullable=False),
+    sa.Column("bonus", sa.Float, nullable=False),
+    *(
+        sa.Column(f"{name}_{k}", kind, nullable=name == "value")
+        for k in RANKED_INDICATORS
+        for name, kind in (
+            ("rank", sa.Integer),
+            ("size", sa.Integer),
+            ("level", sa.SmallInteger),
+            ("value", sa.Float),
+        )
+    ),
 )
+COLUMNS = tuple(c.name for c in grades.columns)
 
 _MONTH = re.compile(r"(\d{4})-(0[1-9]|1[0-2])")
 _PARSE_CHUNK = 100_000
@@ -125,13 +141,10 @@ def current_columns(
         # The population: enterprises with a registration status (one in no register
         # has none and is not graded).
         registers = [i for i in imports if "registration.status" in order[i]]
-        codes = conn.execute(
-            sa.select(record_rows.c.uscc)
-            .where(record_rows.c.import_id.in_(registers))
-            .distinct()
-            .order_by(record_rows.c.uscc)
-        ).scalars()
-        uscc = np.array([str(c) for c in codes], dtype=object)
+        codes: set[str] = set()
+        for i in registers:
+            codes.update(_codes(conn, i))
+        uscc = np.array(sorted(codes), dtype=object)
         position = {u: k for k, u in enumerate(uscc.tolist())}
         n = len(uscc)
         columns: dict[str, np.ndarray] = {}
@@ -139,9 +152,7 @@ def current_columns(
         for i in imports:
             picks = [(j, f) for j, f in enumerate(order[i]) if f in wanted]
             for rows_codes, values in _rows(conn, i):
-                where = np.fromiter(
-                    (position.get(c, -1) for c in rows_codes), np.int64, len(rows_codes)
-                )
+                where = np.fromiter(map(position.get, rows_codes, repeat(-1)), np.int64)
                 known = where >= 0
                 for j, fid in picks:
                     kind = catalog.rule(fid).spec.type
@@ -165,29 +176,65 @@ def _empty(kind: str, n: int) -> np.ndarray:
 
 
 def _typed(kind: str, values: list[Any]) -> np.ndarray:
-    """A chunk of one column's stored values in the column's array type."""
+    """A chunk of one column's stored values (a loaded import has no empty cell) in
+    the column's array type."""
     if kind in ("integer", "amount", "number", "boolean"):
-        return np.array([np.nan if v is None else float(v) for v in values])
+        return np.array(values, dtype=np.float64)
     if kind == "date":
         return np.array(values, dtype="datetime64[D]")
     # Enums and codes repeat: one string object per distinct value.
     seen: dict[str, str] = {}
     out = np.empty(len(values), dtype=object)
-    out[:] = [seen.setdefault(v, v) if isinstance(v, str) else v for v in values]
+    out[:] = [seen.setdefault(v, v) for v in values]
     return out
 
 
-def _rows(conn: sa.Connection, import_id: int) -> Iterator[tuple[list[str], list[list[Any]]]]:
-    """One import's enterprises and their parsed rows, chunk by chunk (the JSON arrays
-    of a chunk parsed in one call)."""
-    result = conn.execute(
-        sa.select(record_rows.c.uscc, record_rows.c.values_json).where(
-            record_rows.c.import_id == import_id
+# One chunk of an import in two strings: its codes and its JSON rows, aligned (both
+# aggregates read the same ordered rows), so no Python object is made per row.
+_SQLITE_CHUNK = (
+    "SELECT group_concat(uscc, ','), group_concat(values_json, ','), max(uscc) FROM "
+    "(SELECT uscc, values_json FROM record_rows WHERE import_id = ? AND uscc > ? "
+    "ORDER BY uscc LIMIT ?)"
+)
+_POSTGRES_CHUNK = (
+    "SELECT string_agg(uscc, ',' ORDER BY uscc), string_agg(values_json, ',' ORDER BY uscc), "
+    "max(uscc) FROM (SELECT uscc, values_json FROM record_rows WHERE import_id = %s "
+    "AND uscc > %s ORDER BY uscc LIMIT %s) AS chunk"
+)
+
+
+def _codes(conn: sa.Connection, import_id: int) -> list[str]:
+    """Every enterprise of one import, in one string from the database."""
+    raw: Any = conn.connection.driver_connection
+    marker = "?" if is_sqlite(conn.engine) else "%s"
+    cursor = raw.cursor()
+    try:
+        aggregate = "group_concat(uscc, ',')" if marker == "?" else "string_agg(uscc, ',')"
+        cursor.execute(
+            f"SELECT {aggregate} FROM record_rows WHERE import_id = {marker}",  # noqa: S608 - fixed text, the value is bound
+            (import_id,),
         )
-    )
-    while chunk := result.fetchmany(_PARSE_CHUNK):
-        codes = [str(c) for c, _ in chunk]
-        yield codes, json.loads("[" + ",".join(v for _, v in chunk) + "]")
+        (joined,) = cursor.fetchone()
+    finally:
+        cursor.close()
+    return joined.split(",") if joined else []
+
+
+def _rows(conn: sa.Connection, import_id: int) -> Iterator[tuple[list[str], list[list[Any]]]]:
+    """One import's enterprises and their parsed rows, chunk by chunk."""
+    raw: Any = conn.connection.driver_connection
+    query = _SQLITE_CHUNK if is_sqlite(conn.engine) else _POSTGRES_CHUNK
+    cursor = raw.cursor()
+    last = ""
+    try:
+        while True:
+            cursor.execute(query, (import_id, last, _PARSE_CHUNK))
+            codes, texts, last = cursor.fetchone()
+            if codes is None:
+                return
+            yield codes.split(","), json.loads("[" + texts + "]")
+    finally:
+        cursor.close()
 
 
 def config_digest(settings: Settings) -> str:
@@ -231,53 +278,40 @@ def compute(
 
 
 def _stored_rows(month: str, uscc: np.ndarray, g: Grades) -> list[tuple[Any, ...]]:
-    letter_rows = np.array(list(" ABC"), dtype=object)[g.letters.letters]
-    letters = ["".join(r).replace(" ", "-") for r in letter_rows.tolist()]
-    ranked = g.letters.ranked
-    values = [np.round(v, 6) for v in g.letters.values]
-    parts = [
-        (r.rank.tolist(), r.size.tolist(), r.level.tolist(), v.tolist())
-        for r, v in zip(ranked, values, strict=True)
+    """One tuple per enterprise in :data:`COLUMNS` order, built column-wise."""
+    n = len(uscc)
+    symbols = np.frombuffer(b"-ABC", dtype=np.uint8)
+    letters = np.ascontiguousarray(symbols[g.letters.letters]).view("S12").ravel()
+
+    def floats(x: np.ndarray) -> list[float | None]:
+        return [None if v != v else v for v in x.tolist()]  # NaN: NULL
+
+    columns: list[list[Any]] = [
+        [month] * n,
+        uscc.tolist(),
+        g.grade.tolist(),
+        g.method.tolist(),
+        letters.astype("U12").tolist(),
+        floats(g.score),
+        g.indicator.tolist(),
+        g.direct.tolist(),
+        g.cap.tolist(),
+        g.bonus.tolist(),
     ]
-
-    def number(x: float) -> str:
-        return "null" if x != x else repr(x)  # NaN is not JSON
-
-    def ranks(k: int) -> str:
-        return ",".join(f"[{p[0][k]},{p[1][k]},{p[2][k]},{number(p[3][k])}]" for p in parts)
-
-    details = [
-        f'{{"i":{ind},"d":{dr},"b":{bo!r},"c":{cap},"r":[{ranks(k)}]}}'
-        for k, (ind, dr, bo, cap) in enumerate(
-            zip(
-                g.indicator.tolist(),
-                g.direct.tolist(),
-                g.bonus.tolist(),
-                g.cap.tolist(),
-                strict=True,
-            )
-        )
-    ]
-    scores = [None if s != s else s for s in g.score.tolist()]
-    return list(
-        zip(
-            [month] * len(uscc),
-            uscc.tolist(),
-            g.grade.tolist(),
-            g.method.tolist(),
-            letters,
-            scores,
-            details,
-            strict=True,
-        )
-    )
+    for ranked, value in zip(g.letters.ranked, g.letters.values, strict=True):
+        columns += [
+            ranked.rank.tolist(),
+            ranked.size.tolist(),
+            ranked.level.tolist(),
+            floats(np.round(value, 6)),
+        ]
+    return list(zip(*columns, strict=True))
 
 
 _SQLITE_INSERT = (
-    "INSERT INTO grades (month, uscc, grade, method, letters, score, detail) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?)"
+    f"INSERT INTO grades ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"  # noqa: S608 - fixed column names
 )
-_POSTGRES_COPY = "COPY grades (month, uscc, grade, method, letters, score, detail) FROM STDIN"
+_POSTGRES_COPY = f"COPY grades ({', '.join(COLUMNS)}) FROM STDIN"
 
 
 def _bulk_insert(conn: sa.Connection, rows: list[tuple[Any, ...]]) -> None:
@@ -333,6 +367,15 @@ def explain(engine: Engine, uscc: str, month: str | None) -> dict[str, Any]:
         ).first()
     if row is None:
         raise NotFound(f"{uscc} was not graded for {chosen}", code="enterprise_not_graded")
-    return explain_stored(
-        uscc, chosen, row.grade, row.method, row.letters, row.score, json.loads(row.detail)
-    )
+    m = row._mapping
+    detail = {
+        "i": m["indicator_grade"],
+        "d": m["direct_grade"],
+        "c": m["cap"],
+        "b": m["bonus"],
+        "r": [
+            [m[f"rank_{k}"], m[f"size_{k}"], m[f"level_{k}"], m[f"value_{k}"]]
+            for k in RANKED_INDICATORS
+        ],
+    }
+    return explain_stored(uscc, chosen, row.grade, row.method, row.letters, row.score, detail)

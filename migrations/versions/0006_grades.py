@@ -32,7 +32,21 @@ def upgrade() -> None:
         sa.Column("method", sa.SmallInteger, nullable=False),
         sa.Column("letters", sa.String(12), nullable=False),
         sa.Column("score", sa.Float, nullable=True),
-        sa.Column("detail", sa.Text, nullable=False),
+        sa.Column("indicator_grade", sa.SmallInteger, nullable=False),
+        sa.Column("direct_grade", sa.SmallInteger, nullable=False),
+        sa.Column("cap", sa.SmallInteger, nullable=False),
+        sa.Column("bonus", sa.Float, nullable=False),
+        # ①, ② and ⑫: rank, group size, group level (-1: not ranked), value ranked.
+        *(
+            sa.Column(f"{name}_{k}", kind, nullable=name == "value")
+            for k in (1, 2, 12)
+            for name, kind in (
+                ("rank", sa.Integer),
+                ("size", sa.Integer),
+                ("level", sa.SmallInteger),
+                ("value", sa.Float),
+            )
+        ),
     )
 
 

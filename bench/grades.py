@@ -1,0 +1,132 @@
+"""Credit grades benchmark: ``xinyi grades compute`` for a whole city.
+
+A synthetic city of ``XINYI_BENCH_GRADES_ENTERPRISES`` enterprises (default 1M) is
+generated and every department file imported (setup, not timed as part of the
+target); then ``xinyi grades compute --month`` runs in its own process, once on
+SQLite and once on PostgreSQL when one answers (``bench.common.pg_url``). The child
+reports its wall time and its peak resident memory. Targets: ≤ 60 s and ≤ 2 GB.
+
+Run: ``python -m bench grades`` (writes bench/results/grades.json).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from common.db import make_engine, migrate
+from common.settings import load_settings
+from records import synth
+from records.catalog import Catalog
+from records.service import import_csv
+
+MONTH = "2025-06"
+TARGET_SECONDS = 60
+TARGET_BYTES = 2 * 1024**3
+
+
+def run() -> dict[str, Any]:
+    enterprises = int(os.environ.get("XINYI_BENCH_GRADES_ENTERPRISES", "1000000"))
+    figures: dict[str, Any] = {
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores (shared)",
+        "load_average_at_start": round(os.getloadavg()[0], 2),
+        "python": platform.python_version(),
+        "enterprises": enterprises,
+        "target_seconds": TARGET_SECONDS,
+        "target_peak_megabytes": TARGET_BYTES // 1024**2,
+    }
+    catalog = Catalog(load_settings(env={}).config)
+    with tempfile.TemporaryDirectory(prefix="xinyi-bench-grades-") as tmp:
+        folder = Path(tmp) / "city"
+        started = time.perf_counter()
+        city = synth.generate(catalog, enterprises, seed=1)
+        synth.write(city, folder)
+        del city
+        figures["synth_seconds"] = round(time.perf_counter() - started, 1)
+        url = f"sqlite:///{Path(tmp) / 'grades.db'}"
+        figures["sqlite"] = _backend(url, folder, catalog, Path(tmp))
+        pg = _pg_url()
+        if pg is not None:
+            from bench.common import fresh_pg_schema
+
+            with fresh_pg_schema(pg) as schema_url:
+                figures["postgresql"] = _backend(schema_url, folder, catalog, Path(tmp))
+    return figures
+
+
+def _pg_url() -> str | None:
+    try:
+        from bench.common import pg_url
+    except ImportError:
+        return None
+    return pg_url()
+
+
+def _backend(url: str, folder: Path, catalog: Catalog, tmp: Path) -> dict[str, Any]:
+    migrate(url)
+    engine = make_engine(url)
+    started = time.perf_counter()
+    try:
+        for department in catalog.departments:
+            data = (folder / f"{department}.csv").read_bytes()
+            import_csv(engine, catalog, department, data, file_name="bench.csv", actor="bench")
+    finally:
+        engine.dispose()
+    setup = round(time.perf_counter() - started, 1)
+    env = {**os.environ, "XINYI_DATABASE_URL": url, "XINYI_HOME": str(tmp / "home")}
+    child = subprocess.run(
+        [sys.executable, "-m", "bench.grades", "--child"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if child.returncode != 0:
+        raise RuntimeError(f"grades compute failed: {child.stderr[-2000:]}")
+    out: dict[str, Any] = json.loads(child.stdout.strip().splitlines()[-1])
+    out["import_seconds"] = setup
+    out["within_targets"] = (
+        out["seconds"] <= TARGET_SECONDS and out["peak_megabytes"] * 1024**2 <= TARGET_BYTES
+    )
+    return out
+
+
+def _child() -> None:
+    """``xinyi grades compute`` in this process, then its wall time and peak RSS."""
+    from click.testing import CliRunner
+
+    from cli import main
+
+    started = time.perf_counter()
+    result = CliRunner().invoke(main, ["grades", "compute", "--month", MONTH])
+    seconds = time.perf_counter() - started
+    if result.exit_code != 0:
+        print(result.output, file=sys.stderr)
+        raise SystemExit(1)
+    counts = dict(
+        line.strip().split("\t") for line in result.output.splitlines() if "\t" in line
+    )
+    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+    print(
+        json.dumps(
+            {
+                "command": f"xinyi grades compute --month {MONTH}",
+                "seconds": round(seconds, 1),
+                "peak_megabytes": round(peak_kib / 1024),
+                "counts": {k: int(v) for k, v in counts.items()},
+            },
+            ensure_ascii=False,
+        )
+    )
+
+
+if __name__ == "__main__" and sys.argv[1:] == ["--child"]:
+    _child()
