@@ -111,9 +111,7 @@ def _child() -> None:
     if result.exit_code != 0:
         print(result.output, file=sys.stderr)
         raise SystemExit(1)
-    counts = dict(
-        line.strip().split("\t") for line in result.output.splitlines() if "\t" in line
-    )
+    counts = dict(line.strip().split("\t") for line in result.output.splitlines() if "\t" in line)
     peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
     print(
         json.dumps(

@@ -228,6 +228,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     # Visibility, units, keys
     "visibility.public": ("公开", "Public"),
     "visibility.non_public": ("非公开", "Non-public"),
+    "visibility.restricted": ("受限（仅用于信用等级）", "Restricted (used only inside the grade)"),
     "unit.days": ("{n} 天", "{n} days"),
     "unit.cny": ("元", "CNY"),
     "unit.count": ("次", "times"),
