@@ -264,9 +264,10 @@ def explain_stored(
                 }
             else:
                 zh, en = LEVELS[level]
+                what, what_en = ("得分", "score") if k == 12 else ("同比", "ratio to last year")
                 entry |= {
-                    "reason": f"在{zh}内排名第{rank}/{size}",
-                    "reason_en": f"rank {rank} of {size} in the {en}",
+                    "reason": f"{what}{value:.2f}，在{zh}内排名第{rank}/{size}",
+                    "reason_en": f"{what_en} {value:.2f}, rank {rank} of {size} in the {en}",
                     "value": value,
                     "rank": rank,
                     "of": size,
