@@ -126,7 +126,9 @@ class Population:
         """A population of ``n`` enterprises with ``given`` columns (lists or arrays)
         and every other column at "no record" (active, established long ago)."""
         defaults: dict[str, Any] = {
-            "uscc": np.array([f"E{i:017d}" for i in range(n)], dtype=object),
+            "uscc": np.array([f"E{i:017d}" for i in range(n)], dtype=object)
+            if "uscc" not in given
+            else np.empty(0, dtype=object),
             "active": np.ones(n, dtype=bool),
             "division": np.zeros(n, dtype=np.int16),
             "established": np.full(n, np.datetime64("2000-01-01", "D")),

@@ -16,19 +16,21 @@ from __future__ import annotations
 import calendar
 import hashlib
 import json
+import multiprocessing
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date
 from itertools import repeat
 from typing import Any
 
+import msgspec
 import numpy as np
 import sqlalchemy as sa
 from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
 
-from common.db import is_sqlite, read_connection
+from common.db import is_sqlite, make_engine, read_connection
 from common.errors import Conflict, InvalidInput, NotFound
 from common.settings import Settings
 from grading.engine import Grades, grade
@@ -80,6 +82,8 @@ COLUMNS = tuple(c.name for c in grades.columns)
 
 _MONTH = re.compile(r"(\d{4})-(0[1-9]|1[0-2])")
 _PARSE_CHUNK = 100_000
+_WRITE_CHUNK = 100_000
+_decode = msgspec.json.Decoder(list[list[Any]]).decode
 
 
 class MonthAlreadyGraded(Conflict):
@@ -115,13 +119,22 @@ def grading_day(month: str, today: date) -> date:
 
 
 def current_columns(
-    engine: Engine, catalog: Catalog, features: tuple[str, ...] = FEATURES
+    engine: Engine,
+    catalog: Catalog,
+    features: tuple[str, ...] = FEATURES,
+    *,
+    workers: int = 2,
+    parallel_from: int = 200_000,
 ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """Every enterprise with a registration status, and the current value of each of
     ``features`` aligned to them: the newest loaded import holding a feature for an
     enterprise gives its value. Numbers and booleans come as float64 (NaN missing;
     true 1.0), dates as datetime64[D] (NaT missing), the rest as object arrays (None
-    missing). One import is read at a time, so memory stays near the columns' size."""
+    missing).
+
+    Imports are parsed by ``workers`` processes when the city has at least
+    ``parallel_from`` enterprises (parsing is CPU-bound; the answer is the same), and
+    applied one at a time, newest first, so memory stays near the columns' size."""
     wanted = set(features)
     with read_connection(engine) as conn:
         ids = conn.execute(
@@ -144,27 +157,91 @@ def current_columns(
         codes: set[str] = set()
         for i in registers:
             codes.update(_codes(conn, i))
-        uscc = np.array(sorted(codes), dtype=object)
-        position = {u: k for k, u in enumerate(uscc.tolist())}
-        n = len(uscc)
-        columns: dict[str, np.ndarray] = {}
-        filled: dict[str, np.ndarray] = {}
-        for i in imports:
-            picks = [(j, f) for j, f in enumerate(order[i]) if f in wanted]
-            for rows_codes, values in _rows(conn, i):
-                where = np.fromiter(map(position.get, rows_codes, repeat(-1)), np.int64)
-                known = where >= 0
-                for j, fid in picks:
-                    kind = catalog.rule(fid).spec.type
-                    if fid not in columns:
-                        columns[fid] = _empty(kind, n)
-                        filled[fid] = np.zeros(n, dtype=bool)
-                    column = _typed(kind, [row[j] for row in values])
-                    take = known.copy()
-                    take[known] = ~filled[fid][where[known]]
-                    columns[fid][where[take]] = column[take]
-                    filled[fid][where[take]] = True
+    uscc = np.array(sorted(codes), dtype=object)
+    n = len(uscc)
+    kinds: dict[str, str] = {
+        f: str(catalog.rule(f).spec.type) for f in wanted if f in catalog.features
+    }
+    jobs = [(i, [(j, f, kinds[f]) for j, f in enumerate(order[i]) if f in kinds]) for i in imports]
+    _READER.update(
+        url=engine.url.render_as_string(hide_password=False),
+        position={u: k for k, u in enumerate(uscc.tolist())},
+    )
+    columns: dict[str, np.ndarray] = {}
+    filled: dict[str, np.ndarray] = {}
+    try:
+        if workers > 1 and n >= parallel_from and len(jobs) > 1:
+            context = multiprocessing.get_context("fork")
+            with context.Pool(workers) as pool:
+                parsed: Iterable[list[tuple[str, np.ndarray, np.ndarray]]] = pool.imap(
+                    _read_import, jobs
+                )
+                for found in parsed:
+                    _apply(found, columns, filled, kinds, n)
+        else:
+            _READER["engine"] = engine
+            for job in jobs:
+                _apply(_read_import(job), columns, filled, kinds, n)
+    finally:
+        _READER.clear()
     return uscc, columns
+
+
+# What an import reader needs, set before the worker processes fork (so they inherit
+# it instead of receiving a million codes each): the database URL and the population.
+_READER: dict[str, Any] = {}
+
+
+def _read_import(
+    job: tuple[int, list[tuple[int, str, str]]],
+) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """One import's wanted features: ``(feature, positions, values)`` per feature, the
+    positions in the population (rows of enterprises outside it dropped)."""
+    import_id, picks = job
+    position: dict[str, int] = _READER["position"]
+    engine = _READER.get("engine")
+    own = engine is None
+    if engine is None:
+        engine = make_engine(_READER["url"])
+    parts: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {f: [] for _, f, _ in picks}
+    try:
+        with read_connection(engine) as conn:
+            for rows_codes, values in _rows(conn, import_id):
+                where = _positions(position, rows_codes)
+                known = where >= 0
+                for j, fid, kind in picks:
+                    column = _typed(kind, [row[j] for row in values])
+                    parts[fid].append((where[known], column[known]))
+    finally:
+        if own:
+            engine.dispose()
+    return [
+        (fid, np.concatenate([w for w, _ in chunks]), np.concatenate([v for _, v in chunks]))
+        for fid, chunks in parts.items()
+        if chunks
+    ]
+
+
+def _positions(position: dict[str, int], codes: list[str]) -> np.ndarray:
+    """Where each code is in the population, -1 when absent."""
+    return np.fromiter(map(position.get, codes, repeat(-1)), np.int64, len(codes))
+
+
+def _apply(
+    found: list[tuple[str, np.ndarray, np.ndarray]],
+    columns: dict[str, np.ndarray],
+    filled: dict[str, np.ndarray],
+    kinds: dict[str, str],
+    n: int,
+) -> None:
+    """Fill what an import holds where no newer import already did."""
+    for fid, where, values in found:
+        if fid not in columns:
+            columns[fid] = _empty(kinds[fid], n)
+            filled[fid] = np.zeros(n, dtype=bool)
+        take = ~filled[fid][where]
+        columns[fid][where[take]] = values[take]
+        filled[fid][where[take]] = True
 
 
 def _empty(kind: str, n: int) -> np.ndarray:
@@ -232,7 +309,7 @@ def _rows(conn: sa.Connection, import_id: int) -> Iterator[tuple[list[str], list
             codes, texts, last = cursor.fetchone()
             if codes is None:
                 return
-            yield codes.split(","), json.loads("[" + texts + "]")
+            yield codes.split(","), _decode("[" + texts + "]")
     finally:
         cursor.close()
 
@@ -262,14 +339,15 @@ def compute(
         "computed_at": now,
         "computed_by": actor[:120],
     }
-    rows = _stored_rows(month, uscc, result)
     try:
         with (
             engine.connect().execution_options(sqlite_begin="IMMEDIATE") as conn,
             conn.begin(),
         ):
             conn.execute(grade_runs.insert().values(**run))
-            _bulk_insert(conn, rows)
+            for start in range(0, len(uscc), _WRITE_CHUNK):
+                part = slice(start, start + _WRITE_CHUNK)
+                _bulk_insert(conn, _stored_rows(month, uscc, result, part))
     except IntegrityError as e:
         raise MonthAlreadyGraded(
             f"grades for {month} were stored meanwhile and are never rewritten"
@@ -277,32 +355,33 @@ def compute(
     return Run(month, as_of, len(uscc), counts, now)
 
 
-def _stored_rows(month: str, uscc: np.ndarray, g: Grades) -> list[tuple[Any, ...]]:
-    """One tuple per enterprise in :data:`COLUMNS` order, built column-wise."""
-    n = len(uscc)
+def _stored_rows(month: str, uscc: np.ndarray, g: Grades, part: slice) -> list[tuple[Any, ...]]:
+    """One tuple per enterprise of ``part`` in :data:`COLUMNS` order, built
+    column-wise (a part at a time: a million tuples would hold a gigabyte)."""
+    n = len(uscc[part])
     symbols = np.frombuffer(b"-ABC", dtype=np.uint8)
-    letters = np.ascontiguousarray(symbols[g.letters.letters]).view("S12").ravel()
+    letters = np.ascontiguousarray(symbols[g.letters.letters[part]]).view("S12").ravel()
 
     def floats(x: np.ndarray) -> list[float | None]:
-        return [None if v != v else v for v in x.tolist()]  # NaN: NULL
+        return [None if v != v else v for v in x[part].tolist()]  # NaN: NULL
 
     columns: list[list[Any]] = [
         [month] * n,
-        uscc.tolist(),
-        g.grade.tolist(),
-        g.method.tolist(),
+        uscc[part].tolist(),
+        g.grade[part].tolist(),
+        g.method[part].tolist(),
         letters.astype("U12").tolist(),
         floats(g.score),
-        g.indicator.tolist(),
-        g.direct.tolist(),
-        g.cap.tolist(),
-        g.bonus.tolist(),
+        g.indicator[part].tolist(),
+        g.direct[part].tolist(),
+        g.cap[part].tolist(),
+        g.bonus[part].tolist(),
     ]
     for ranked, value in zip(g.letters.ranked, g.letters.values, strict=True):
         columns += [
-            ranked.rank.tolist(),
-            ranked.size.tolist(),
-            ranked.level.tolist(),
+            ranked.rank[part].tolist(),
+            ranked.size[part].tolist(),
+            ranked.level[part].tolist(),
             floats(np.round(value, 6)),
         ]
     return list(zip(*columns, strict=True))

@@ -132,3 +132,19 @@ def test_the_cli_computes_and_explains(tmp_path: Path, city: synth.City) -> None
     bad = runner.invoke(main, ["grades", "explain", "123"], env=env)
     assert bad.exit_code == 2
     assert np.isin(["高级", "一级", "备选"], list(lines)).all()
+
+
+def test_parallel_reading_gives_the_same_columns(
+    engine: Engine, city: synth.City, tmp_path: Path
+) -> None:
+    load_city(engine, city, tmp_path / "city")
+    catalog = Catalog(load_settings(env={}).config)
+    one_uscc, one = service.current_columns(engine, catalog, workers=1)
+    two_uscc, two = service.current_columns(engine, catalog, workers=2, parallel_from=0)
+    assert one_uscc.tolist() == two_uscc.tolist() and set(one) == set(two)
+    for fid in one:
+        a, b = one[fid], two[fid]
+        if a.dtype.kind == "f":
+            assert np.array_equal(a, b, equal_nan=True), fid
+        else:
+            assert a.tolist() == b.tolist(), fid
