@@ -135,7 +135,9 @@ def simulate(
         config=config,
         model_id=model_id or out.stem,
     )
-    out.write_text(json.dumps(result.model.as_import_json(), indent=2) + "\n", encoding="utf-8")
+    from federated.training import import_json
+
+    out.write_text(json.dumps(import_json(result.model), indent=2) + "\n", encoding="utf-8")
     r = result.report
     click.echo(
         f"trained on {r['rows']['train']} rows ({r['rows']['validation']} validate), "
