@@ -287,16 +287,19 @@ class BatchPublicKey:
         """Enc(c ⊙ p) in sum-only form, ``offset`` (mod q0) added to the constant
         coefficient the bank will read."""
         he = self.he
-        out = sealapi.Ciphertext()
-        try:
-            he.evaluator.multiply_plain(ct, plain, out)
-            he.evaluator.rescale_to_next_inplace(out)
-        except Exception as e:  # a transparent product, mismatched levels
-            raise InvalidCiphertext(f"cannot compute on this ciphertext: {e}") from e
         zero = sealapi.Ciphertext()
         self._encryptor.encrypt_zero(he.product_parms_id, zero)
-        _, words = he.ciphertext_words(out)
         _, noise = he.ciphertext_words(zero)
+        if plain.is_zero():  # c ⊙ 0 = 0 (SEAL refuses to compute a transparent result)
+            words = np.zeros_like(noise)
+        else:
+            out = sealapi.Ciphertext()
+            try:
+                he.evaluator.multiply_plain(ct, plain, out)
+                he.evaluator.rescale_to_next_inplace(out)
+            except Exception as e:  # mismatched levels or scales
+                raise InvalidCiphertext(f"cannot compute on this ciphertext: {e}") from e
+            _, words = he.ciphertext_words(out)
         q = np.uint64(he.q0)
         c0 = words[0, 0] + noise[0, 0]  # < 2^61: no wrap
         c0 = np.where(c0 >= q, c0 - q, c0)
