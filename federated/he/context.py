@@ -121,7 +121,6 @@ class Ciphertext:
             raise InvalidCiphertext(f"cannot {what} this ciphertext: {e}") from e
 
 
-
 class PublicContext:
     """Somebody else's context: public key and parameters only. Encrypts, computes,
     never decrypts."""
@@ -309,7 +308,6 @@ class SecretContext:
         return np.asarray(ct._v.decrypt(), dtype=np.float64)
 
 
-
 class _SeededEncryptor:
     """SEAL's symmetric encryption with a seeded second polynomial (the bindings in
     ``tenseal.sealapi``): the ciphertext travels as its first polynomial plus a 64-byte
@@ -376,4 +374,3 @@ def encrypt_seeded(secret: SecretContext, values: Sequence[float] | np.ndarray) 
     if secret._seeded is None:
         secret._seeded = _SeededEncryptor(secret._ctx, secret.params)
     return secret._seeded.encrypt(vals)
-

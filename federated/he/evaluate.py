@@ -210,4 +210,3 @@ class Evaluator:
             fn(*args)
         except Exception as e:  # SEAL refuses mismatched levels/scales, transparent results
             raise InvalidCiphertext(f"cannot compute on this ciphertext: {e}") from e
-

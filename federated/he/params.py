@@ -70,4 +70,3 @@ class CKKSParams:
 
 
 DEFAULT_PARAMS = CKKSParams()
-

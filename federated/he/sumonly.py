@@ -59,16 +59,24 @@ _ARRAY_COUNT = struct.Struct("<Q")
 _MAX_DECOMPRESSED = 1 << 26
 
 
+_EXTENDED = np.finfo(np.longdouble).nmant >= 63  # x86-64: 80-bit long double
+
+
 def mulmod(a: np.ndarray, b: np.ndarray, q: int) -> np.ndarray:
     """a·b mod q elementwise for uint64 arrays with values < q < 2^62, exactly: the
     quotient is estimated in 64-bit-mantissa long double (off by at most one) and the
-    remainder computed in wrapping 64-bit integers, then corrected."""
+    remainder computed in wrapping 64-bit integers, then corrected. Where long double is
+    no wider than double, Python integers do it (slower, as exact)."""
+    if not _EXTENDED:
+        exact = [int(x) * int(y) % q for x, y in zip(a.tolist(), b.tolist(), strict=True)]
+        return np.asarray(exact, dtype=np.uint64)
     ql = np.longdouble(q)
     quot = np.floor(a.astype(np.longdouble) * b.astype(np.longdouble) / ql).astype(np.uint64)
     r = (a * b - quot * np.uint64(q)).view(np.int64)
     r = np.where(r < 0, r + q, r)
     r = np.where(r >= q, r - q, r)
-    return r.astype(np.uint64)
+    out: np.ndarray = r.astype(np.uint64)
+    return out
 
 
 def _sum_mod(values: np.ndarray, q: int) -> int:
@@ -193,9 +201,11 @@ class SumOnlyContext:
     def _array(self, words: np.ndarray) -> bytes:
         """A SEAL ``DynArray`` of uint64 words, uncompressed."""
         data = np.ascontiguousarray(words, dtype="<u8").tobytes()
-        return self._framed(_ARRAY_COUNT.pack(words.size) + data) + _ARRAY_COUNT.pack(
-            words.size
-        ) + data
+        return (
+            self._framed(_ARRAY_COUNT.pack(words.size) + data)
+            + _ARRAY_COUNT.pack(words.size)
+            + data
+        )
 
     def ciphertext_words(self, ct: Any) -> tuple[float, np.ndarray]:
         """(scale, words of shape (polynomials, primes, N)) of a SEAL ciphertext."""
@@ -205,6 +215,12 @@ class SumOnlyContext:
         start = _CT_META.size + _HEADER.size + _ARRAY_COUNT.size
         words = np.frombuffer(members, dtype="<u8", count=size * k * n, offset=start)
         return float(scale), words.reshape(size, k, n).copy()
+
+    def ciphertext_bytes(self, ct: Any) -> bytes:
+        """SEAL's own (compressed) serialization of a ciphertext, as the bank sends it."""
+        with _memory_file() as path:
+            ct.save(path)
+            return Path(path).read_bytes()
 
     def build_ciphertext(self, parms_id: Sequence[int], scale: float, words: np.ndarray) -> Any:
         """A SEAL ciphertext in NTT form from its words (shape (polynomials, primes, N))."""

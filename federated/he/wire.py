@@ -192,7 +192,6 @@ def _check_context_wire(
         raise InvalidContext("the context has no public key")
 
 
-
 def _proto_bytes(number: int, payload: bytes) -> bytes:
     key = _encode_varint((number << 3) | 2)
     return key + _encode_varint(len(payload)) + payload
@@ -226,4 +225,3 @@ def _memory_file() -> Iterator[str]:
         return
     with tempfile.TemporaryDirectory(prefix="xinyi-seal-") as d:  # pragma: no cover
         yield str(Path(d) / "object")
-

@@ -194,9 +194,7 @@ class BankTrainer:
         for r, f in zip(readings[kb:], flood, strict=True):
             v = (r + round(float(f))) % he.q0
             out.append((round(v / grid) * grid) % he.q0)
-        msg2, raw = self._request(
-            Kind.GATEWAY_SUMS, msg.epoch, msg.batch, blobs=(pack_ints(out),)
-        )
+        msg2, raw = self._request(Kind.GATEWAY_SUMS, msg.epoch, msg.batch, blobs=(pack_ints(out),))
         p.request, p.raw = msg2, raw
         return raw
 

@@ -172,8 +172,7 @@ class GatewayTrainer:
         expect(not msg.values, "a columns message carries no numbers")
         expect(
             len(msg.blobs) == 2 + plan.bank_ciphertexts,
-            f"a columns message is the key seed, the key and {plan.bank_ciphertexts} "
-            "ciphertext(s)",
+            f"a columns message is the key seed, the key and {plan.bank_ciphertexts} ciphertext(s)",
         )
         key = he.public_key(msg.blobs[0], msg.blobs[1])
         inputs = [he.input_ciphertext(b) for b in msg.blobs[2:]]

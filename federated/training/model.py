@@ -73,7 +73,6 @@ def logits(model: JointModel, x_gateway: np.ndarray, x_bank: np.ndarray) -> np.n
     out: np.ndarray = (
         model.intercept
         + zg @ np.asarray(model.gateway_weights)
-        + model.bank_inputs(np.asarray(x_bank, dtype=np.float64))
-        @ np.asarray(model.bank_weights)
+        + model.bank_inputs(np.asarray(x_bank, dtype=np.float64)) @ np.asarray(model.bank_weights)
     )
     return out

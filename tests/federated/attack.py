@@ -29,7 +29,9 @@ class Ntt:
         self.context = sealapi.SEALContext(parms, True, sealapi.SEC_LEVEL_TYPE.TC128)
         self.evaluator = sealapi.Evaluator(self.context)
         self.parms_id = list(self.context.first_parms_id())
-        self.primes = [int(m.value()) for m in self.context.first_context_data().parms().coeff_modulus()]
+        self.primes = [
+            int(m.value()) for m in self.context.first_context_data().parms().coeff_modulus()
+        ]
         assert self.primes == he.input_primes
 
     def _ct(self, rows: np.ndarray, ntt: bool) -> Any:
@@ -52,7 +54,8 @@ class Ntt:
         rows = np.stack([np.asarray([int(v) % q for v in c], dtype=np.uint64) for q in self.primes])
         ct = self._ct(rows, ntt=False)
         self.evaluator.transform_to_ntt_inplace(ct)
-        return self.he.ciphertext_words(ct)[1][0]
+        words: np.ndarray = self.he.ciphertext_words(ct)[1][0]
+        return words
 
     def inverse(self, rows: np.ndarray) -> np.ndarray:
         """Evaluation form (rows per prime, at least the first) → centred coefficients mod

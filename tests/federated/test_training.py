@@ -175,7 +175,6 @@ def test_the_bank_reports_the_taylor_loss_of_each_batch() -> None:
         assert result.rows == len(rows)
 
 
-
 def test_folding_the_bank_standardization_gives_the_same_logits_on_raw_features() -> None:
     rng = np.random.default_rng(0)
     x = rng.normal(size=(50, 3)) * [1, 10, 100] + [5, -3, 40]
@@ -347,7 +346,9 @@ def test_out_of_order_messages_are_refused() -> None:
         lambda m: dataclasses.replace(m, blobs=(*m.blobs[:-1], b"not a ciphertext")),
         lambda m: dataclasses.replace(m, blobs=(*m.blobs[:-1], m.blobs[-1][:-100])),
         lambda m: dataclasses.replace(m, blobs=(m.blobs[0][:-1], *m.blobs[1:])),
-        lambda m: dataclasses.replace(m, blobs=(m.blobs[0], b"\xff" * len(m.blobs[1]), *m.blobs[2:])),
+        lambda m: dataclasses.replace(
+            m, blobs=(m.blobs[0], b"\xff" * len(m.blobs[1]), *m.blobs[2:])
+        ),
         lambda m: dataclasses.replace(m, values=(1.0,)),
     ],
 )
@@ -376,11 +377,7 @@ def test_a_column_ciphertext_at_another_level_or_scale_is_refused() -> None:
     lower = he.build_ciphertext(
         he.product_parms_id, he.product_scale, np.stack([c1[None], c1[None]])
     )
-    from federated.he.wire import _memory_file
-
-    with _memory_file() as path:
-        lower.save(path)
-        blob = open(path, "rb").read()
+    blob = he.ciphertext_bytes(lower)
     with pytest.raises(InvalidCiphertext, match="fresh"):
         p2.gateway.handle(dataclasses.replace(m2, blobs=(*m2.blobs[:2], blob)).to_bytes())
     assert m.kind == Kind.COLUMNS
@@ -445,7 +442,6 @@ def test_a_plan_with_impossible_values_is_refused() -> None:
                 "surprise": 1,
             }
         )
-
 
 
 # Resumption after a dropped connection ------------------------------------------------------

@@ -267,22 +267,33 @@ def test_replayed_malformed_and_foreign_frames_are_refused(
     client: FlaskClient, bank: Bank, make_bank: Callable[..., Bank], session: dict[str, Any]
 ) -> None:
     sid = session["id"]
-    forward = Message(Kind.FORWARD_REQUEST, sid, 1, 0, 0).to_bytes()
-    r = _post_frame(client, bank, sid, forward)
+    from federated.training import BankTrainer, TrainingPlan
+
+    plan = TrainingPlan.from_dict(session["plan"])
+    trainer = BankTrainer(
+        plan,
+        np.zeros((plan.n_train, plan.bank_columns)),
+        np.ones(plan.n_train),
+        np.zeros((plan.n_validation, plan.bank_columns)),
+        np.ones(plan.n_validation),
+    )
+    columns = trainer.batch_request()
+    r = _post_frame(client, bank, sid, columns)
     assert r.status_code == 200 and r.mimetype == "application/octet-stream"
-    assert Message.from_bytes(r.data).kind == Kind.FORWARD
-    r = _post_frame(client, bank, sid, Message(Kind.RESIDUAL, sid, 1, 0, 0, (), (b"x",)).to_bytes())
+    assert Message.from_bytes(r.data).kind == Kind.PRODUCTS
+    stale = Message(Kind.GATEWAY_SUMS, sid, 1, 0, 0, (), (b"x",)).to_bytes()
+    r = _post_frame(client, bank, sid, stale)
     assert r.status_code == 409 and r.get_json()["error"] == "training_message_replayed"
-    r = _post_frame(client, bank, sid, b"XYVT\x01garbage")
+    r = _post_frame(client, bank, sid, b"XYVT\x02garbage")
     assert r.status_code == 400 and r.get_json()["error"] == "training_message_malformed"
     # Frames may exceed the app's JSON request limit (ciphertexts of many columns).
-    big = b"XYVT\x01" + b"\x00" * (5 * 1024 * 1024)
+    big = b"XYVT\x02" + b"\x00" * (5 * 1024 * 1024)
     r = _post_frame(client, bank, sid, big)
     assert r.status_code == 400 and r.get_json()["error"] == "training_message_malformed"
-    r = _post_frame(client, bank, sid, forward, mime="application/json")
+    r = _post_frame(client, bank, sid, columns, mime="application/json")
     assert r.status_code == 400 and r.get_json()["error"] == "invalid_media_type"
     other = make_bank("other_bank")
-    r = _post_frame(client, other, sid, Message(Kind.FORWARD_REQUEST, sid, 9, 0, 0).to_bytes())
+    r = _post_frame(client, other, sid, Message(Kind.COLUMNS, sid, 9, 0, 0).to_bytes())
     assert r.status_code == 404 and r.get_json()["error"] == "training_session_not_found"
     assert other.get(client, f"/v1/training/sessions/{sid}").status_code == 404
     status = bank.get(client, f"/v1/training/sessions/{sid}").get_json()
@@ -376,8 +387,8 @@ def test_an_enterprise_that_revokes_mid_training_leaves_at_the_next_epoch(
     app: Flask, client: FlaskClient, bank: Bank
 ) -> None:
     from federated import training_store as tstore
-    from federated.he import PublicContext
-    from federated.training import BankTrainer, Standardization, TrainingPlan
+    from federated.models import Standardization
+    from federated.training import BankTrainer, TrainingPlan
     from federated.transport import HttpChannel, run_bank
 
     city = make_city(24)
@@ -397,8 +408,6 @@ def test_an_enterprise_that_revokes_mid_training_leaves_at_the_next_epoch(
         city.book.y[rows],
         np.zeros((0, 2)),
         np.zeros(0),
-        secret,
-        PublicContext.load(base64.b64decode(opened["context"]), expected=PARAMS),
     )
     leaver = opened["train"][3]
     consent_id = next(
