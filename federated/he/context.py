@@ -121,6 +121,18 @@ class Ciphertext:
             raise InvalidCiphertext(f"cannot {what} this ciphertext: {e}") from e
 
 
+def _public_bytes(ctx: ts.Context) -> bytes:
+    """A context's public part: parameters and public key, no secret or evaluation keys."""
+    return bytes(
+        ctx.serialize(
+            save_public_key=True,
+            save_secret_key=False,
+            save_galois_keys=False,
+            save_relin_keys=False,
+        )
+    )
+
+
 class PublicContext:
     """Somebody else's context: public key and parameters only. Encrypts, computes,
     never decrypts."""
@@ -179,14 +191,7 @@ class PublicContext:
         return cls(ctx, params)
 
     def to_bytes(self) -> bytes:
-        return bytes(
-            self._ctx.serialize(
-                save_public_key=True,
-                save_secret_key=False,
-                save_galois_keys=False,
-                save_relin_keys=False,
-            )
-        )
+        return _public_bytes(self._ctx)
 
     def encrypt(self, values: Sequence[float] | np.ndarray) -> Ciphertext:
         if not self._ctx.has_public_key():
@@ -283,14 +288,7 @@ class SecretContext:
 
     def public_bytes(self) -> bytes:
         """The public context (public key and parameters only) for others."""
-        return bytes(
-            self._ctx.serialize(
-                save_public_key=True,
-                save_secret_key=False,
-                save_galois_keys=False,
-                save_relin_keys=False,
-            )
-        )
+        return _public_bytes(self._ctx)
 
     def public(self) -> PublicContext:
         return PublicContext.load(self.public_bytes(), expected=self.params)

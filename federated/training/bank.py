@@ -18,7 +18,7 @@ import numpy as np
 
 from federated.he import BatchKey, SumOnly, SumOnlyContext
 from federated.sampling import secure_bytes, secure_gaussian
-from federated.training.optimizer import AdamState, adam_step
+from federated.training.optimizer import take_step
 from federated.training.plan import (
     InvalidPlan,
     Privacy,
@@ -145,7 +145,13 @@ class BankTrainer:
         u_b = self.z[rows] @ self.weights + self.intercept
         a = 0.25 * u_b - 0.5 * self.y[rows]
         key = BatchKey(he, secure_bytes(32))
-        columns = np.column_stack([self.z[rows], a])
+        # The gateway multiplies Enc(a) by its columns: what it reads, Σ a·z_gj, gets the
+        # bank's own row noise (a crafted indicator column cannot read a[r] more exactly
+        # than row_sigma, whatever its scale).
+        a_sent = (
+            a + secure_gaussian(len(a), self.privacy.row_sigma) if self.privacy.row_sigma else a
+        )
+        columns = np.column_stack([self.z[rows], a_sent])
         n, block = len(rows), plan.batch_size
         blobs = [key.seed, key.p0]
         for ct in range(plan.bank_ciphertexts):
@@ -205,24 +211,10 @@ class BankTrainer:
         if p.grad is None or p.rows is None:
             raise UnexpectedMessage("no batch is waiting for confirmation")
         expect(not msg.values and not msg.blobs, "batch_done carries nothing")
-        plan, st = self.plan, self.state
-        new_w, adam = adam_step(
-            plan,
-            np.asarray(st.weights),
-            p.grad,
-            AdamState(np.asarray(st.adam_m), np.asarray(st.adam_v), st.step),
-        )
-        st.weights = [float(v) for v in new_w]
-        st.adam_m, st.adam_v, st.step = (
-            [float(v) for v in adam.m],
-            [float(v) for v in adam.v],
-            adam.t,
-        )
+        st = self.state
+        take_step(self.plan, st, p.grad)
         result = BatchResult(msg.epoch, msg.batch, len(p.rows), p.loss)
         st.history.append(result)
-        st.next_batch += 1
-        if st.next_batch == plan.batches_per_epoch:
-            st.next_epoch, st.next_batch = st.next_epoch + 1, 0
         self.pending = None
         return result
 

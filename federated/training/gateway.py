@@ -27,7 +27,7 @@ import numpy as np
 
 from federated.he import SumOnlyContext
 from federated.sampling import secure_below, secure_gaussian
-from federated.training.optimizer import AdamState, adam_step
+from federated.training.optimizer import take_step
 from federated.training.plan import InvalidPlan, Privacy, TrainingPlan, check_matrix
 from federated.training.wire import (
     ANSWER,
@@ -224,21 +224,7 @@ class GatewayTrainer:
         # An honest residual has |a| ≤ max_residual: a larger gradient is clipped to it.
         bound = np.abs(z).max(axis=0) * (self.privacy.max_residual + 0.25 * np.abs(u).max())
         grad = np.clip(grad, -bound, bound)
-        w = self.weights
-        new_w, adam = adam_step(
-            plan,
-            w,
-            grad + plan.l2 * w,
-            AdamState(np.asarray(st.adam_m), np.asarray(st.adam_v), st.step),
-        )
-        st.weights = [float(v) for v in new_w]
-        st.adam_m, st.adam_v, st.step = (
-            [float(v) for v in adam.m],
-            [float(v) for v in adam.v],
-            adam.t,
-        )
-        st.phase, st.pads, st.restarts = "idle", None, 0
-        st.next_batch += 1
-        if st.next_batch == plan.batches_per_epoch:
-            st.next_epoch, st.next_batch = st.next_epoch + 1, 0
+        take_step(plan, st, grad + plan.l2 * self.weights)
+        st.pads, st.restarts = None, 0
+        st.phase = "idle"
         return self._answer(msg), st

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
@@ -44,3 +45,33 @@ def adam_step(
     v_hat = v / (1 - BETA2**t)
     new = weights - learning_rate_at(plan, t) * m_hat / (np.sqrt(v_hat) + EPSILON)
     return new, AdamState(m, v, t)
+
+
+class PartyState(Protocol):
+    """What each party keeps of its own optimizer and position in the plan."""
+
+    weights: list[float]
+    adam_m: list[float]
+    adam_v: list[float]
+    step: int
+    next_epoch: int
+    next_batch: int
+
+
+def take_step(plan: TrainingPlan, state: PartyState, grad: np.ndarray) -> None:
+    """One Adam step of a party's weights with ``grad``, and on to the next batch."""
+    new_w, adam = adam_step(
+        plan,
+        np.asarray(state.weights),
+        grad,
+        AdamState(np.asarray(state.adam_m), np.asarray(state.adam_v), state.step),
+    )
+    state.weights = [float(v) for v in new_w]
+    state.adam_m, state.adam_v, state.step = (
+        [float(v) for v in adam.m],
+        [float(v) for v in adam.v],
+        adam.t,
+    )
+    state.next_batch += 1
+    if state.next_batch == plan.batches_per_epoch:
+        state.next_epoch, state.next_batch = state.next_epoch + 1, 0

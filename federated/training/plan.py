@@ -160,10 +160,12 @@ def _strict_int(v: Any, name: str) -> int:
 class Privacy:
     """Each party's own protection of what it hands over (not negotiated).
 
-    ``row_sigma``: the gateway multiplies the bank's columns by u_g + ν, ν ~ N(0, row_sigma²)
-    fresh per row and batch, so what the bank reads, Σ c·(u_g + ν), carries noise of
-    standard deviation row_sigma·‖c‖: proportional to the bank's column, so a scaled
-    indicator column cannot out-shout it. ``sum_sigma``: Gaussian noise on every sum the
+    ``row_sigma``: each party perturbs the per-row vector the other party's columns are
+    multiplied by with ν ~ N(0, row_sigma²), fresh per row and batch: the gateway
+    multiplies the bank's columns by u_g + ν, the bank encrypts a + ν_b. What the other
+    side reads, Σ c·(u_g + ν), carries noise of standard deviation row_sigma·‖c‖:
+    proportional to the reader's own column, so a scaled indicator column cannot
+    out-shout it. ``sum_sigma``: Gaussian noise on every sum the
     other party reads (the gateway's Σ c·u_g, Σu_g, Σu_g²; the bank's padded gateway
     sums), ``round_bits``: returned sums are rounded to 2^-round_bits.
     ``max_restarts``: restarts of one batch the gateway accepts.

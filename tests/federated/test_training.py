@@ -167,10 +167,12 @@ def test_the_bank_reports_the_taylor_loss_of_each_batch() -> None:
         rows = p.plan.batch_rows(0, batch)
         y, ur = d.y[tr][rows], u[rows]
         expected = float(np.mean(np.log(2) - 0.5 * y * ur + 0.125 * ur * ur))
-        # Σ a·(u_g + ν) carries ν's noise row_sigma·‖a‖ (|a| ≤ ~1 here) and Σu_g² σ/8:
-        # 6 standard deviations over n_R rows.
+        # Σ (a + ν_b)·(u_g + ν) carries both row noises, row_sigma·(‖a‖ + ‖u_g‖), and
+        # the scalars' σ: 6 standard deviations over n_R rows.
         a = 0.25 * (zb[rows] @ p.bank.weights + p.bank.intercept) - 0.5 * y
-        sd = Privacy().row_sigma * float(np.linalg.norm(a)) + Privacy().sum_sigma
+        u_g = zg[rows] @ p.gateway.weights
+        norms = float(np.linalg.norm(a) + np.linalg.norm(u_g))
+        sd = Privacy().row_sigma * norms + 2 * Privacy().sum_sigma
         assert result.loss == pytest.approx(expected, abs=6 * sd / len(rows))
         assert result.rows == len(rows)
 
