@@ -287,6 +287,7 @@ class EpochResult:
 
 def _one_batch(bank: BankTrainer, channel: Channel) -> BatchResult:
     channel.send(bank.batch_request())
+    bank.prepare_next()  # overlaps with the gateway's products
     channel.send(bank.on_products(channel.receive()))
     return bank.on_done(channel.receive())
 

@@ -305,22 +305,19 @@ class BatchPublicKey:
         he = self.he
         zero = sealapi.Ciphertext()
         self._encryptor.encrypt_zero(he.product_parms_id, zero)
-        _, noise = he.ciphertext_words(zero)
         if plain.is_zero():  # c ⊙ 0 = 0 (SEAL refuses to compute a transparent result)
-            words = np.zeros_like(noise)
+            out = zero
         else:
             out = sealapi.Ciphertext()
             try:
                 he.evaluator.multiply_plain(ct, plain, out)
                 he.evaluator.rescale_to_next_inplace(out)
+                zero.scale = out.scale  # a zero has no scale to match
+                he.evaluator.add_inplace(out, zero)
             except Exception as e:  # mismatched levels or scales
                 raise InvalidCiphertext(f"cannot compute on this ciphertext: {e}") from e
-            _, words = he.ciphertext_words(out)
-        q = np.uint64(he.q0)
-        c0 = words[0, 0] + noise[0, 0]  # < 2^61: no wrap
-        c0 = np.where(c0 >= q, c0 - q, c0)
-        c1 = words[1, 0] + noise[1, 0]
-        c1 = np.where(c1 >= q, c1 - q, c1)
+        _, words = he.ciphertext_words(out)
+        c0, c1 = words[0, 0], words[1, 0]
         t0 = (_sum_mod(c0, he.q0) * he.n_inverse + offset) % he.q0
         return SumOnly(c1.astype("<u8").tobytes(), t0)
 

@@ -97,6 +97,7 @@ class BankTrainer:
         k = plan.bank_columns + 1
         self.state = BankState([0.0] * k, [0.0] * k, [0.0] * k)
         self.pending: _Pending | None = None
+        self._prepared: tuple[tuple[int, int], BatchKey, dict[int, bytes]] | None = None
 
     @property
     def finished(self) -> bool:
@@ -139,31 +140,65 @@ class BankTrainer:
         """Start the next batch (or restart the pending one) under a fresh key pair."""
         if self.finished:
             raise TrainingFinished("the training has finished")
-        plan, he = self.plan, self.he
+        plan = self.plan
         epoch, batch = self.state.next_epoch, self.state.next_batch
         rows = plan.batch_rows(epoch, batch)
         u_b = self.z[rows] @ self.weights + self.intercept
         a = 0.25 * u_b - 0.5 * self.y[rows]
-        key = BatchKey(he, secure_bytes(32))
+        prepared, self._prepared = self._prepared, None
+        if prepared is None or prepared[0] != (epoch, batch):
+            prepared = self._prepare(epoch, batch)
+        _, key, blobs = prepared
         # The gateway multiplies Enc(a) by its columns: what it reads, Σ a·z_gj, gets the
         # bank's own row noise (a crafted indicator column cannot read a[r] more exactly
         # than row_sigma, whatever its scale).
-        a_sent = (
-            a + secure_gaussian(len(a), self.privacy.row_sigma) if self.privacy.row_sigma else a
-        )
-        columns = np.column_stack([self.z[rows], a_sent])
-        n, block = len(rows), plan.batch_size
-        blobs = [key.seed, key.p0]
-        for ct in range(plan.bank_ciphertexts):
-            vec = np.zeros(block * plan.reps)
-            for at in range(plan.reps):
-                column = ct * plan.reps + at
-                if column < columns.shape[1]:
-                    vec[at * block : at * block + n] = columns[:, column]
-            blobs.append(key.encrypt(vec))
-        msg, raw = self._request(Kind.COLUMNS, epoch, batch, blobs=tuple(blobs))
+        noise = self.privacy.row_sigma
+        a_sent = a + secure_gaussian(len(a), noise) if noise else a
+        a_ct, _ = plan.block_of(plan.bank_encrypted_columns - 1)
+        blobs = dict(blobs)
+        blobs[a_ct] = key.encrypt(self._packed(rows, a_ct, a_sent))
+        ordered = tuple(blobs[i] for i in range(plan.bank_ciphertexts))
+        msg, raw = self._request(Kind.COLUMNS, epoch, batch, blobs=(key.seed, key.p0, *ordered))
         self.pending = _Pending(msg, raw, key=key, rows=rows, a=a)
         return raw
+
+    def prepare_next(self) -> None:
+        """Make the next batch's key and encrypt its feature-only ciphertexts ahead (they
+        do not depend on the weights), while the gateway computes. Used once: a restart
+        makes everything afresh."""
+        plan, st = self.plan, self.state
+        nxt = (st.next_epoch, st.next_batch + 1)
+        if nxt[1] == plan.batches_per_epoch:
+            nxt = (nxt[0] + 1, 0)
+        if nxt[0] < plan.epochs:
+            self._prepared = self._prepare(*nxt)
+
+    def _prepare(
+        self, epoch: int, batch: int
+    ) -> tuple[tuple[int, int], BatchKey, dict[int, bytes]]:
+        plan = self.plan
+        rows = plan.batch_rows(epoch, batch)
+        key = BatchKey(self.he, secure_bytes(32))
+        a_ct, _ = plan.block_of(plan.bank_encrypted_columns - 1)
+        blobs = {
+            ct: key.encrypt(self._packed(rows, ct, None))
+            for ct in range(plan.bank_ciphertexts)
+            if ct != a_ct
+        }
+        return (epoch, batch), key, blobs
+
+    def _packed(self, rows: np.ndarray, ct: int, a: np.ndarray | None) -> np.ndarray:
+        """Ciphertext ``ct``'s slots: its columns (features, then a last) in blocks."""
+        plan = self.plan
+        n, block = len(rows), plan.batch_size
+        vec = np.zeros(block * plan.reps)
+        for at in range(plan.reps):
+            column = ct * plan.reps + at
+            if column < plan.bank_columns:
+                vec[at * block : at * block + n] = self.z[rows, column]
+            elif column == plan.bank_columns and a is not None:
+                vec[at * block : at * block + n] = a
+        return vec
 
     def on_products(self, data: bytes) -> bytes:
         msg = self._accept(data)
