@@ -3,8 +3,9 @@
 A session row holds everything the gateway needs to answer the bank's next message from
 any worker process: the plan, the accepted enterprises, the gateway's standardized
 feature matrix (snapshotted when the session opened, so a department import mid-way
-cannot change a training run), the bank's public context, the gateway's secret context
-(sealed), and the protocol state with the last completed batch.
+cannot change a training run), the bank's public context (its declaration of the CKKS
+parameters), an empty ``gateway_secret`` (the protocol gives the gateway no CKKS key) and
+the protocol state with the last completed batch.
 
 Invariants:
 - a session belongs to the institution that opened it; another institution's session is
@@ -170,7 +171,7 @@ def unpack_features(data: bytes) -> tuple[np.ndarray, np.ndarray]:
         return np.asarray(z["train"]), np.asarray(z["validation"])
 
 
-# Sealing the gateway's secret context --------------------------------------------------
+# Sealing a session secret at rest --------------------------------------------------------
 
 _SEAL_MAGIC = b"XYS1"
 _SCRYPT_N = 2**14
