@@ -1,35 +1,37 @@
 """Sum-only products for vertical training: no decryption oracle for either party.
 
 The bank makes one CKKS key pair per batch (``BatchKey``) and encrypts its columns under
-it; the gateway holds no secret key and never decrypts. For a bank ciphertext Enc(c) and a
-gateway plaintext column p (slot = row) the gateway computes Enc(c ⊙ p), one plaintext
-multiplication and rescale, and hands back only:
+it; the gateway holds no secret key and never decrypts. Columns travel in **coefficient
+encoding**: the bank's ciphertext holds Σ_c Σ_r x_{c,r}·X^{c·B + r} (``pack_blocks``,
+scale 2^40), the gateway multiplies it by the plaintext Σ_j Σ_r p_{j,r}·X^{j·B − r}
+(``reversed_blocks``, scale 2^50) and rescales, so coefficient j·B of the product is one
+inner product Σ_r x_r·p_{j,r} (or Σ_r x_{c,r}·p_r at c·B): several per product, one per
+column, none overlapping while the blocks fit the ring. The gateway hands back only:
 
 - ``c1`` of the product **re-randomized** with a fresh encryption of zero under the batch
   public key (without it c1 = c1_in·P, and the bank, who made c1_in, divides P out);
-- the **constant coefficient** of ``c0`` (plus an offset the gateway chooses), instead of
-  ``c0`` itself.
+- the **readable coefficients** of ``c0`` (plus an offset the gateway chooses: Gaussian
+  noise, or a one-time pad), instead of ``c0`` itself.
 
-The bank can then compute exactly one number, the constant coefficient of the decryption
-c0 + c1·s, which is N⁻¹·Σ_k of the evaluation (NTT) form, i.e. (scale / (N/2)) · Σ_slots
-Re(c ⊙ p) + offset + noise: the sum over the slots and nothing per slot. Sending only the
-constant coefficient of c0 is the same as adding to c0 a polynomial whose other N − 1
-coefficients are uniform mod q: every other coefficient of the decryption is perfectly
-hidden, whatever noise or plaintext the bank put into its input ciphertext (a crafted
-input changes *which* linear functional of p the bank reads, never how many).
+The bank can then compute exactly those numbers of the decryption c0 + c1·s; every other
+coefficient of c0 stays with the gateway, which is the same as adding to c0 a polynomial
+uniform mod q0 in every other coefficient: perfectly hidden, whatever noise or plaintext
+the bank put into its input ciphertext (a crafted input changes *which* linear functional
+of the gateway's plaintext each readable number is, never how many).
 
 The public key's second half ``a`` is expanded from a 32-byte seed with SHAKE-256 (the
 gateway expands it itself), so a deviating bank cannot pick a structured ``a`` (say 0) that
 would make the re-randomization transparent.
 
 Conventions (checked by ``tests/federated/test_sumonly.py`` on known values): SEAL keeps
-CKKS ciphertexts and the secret key in evaluation (NTT) form, one row per RNS prime; the
-negacyclic NTT evaluates a polynomial at the N odd powers of a 2N-th root of unity, so the
-sum of the N evaluations is N·(constant coefficient) mod q.
+CKKS ciphertexts and the secret key in evaluation (NTT) form, one row per RNS prime; its
+NTT tables depend on (N, q) only, so a BFV context over the same primes moves polynomials
+between the two forms (``ntt``/``intt``); the negacyclic NTT evaluates at the N odd powers
+of a 2N-th root of unity (the sum of the evaluations is N times the constant coefficient).
 
-Units: a slot sum S is the constant coefficient ``S · scale / (N/2)``
-(``to_coefficient``/``from_coefficient``); after the rescale the ciphertext lives mod the
-single first prime q0 (60 bits): |S| < 2^(59 − log2(scale / (N/2))).
+Units: after the rescale a product lives mod the single first prime q0 (60 bits) at scale
+≈ 2^40, so an inner product S is the coefficient S·2^40 (``to_coefficient``/
+``from_coefficient``): |S| < 2^19.
 """
 
 from __future__ import annotations
@@ -108,11 +110,45 @@ def expand_uniform(seed: bytes, primes: Sequence[int], n: int) -> np.ndarray:
 
 @dataclass(frozen=True)
 class SumOnly:
-    """One product as it travels: ``c1`` (N words mod q0) and the constant coefficient
-    of c0 plus the gateway's offset (mod q0)."""
+    """One product as it travels: ``c1`` (N words mod q0) and, for each readable
+    position, that coefficient of c0 plus the gateway's offset (mod q0)."""
 
     c1: bytes
-    t0: int
+    t0: tuple[int, ...]
+
+
+def pack_blocks(columns: np.ndarray, block: int, n: int) -> np.ndarray:
+    """Coefficient encoding of the bank's columns: Σ_c Σ_r x_{c,r}·X^{c·block + r}."""
+    rows, count = columns.shape
+    if rows > block or count * block > n:
+        raise InvalidInput(f"{count} blocks of {block} do not fit {n} coefficients")
+    out = np.zeros(n)
+    for c in range(count):
+        out[c * block : c * block + rows] = columns[:, c]
+    return out
+
+
+def reversed_blocks(columns: np.ndarray, block: int, n: int) -> np.ndarray:
+    """The gateway's multiplier Σ_j Σ_r p_{j,r}·X^{j·block − r} (X^{−r} = −X^{N−r}):
+    multiplied by a column packed at block 0, coefficient j·block of the product is
+    Σ_r x_r·p_{j,r}, one inner product per block, with no other term landing there while
+    (count)·block ≤ N (``positions``)."""
+    rows, count = columns.shape
+    if rows > block or count * block > n:
+        raise InvalidInput(f"{count} blocks of {block} do not fit {n} coefficients")
+    out = np.zeros(n)
+    r = np.arange(rows)
+    for j in range(count):
+        e = j * block - r
+        wrap = e < 0
+        np.add.at(out, e[~wrap], columns[~wrap, j])
+        np.add.at(out, n + e[wrap], -columns[wrap, j])
+    return out
+
+
+def positions(count: int, block: int) -> list[int]:
+    """The readable coefficients of a product of ``count`` blocks."""
+    return [j * block for j in range(count)]
 
 
 class SumOnlyContext:
@@ -150,9 +186,22 @@ class SumOnlyContext:
         # comes back near the input scale after the rescale.
         self.plain_scale = 2.0 ** (plain_scale_bits or self.input_primes[1].bit_length())
         self.product_scale = self.input_scale * self.plain_scale / self.input_primes[1]
-        self.n_inverse = pow(self.n, -1, self.q0)
-        self.encoder = sealapi.CKKSEncoder(self.context)
         self.evaluator = sealapi.Evaluator(self.context)
+        # SEAL's NTT tables depend on (N, q) only: a BFV context over the same primes lets
+        # us move polynomials between coefficient and evaluation form.
+        twin = sealapi.EncryptionParameters(sealapi.SCHEME_TYPE.BFV)
+        twin.set_poly_modulus_degree(self.n)
+        twin.set_coeff_modulus(
+            sealapi.CoeffModulus.Create(self.n, list(params.coeff_mod_bit_sizes))
+        )
+        twin.set_plain_modulus(sealapi.PlainModulus.Batching(self.n, 20))
+        self._twin = sealapi.SEALContext(twin, True, sealapi.SEC_LEVEL_TYPE.TC128)
+        self._twin_evaluator = sealapi.Evaluator(self._twin)
+        twin_first = self._twin.first_context_data()
+        self._twin_ids = {
+            2: list(twin_first.parms_id()),
+            1: list(twin_first.next_context_data().parms_id()),
+        }
         self._dctx = zstandard.ZstdDecompressor()
         with _memory_file() as path:
             sealapi.Plaintext().save(path)
@@ -162,15 +211,15 @@ class SumOnlyContext:
     # Units ---------------------------------------------------------------------------
     @property
     def coefficient_per_unit(self) -> float:
-        """How many constant-coefficient units one unit of a slot sum is."""
-        return self.product_scale / (self.n // 2)
+        """How many coefficient units one unit of an inner product is."""
+        return self.product_scale
 
     def to_coefficient(self, value: float) -> int:
-        """A slot-sum value as a constant-coefficient offset (mod q0)."""
+        """An inner-product value as a coefficient offset (mod q0)."""
         return round(value * self.coefficient_per_unit) % self.q0
 
     def from_coefficient(self, c: int) -> float:
-        """A constant coefficient mod q0, centred, back in slot-sum units."""
+        """A product coefficient mod q0, centred, back in inner-product units."""
         c %= self.q0
         if c > self.q0 // 2:
             c -= self.q0
@@ -282,14 +331,51 @@ class SumOnlyContext:
         key = self._load(sealapi.PublicKey(), self._framed(members) + members)
         return BatchPublicKey(self, sealapi.Encryptor(self.context, key))
 
-    def encode(self, values: np.ndarray) -> Any:
-        """The gateway's plaintext column (zero-padded to the slots) at the input level."""
-        arr = np.asarray(values, dtype=np.float64).ravel()
-        if not 0 < len(arr) <= self.params.slots or not np.all(np.isfinite(arr)):
-            raise InvalidInput("plaintext values must be 1..slots finite numbers")
-        pt = sealapi.Plaintext()
-        self.encoder.encode(arr.tolist(), self.context.first_parms_id(), self.plain_scale, pt)
-        return pt
+    # Coefficient encoding ------------------------------------------------------------
+    def rows(self, coefficients: np.ndarray, scale: float, primes: Sequence[int]) -> np.ndarray:
+        """round(scale·x) of each coefficient, mod each prime (one row per prime)."""
+        x = np.asarray(coefficients, dtype=np.float64).ravel()
+        if x.shape != (self.n,) or not np.all(np.isfinite(x)):
+            raise InvalidInput(f"a polynomial is {self.n} finite coefficients")
+        scaled = np.round(x * scale)
+        if np.abs(scaled).max(initial=0.0) >= 2.0**62:
+            raise InvalidInput("a coefficient is too large for the scale")
+        ints = scaled.astype(np.int64)
+        return np.stack([np.mod(ints, q).astype(np.uint64) for q in primes])
+
+    def _twin_transform(self, rows: np.ndarray, *, forward: bool) -> np.ndarray:
+        k = rows.shape[0]
+        words = np.zeros((2, k, self.n), dtype=np.uint64)
+        words[0] = rows
+        words[1, :, 1] = 1  # SEAL refuses transparent ciphertexts; this row is ignored
+        meta = _CT_META.pack(*self._twin_ids[k], int(not forward), 2, self.n, k, 1.0, 1)
+        members = meta + self._array(words)
+        ct = sealapi.Ciphertext()
+        with _memory_file() as path:
+            Path(path).write_bytes(self._framed(members) + members)
+            ct.load(self._twin, path)
+        if forward:
+            self._twin_evaluator.transform_to_ntt_inplace(ct)
+        else:
+            self._twin_evaluator.transform_from_ntt_inplace(ct)
+        out: np.ndarray = self.ciphertext_words(ct)[1][0]
+        return out
+
+    def ntt(self, rows: np.ndarray) -> np.ndarray:
+        """Coefficient form → evaluation form (rows for the first one or two primes)."""
+        return self._twin_transform(rows, forward=True)
+
+    def intt(self, rows: np.ndarray) -> np.ndarray:
+        """Evaluation form → coefficient form."""
+        return self._twin_transform(rows, forward=False)
+
+    def encode(self, coefficients: np.ndarray) -> Any:
+        """The gateway's multiplier (``reversed_blocks``) as a plaintext at the input level
+        and the plaintext scale, in evaluation form."""
+        words = self.ntt(self.rows(coefficients, self.plain_scale, self.input_primes))
+        members = _PT_META.pack(*self.input_parms_id, words.size, self.plain_scale)
+        members += self._array(words)
+        return self._load(sealapi.Plaintext(), self._framed(members) + members)
 
 
 class BatchPublicKey:
@@ -299,13 +385,15 @@ class BatchPublicKey:
         self.he = he
         self._encryptor = encryptor
 
-    def product(self, ct: Any, plain: Any, offset: int) -> SumOnly:
-        """Enc(c ⊙ p) in sum-only form, ``offset`` (mod q0) added to the constant
-        coefficient the bank will read."""
+    def product(
+        self, ct: Any, plain: Any, readable: Sequence[int], offsets: Sequence[int]
+    ) -> SumOnly:
+        """Enc(c·p) in sum-only form: c1 re-randomized, and only the coefficients of c0 at
+        ``readable`` (each plus its offset, mod q0)."""
         he = self.he
         zero = sealapi.Ciphertext()
         self._encryptor.encrypt_zero(he.product_parms_id, zero)
-        if plain.is_zero():  # c ⊙ 0 = 0 (SEAL refuses to compute a transparent result)
+        if plain.is_zero():  # c·0 = 0 (SEAL refuses to compute a transparent result)
             out = zero
         else:
             out = sealapi.Ciphertext()
@@ -317,9 +405,9 @@ class BatchPublicKey:
             except Exception as e:  # mismatched levels or scales
                 raise InvalidCiphertext(f"cannot compute on this ciphertext: {e}") from e
         _, words = he.ciphertext_words(out)
-        c0, c1 = words[0, 0], words[1, 0]
-        t0 = (_sum_mod(c0, he.q0) * he.n_inverse + offset) % he.q0
-        return SumOnly(c1.astype("<u8").tobytes(), t0)
+        c0 = he.intt(words[0, :1])[0]
+        t0 = tuple((int(c0[i]) + off) % he.q0 for i, off in zip(readable, offsets, strict=True))
+        return SumOnly(words[1, 0].astype("<u8").tobytes(), t0)
 
 
 class BatchKey:
@@ -353,28 +441,43 @@ class BatchKey:
             rows.append(np.where(p0 >= qq, p0 - qq, p0))
         self.p0 = np.stack(rows).astype("<u8").tobytes()
 
-    def encrypt(self, values: np.ndarray) -> bytes:
-        """SEAL bytes of ``values`` (zero-padded) encrypted with the batch secret key in
-        seeded form (the second half travels as a seed: about half the bytes)."""
-        arr = np.asarray(values, dtype=np.float64).ravel()
-        if not 0 < len(arr) <= self.he.params.slots or not np.all(np.isfinite(arr)):
-            raise InvalidInput("values must be 1..slots finite numbers")
-        pt = sealapi.Plaintext()
-        self.he.encoder.encode(arr.tolist(), self.he.input_scale, pt)
-        serializable = self._encryptor.encrypt_symmetric(pt)
+    def encrypt(self, coefficients: np.ndarray) -> bytes:
+        """SEAL bytes of the polynomial with these coefficients (``pack_blocks``) at the
+        input scale, encrypted with the batch secret key in seeded form (the second half
+        travels as a seed: about half the bytes)."""
+        he = self.he
+        message = he.ntt(he.rows(coefficients, he.input_scale, he.input_primes))
+        serializable = self._encryptor.encrypt_zero_symmetric(he.input_parms_id)
         with _memory_file() as path:
             serializable.save(path)
-            return Path(path).read_bytes()
+            members = he._members(Path(path).read_bytes())
+        meta: list[Any] = list(_CT_META.unpack_from(members))
+        start = _CT_META.size + _HEADER.size + _ARRAY_COUNT.size
+        k = len(he.input_primes)
+        c0 = np.frombuffer(members, dtype="<u8", count=k * he.n, offset=start).reshape(k, he.n)
+        summed = c0 + message  # < 2^61: no wrap
+        for i, q in enumerate(he.input_primes):
+            summed[i] = np.where(summed[i] >= np.uint64(q), summed[i] - np.uint64(q), summed[i])
+        meta[8] = he.input_scale
+        body: bytes = (
+            _CT_META.pack(*meta)
+            + members[_CT_META.size : start]
+            + summed.astype("<u8").tobytes()
+            + members[start + 8 * k * he.n :]
+        )
+        framed: bytes = he._framed(body)
+        return framed + body
 
-    def read(self, product: SumOnly) -> int:
-        """The constant coefficient (mod q0) of the product's decryption: t0 + [c1·s]_0.
-        Only this coefficient is computed; the others are not defined by what the
-        gateway sent."""
+    def read(self, product: SumOnly, readable: Sequence[int]) -> list[int]:
+        """The coefficients at ``readable`` (mod q0) of the product's decryption:
+        t0 + (c1·s) there. Nothing else is defined by what the gateway sent."""
         he, q = self.he, self.he.q0
-        if len(product.c1) != 8 * he.n or not 0 <= product.t0 < q:
+        if len(product.c1) != 8 * he.n or len(product.t0) != len(readable):
             raise InvalidCiphertext("a sum-only product has the wrong size")
+        if any(not 0 <= t < q for t in product.t0):
+            raise InvalidCiphertext("a sum-only product has a value outside its modulus")
         c1 = np.frombuffer(product.c1, dtype="<u8")
         if bool(np.any(c1 >= np.uint64(q))):
             raise InvalidCiphertext("a sum-only product has a value outside its modulus")
-        dot = _sum_mod(mulmod(c1, self._s[0], q), q)
-        return (product.t0 + dot * he.n_inverse) % q
+        c1s = he.intt(mulmod(c1, self._s[0], q)[None, :])[0]
+        return [(t + int(c1s[i])) % q for t, i in zip(product.t0, readable, strict=True)]

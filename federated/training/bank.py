@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from federated.he import BatchKey, SumOnly, SumOnlyContext
+from federated.he.sumonly import pack_blocks, positions
 from federated.sampling import secure_bytes, secure_gaussian
 from federated.training.optimizer import take_step
 from federated.training.plan import (
@@ -97,7 +98,7 @@ class BankTrainer:
         k = plan.bank_columns + 1
         self.state = BankState([0.0] * k, [0.0] * k, [0.0] * k)
         self.pending: _Pending | None = None
-        self._prepared: tuple[tuple[int, int], BatchKey, dict[int, bytes]] | None = None
+        self._prepared: tuple[tuple[int, int], BatchKey, list[bytes]] | None = None
 
     @property
     def finished(self) -> bool:
@@ -154,10 +155,8 @@ class BankTrainer:
         # than row_sigma, whatever its scale).
         noise = self.privacy.row_sigma
         a_sent = a + secure_gaussian(len(a), noise) if noise else a
-        a_ct, _ = plan.block_of(plan.bank_encrypted_columns - 1)
-        blobs = dict(blobs)
-        blobs[a_ct] = key.encrypt(self._packed(rows, a_ct, a_sent))
-        ordered = tuple(blobs[i] for i in range(plan.bank_ciphertexts))
+        packed = pack_blocks(a_sent[:, None], plan.batch_size, self.he.n)
+        ordered = (*blobs, key.encrypt(packed))
         msg, raw = self._request(Kind.COLUMNS, epoch, batch, blobs=(key.seed, key.p0, *ordered))
         self.pending = _Pending(msg, raw, key=key, rows=rows, a=a)
         return raw
@@ -173,32 +172,16 @@ class BankTrainer:
         if nxt[0] < plan.epochs:
             self._prepared = self._prepare(*nxt)
 
-    def _prepare(
-        self, epoch: int, batch: int
-    ) -> tuple[tuple[int, int], BatchKey, dict[int, bytes]]:
+    def _prepare(self, epoch: int, batch: int) -> tuple[tuple[int, int], BatchKey, list[bytes]]:
         plan = self.plan
         rows = plan.batch_rows(epoch, batch)
         key = BatchKey(self.he, secure_bytes(32))
-        a_ct, _ = plan.block_of(plan.bank_encrypted_columns - 1)
-        blobs = {
-            ct: key.encrypt(self._packed(rows, ct, None))
-            for ct in range(plan.bank_ciphertexts)
-            if ct != a_ct
-        }
+        blobs = []
+        for i in range(plan.feature_ciphertexts):
+            cols = plan.feature_group(i)
+            packed = pack_blocks(self.z[rows, cols.start : cols.stop], plan.batch_size, self.he.n)
+            blobs.append(key.encrypt(packed))
         return (epoch, batch), key, blobs
-
-    def _packed(self, rows: np.ndarray, ct: int, a: np.ndarray | None) -> np.ndarray:
-        """Ciphertext ``ct``'s slots: its columns (features, then a last) in blocks."""
-        plan = self.plan
-        n, block = len(rows), plan.batch_size
-        vec = np.zeros(block * plan.reps)
-        for at in range(plan.reps):
-            column = ct * plan.reps + at
-            if column < plan.bank_columns:
-                vec[at * block : at * block + n] = self.z[rows, column]
-            elif column == plan.bank_columns and a is not None:
-                vec[at * block : at * block + n] = a
-        return vec
 
     def on_products(self, data: bytes) -> bytes:
         msg = self._accept(data)
@@ -209,11 +192,14 @@ class BankTrainer:
         plan, he, pv = self.plan, self.he, self.privacy
         expect(len(msg.values) == 2, "products carry Σu_g and Σu_g²")
         expect(len(msg.blobs) == 1 + plan.products, f"{plan.products} products expected")
-        t0s = unpack_ints(msg.blobs[0], plan.products, he.q0)
-        readings = [p.key.read(SumOnly(c1, t0)) for c1, t0 in zip(msg.blobs[1:], t0s, strict=True)]
+        t0s = unpack_ints(msg.blobs[0], plan.readings, he.q0)
+        readings: list[int] = []
+        for c1, size in zip(msg.blobs[1:], plan.product_sizes(), strict=True):
+            t0, t0s = tuple(t0s[:size]), t0s[size:]
+            readings.extend(p.key.read(SumOnly(c1, t0), positions(size, plan.batch_size)))
         p.key = None  # the batch key is used for this batch only
-        kb = plan.bank_encrypted_columns
-        cu = np.asarray([he.from_coefficient(r) for r in readings[:kb]])  # Σ c·u_g
+        kb = plan.bank_columns + 1
+        cu = np.asarray([he.from_coefficient(r) for r in readings[:kb]])  # Σ c·u_g, Σ a·u_g
         sum_u, sum_u2 = msg.values
         expect(sum_u2 >= -1.0, "Σu_g² cannot be negative")
         n, y, a = len(p.rows), self.y[p.rows], p.a

@@ -4,9 +4,10 @@ products (``federated.he.sumonly``).
 
 Per batch R (u_g = Z_g[R]·w_g):
 - ``columns`` → ``products``: for each bank column c (its features and a), the sum-only
-  Enc_b(c ⊙ (u_g + ν)) with Gaussian noise T on the constant coefficient; for each gateway
-  column j, the sum-only Enc_b(a ⊙ z_gj) padded with M_j uniform mod q0 (kept in the
-  state); and Σu_g, Σu_g² with Gaussian noise, rounded.
+  Σ c·(u_g + ν) with Gaussian noise T on its readable coefficient; for each gateway
+  column j, the sum-only Σ a·z_gj padded with M_j uniform mod q0 (kept in the state);
+  and Σu_g, Σu_g² with Gaussian noise, rounded. Columns travel in blocks of the
+  coefficient encoding, several inner products per product (``TrainingPlan.reps``).
 - ``gateway_sums`` → ``batch_done``: the bank's readings Σ a·z_gj + M_j (flooded by the
   bank); the gateway removes M_j, adds ¼Σ z_gj·u_g, clips the gradient to what an honest
   residual allows, and takes its Adam step.
@@ -26,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from federated.he import SumOnlyContext
+from federated.he.sumonly import positions, reversed_blocks
 from federated.sampling import secure_below, secure_gaussian
 from federated.training.optimizer import take_step
 from federated.training.plan import InvalidPlan, Privacy, TrainingPlan, check_matrix
@@ -172,38 +174,32 @@ class GatewayTrainer:
         expect(not msg.values, "a columns message carries no numbers")
         expect(
             len(msg.blobs) == 2 + plan.bank_ciphertexts,
-            f"a columns message is the key seed, the key and {plan.bank_ciphertexts} ciphertext(s)",
+            f"a columns message is the key seed, the key and {plan.bank_ciphertexts} ciphertexts",
         )
         key = he.public_key(msg.blobs[0], msg.blobs[1])
         inputs = [he.input_ciphertext(b) for b in msg.blobs[2:]]
         z, u = self._u(msg.epoch, msg.batch)
         n, block = len(u), plan.batch_size
         noisy_u = u + secure_gaussian(n, pv.row_sigma) if pv.row_sigma > 0 else u
-        c1s: list[bytes] = []
-        t0s: list[int] = []
-        encoded: dict[int, Any] = {}  # u_g + ν placed in one block, encoded once per block
-        for column in range(plan.bank_encrypted_columns):
-            ct, at = plan.block_of(column)
-            if at not in encoded:
-                plain = np.zeros(block * plan.reps)
-                plain[at * block : at * block + n] = noisy_u
-                encoded[at] = he.encode(plain)
-            noise = float(secure_gaussian(1, pv.sum_sigma)[0])
-            product = key.product(inputs[ct], encoded[at], he.to_coefficient(noise))
-            c1s.append(product.c1)
-            t0s.append(product.t0)
-        a_ct, a_at = plan.block_of(plan.bank_encrypted_columns - 1)
+        times_u = he.encode(reversed_blocks(noisy_u[:, None], block, he.n))
+        products = []
+        for i, size in enumerate(plan.product_sizes()[: plan.bank_ciphertexts]):
+            noise = [he.to_coefficient(float(t)) for t in secure_gaussian(size, pv.sum_sigma)]
+            products.append(key.product(inputs[i], times_u, positions(size, block), noise))
         pads = [secure_below(he.q0) for _ in range(plan.gateway_columns)]
-        for j in range(plan.gateway_columns):
-            plain = np.zeros(block * plan.reps)
-            plain[a_at * block : a_at * block + n] = z[:, j]
-            product = key.product(inputs[a_ct], he.encode(plain), pads[j])
-            c1s.append(product.c1)
-            t0s.append(product.t0)
+        for g in range(plan.gateway_groups):
+            cols = plan.gateway_group(g)
+            times_z = he.encode(reversed_blocks(z[:, cols.start : cols.stop], block, he.n))
+            readable = positions(len(cols), block)
+            products.append(
+                key.product(inputs[-1], times_z, readable, pads[cols.start : cols.stop])
+            )
+        t0s = [t for product in products for t in product.t0]
         sums = np.asarray([u.sum(), u @ u]) + secure_gaussian(2, pv.sum_sigma)
         grid = 2.0**pv.round_bits
         scalars = tuple(float(v) for v in np.round(sums * grid) / grid)
         st.phase, st.pads = "products", pads
+        c1s = [product.c1 for product in products]
         answer = self._answer(msg, values=scalars, blobs=(pack_ints(t0s), *c1s))
         return answer, st
 

@@ -16,12 +16,12 @@ from federated.he import CKKSParams
 from federated.training.wire import UnexpectedMessage
 
 PARAMS = CKKSParams(8192, (60, 50, 60), 40)
-"""CKKS parameters of the training keys. A bank column is encrypted at scale 2^40 under the
-two data primes (60 + 50 bits); the gateway multiplies it by a plaintext at scale 2^50 and
-rescales, which leaves the product at scale ~2^40 modulo the single 60-bit prime: a slot
-sum S is the constant coefficient S·2^40/4096 = S·2^28, so |S| < 2^31 fits with the
-flooding noise and the one-time pads (uniform mod q0). 170 of the 218 bits N = 8192
-allows at 128-bit security."""
+"""CKKS parameters of the training keys. A bank column block is encrypted at scale 2^40
+under the two data primes (60 + 50 bits); the gateway multiplies it by a plaintext at scale
+2^50 and rescales, which leaves the product at scale ~2^40 modulo the single 60-bit prime:
+an inner product S is the coefficient S·2^40, so |S| < 2^19 fits with the flooding noise
+and the one-time pads (uniform mod q0). 170 of the 218 bits N = 8192 allows at 128-bit
+security; a block is ``batch_size`` coefficients, N / batch_size blocks per ciphertext."""
 
 
 class InvalidPlan(InvalidInput):
@@ -93,27 +93,50 @@ class TrainingPlan:
         return self.epochs * self.batches_per_epoch
 
     @property
-    def bank_encrypted_columns(self) -> int:
-        """The bank's features and its residual share a, encrypted per batch."""
-        return self.bank_columns + 1
+    def reps(self) -> int:
+        """Column blocks of ``batch_size`` coefficients one bank ciphertext (or one gateway
+        multiplier) carries: the product's coefficient c·batch_size is block c's inner
+        product while the blocks fit the ring (coefficient encoding)."""
+        return max(1, self.params.poly_modulus_degree // self.batch_size)
 
     @property
-    def reps(self) -> int:
-        """How many column blocks of ``batch_size`` slots one bank ciphertext carries."""
-        return max(1, min(self.params.slots // self.batch_size, self.bank_encrypted_columns))
+    def feature_ciphertexts(self) -> int:
+        return math.ceil(self.bank_columns / self.reps)
 
     @property
     def bank_ciphertexts(self) -> int:
-        return math.ceil(self.bank_encrypted_columns / self.reps)
+        """The bank's feature ciphertexts and one holding its residual share a alone."""
+        return self.feature_ciphertexts + 1
+
+    @property
+    def gateway_groups(self) -> int:
+        return math.ceil(self.gateway_columns / self.reps)
 
     @property
     def products(self) -> int:
-        """Sum-only products per batch: one per bank column (with a) and per gateway column."""
-        return self.bank_encrypted_columns + self.gateway_columns
+        """Sum-only products per batch: each feature ciphertext and a times u_g, and a
+        times each group of gateway columns."""
+        return self.bank_ciphertexts + self.gateway_groups
 
-    def block_of(self, column: int) -> tuple[int, int]:
-        """(ciphertext, block) of the bank's encrypted column ``column`` (a is the last)."""
-        return divmod(column, self.reps)
+    @property
+    def readings(self) -> int:
+        """Readable coefficients per batch: one per bank column, a·u_g, one per gateway
+        column."""
+        return self.bank_columns + 1 + self.gateway_columns
+
+    def feature_group(self, i: int) -> range:
+        return range(i * self.reps, min((i + 1) * self.reps, self.bank_columns))
+
+    def gateway_group(self, g: int) -> range:
+        return range(g * self.reps, min((g + 1) * self.reps, self.gateway_columns))
+
+    def product_sizes(self) -> list[int]:
+        """How many readable coefficients each product has, in message order."""
+        return (
+            [len(self.feature_group(i)) for i in range(self.feature_ciphertexts)]
+            + [1]
+            + [len(self.gateway_group(g)) for g in range(self.gateway_groups)]
+        )
 
     def batch_rows(self, epoch: int, batch: int) -> np.ndarray:
         if not (0 <= epoch < self.epochs and 0 <= batch < self.batches_per_epoch):

@@ -91,3 +91,18 @@ def decode_balanced_ternary(value: int, digits: int) -> list[int]:
 def secret_coefficients(key: Any, ntt: Ntt) -> np.ndarray:
     """A bank batch key's secret polynomial in coefficient form (ternary)."""
     return ntt.inverse(key._s[:1])
+
+
+def read_all(key: Any, plan: Any, answer: Any) -> list[int]:
+    """Every readable coefficient of a ``products`` answer, in the plan's order (bank
+    columns, a·u_g, gateway columns), as the bank reads them."""
+    from federated.he import SumOnly
+    from federated.he.sumonly import positions
+    from federated.training.wire import unpack_ints
+
+    t0s = unpack_ints(answer.blobs[0], plan.readings, key.he.q0)
+    out: list[int] = []
+    for c1, size in zip(answer.blobs[1:], plan.product_sizes(), strict=True):
+        t0, t0s = tuple(t0s[:size]), t0s[size:]
+        out.extend(key.read(SumOnly(c1, t0), positions(size, plan.batch_size)))
+    return out

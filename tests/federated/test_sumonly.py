@@ -10,7 +10,14 @@ import numpy as np
 import pytest
 
 from federated.he import BatchKey, InvalidCiphertext, SumOnly, SumOnlyContext
-from federated.he.sumonly import _sum_mod, expand_uniform, mulmod
+from federated.he.sumonly import (
+    _sum_mod,
+    expand_uniform,
+    mulmod,
+    pack_blocks,
+    positions,
+    reversed_blocks,
+)
 from federated.training import PARAMS
 from tests.federated.attack import Ntt, secret_coefficients
 
@@ -36,16 +43,35 @@ def test_the_sum_of_the_evaluations_is_n_times_the_constant_coefficient(
     assert list(ntt.inverse(words)) == [int(c) for c in coefficients]
 
 
-def test_the_constant_coefficient_of_an_encoding_is_the_slot_sum_times_scale_over_n_half(
-    he: SumOnlyContext, ntt: Ntt
-) -> None:
-    values = np.random.default_rng(1).normal(size=he.params.slots)
-    pt = he.encode(values)  # at the plaintext scale, evaluation form
-    raw = he._raw(pt)
-    words = np.frombuffer(raw, dtype="<u8", count=2 * he.n, offset=72).reshape(2, he.n)
-    coefficients = ntt.inverse(words)
-    expected = he.plain_scale * values.sum() / (he.n // 2)
-    assert abs(int(coefficients[0]) - expected) < 1e-6 * abs(expected) + 1.0
+def test_the_twin_ntt_matches_the_reference_and_inverts(he: SumOnlyContext, ntt: Ntt) -> None:
+    coefficients = np.random.default_rng(4).integers(-(2**40), 2**40, he.n)
+    rows = he.rows(coefficients.astype(np.float64), 1.0, he.input_primes)
+    assert np.array_equal(he.ntt(rows), ntt.forward(coefficients.astype(object)))
+    assert np.array_equal(he.intt(he.ntt(rows)), rows)
+
+
+def _negacyclic(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    full = np.convolve(a, b)
+    n = len(a)
+    out = full[:n].copy()
+    out[: len(full) - n] -= full[n:]
+    return out
+
+
+def test_coefficient_c_times_block_of_the_product_is_block_cs_inner_product() -> None:
+    """The encoding on known values, in the clear: pack_blocks(x)·reversed_blocks(p) has
+    Σ_r x_{c,r}·p_r at coefficient c·block (and, with a single x column, Σ_r x_r·p_{j,r} at
+    j·block) — no other term lands on a readable position."""
+    n, block, rows = 256, 32, 30
+    rng = np.random.default_rng(5)
+    x = rng.integers(-9, 9, size=(rows, n // block)).astype(np.float64)
+    p = rng.integers(-9, 9, size=rows).astype(np.float64)
+    product = _negacyclic(pack_blocks(x, block, n), reversed_blocks(p[:, None], block, n))
+    assert [product[i] for i in positions(x.shape[1], block)] == list(x.T @ p)
+    z = rng.integers(-9, 9, size=(rows, n // block)).astype(np.float64)
+    a = rng.integers(-9, 9, size=rows).astype(np.float64)
+    product = _negacyclic(pack_blocks(a[:, None], block, n), reversed_blocks(z, block, n))
+    assert [product[i] for i in positions(z.shape[1], block)] == list(z.T @ a)
 
 
 def test_mulmod_is_exact_on_60_and_50_bit_primes() -> None:
@@ -62,17 +88,21 @@ def test_mulmod_is_exact_on_60_and_50_bit_primes() -> None:
 PARAMS_PRIMES = SumOnlyContext(PARAMS).key_primes
 
 
-def test_a_product_reads_as_the_slot_sum_plus_the_offset(he: SumOnlyContext) -> None:
+def test_a_product_reads_as_the_inner_products_plus_the_offsets(he: SumOnlyContext) -> None:
     rng = np.random.default_rng(3)
     key = BatchKey(he, os.urandom(32))
     public = he.public_key(key.seed, key.p0)
-    c, p = rng.normal(size=3000), rng.normal(size=3000)
-    ct = he.input_ciphertext(key.encrypt(c))
+    block = 2048
+    x, p = rng.normal(size=(2000, 4)), rng.normal(size=2000)
+    ct = he.input_ciphertext(key.encrypt(pack_blocks(x, block, he.n)))
+    readable = positions(4, block)
+    times_p = he.encode(reversed_blocks(p[:, None], block, he.n))
     for offset in (0.0, 12.5, -3.25):
-        got = he.from_coefficient(
-            key.read(public.product(ct, he.encode(p), he.to_coefficient(offset)))
+        offsets = [he.to_coefficient(offset)] * 4
+        got = key.read(public.product(ct, times_p, readable, offsets), readable)
+        assert [he.from_coefficient(v) for v in got] == pytest.approx(
+            list(x.T @ p + offset), abs=1e-6
         )
-        assert got == pytest.approx(float(c @ p) + offset, abs=1e-5)
     assert he.product_scale == pytest.approx(2.0**40, rel=1e-4)
 
 
@@ -115,9 +145,10 @@ def test_a_malformed_public_key_is_refused(he: SumOnlyContext, damage: object) -
 
 def test_untrusted_input_ciphertexts_are_refused(he: SumOnlyContext) -> None:
     key = BatchKey(he, os.urandom(32))
-    good = key.encrypt(np.ones(10))
+    good = key.encrypt(pack_blocks(np.ones((10, 1)), 16, he.n))
     public = he.public_key(key.seed, key.p0)
-    product = public.product(he.input_ciphertext(good), he.encode(np.ones(10)), 0)
+    times = he.encode(reversed_blocks(np.ones((10, 1)), 16, he.n))
+    product = public.product(he.input_ciphertext(good), times, [0], [0])
     lower = he.build_ciphertext(
         he.product_parms_id,
         he.product_scale,
@@ -132,8 +163,8 @@ def test_untrusted_input_ciphertexts_are_refused(he: SumOnlyContext) -> None:
 def test_a_sum_only_product_with_values_outside_the_modulus_is_refused(he: SumOnlyContext) -> None:
     key = BatchKey(he, os.urandom(32))
     with pytest.raises(InvalidCiphertext):
-        key.read(SumOnly(b"\xff" * (8 * he.n), 0))
+        key.read(SumOnly(b"\xff" * (8 * he.n), (0,)), [0])
     with pytest.raises(InvalidCiphertext):
-        key.read(SumOnly(b"\x00" * (8 * he.n), he.q0))
+        key.read(SumOnly(b"\x00" * (8 * he.n), (he.q0,)), [0])
     with pytest.raises(InvalidCiphertext):
-        key.read(SumOnly(b"\x00" * 8, 0))
+        key.read(SumOnly(b"\x00" * 8, (0,)), [0])

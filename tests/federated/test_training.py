@@ -381,7 +381,7 @@ def test_a_column_ciphertext_at_another_level_or_scale_is_refused() -> None:
     )
     blob = he.ciphertext_bytes(lower)
     with pytest.raises(InvalidCiphertext, match="fresh"):
-        p2.gateway.handle(dataclasses.replace(m2, blobs=(*m2.blobs[:2], blob)).to_bytes())
+        p2.gateway.handle(dataclasses.replace(m2, blobs=(*m2.blobs[:-1], blob)).to_bytes())
     assert m.kind == Kind.COLUMNS
 
 
