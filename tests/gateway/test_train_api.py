@@ -300,6 +300,57 @@ def test_replayed_malformed_and_foreign_frames_are_refused(
     assert (status["last_seq"], status["next_epoch"], status["next_batch"]) == (1, 0, 0)
 
 
+def test_the_issues_forged_probes_over_http_meet_no_decryption(
+    client: FlaskClient,
+    bank: Bank,
+    session: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Issue 12, attack 2, through the public API: the bank posts the forged ciphertexts
+    (0, K·Σ 3^t·X^{i_t}) as its columns. The gateway answers with sum-only products and
+    never makes a decryptor or a key (it has none); tests/federated/test_leakage.py shows
+    what the answers are worth."""
+    import tenseal.sealapi as sealapi
+
+    from federated.training import BankTrainer, TrainingPlan
+    from tests.federated.attack import Ntt, ternary_probe
+
+    made: list[str] = []
+    for name in ("Decryptor", "KeyGenerator"):
+        original = getattr(sealapi, name)
+
+        def spy(*args: Any, _original: Any = original, _name: str = name) -> Any:
+            made.append(_name)
+            return _original(*args)
+
+        monkeypatch.setattr(sealapi, name, spy)
+    plan = TrainingPlan.from_dict(session["plan"])
+    trainer = BankTrainer(
+        plan,
+        np.zeros((plan.n_train, plan.bank_columns)),
+        np.ones(plan.n_train),
+        np.zeros((plan.n_validation, plan.bank_columns)),
+        np.ones(plan.n_validation),
+    )
+    columns = Message.from_bytes(trainer.batch_request())
+    made.clear()  # the bank's own key generation above
+    he = trainer.he
+    probe = Ntt(he).forward(ternary_probe([5 + 31 * t for t in range(20)], 2**20, he.n))
+    forged = he.ciphertext_bytes(
+        he.build_ciphertext(
+            he.input_parms_id, he.input_scale, np.stack([np.zeros_like(probe), probe])
+        )
+    )
+    frame = dataclasses.replace(
+        columns, blobs=(*columns.blobs[:2], *[forged] * plan.bank_ciphertexts)
+    ).to_bytes()
+    r = _post_frame(client, bank, session["id"], frame)
+    assert r.status_code == 200
+    answer = Message.from_bytes(r.data)
+    assert answer.kind == Kind.PRODUCTS and len(answer.blobs) == 1 + plan.products
+    assert made == []
+
+
 def test_finishing_before_the_last_epoch_is_refused(
     client: FlaskClient, bank: Bank, session: dict[str, Any]
 ) -> None:
