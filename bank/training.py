@@ -45,7 +45,7 @@ def write_report(report: dict[str, Any], path: Path) -> Path:
 
 
 def plot_epochs(epochs: list[dict[str, Any]], png: Path, *, title: str = "") -> None:
-    """Loss (left axis) and validation AUC (right axis) per epoch."""
+    """Loss (left axis) and the validation AUC of the bank's half (right axis) per epoch."""
     import matplotlib
 
     matplotlib.use("Agg")  # files only, never a window
@@ -61,7 +61,7 @@ def plot_epochs(epochs: list[dict[str, Any]], png: Path, *, title: str = "") -> 
     if aucs:
         ax2 = ax.twinx()
         ax2.plot([x for x, _ in aucs], [a for _, a in aucs], marker="s", color="tab:red")
-        ax2.set_ylabel("validation AUC", color="tab:red")
+        ax2.set_ylabel("validation AUC (bank half)", color="tab:red")
     ax.set_title(f"federated training {title}".strip())
     ax.grid(alpha=0.3)
     fig.tight_layout()

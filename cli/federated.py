@@ -144,7 +144,11 @@ def simulate(
         f"{r['features']['bank']} bank + {r['features']['gateway']} gateway features"
     )
     for e in r["epochs"]:
-        auc = "" if e["validation_auc"] is None else f"  validation AUC {e['validation_auc']:.4f}"
+        auc = (
+            ""
+            if e["validation_auc"] is None
+            else f"  validation AUC of the bank half {e['validation_auc']:.4f}"
+        )
         click.echo(f"  epoch {e['epoch']:>3}  loss {e['loss']:.5f}{auc}  {e['seconds']:.2f} s")
     b = r["bytes"]
     epochs_n = max(1, len(r["epochs"]))
