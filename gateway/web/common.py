@@ -17,10 +17,11 @@ from __future__ import annotations
 
 import hmac
 import secrets
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import unquote, urlencode, urlsplit
 
 from flask import (
     Blueprint,
@@ -183,9 +184,31 @@ def render(template: str, *, title_key: str, status: int = 200, **ctx: Any) -> R
 
 # Guards and errors --------------------------------------------------------------------
 def _local_path(value: str | None) -> str:
-    if value and value.startswith("/") and not value.startswith("//") and "\\" not in value:
-        return value
-    return ""
+    """``value`` when it is a path on this site, else "".
+
+    Browsers drop tabs and newlines inside a URL and read a backslash as a slash, so
+    ``next=/%09/evil.example`` (``/<tab>/evil.example`` once decoded) would leave the
+    site as ``//evil.example``. Refused: any control character, whitespace or backslash;
+    then the path must be absolute, with no scheme and no host, both as given and once
+    more percent-decoded (a proxy or browser that decodes again finds no host either)."""
+    if not value or any(_unsafe_char(ch) or ch.isspace() for ch in value):
+        return ""
+    for form in (value, unquote(value)):
+        if any(_unsafe_char(ch) for ch in form) or not _absolute_path(form):
+            return ""
+    return value
+
+
+def _unsafe_char(ch: str) -> bool:
+    """A backslash, or a control, format or line/paragraph separator character."""
+    return ch == "\\" or unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp")
+
+
+def _absolute_path(value: str) -> bool:
+    if not value.startswith("/") or value.startswith("//"):
+        return False
+    parts = urlsplit(value)
+    return not parts.scheme and not parts.netloc
 
 
 def _to_login(reason: str | None = None) -> BaseResponse:
