@@ -30,6 +30,8 @@ from registry.store import departments, institutions, users
 
 ROLES = ("enterprise", "department", "operator")
 _ID = re.compile(r"^[a-z][a-z0-9_]{1,47}$")
+# Institution ids are OAuth client ids, which commonly carry hyphens (``bank-a``).
+INSTITUTION_ID = re.compile(r"^[a-z][a-z0-9_-]{1,47}$")
 _LOGIN = re.compile(r"^[A-Za-z0-9_.@-]{3,100}$")
 _hasher = PasswordHasher()
 _DUMMY_HASH = _hasher.hash("not a password of anybody")
@@ -114,9 +116,11 @@ class Registry:
     def add_institution(
         self, institution_id: str, *, name: str, jwk: Any, webhook_url: str | None = None
     ) -> Institution:
-        if not _ID.match(institution_id):
+        if not INSTITUTION_ID.match(institution_id):
             raise InvalidRegistration(
-                "institution ids are 2–48 lowercase letters, digits and _", field="id"
+                "institution ids are 2–48 lowercase letters, digits, _ and -, starting with "
+                "a letter",
+                field="id",
             )
         if not name.strip():
             raise InvalidRegistration("the name must not be empty", field="name")

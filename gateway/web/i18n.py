@@ -611,9 +611,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "An Ed25519 (OKP) or P-256 (EC) public key for private_key_jwt client "
         "authentication; never paste a private key.",
     ),
-    "opr.id_hint": (
-        "2–48 个小写字母、数字或下划线，以字母开头。",
-        "2–48 lowercase letters, digits or underscores, starting with a letter.",
+    "opr.institutions.id_hint": (
+        "即 OAuth 客户端 ID：2–48 个小写字母、数字、下划线或连字符（-），以字母开头。",
+        "The OAuth client id: 2–48 lowercase letters, digits, underscores or hyphens (-), "
+        "starting with a letter.",
     ),
     "form.optional": ("可选", "optional"),
     "title.opr.departments": ("数据提供单位", "Data-providing departments"),

@@ -39,6 +39,10 @@ def test_onboarding_through_the_cli(env: dict[str, str], tmp_path: Path) -> None
         )[0]
         == 0
     )
+    code, out = xinyi(
+        env, "admin", "add-institution", "bank-a", "--name", "A 银行", "--jwk", str(jwk_file)
+    )
+    assert code == 0 and "bank-a" in out, out  # OAuth client ids often have hyphens
     code, out = xinyi(env, "admin", "suspend-institution", "hz_bank")
     assert code == 0 and "suspended" in out
     code, out = xinyi(env, "admin", "resume-institution", "hz_bank")
