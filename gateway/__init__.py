@@ -16,6 +16,7 @@ from flask import Flask, Response, g, request
 from werkzeug.routing import IntegerConverter, Map
 
 from common.db import make_engine
+from common.files import generated_secret
 from common.logging import get_logger
 from common.settings import Settings, load_settings
 from gateway import errors, metrics, oauth
@@ -95,11 +96,9 @@ def _session_secret(settings: Settings) -> str:
         return settings.secret_key.get_secret_value()
     # Dev convenience: one generated secret in the instance folder, shared by workers.
     path = settings.home / "dev-session-secret"
-    if not path.exists():
-        settings.home.mkdir(parents=True, exist_ok=True)
-        path.write_text(secrets.token_urlsafe(32))
-        path.chmod(0o600)
+    secret, created = generated_secret(path)
+    if created:
         log.warning(
             "unsafe_dev_session_secret", path=str(path), hint="set XINYI_SECRET_KEY in production"
         )
-    return path.read_text().strip()
+    return secret

@@ -61,7 +61,12 @@ def test_sign_in_never_redirects_off_the_site(app: Flask, client: FlaskClient, v
     assert token
     resp = client.post(
         "/login",
-        data={"login": "ent-next", "password": PASSWORD, "csrf_token": token.group(1), "next": value},
+        data={
+            "login": "ent-next",
+            "password": PASSWORD,
+            "csrf_token": token.group(1),
+            "next": value,
+        },
     )
     assert resp.status_code == 302
     assert resp.headers["Location"] == "/enterprise/"
