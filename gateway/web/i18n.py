@@ -70,6 +70,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "login.password": ("密码", "Password"),
     "login.submit": ("登录", "Sign in"),
     "login.bad_credentials": ("账号或密码错误。", "Wrong login or password."),
+    "login.throttled": (
+        "登录失败次数过多，请 {seconds} 秒后再试。",
+        "Too many failed sign-ins; try again in {seconds} seconds.",
+    ),
     "login.form_expired": (
         "登录表单已过期，请重新输入。",
         "The sign-in form expired; please enter your details again.",
