@@ -83,6 +83,7 @@ def instance_env(home: Path, database_url: str, port: int, **config: Any) -> dic
         "XINYI_DATABASE_URL": database_url,
         "XINYI_KEY_PASSPHRASE": "load-test passphrase, not a secret",
         "XINYI_SECRET_KEY": "load-test session secret",
+        "XINYI_METRICS_TOKEN": "load-test metrics token",
         "PYTHONPATH": str(ROOT),
     }
 
