@@ -122,7 +122,14 @@ def label_for(kind: str, code: str) -> str:
 def remember_lang(resp: BaseResponse) -> BaseResponse:
     chosen = g.get("lang_chosen")
     if chosen:
-        resp.set_cookie(LANG_COOKIE, chosen, max_age=365 * 86_400, samesite="Lax", httponly=True)
+        resp.set_cookie(
+            LANG_COOKIE,
+            chosen,
+            max_age=365 * 86_400,
+            samesite="Lax",
+            httponly=True,
+            secure=services().settings.config.server.https,
+        )
     return resp
 
 

@@ -284,10 +284,12 @@ def test_the_session_cookie_is_secure_behind_https_with_hsts(
         )
         assert "HttpOnly" in cookie and "SameSite=Lax" in cookie
         assert ("Secure" in cookie) is https
-        page = client.get("/login")
+        page = client.get("/login?lang=en")  # the page cookie and the language cookie
         assert ("Strict-Transport-Security" in resp.headers) is https
         assert ("Strict-Transport-Security" in page.headers) is https
-        for set_cookie in page.headers.getlist("Set-Cookie"):
+        cookies = page.headers.getlist("Set-Cookie")
+        assert {c.split("=")[0] for c in cookies} == {"xinyi_page", "xinyi_lang"}
+        for set_cookie in cookies:
             assert ("Secure" in set_cookie) is https, set_cookie
     finally:
         app.extensions["xinyi"].engine.dispose()
