@@ -23,7 +23,7 @@ import click
 
 from common.db import migrate
 from common.files import check_private_dir, make_private_dir
-from common.settings import Settings, load_settings
+from common.settings import Settings, derived_public_url, load_settings
 
 
 def settings_from(ctx: click.Context, **server: Any) -> Settings:
@@ -135,6 +135,13 @@ def serve(
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
     os.environ["XINYI_WORKERS"] = str(n)
     click.echo(f"public URL: {server.public_url}  (token endpoint {settings.token_endpoint})")
+    wildcard = server.host in ("0.0.0.0", "::")  # noqa: S104 -- naming it, not binding
+    if wildcard and server.public_url == derived_public_url(server.host, server.port):
+        click.echo(
+            "hint: bound to every interface; institutions elsewhere need --public-url "
+            "(or XINYI_PUBLIC_URL) naming the address they reach this gateway at",
+            err=True,
+        )
     click.echo(
         f"serving on http://{bind} with {n} workers × {options['threads']} threads", err=True
     )
