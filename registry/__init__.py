@@ -293,17 +293,17 @@ class Registry:
     def disable_user(self, login: str) -> User:
         """Refuse the user from now on: sign-in, and every open session (ended here, and
         refused on its next request anyway)."""
-        with self.engine.begin() as c:
-            done = c.execute(users.update().where(users.c.login == login).values(disabled=True))
-            c.execute(person_sessions.delete().where(person_sessions.c.login == login))
-        if done.rowcount != 1:
-            raise UnknownParty(f"no user {login!r}")
-        return self.user(login)
+        return self._set_disabled(login, True)
 
     def enable_user(self, login: str) -> User:
         """Let a disabled user sign in again (old sessions stay ended)."""
+        return self._set_disabled(login, False)
+
+    def _set_disabled(self, login: str, disabled: bool) -> User:
         with self.engine.begin() as c:
-            done = c.execute(users.update().where(users.c.login == login).values(disabled=False))
+            done = c.execute(users.update().where(users.c.login == login).values(disabled=disabled))
+            if disabled:
+                c.execute(person_sessions.delete().where(person_sessions.c.login == login))
         if done.rowcount != 1:
             raise UnknownParty(f"no user {login!r}")
         return self.user(login)
