@@ -6,11 +6,15 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Callable
+from urllib.parse import unquote, urlsplit
 
 import pytest
 import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
+from hypothesis import given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 from structlog.testing import capture_logs
 from werkzeug.test import TestResponse
 
@@ -59,6 +63,26 @@ LEAVING = [
 @pytest.mark.parametrize("value", LEAVING)
 def test_next_that_could_leave_the_site_is_dropped(value: str | None) -> None:
     assert _local_path(value) == ""
+
+
+def as_a_browser_reads(location: str) -> str:
+    """What WHATWG URL parsing makes of a relative Location: tabs and newlines dropped,
+    leading C0 controls and spaces trimmed, backslashes read as slashes."""
+    text = "".join(ch for ch in location if ch not in "\t\n\r")
+    return text.lstrip("".join(map(chr, range(0x21)))).replace("\\", "/")
+
+
+@given(st.text(alphabet="/\\\t\n\r %0a9Cc5:.@evilx\x00\u3000", max_size=20))
+@hypothesis_settings(max_examples=500, deadline=None)
+def test_a_kept_next_stays_on_the_site_however_a_browser_reads_it(value: str) -> None:
+    kept = _local_path(value)
+    if not kept:
+        return
+    for form in (kept, unquote(kept)):
+        read = as_a_browser_reads(form)
+        parts = urlsplit(read)
+        assert read.startswith("/") and not read.startswith("//"), value
+        assert not parts.scheme and not parts.netloc, value
 
 
 @pytest.mark.parametrize(
