@@ -1,14 +1,14 @@
 """Credit grades by month (owned by the grading package)
 
-Revision ID: 0006_grades
-Revises: 0005_training
+Revision ID: 0007_grades
+Revises: 0006_person_sessions
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0006_grades"
-down_revision = "0005_training"
+revision = "0007_grades"
+down_revision = "0006_person_sessions"
 branch_labels = None
 depends_on = None
 
