@@ -396,6 +396,8 @@ _POSTGRES_COPY = f"COPY grades ({', '.join(COLUMNS)}) FROM STDIN"
 def _bulk_insert(conn: sa.Connection, rows: list[tuple[Any, ...]]) -> None:
     """Every row in the connection's transaction, through the driver's bulk path
     (executemany on SQLite, COPY on PostgreSQL): a city is a million rows."""
+    if not rows:
+        return
     raw: Any = conn.connection.driver_connection
     if is_sqlite(conn.engine):
         cursor = raw.cursor()
@@ -405,8 +407,10 @@ def _bulk_insert(conn: sa.Connection, rows: list[tuple[Any, ...]]) -> None:
             cursor.close()
         return
     with raw.cursor() as cursor, cursor.copy(_POSTGRES_COPY) as copy:
-        for row in rows:
-            copy.write_row(row)
+        # COPY's text format written in bulk: no value needs escaping (codes, letters,
+        # numbers), None is \N. One write per chunk instead of a conversion per row.
+        lines = ("\t".join("\\N" if v is None else str(v) for v in row) for row in rows)
+        copy.write("\n".join(lines) + "\n")
 
 
 def get_run(engine: Engine, month: str) -> Run | None:
