@@ -273,11 +273,7 @@ _SQLITE_CHUNK = (
     "(SELECT uscc, values_json FROM record_rows WHERE import_id = ? AND uscc > ? "
     "ORDER BY uscc LIMIT ?)"
 )
-_POSTGRES_CHUNK = (
-    "SELECT string_agg(uscc, ',' ORDER BY uscc), string_agg(values_json, ',' ORDER BY uscc), "
-    "max(uscc) FROM (SELECT uscc, values_json FROM record_rows WHERE import_id = %s "
-    "AND uscc > %s ORDER BY uscc LIMIT %s) AS chunk"
-)
+_POSTGRES_ROWS = "SELECT uscc, values_json FROM record_rows WHERE import_id = %s"
 
 
 def _codes(conn: sa.Connection, import_id: int) -> list[str]:
@@ -300,7 +296,16 @@ def _codes(conn: sa.Connection, import_id: int) -> list[str]:
 def _rows(conn: sa.Connection, import_id: int) -> Iterator[tuple[list[str], list[list[Any]]]]:
     """One import's enterprises and their parsed rows, chunk by chunk."""
     raw: Any = conn.connection.driver_connection
-    query = _SQLITE_CHUNK if is_sqlite(conn.engine) else _POSTGRES_CHUNK
+    if not is_sqlite(conn.engine):
+        # A server-side cursor streams the import once (a keyset query per chunk would
+        # make the planner sort the whole import again for each chunk).
+        with raw.cursor(name=f"grading_rows_{import_id}", withhold=True) as stream:
+            stream.execute(_POSTGRES_ROWS, (import_id,))
+            while chunk := stream.fetchmany(_PARSE_CHUNK):
+                codes = [str(c) for c, _ in chunk]
+                yield codes, _decode("[" + ",".join(v for _, v in chunk) + "]")
+        return
+    query = _SQLITE_CHUNK
     cursor = raw.cursor()
     last = ""
     try:
