@@ -11,11 +11,14 @@ import click
 from cli.server import settings_from
 from common.db import make_engine
 from common.errors import InvalidInput
+from common.webhook_address import policy_for
+from keys.ring import PURPOSES
 from registry import Registry
 
 
 def _registry(ctx: click.Context) -> Registry:
-    return Registry(make_engine(settings_from(ctx).database_url))
+    settings = settings_from(ctx)
+    return Registry(make_engine(settings.database_url), webhooks=policy_for(settings))
 
 
 @click.group(name="admin")
@@ -104,7 +107,7 @@ def keys() -> None:
 
 
 @keys.command("rotate")
-@click.argument("purpose", type=click.Choice(["grants", "tokens", "checkpoints"]))
+@click.argument("purpose", type=click.Choice(list(PURPOSES)))
 @click.pass_context
 def rotate(ctx: click.Context, purpose: str) -> None:
     """A new signing key; the old one stays published until what it signed expired."""

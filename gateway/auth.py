@@ -25,7 +25,8 @@ from typing import Any, TypeVar
 import jwt
 from flask import current_app, g, request, session
 
-from common.errors import AuthenticationFailed, Forbidden
+from common import jwt_rules
+from common.errors import AuthenticationFailed, Forbidden, InvalidInput
 from gateway.services import Services, services
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -61,7 +62,7 @@ def issue_access_token(client_id: str) -> tuple[str, int]:
         "exp": now + ttl,
         "jti": secrets.token_urlsafe(16),
     }
-    token = svc.keys.sign_jwt("tokens", claims, {"typ": "at+jwt"})
+    token = svc.keys.sign_jwt("tokens", claims, {"typ": jwt_rules.TYP_ACCESS_TOKEN})
     return token, ttl
 
 
@@ -122,6 +123,10 @@ def _verify_access_token(svc: Services, token: str, cache: OrderedDict[str, _Ver
         raise AuthenticationFailed("malformed access token", code="invalid_token") from e
     if header.get("alg") != "EdDSA" or not isinstance(header.get("kid"), str):
         raise AuthenticationFailed("access tokens are EdDSA JWTs with a kid", code="invalid_token")
+    try:
+        jwt_rules.require_typ(header, jwt_rules.TYP_ACCESS_TOKEN)
+    except InvalidInput as e:
+        raise AuthenticationFailed("not an access token", code="invalid_token") from e
     key = svc.keys.public_key(header["kid"], "tokens")
     if key is None:
         raise AuthenticationFailed("unknown token key", code="invalid_token")
@@ -137,6 +142,10 @@ def _verify_access_token(svc: Services, token: str, cache: OrderedDict[str, _Ver
     except jwt.ExpiredSignatureError as e:
         raise AuthenticationFailed("the access token has expired", code="token_expired") from e
     except jwt.PyJWTError as e:
+        raise AuthenticationFailed("invalid access token", code="invalid_token") from e
+    try:
+        jwt_rules.check_numeric_dates(claims, required=("exp",))
+    except InvalidInput as e:
         raise AuthenticationFailed("invalid access token", code="invalid_token") from e
     client_id = str(claims["sub"])
     nbf = claims.get("nbf")

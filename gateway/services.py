@@ -12,7 +12,6 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
 from flask import current_app
 from sqlalchemy import Engine
 
@@ -20,6 +19,7 @@ from audit.service import AuditLog
 from common.db import read_connection, read_session
 from common.logging import get_logger
 from common.settings import Settings
+from common.webhook_address import policy_for
 from consent import store as consent_store
 from consent.outbox import OutboxDelivery
 from consent.service import ConsentService
@@ -91,6 +91,7 @@ class Services:
         for t in self._threads:
             t.join(timeout=5)
         self._threads.clear()
+        self.outbox.close()
 
 
 def build(settings: Settings, engine: Engine) -> Services:
@@ -98,14 +99,12 @@ def build(settings: Settings, engine: Engine) -> Services:
     keys.ensure_all()
     consent = ConsentService(settings=settings, engine=engine, keys=keys)
     audit = AuditLog(engine, settings, keys.checkpoint_signer())
-    outbox = OutboxDelivery(
-        settings=settings, engine=engine, keys=keys, client=httpx.Client(timeout=5.0)
-    )
+    outbox = OutboxDelivery(settings=settings, engine=engine, keys=keys)
     return Services(
         settings=settings,
         engine=engine,
         keys=keys,
-        registry=Registry(engine),
+        registry=Registry(engine, webhooks=policy_for(settings)),
         consent=consent,
         audit=audit,
         outbox=outbox,

@@ -6,6 +6,7 @@ from typing import Any
 
 from flask import Blueprint, request
 
+from common import json_input
 from common.errors import InvalidInput
 from consent.service import Viewer, describe
 from gateway.auth import Principal, authenticated, current_principal
@@ -21,7 +22,11 @@ def _viewer(p: Principal) -> Viewer:
 
 
 def json_body() -> dict[str, Any]:
-    body = request.get_json(silent=True)
+    """The request's JSON object (``Content-Type: application/json``), its nesting bounded
+    before the parser recurses (``common.json_input``): 400, never a 500."""
+    if not request.is_json:
+        raise InvalidInput("the body must be a JSON object", code="invalid_json")
+    body = json_input.loads(request.get_data(cache=True))
     if not isinstance(body, dict):
         raise InvalidInput("the body must be a JSON object", code="invalid_json")
     return body
