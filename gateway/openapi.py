@@ -132,7 +132,9 @@ PATHS: S = {
         }
     },
     "/.well-known/jwks.json": {
-        "get": _op("Public signing keys (grants, tokens, checkpoints)", tag="auth", security="none")
+        "get": _op(
+            "Public signing keys (grants, tokens, checkpoints, events)", tag="auth", security="none"
+        )
     },
     "/v1/session": {
         "post": _op(
