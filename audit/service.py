@@ -78,6 +78,20 @@ def _view(index: int, raw: bytes) -> EntryView:
     return EntryView(index, entries.decode(raw), merkle.leaf_hash(raw))
 
 
+def _concerns(entry: Mapping[str, Any], viewer: Viewer) -> bool:
+    """Whether the entry itself (not its index columns) gives ``viewer`` sight of it."""
+    if viewer.kind == "operator":
+        return True
+    if viewer.kind == "enterprise":
+        return entry.get("enterprise") == viewer.id
+    if viewer.kind == "institution":
+        return entry.get("institution") == viewer.id
+    if viewer.kind == "department":
+        departments = entry.get("departments")
+        return isinstance(departments, list) and viewer.id in departments
+    return False
+
+
 class AuditLog:
     """The append-only Merkle audit log over one database."""
 
@@ -378,14 +392,18 @@ class AuditLog:
         with read_connection(self.engine) as s:
             rows = store.list_entries(s, viewer, after, limit, before=before)
         views = [_view(i, raw) for i, raw in rows]
-        return views, (views[-1].index if len(views) == limit else None)
+        # The index columns chose the rows; the hashed entry decides who sees it (an
+        # edited index column never shows an entry to someone it does not concern).
+        shown = [v for v in views if _concerns(v.entry, viewer)]
+        return shown, (rows[-1][0] if len(rows) == limit else None)
 
     def entry(self, viewer: Viewer, index: int) -> EntryView:
         with read_connection(self.engine) as s:
             raw = store.get_entry(s, viewer, index)
-        if raw is None:
+        view = None if raw is None else _view(index, raw)
+        if view is None or not _concerns(view.entry, viewer):
             raise EntryNotFound(f"no audit entry {index} visible to you")
-        return _view(index, raw)
+        return view
 
     def inclusion_proof(
         self, viewer: Viewer, index: int, size: int | None

@@ -651,6 +651,18 @@ class StoredLog:
     def checkpoints(self) -> list[StoredCheckpoint]:
         return list(all_checkpoints(self.conn))
 
+    def first_index_mismatch(self, start: int, end: int) -> int | None:
+        return first_index_mismatch(self.conn, start, end)
+
+    def first_missing_department(self, start: int, end: int) -> tuple[int, str] | None:
+        return first_missing_department(self.conn, start, end)
+
+    def first_stray_department(self) -> tuple[int, str] | None:
+        return first_stray_department(self.conn)
+
+    def index_columns(self, index: int) -> dict[str, Any] | None:
+        return index_columns(self.conn, index)
+
 
 WRITER_ROLE = "xinyi_audit"
 _APPEND_ONLY = (
@@ -683,3 +695,104 @@ def grant_writer_role(conn: Connection) -> None:
     ]
     for statement in statements:
         conn.execute(sa.text(statement))
+
+
+# Index columns against the canonical entries (``audit verify``) ----------------------------
+#
+# Every column and table that indexes entries (who may see an entry is decided by them)
+# is recomputed from the hashed entry bytes by the database itself: JSON extraction in C,
+# one range query per chunk, while the verifier hashes the previous chunk.
+
+_ENTRY_JSON = {
+    "sqlite": "CAST(e.entry AS TEXT)",
+    "postgresql": "convert_from(e.entry, 'UTF8')::jsonb",
+}
+_COLUMNS_SQL = {
+    "sqlite": (
+        "SELECT e.idx FROM audit_entries e WHERE e.idx >= ? AND e.idx < ? AND ("
+        "e.time IS NOT json_extract({j}, '$.time') "
+        "OR e.institution IS NOT json_extract({j}, '$.institution') "
+        "OR e.enterprise IS NOT json_extract({j}, '$.enterprise')) "
+        "ORDER BY e.idx LIMIT 1"
+    ),
+    "postgresql": (
+        "SELECT e.idx FROM audit_entries e WHERE e.idx >= %s AND e.idx < %s AND ("
+        "e.time IS DISTINCT FROM ({j} ->> 'time')::bigint "
+        "OR e.institution IS DISTINCT FROM {j} ->> 'institution' "
+        "OR e.enterprise IS DISTINCT FROM {j} ->> 'enterprise') "
+        "ORDER BY e.idx LIMIT 1"
+    ),
+}
+_MISSING_DEPARTMENT_SQL = {
+    "sqlite": (
+        "SELECT e.idx, d.value FROM audit_entries e, json_each({j}, '$.departments') d "
+        "WHERE e.idx >= ? AND e.idx < ? AND NOT EXISTS (SELECT 1 FROM audit_entry_departments x "
+        "WHERE x.department = d.value AND x.idx = e.idx) ORDER BY e.idx LIMIT 1"
+    ),
+    "postgresql": (
+        "SELECT e.idx, d.value FROM audit_entries e "
+        "CROSS JOIN LATERAL jsonb_array_elements_text({j} -> 'departments') AS d(value) "
+        "WHERE e.idx >= %s AND e.idx < %s AND NOT EXISTS (SELECT 1 FROM audit_entry_departments x "
+        "WHERE x.department = d.value AND x.idx = e.idx) ORDER BY e.idx LIMIT 1"
+    ),
+}
+_STRAY_DEPARTMENT_SQL = {
+    "sqlite": (
+        "SELECT x.idx, x.department FROM audit_entry_departments x WHERE NOT EXISTS ("
+        "SELECT 1 FROM audit_entries e, json_each({j}, '$.departments') d "
+        "WHERE e.idx = x.idx AND d.value = x.department) ORDER BY x.idx LIMIT 1"
+    ),
+    "postgresql": (
+        "SELECT x.idx, x.department FROM audit_entry_departments x WHERE NOT EXISTS ("
+        "SELECT 1 FROM audit_entries e "
+        "CROSS JOIN LATERAL jsonb_array_elements_text({j} -> 'departments') AS d(value) "
+        "WHERE e.idx = x.idx AND d.value = x.department) ORDER BY x.idx LIMIT 1"
+    ),
+}
+INDEX_COLUMNS = ("time", "institution", "enterprise")
+
+
+class IndexUnreadable(Exception):
+    """The database could not read an entry's bytes as JSON while checking the index."""
+
+
+def _first_row(conn: Connection, sql: dict[str, str], params: tuple[int, ...]) -> Any:
+    dialect = "postgresql" if conn.dialect.name == "postgresql" else "sqlite"
+    statement = sql[dialect].format(j=_ENTRY_JSON[dialect])
+    try:
+        with conn.begin_nested(), raw_cursor(conn) as cursor:
+            cursor.execute(statement, params)
+            return cursor.fetchone()
+    except sa.exc.DBAPIError as e:
+        raise IndexUnreadable(str(e.orig)[:200]) from e
+
+
+def first_index_mismatch(conn: Connection, start: int, end: int) -> int | None:
+    """The first index in [start, end) whose ``time``, ``institution`` or ``enterprise``
+    column differs from its entry's bytes."""
+    row = _first_row(conn, _COLUMNS_SQL, (start, end))
+    return None if row is None else int(row[0])
+
+
+def first_missing_department(conn: Connection, start: int, end: int) -> tuple[int, str] | None:
+    """The first (index, department) in [start, end) that the entry names and
+    ``audit_entry_departments`` lacks."""
+    row = _first_row(conn, _MISSING_DEPARTMENT_SQL, (start, end))
+    return None if row is None else (int(row[0]), str(row[1]))
+
+
+def first_stray_department(conn: Connection) -> tuple[int, str] | None:
+    """The first ``audit_entry_departments`` row whose entry does not name it (or that
+    has no entry at all)."""
+    row = _first_row(conn, _STRAY_DEPARTMENT_SQL, ())
+    return None if row is None else (int(row[0]), str(row[1]))
+
+
+def index_columns(ex: Executor, index: int) -> dict[str, Any] | None:
+    """The index columns stored for entry ``index``."""
+    row = ex.execute(
+        sa.select(entries.c.time, entries.c.institution, entries.c.enterprise).where(
+            entries.c.idx == index
+        )
+    ).first()
+    return None if row is None else dict(row._mapping)
