@@ -651,8 +651,11 @@ class StoredLog:
     def checkpoints(self) -> list[StoredCheckpoint]:
         return list(all_checkpoints(self.conn))
 
-    def first_index_mismatch(self, start: int, end: int) -> int | None:
+    def first_index_mismatch(self, start: int, end: int) -> tuple[int | None, int]:
         return first_index_mismatch(self.conn, start, end)
+
+    def department_row_count(self) -> int:
+        return department_row_count(self.conn)
 
     def first_missing_department(self, start: int, end: int) -> tuple[int, str] | None:
         return first_missing_department(self.conn, start, end)
@@ -708,19 +711,21 @@ _ENTRY_JSON = {
     "postgresql": "convert_from(e.entry, 'UTF8')::jsonb",
 }
 _COLUMNS_SQL = {
+    # (first index whose columns differ, number of departments the entries name)
     "sqlite": (
-        "SELECT e.idx FROM audit_entries e WHERE e.idx >= ? AND e.idx < ? AND ("
-        "e.time IS NOT json_extract({j}, '$.time') "
+        "SELECT min(CASE WHEN e.time IS NOT json_extract({j}, '$.time') "
         "OR e.institution IS NOT json_extract({j}, '$.institution') "
-        "OR e.enterprise IS NOT json_extract({j}, '$.enterprise')) "
-        "ORDER BY e.idx LIMIT 1"
+        "OR e.enterprise IS NOT json_extract({j}, '$.enterprise') THEN e.idx END), "
+        "coalesce(sum(json_array_length({j}, '$.departments')), 0) "
+        "FROM audit_entries e WHERE e.idx >= ? AND e.idx < ?"
     ),
     "postgresql": (
-        "SELECT e.idx FROM audit_entries e WHERE e.idx >= %s AND e.idx < %s AND ("
-        "e.time IS DISTINCT FROM ({j} ->> 'time')::bigint "
-        "OR e.institution IS DISTINCT FROM {j} ->> 'institution' "
-        "OR e.enterprise IS DISTINCT FROM {j} ->> 'enterprise') "
-        "ORDER BY e.idx LIMIT 1"
+        "SELECT min(CASE WHEN e.time IS DISTINCT FROM (j ->> 'time')::bigint "
+        "OR e.institution IS DISTINCT FROM j ->> 'institution' "
+        "OR e.enterprise IS DISTINCT FROM j ->> 'enterprise' THEN e.idx END), "
+        "coalesce(sum(jsonb_array_length(j -> 'departments')), 0) "
+        "FROM (SELECT e.idx, e.time, e.institution, e.enterprise, {j} AS j "
+        "FROM audit_entries e WHERE e.idx >= %s AND e.idx < %s) e"
     ),
 }
 _MISSING_DEPARTMENT_SQL = {
@@ -767,11 +772,17 @@ def _first_row(conn: Connection, sql: dict[str, str], params: tuple[int, ...]) -
         raise IndexUnreadable(str(e.orig)[:200]) from e
 
 
-def first_index_mismatch(conn: Connection, start: int, end: int) -> int | None:
+def first_index_mismatch(conn: Connection, start: int, end: int) -> tuple[int | None, int]:
     """The first index in [start, end) whose ``time``, ``institution`` or ``enterprise``
-    column differs from its entry's bytes."""
+    column differs from its entry's bytes, and how many departments those entries name."""
     row = _first_row(conn, _COLUMNS_SQL, (start, end))
-    return None if row is None else int(row[0])
+    return (None if row[0] is None else int(row[0])), int(row[1])
+
+
+def department_row_count(conn: Connection) -> int:
+    with raw_cursor(conn) as cursor:
+        cursor.execute("SELECT count(*) FROM audit_entry_departments")
+        return int(cursor.fetchone()[0])
 
 
 def first_missing_department(conn: Connection, start: int, end: int) -> tuple[int, str] | None:
