@@ -27,7 +27,9 @@ _TEXT = (str,)
 _OPTIONAL_TEXT = (str, type(None))
 _LIST = (list, tuple)
 FIELDS: dict[str, tuple[tuple[type, ...], bool]] = {
-    "request_id": (_TEXT, True),
+    "request_id": (_TEXT, True),  # the gateway's own id of the request
+    # The caller's X-Request-Id when it was plain and short: a label, trusted for nothing.
+    "client_request_id": (_OPTIONAL_TEXT, False),
     "time": ((int,), True),  # POSIX seconds claimed by the gateway
     "institution": (_OPTIONAL_TEXT, True),
     "enterprise": (_OPTIONAL_TEXT, True),  # USCC

@@ -15,13 +15,11 @@ Invariants:
 
 from __future__ import annotations
 
-import secrets
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from flask import g
 from sqlalchemy.exc import SQLAlchemyError
 
 from audit.errors import AuditUnavailable
@@ -29,6 +27,7 @@ from common.db import write_session
 from common.errors import Error, Forbidden
 from consent.errors import ConsentRefused
 from consent.service import GrantUse
+from gateway import request_ids
 from gateway.auth import Principal
 from gateway.services import Services, services
 
@@ -71,7 +70,7 @@ def _entry(
     else:
         grant_id = use.grant_id if use else None
     return {
-        "request_id": g.get("request_id") or secrets.token_hex(8),
+        **request_ids.for_entry(),
         "time": int(time.time()),
         "institution": principal.id,
         "enterprise": enterprise,
@@ -229,7 +228,7 @@ class ConsentAudit:
 
     def __call__(self, session: Any, fields: Any) -> int:
         entry = {
-            "request_id": g.get("request_id") or secrets.token_hex(8),
+            **request_ids.for_entry(),
             "time": int(time.time()),
             **fields,
         }

@@ -235,3 +235,36 @@ def test_the_depth_bound_is_exact(client: FlaskClient, levels: int) -> None:
     # deep_json adds one level (the outer object).
     code = resp.get_json()["error"]
     assert (code == "json_too_deep") is (levels > 64)
+
+
+# Request ids: the server's own; the caller's kept apart ------------------------------------
+
+
+def test_every_entry_gets_a_server_request_id_and_the_callers_is_kept_apart(
+    app: Flask, make_bank: Callable[..., Bank], client: FlaskClient, make_person: Any
+) -> None:
+    load(app, "tax", TAX)
+    bank = make_bank()
+    grant = grant_for(bank, client, make_person("enterprise", ENTERPRISE), ops=["verify"])
+    body = {"grant": grant, "feature": "tax.paid_12m", "op": ">=", "value": 1}
+    seen = set()
+    for given, kept in (
+        ("same-id-from-the-caller", "same-id-from-the-caller"),
+        ("same-id-from-the-caller", "same-id-from-the-caller"),  # replayed: still two ids
+        ("x" * 65, None),  # too long
+        ("has spaces in it", None),
+        ("中文标识", None),
+        ("", None),
+    ):
+        resp = client.post(
+            "/v1/verify", json=body, headers={**bank.headers(), "X-Request-Id": given}
+        )
+        # Allowed, or refused once the feature's budget is spent: logged either way.
+        assert resp.status_code in (200, 403), resp.get_json()
+        server_id = resp.headers["X-Request-Id"]
+        assert server_id != given and len(server_id) == 24
+        seen.add(server_id)
+        entry = bank.get(client, f"/v1/audit/entries/{resp.get_json()['audit_index']}").get_json()
+        assert entry["entry"]["request_id"] == server_id
+        assert entry["entry"].get("client_request_id") == kept
+    assert len(seen) == 6

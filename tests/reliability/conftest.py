@@ -49,6 +49,9 @@ LIVE_CONFIG: dict[str, Any] = {
         "default_verify_budget": 100,
         "webhook_backoff_seconds": 0.2,
         "webhook_lease_seconds": 3,
+        "webhook_timeout_seconds": 1,
+        # The test's receiver listens on loopback (UNSAFE outside tests).
+        "unsafe_webhook_private_addresses": True,
     },
     "limits": {"requests_per_minute": 10**6},
 }
@@ -64,6 +67,7 @@ class Outcome:
     body: dict[str, Any]
     sent: float
     answered: float
+    server_request_id: str = ""  # the gateway's own id (X-Request-Id of the answer)
 
     @property
     def audit_index(self) -> int | None:
@@ -110,14 +114,15 @@ class Live:
             resp = conn.getresponse()
             raw = resp.read()
             status = resp.status
+            server_id = resp.getheader("X-Request-Id") or ""
         except (OSError, http.client.HTTPException):
             conn.close()
-            status, raw = 0, b""
+            status, raw, server_id = 0, b"", ""
         try:
             parsed = json.loads(raw) if raw[:1] == b"{" else {}
         except ValueError:
             parsed = {}
-        out = Outcome(rid, path, status, parsed, sent, time.monotonic())
+        out = Outcome(rid, path, status, parsed, sent, time.monotonic(), server_id)
         with self._lock:
             self.outcomes.append(out)
         return out
@@ -195,7 +200,9 @@ class Live:
         for o in ok:
             entry = entries.get(o.audit_index)  # type: ignore[arg-type]
             assert entry is not None, f"{o.request_id}: said 200, entry {o.audit_index} missing"
-            assert entry["request_id"] == o.request_id, f"{o.request_id}: another entry"
+            # The gateway's id names the entry; the caller's is kept apart, untrusted.
+            assert entry["request_id"] == o.server_request_id, f"{o.request_id}: another entry"
+            assert entry["client_request_id"] == o.request_id, f"{o.request_id}: not its label"
             assert entry["decision"] == "allowed"
         allowed: dict[str, int] = {}
         for entry in entries.values():
