@@ -57,6 +57,12 @@ entries = sa.Table(
     sa.Column("institution", sa.String(200)),
     sa.Column("enterprise", sa.String(200)),
 )
+openings = sa.Table(
+    "audit_openings",
+    metadata,
+    sa.Column("queue_id", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("opening", sa.LargeBinary, nullable=False),
+)
 entry_departments = sa.Table(
     "audit_entry_departments",
     metadata,
@@ -185,12 +191,17 @@ def locked(engine: Engine, timeout: float) -> Iterator[tuple[Connection, LogStat
 
 
 _ENQUEUE = queue.insert()
+_OPENING = openings.insert()
 
 
-def enqueue(ex: Executor, entry: bytes, now: float) -> int:
+def enqueue(ex: Executor, entry: bytes, now: float, opening: bytes | None = None) -> int:
+    """Queue the committed entry (and keep its opening, in the same transaction)."""
     conn = ex.connection() if isinstance(ex, Session) else ex  # same transaction, less overhead
     result = conn.execute(_ENQUEUE, {"entry": entry, "enqueued_at": now})
-    return int(result.inserted_primary_key[0])  # type: ignore[index]
+    queue_id = int(result.inserted_primary_key[0])  # type: ignore[index]
+    if opening is not None:
+        conn.execute(_OPENING, {"queue_id": queue_id, "opening": opening})
+    return queue_id
 
 
 def read_state(ex: Executor) -> LogState:
@@ -404,35 +415,52 @@ def _visible(query: sa.Select[Any], kind: str) -> sa.Select[Any]:
     return query.where(sa.false())
 
 
+_WITH_OPENING = entries.outerjoin(openings, openings.c.queue_id == entries.c.queue_id)
+
+
 def list_entries(
     ex: Executor, viewer: Viewer, after: int, limit: int, *, before: int | None = None
-) -> list[tuple[int, bytes]]:
+) -> list[tuple[int, bytes, bytes | None]]:
     """Entries the viewer may see with index > ``after``, in index order; or, given
-    ``before``, those with index < ``before``, newest first (``after`` ignored)."""
+    ``before``, those with index < ``before``, newest first (``after`` ignored); each
+    with its opening (None for format 1 entries)."""
     query: sa.Select[Any]
+    columns = (entries.c.idx, entries.c.entry, openings.c.opening)
     if viewer.kind == "department":
         # Walk the department index, then fetch the entries by primary key.
         idx = entry_departments.c.idx
         query = (
-            sa.select(entries.c.idx, entries.c.entry)
-            .select_from(entry_departments.join(entries, entries.c.idx == idx))
+            sa.select(*columns)
+            .select_from(
+                entry_departments.join(entries, entries.c.idx == idx).outerjoin(
+                    openings, openings.c.queue_id == entries.c.queue_id
+                )
+            )
             .where(entry_departments.c.department == viewer.id)
         )
     else:
         idx = entries.c.idx
-        query = _visible(sa.select(entries.c.idx, entries.c.entry), viewer.kind)
+        query = _visible(sa.select(*columns).select_from(_WITH_OPENING), viewer.kind)
     if before is None:
         bound, order = idx > after, idx.asc()
     else:
         bound, order = idx < before, idx.desc()
     rows = ex.execute(query.where(bound).order_by(order).limit(limit), {"viewer": viewer.id})
-    return [(int(i), bytes(e)) for i, e in rows]
+    return [(int(i), bytes(e), None if o is None else bytes(o)) for i, e, o in rows]
 
 
-def get_entry(ex: Executor, viewer: Viewer, index: int) -> bytes | None:
-    query = _visible(sa.select(entries.c.entry).where(entries.c.idx == index), viewer.kind)
-    value = ex.execute(query, {"viewer": viewer.id}).scalar()
-    return None if value is None else bytes(value)
+def get_entry(ex: Executor, viewer: Viewer, index: int) -> tuple[bytes, bytes | None] | None:
+    """The entry ``index`` and its opening, when the viewer may see it."""
+    query = _visible(
+        sa.select(entries.c.entry, openings.c.opening)
+        .select_from(_WITH_OPENING)
+        .where(entries.c.idx == index),
+        viewer.kind,
+    )
+    row = ex.execute(query, {"viewer": viewer.id}).first()
+    if row is None:
+        return None
+    return bytes(row[0]), None if row[1] is None else bytes(row[1])
 
 
 def _proof_context_statement(kind: str) -> sa.Select[Any]:
@@ -670,6 +698,7 @@ class StoredLog:
 WRITER_ROLE = "xinyi_audit"
 _APPEND_ONLY = (
     "audit_entries",
+    "audit_openings",
     "audit_entry_departments",
     "audit_tree",
     "audit_checkpoints",
