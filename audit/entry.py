@@ -143,9 +143,9 @@ def _plain(value: Any) -> bool:
         return True
     if isinstance(value, int):
         return -_MAX_SAFE_INT < value < _MAX_SAFE_INT
-    if isinstance(value, str):
-        return not any("\ud800" <= c <= "\udfff" for c in value)
-    return False
+    # A string is plain: a lone surrogate fails the UTF-8 encoding in ``canonical``,
+    # which then falls back to the general implementation.
+    return isinstance(value, str)
 
 
 def commitment(opened: Mapping[str, Any], department: str | None = None) -> str:

@@ -190,17 +190,26 @@ def locked(engine: Engine, timeout: float) -> Iterator[tuple[Connection, LogStat
 # Queue and sequencing --------------------------------------------------------------------
 
 
-_ENQUEUE = queue.insert()
-_OPENING = openings.insert()
+_ENQUEUE_SQL = {
+    "sqlite": "INSERT INTO audit_queue (entry, enqueued_at) VALUES (?, ?)",
+    "postgresql": "INSERT INTO audit_queue (entry, enqueued_at) VALUES (%s, %s) RETURNING id",
+}
+_OPENING_SQL = {
+    "sqlite": "INSERT INTO audit_openings (queue_id, opening) VALUES (?, ?)",
+    "postgresql": "INSERT INTO audit_openings (queue_id, opening) VALUES (%s, %s)",
+}
 
 
 def enqueue(ex: Executor, entry: bytes, now: float, opening: bytes | None = None) -> int:
-    """Queue the committed entry (and keep its opening, in the same transaction)."""
+    """Queue the committed entry and keep its opening, in the caller's transaction.
+    Every request pays for this: two statements straight on the DBAPI cursor."""
     conn = ex.connection() if isinstance(ex, Session) else ex  # same transaction, less overhead
-    result = conn.execute(_ENQUEUE, {"entry": entry, "enqueued_at": now})
-    queue_id = int(result.inserted_primary_key[0])  # type: ignore[index]
-    if opening is not None:
-        conn.execute(_OPENING, {"queue_id": queue_id, "opening": opening})
+    dialect = "postgresql" if conn.dialect.name == "postgresql" else "sqlite"
+    with raw_cursor(conn) as cursor:
+        cursor.execute(_ENQUEUE_SQL[dialect], (entry, now))
+        queue_id = int(cursor.fetchone()[0] if dialect == "postgresql" else cursor.lastrowid)
+        if opening is not None:
+            cursor.execute(_OPENING_SQL[dialect], (queue_id, opening))
     return queue_id
 
 
