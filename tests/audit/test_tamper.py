@@ -31,6 +31,7 @@ APPEND_ONLY = {  # table -> a WHERE clause naming an existing row
     "audit_tree": "node = 1",
     "audit_checkpoints": "size = 20",
     "audit_cosignatures": "size = 40",
+    "audit_openings": "queue_id = (SELECT min(queue_id) FROM audit_openings)",
 }
 
 
@@ -70,8 +71,11 @@ def refused_to_rewrite(engine: Engine, table: str, row: str) -> None:
         "audit_tree": "hash",
         "audit_checkpoints": "note",
         "audit_cosignatures": "signature",
+        "audit_openings": "opening",
     }[table]
-    value = {"time": 1, "department": "court", "hash": b"x" * 32}.get(column, "forged")
+    value = {"time": 1, "department": "court", "hash": b"x" * 32, "opening": b"{}"}.get(
+        column, "forged"
+    )
     for statement, params in (
         (f"UPDATE {table} SET {column} = :v WHERE {row}", {"v": value}),
         (f"DELETE FROM {table} WHERE {row}", {}),
