@@ -148,14 +148,19 @@ def test_jwks_publishes_an_events_key_of_its_own(app: Flask, client: FlaskClient
     assert old in {k["kid"] for k in events} and len(events) == 2  # the old one stays
 
 
-def test_a_grant_is_not_an_access_token(
+def test_a_grant_or_an_event_is_not_an_access_token(
     make_bank: Callable[..., Bank], client: FlaskClient, make_person: Any
 ) -> None:
     bank = make_bank()
     grant = grant_for(bank, client, make_person("enterprise", ENTERPRISE))
-    resp = client.get("/v1/catalog", headers={"Authorization": f"Bearer {grant}"})
-    assert resp.status_code == 401
-    assert resp.get_json()["error"] == "invalid_token"
+    claims = jwt.decode(bank.token, options={"verify_signature": False})
+    event = bank.app.extensions["xinyi"].keys.sign_jwt(
+        "events", claims, {"typ": "xinyi-event+jwt"}
+    )  # an event shaped like an access token
+    for token in (grant, event):
+        resp = client.get("/v1/catalog", headers={"Authorization": f"Bearer {token}"})
+        assert resp.status_code == 401
+        assert resp.get_json()["error"] == "invalid_token"
 
 
 def test_an_access_token_or_event_is_not_a_grant(
