@@ -36,6 +36,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy import Engine
 
+from audit import entry as audit_entry
 from bench.load import BANK_ID, Server, World, fetch_token, instance_env, prepare
 from common.db import make_engine
 from registry import Registry
@@ -190,11 +191,20 @@ class Live:
         self.engine.dispose()  # the test's own pooled connections may predate the fault
         self.wait_until(lambda: self.queue_depth() == 0, 30, "the audit queue drains")
         with self.engine.connect() as conn:
-            rows = conn.execute(sa.text("SELECT idx, queue_id, entry FROM audit_entries")).all()
+            rows = conn.execute(
+                sa.text(
+                    "SELECT e.idx, e.queue_id, e.entry, o.opening FROM audit_entries e "
+                    "LEFT JOIN audit_openings o ON o.queue_id = e.queue_id"
+                )
+            ).all()
             consents = conn.execute(sa.text("SELECT id, uses FROM consents")).all()
-        entries = {int(i): json.loads(bytes(e)) for i, _, e in rows}
+        # Every entry as the operator sees it: parts and grant ids opened.
+        entries = {
+            int(i): audit_entry.view(bytes(e), None if o is None else bytes(o))
+            for i, _, e, o in rows
+        }
         assert sorted(entries) == list(range(len(entries))), "indices are contiguous from 0"
-        queue_ids = [int(q) for _, q, _ in rows]
+        queue_ids = [int(q) for _, q, _, _ in rows]
         assert len(set(queue_ids)) == len(queue_ids), "no queued entry was integrated twice"
         ok = [o for o in self.outcomes if o.status == 200 and o.audit_index is not None]
         for o in ok:
