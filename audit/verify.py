@@ -214,6 +214,7 @@ class _Pass:
         self.upper: list[tuple[int, bytes]] = []  # frontier above the chunk level
         self.computed_roots: dict[int, bytes] = {}
         self.index_problems: list[Problem] = []
+        self.bad_columns: list[tuple[int, bytes]] = []  # (index, entry bytes), to name
         self.departments_named = 0  # by the entries checked, to count department rows
 
     def fail(self, index: int | None, message: str) -> None:
@@ -289,13 +290,9 @@ class _Pass:
             return
         self.departments_named += chunk.departments_named
         if chunk.bad_columns is not None:
-            index = chunk.bad_columns
-            self.index_problems.append(
-                Problem(
-                    index,
-                    f"entry {index}: index column {self._bad_column(chunk, index)} "
-                    "of audit_entries differs from the entry",
-                )
+            # Named once the reader has stopped (it owns the connection until then).
+            self.bad_columns.append(
+                (chunk.bad_columns, chunk.raws[chunk.bad_columns - chunk.start])
             )
         if chunk.missing_department is not None:
             index, department = chunk.missing_department
@@ -306,11 +303,21 @@ class _Pass:
                 )
             )
 
-    def _bad_column(self, chunk: _Chunk, index: int) -> str:
-        fields = json.loads(chunk.raws[index - chunk.start])
-        stored = self.source.index_columns(index) or {}
-        differ = [c for c in INDEX_COLUMNS if stored.get(c) != fields.get(c)]
-        return ", ".join(repr(c) for c in differ) or "(type)"
+    def name_bad_columns(self) -> None:
+        """Turn the chunks' first column mismatches into problems naming the columns
+        (after the pass: this reads the source)."""
+        for index, raw in self.bad_columns:
+            fields = json.loads(raw)
+            stored = self.source.index_columns(index) or {}
+            differ = [c for c in INDEX_COLUMNS if stored.get(c) != fields.get(c)]
+            named = ", ".join(repr(c) for c in differ) or "(type)"
+            self.index_problems.append(
+                Problem(
+                    index,
+                    f"entry {index}: index column {named} of audit_entries differs from the entry",
+                )
+            )
+        self.bad_columns.clear()
 
     def _missing_entry(self, start: int, end: int) -> None:
         # Indices are unique, so only a short count means a gap: find it.
@@ -454,6 +461,7 @@ def verify_log(
         )
     # Chunks that hashed correctly had their index checked, whether or not a later one
     # stopped the pass.
+    walk.name_bad_columns()
     report.problems.extend(walk.index_problems)
     try:
         # Each entry names distinct departments and has a row for each (checked per
