@@ -105,7 +105,7 @@ class OutboxDelivery:
         if not due:
             return 0
         pool = self._executor()
-        futures: list[Future[bool]] = [pool.submit(self._deliver, row, now) for row in due]
+        futures: list[Future[bool]] = [pool.submit(self._attempt, row, now) for row in due]
         # Not a moment longer than a healthy receiver needs: the next round claims the
         # next events of the other institutions while a slow one is still in flight
         # (its lease keeps its own events back until it is done).
@@ -142,6 +142,20 @@ class OutboxDelivery:
         if resp.status_code >= 300:
             return f"HTTP {resp.status_code}"
         return None
+
+    def _attempt(self, row: dict[str, Any], claimed_at: float) -> bool:
+        """``_deliver`` on a pool thread: an unexpected error is logged (the event stays
+        leased and is tried again when the lease ends), never lost in a future."""
+        try:
+            return self._deliver(row, claimed_at)
+        except Exception as e:
+            log.warning(
+                "webhook_delivery_crashed",
+                event_id=row["event_id"],
+                institution=row["institution_id"],
+                error=type(e).__name__,
+            )
+            return False
 
     def _deliver(self, row: dict[str, Any], claimed_at: float) -> bool:
         """One attempt at one event, its outcome recorded; True when delivered."""
