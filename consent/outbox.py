@@ -54,8 +54,15 @@ ROUND_WAIT_SECONDS = 2.0  # how long a round waits for its deliveries before mov
 def webhook_client(timeout: float) -> httpx.Client:
     """The HTTP client for webhooks: no redirects (a 30x to an internal address would
     bypass the check), no proxy from the environment (the checked address is the one
-    connected to), each phase bounded by ``timeout``."""
-    return httpx.Client(timeout=httpx.Timeout(timeout), follow_redirects=False, trust_env=False)
+    connected to), no kept-alive connections (a connection is keyed by the address it
+    was pinned to: one opened, and its certificate checked, for one institution's host
+    name must not carry another's events), each phase bounded by ``timeout``."""
+    return httpx.Client(
+        timeout=httpx.Timeout(timeout),
+        follow_redirects=False,
+        trust_env=False,
+        limits=httpx.Limits(max_keepalive_connections=0),
+    )
 
 
 @dataclass

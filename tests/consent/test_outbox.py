@@ -326,3 +326,37 @@ def _body() -> dict[str, Any]:
         "duration_days": 30,
         "max_uses": 3,
     }
+
+
+def test_a_redirect_is_not_followed(
+    consent_service: ConsentService, ring: KeyRing, clock: Clock, receiver: Receiver
+) -> None:
+    """A receiver answering 302 to an internal address gets a failed attempt: the
+    gateway's own client (the one built when none is given) follows no redirect."""
+
+    class Redirect(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.send_response(302)
+            self.send_header("Location", receiver.url)
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Redirect)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        set_webhook(consent_service.engine, f"http://127.0.0.1:{server.server_address[1]}/h")
+        request(consent_service)
+        outbox = OutboxDelivery(
+            settings=consent_service.settings,
+            engine=consent_service.engine,
+            keys=ring,
+            clock=clock,
+            policy=LOOPBACK_ALLOWED,
+        )
+        assert outbox.deliver_due() == 0
+        assert receiver.received == []
+        assert last_error(consent_service.engine)[1] == "HTTP 302"
+    finally:
+        server.shutdown()
