@@ -13,10 +13,23 @@ from common.errors import Error
 
 class _Root(click.Group):
     def invoke(self, ctx: click.Context) -> object:
+        from sqlalchemy.exc import InterfaceError, OperationalError
+
         try:
             return super().invoke(ctx)
         except Error as e:
             click.echo(f"error: {e.code}: {e.message}", err=True)
+            sys.exit(2)
+        except (OperationalError, InterfaceError) as e:
+            # The database is down, missing or refuses this login: an expected failure
+            # of an operator command, said in one line instead of a driver traceback.
+            reason = str(e.orig or e).strip().splitlines()[0] if str(e.orig or e).strip() else ""
+            click.echo(
+                f"error: database_unavailable: the database did not answer ({reason}); "
+                "check that it runs and that the database exists (createdb), and the URL "
+                "in XINYI_DATABASE_URL or config.yaml's database.url",
+                err=True,
+            )
             sys.exit(2)
 
 

@@ -8,14 +8,14 @@ from pathlib import Path
 
 import click
 
-from cli.server import settings_from
+from cli.instance import instance_settings
 from common.db import make_engine
 from common.errors import InvalidInput
 from registry import Registry
 
 
 def _registry(ctx: click.Context) -> Registry:
-    return Registry(make_engine(settings_from(ctx).database_url))
+    return Registry(make_engine(instance_settings(ctx).database_url))
 
 
 @click.group(name="admin")
@@ -70,7 +70,14 @@ def resume_institution(ctx: click.Context, institution_id: str) -> None:
 @click.option("--name", required=True, help="Display name, e.g. 税务局.")
 @click.pass_context
 def add_department(ctx: click.Context, department_id: str, name: str) -> None:
-    """Register a data-providing department."""
+    """Register a data-providing department (one of the catalog's, config.yaml)."""
+    catalog = [d.id for d in instance_settings(ctx).config.departments]
+    if department_id not in catalog:
+        raise InvalidInput(
+            f"{department_id!r} is not a department of the catalog; config.yaml's "
+            f"departments are {', '.join(catalog)}",
+            code="unknown_department",
+        )
     dept = _registry(ctx).add_department(department_id, name=name)
     click.echo(f"department {dept.id} ({dept.name}) registered")
 
@@ -110,7 +117,7 @@ def rotate(ctx: click.Context, purpose: str) -> None:
     """A new signing key; the old one stays published until what it signed expired."""
     from keys import KeyRing
 
-    record = KeyRing(settings_from(ctx)).rotate(purpose)
+    record = KeyRing(instance_settings(ctx)).rotate(purpose)
     click.echo(f"{purpose}: new key {record.kid}")
 
 
@@ -120,7 +127,7 @@ def list_keys(ctx: click.Context) -> None:
     """Every key with its purpose, creation and retirement time."""
     from keys import KeyRing
 
-    ring = KeyRing(settings_from(ctx))
+    ring = KeyRing(instance_settings(ctx))
     published = {k["kid"] for k in ring.jwks()["keys"]}
     for r in sorted(ring.records(), key=lambda r: (r.purpose, r.created_at)):
         state = "active" if r.retired_at is None else f"retired at {r.retired_at}"

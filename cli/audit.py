@@ -91,6 +91,13 @@ def verify(ctx: click.Context, checkpoint_file: Path | None, vkeys: tuple[str, .
     first = report.first_bad_index
     for problem in report.problems:
         click.echo(f"  - {problem.message}", err=True)
+    if report.missing_from is not None:
+        _refuse(
+            f"entries are missing from index {report.missing_from} on (the witness cosigned "
+            f"{report.witnessed_size}, the log has {report.size}): this restore is older "
+            "than what was witnessed; do not serve from it, restore a newer backup or "
+            "recover the WAL up to at least that size, then verify again"
+        )
     _refuse(
         f"the log does not verify; first bad index: {first}"
         if first is not None
