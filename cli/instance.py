@@ -15,13 +15,11 @@ import click
 
 from common.errors import ConfigError
 from common.settings import Settings
+from keys.ring import DEV_PASSPHRASE_FILE
 
 
 class InstanceMissing(ConfigError):
     code = "instance_missing"
-
-
-DEV_PASSPHRASE_FILE = "UNSAFE-dev-key-passphrase"
 
 
 def require_instance(settings: Settings) -> None:

@@ -8,7 +8,15 @@ together share one audit batch).
 
 Graceful shutdown: on SIGTERM gunicorn stops accepting, lets requests in flight finish
 (``graceful_timeout``), and each worker stops its background loops (checkpoints,
-webhooks) on the way out. Every answer that was sent had its entry integrated first, so
+webhooks) on the way out.
+
+Reload (SIGHUP, ``systemctl reload``): the arbiter re-reads ``config.yaml`` (workers,
+threads), starts a new set of workers and stops the old ones gracefully (each finishes
+its requests in flight; the listening socket is shared, so no connection is refused).
+The app is never preloaded in the arbiter, and each new worker drops every module of
+the project the arbiter had imported before loading the app: a worker runs the code
+installed on disk and the configuration in ``config.yaml`` at the time it started, never
+a mix of old and new. Every answer that was sent had its entry integrated first, so
 nothing is left to flush; queued entries of requests cut short are integrated by
 whichever process sequences next. ``/readyz`` tells a load balancer when a worker can
 serve (database reachable, audit log readable).
@@ -16,12 +24,16 @@ serve (database reachable, audit log readable).
 
 from __future__ import annotations
 
+import fcntl
 import os
+import sys
+from pathlib import Path
 from typing import Any
 
 import click
 
 from common.db import migrate
+from common.errors import ConfigError
 from common.settings import Settings, load_settings
 
 
@@ -68,6 +80,55 @@ def gunicorn_options(bind: str, workers: int, threads: int) -> dict[str, Any]:
     }
 
 
+PROJECT_PACKAGES = (
+    "audit",
+    "bank",
+    "cli",
+    "common",
+    "consent",
+    "federated",
+    "gateway",
+    "keys",
+    "migrations",
+    "records",
+    "registry",
+)
+
+
+def forget_project_modules() -> None:
+    """Drop the project's modules from ``sys.modules`` so the next import reads them
+    from disk (a worker forked by an arbiter that started before an upgrade)."""
+    for name in list(sys.modules):
+        if name.split(".", 1)[0] in PROJECT_PACKAGES:
+            del sys.modules[name]
+
+
+class ServeLock:
+    """One ``xinyi serve`` per instance folder: the arbiter holds an exclusive lock on
+    ``serve.lock`` for its lifetime (a second one would wipe the first one's metrics)."""
+
+    def __init__(self, home: Path) -> None:
+        self.path = home / "serve.lock"
+
+    def acquire(self) -> None:
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 32).decode("ascii", "replace").strip() or "?"
+            os.close(fd)
+            raise ConfigError(
+                f"another `xinyi serve` (pid {holder}) runs on this instance folder "
+                f"({self.path.parent}); stop it first (systemctl stop xinyi), or give this "
+                "one its own XINYI_HOME",
+                code="instance_busy",
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        # Kept open (and locked) until the arbiter exits; workers inherit it.
+        self.fd = fd
+
+
 @click.command()
 @click.option("--host", default=None, help="Bind address (default from config).")
 @click.option("--port", type=int, default=None, help="Port (default from config, 8600).")
@@ -81,34 +142,50 @@ def serve(
     workers: int | None,
     threads: int | None,
 ) -> None:
-    """Run the gateway on gunicorn."""
+    """Run the gateway on gunicorn (SIGHUP: re-read config.yaml and replace the workers
+    with ones running the installed code)."""
     from gunicorn.app.base import BaseApplication
 
-    settings = settings_from(ctx)
-    server = settings.config.server
-    bind = f"{host or server.host}:{port or server.port}"
-    n = workers or server.workers
-    options = gunicorn_options(bind, n, threads or server.threads)
+    config_path = (ctx.obj or {}).get("config_path")
+    settings = load_settings(config_path)
+
+    def current_options() -> dict[str, Any]:
+        # Read again at each reload: a changed workers/threads/port applies on SIGHUP.
+        server = load_settings(config_path).config.server
+        n = workers or server.workers
+        os.environ["XINYI_WORKERS"] = str(n)
+        return gunicorn_options(
+            f"{host or server.host}:{port or server.port}", n, threads or server.threads
+        )
 
     class Gateway(BaseApplication):  # type: ignore[misc]
         def load_config(self) -> None:
-            for key, value in options.items():
+            for key, value in current_options().items():
                 self.cfg.set(key, value)
 
         def load(self) -> Any:
+            # In the worker, after the fork: fresh code and a fresh read of config.yaml.
+            forget_project_modules()
+            from common.settings import load_settings as fresh_settings
             from gateway import create_app
 
-            return create_app(settings)
+            return create_app(fresh_settings(config_path))
 
-    # Per-process metrics are summed across workers through files in this folder.
+    settings.home.mkdir(parents=True, exist_ok=True, mode=0o700)
+    lock = ServeLock(settings.home)
+    lock.acquire()
+    # Per-process metrics are summed across workers through files in this folder; the
+    # files of a previous run (same instance, now stopped: we hold the lock) go.
     metrics_dir = settings.home / "metrics"
     metrics_dir.mkdir(parents=True, exist_ok=True)
     for stale in metrics_dir.glob("*.db"):
         stale.unlink()
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
-    os.environ["XINYI_WORKERS"] = str(n)
+    options = current_options()
     click.echo(
-        f"serving on http://{bind} with {n} workers × {options['threads']} threads", err=True
+        f"serving on http://{options['bind']} with {options['workers']} workers × "
+        f"{options['threads']} threads",
+        err=True,
     )
     Gateway().run()
 

@@ -54,11 +54,13 @@ def passphrase_for(settings: Settings) -> bytes:
 
 
 _warned: set[Path] = set()
+# The file name of the generated dev passphrase (not a secret itself).
+DEV_PASSPHRASE_FILE = "UNSAFE-dev-key-passphrase"  # noqa: S105 -- a file name, not a password
 
 
 def unsafe_dev_passphrase(home: Path) -> bytes:
     """The generated dev passphrase; warns once per process and folder."""
-    path = home / "UNSAFE-dev-key-passphrase"
+    path = home / DEV_PASSPHRASE_FILE
     if not path.exists():
         home.mkdir(parents=True, exist_ok=True, mode=0o700)
         path.write_text(secrets.token_urlsafe(32))

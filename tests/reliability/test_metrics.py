@@ -51,7 +51,9 @@ def test_readiness_reports_the_database_and_the_audit_queue(app: Flask) -> None:
 
 
 def _gauge(text: str, name: str) -> float:
-    return next(float(line.split()[-1]) for line in text.splitlines() if line.startswith(name + " "))
+    return next(
+        float(line.split()[-1]) for line in text.splitlines() if line.startswith(name + " ")
+    )
 
 
 def test_outbox_depth_counts_only_events_that_will_be_sent(app: Flask) -> None:
@@ -68,7 +70,9 @@ def test_outbox_depth_counts_only_events_that_will_be_sent(app: Flask) -> None:
     registry = svc.registry
     jwk = public_jwk(Ed25519PrivateKey.generate().public_key())
     registry.add_institution("silent_bank", name="No webhook", jwk=jwk)
-    registry.add_institution("hooked_bank", name="Webhook", jwk=jwk, webhook_url="https://h.example/")
+    registry.add_institution(
+        "hooked_bank", name="Webhook", jwk=jwk, webhook_url="https://h.example/"
+    )
     with write_session(svc.engine) as s:
         for n in range(3):
             consent_store.enqueue_event(
