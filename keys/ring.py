@@ -123,6 +123,10 @@ class KeyRing:
         if self.store.version() != self._version:
             self._reload()
 
+    def refresh(self) -> None:
+        """Reload now if the key folder changed (instead of within a second)."""
+        self._maybe_reload(force=True)
+
     def ensure_all(self) -> None:
         """Create a key for every purpose that has none (``xinyi init``)."""
         for purpose in PURPOSES:
@@ -228,6 +232,13 @@ class KeyRing:
             keys.append(jwk)
         return {"keys": keys}
 
+    def add_transition(self, statement: str) -> None:
+        """Keep a signed checkpoint-key transition (served to witnesses)."""
+        self.store.add_transition(statement)
+
+    def transitions(self) -> list[str]:
+        return self.store.transitions()
+
     def checkpoint_signer(self) -> CheckpointSigner:
         return CheckpointSigner(self, self.settings.config.audit.origin)
 
@@ -244,6 +255,10 @@ class CheckpointSigner:
         return self._ring.signing_key("checkpoints").private.sign(message)
 
     def public_key_bytes(self) -> bytes:
+        # Checked afresh (a stat of the key folder): a checkpoint signed after
+        # `xinyi audit rotate-log-key` released the log lock carries the new key, as
+        # the transition statement says (see cli.audit.rotate_log_key).
+        self._ring.refresh()
         return raw_public(self._ring.signing_key("checkpoints").private.public_key())
 
     def verifier_keys(self) -> list[bytes]:

@@ -1,7 +1,9 @@
 """Where private keys rest: encrypted PKCS#8 files in the instance folder.
 
 Layout: ``$XINYI_HOME/keys/<purpose>/<kid>.pem`` (PKCS#8, encrypted with the key
-passphrase) beside ``<kid>.json`` (purpose, created_at, retired_at). The folder is
+passphrase) beside ``<kid>.json`` (purpose, created_at, retired_at), and
+``keys/transitions/NNNNNN.note``: the signed statements of checkpoint-key changes that
+witnesses follow. The folder is
 0700, every file 0600; a key file that group or others can read is refused, because a
 leaked private key forges grants, access tokens or checkpoints.
 
@@ -22,6 +24,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from common.errors import ConfigError
+
+# Signed statements of checkpoint-key changes (public; see audit.checkpoint).
+TRANSITIONS = "transitions"
 
 
 class KeyPermissions(ConfigError):
@@ -52,6 +57,14 @@ class KeyStore(Protocol):
 
     def version(self) -> float:
         """Changes whenever a key is added or retired (cheap to call)."""
+        ...
+
+    def add_transition(self, statement: str) -> None:
+        """Keep a signed checkpoint-key transition statement (public)."""
+        ...
+
+    def transitions(self) -> list[str]:
+        """Every kept transition statement, oldest first."""
         ...
 
 
@@ -121,6 +134,16 @@ class FileKeyStore:
         meta = json.loads(path.read_text(encoding="utf-8"))
         meta["retired_at"] = at
         _write_private(path, json.dumps(meta, sort_keys=True).encode())
+
+    def add_transition(self, statement: str) -> None:
+        folder = self.root / TRANSITIONS
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        n = len(list(folder.glob("*.note")))
+        _write_private(folder / f"{n + 1:06d}.note", statement.encode("utf-8"))
+
+    def transitions(self) -> list[str]:
+        folder = self.root / TRANSITIONS
+        return [p.read_text(encoding="utf-8") for p in sorted(folder.glob("*.note"))]
 
     def version(self) -> float:
         try:

@@ -174,3 +174,57 @@ def test_writer_role_grants_insert_and_select_only(
         "DELETE": False,
         "TRUNCATE": False,
     }
+
+
+def test_a_log_key_rotation_is_followed_by_the_witness_without_editing_its_state(
+    env: dict[str, str],
+    instance: tuple[AuditLog, Engine],
+    tmp_path: Path,
+) -> None:
+    from werkzeug.serving import make_server
+
+    from gateway import create_app
+
+    log, engine = instance
+    key, state = tmp_path / "tax.key", tmp_path / "tax.json"
+    vkey = xinyi(env, "audit", "witness-key", "--department", "tax", "--key", str(key))[1]
+    log.register_witness("tax", vkey.strip().splitlines()[-1])
+    old_vkey = log.vkey()
+    app = create_app(load_settings(env=env), background=False)
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{server.server_port}"
+    args = ("audit", "witness", "--gateway", url, "--department", "tax", "--state", str(state))
+    try:
+        code, out = xinyi(env, *args, "--key", str(key), "--log-vkey", old_vkey)
+        assert code == 0, out
+        statement = tmp_path / "transition.note"
+        code, out = xinyi(env, "audit", "rotate-log-key", "--out", str(statement))
+        assert code == 0, out
+        assert "from log size 10" in out
+        new_vkey = out.split("new log vkey: ")[1].split()[0]
+        assert new_vkey != old_vkey
+        append(log, engine, 5)
+        signed = log.checkpoint(force=True)
+        assert signed is not None and log.vkey() == new_vkey
+        # An unsigned key change handed to the witness is refused, its state untouched.
+        before = state.read_text()
+        unsigned = tmp_path / "unsigned.note"
+        unsigned.write_text(statement.read_text().split("\n\n")[0] + "\n\n— forged\n")
+        code, out = xinyi(env, *args, "--key", str(key), "--accept-transition", str(unsigned))
+        assert code != 0 and state.read_text() == before
+        # Pinning the new key by hand is refused: only a signed transition moves it.
+        code, out = xinyi(env, *args, "--key", str(key), "--log-vkey", new_vkey)
+        assert code == 1 and "key transition" in out
+        # The witness finds the signed statement at the gateway and carries on.
+        code, out = xinyi(env, *args, "--key", str(key))
+        assert code == 0, out
+        assert "cosigned the checkpoint of size 15" in out
+        assert new_vkey in state.read_text()
+        # The whole log still verifies, old checkpoints under the old key.
+        code, out = xinyi(env, "audit", "verify")
+        assert code == 0, out
+    finally:
+        server.shutdown()
+        app.extensions["xinyi"].engine.dispose()
