@@ -52,13 +52,14 @@ def main(ctx: click.Context, config_path: str | None) -> None:
 
 
 def _register() -> None:
-    from cli import admin, audit, bank, data, demo, federated, models, server
+    from cli import admin, audit, bank, data, db, demo, federated, models, server
 
     for group in (
         *admin.commands,
         audit.group,
         bank.group,
         data.group,
+        db.group,
         federated.group,
         models.group,
     ):
