@@ -8,7 +8,8 @@ from pathlib import Path
 
 import click
 
-from cli.instance import instance_settings
+from cli.instance import instance_settings, require_instance
+from cli.server import settings_from
 from common.db import make_engine
 from common.errors import InvalidInput
 from registry import Registry
@@ -16,6 +17,9 @@ from registry import Registry
 
 def _registry(ctx: click.Context) -> Registry:
     return Registry(make_engine(instance_settings(ctx).database_url))
+
+
+MIN_PASSPHRASE = 12
 
 
 @click.group(name="admin")
@@ -119,6 +123,50 @@ def rotate(ctx: click.Context, purpose: str) -> None:
 
     record = KeyRing(instance_settings(ctx)).rotate(purpose)
     click.echo(f"{purpose}: new key {record.kid}")
+
+
+@keys.command("change-passphrase")
+@click.pass_context
+def change_passphrase(ctx: click.Context) -> None:
+    """Re-encrypt every key file (scrypt) under a new passphrase read from stdin. The
+    old one is XINYI_KEY_PASSPHRASE, or the first stdin line when that is unset."""
+    from pydantic import SecretStr
+
+    from cli.instance import InstanceMissing
+    from keys import KeyRing
+    from keys.ring import DEV_PASSPHRASE_FILE
+
+    settings = settings_from(ctx)
+    dev_file = settings.home / DEV_PASSPHRASE_FILE
+    if not (settings.home / "keys").is_dir():
+        require_instance(settings)  # names XINYI_HOME and `xinyi init`
+    lines = iter(sys.stdin.read().splitlines())
+    if settings.key_passphrase is not None:
+        old = settings.key_passphrase.get_secret_value()
+    elif dev_file.exists():
+        old = dev_file.read_text(encoding="utf-8").strip()
+    else:
+        old = next(lines, "")
+    new = next(lines, "")
+    if not old:
+        raise InstanceMissing(
+            "the old passphrase is neither in XINYI_KEY_PASSPHRASE nor on stdin",
+            code="passphrase_missing",
+        )
+    if len(new) < MIN_PASSPHRASE or new == old:
+        raise InvalidInput(
+            f"the new passphrase (next stdin line) must be at least {MIN_PASSPHRASE} "
+            "characters and differ from the old one",
+            code="passphrase_weak",
+        )
+    ring = KeyRing(settings.model_copy(update={"key_passphrase": SecretStr(old)}))
+    count = ring.change_passphrase(new.encode("utf-8"))
+    dev_file.unlink(missing_ok=True)
+    click.echo(f"re-encrypted {count} key files (scrypt) under the new passphrase")
+    click.echo(
+        "now: set XINYI_KEY_PASSPHRASE to it wherever the gateway runs (its EnvironmentFile), "
+        "copy keys/ to the other hosts, and restart each host"
+    )
 
 
 @keys.command("list")

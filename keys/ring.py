@@ -153,6 +153,10 @@ class KeyRing:
         (see the module invariants)."""
         if purpose not in PURPOSES:
             raise UnknownPurpose(f"purpose must be one of {list(PURPOSES)}")
+        # Key files of earlier versions (PBKDF2) move to the memory-hard form first.
+        migrated = self.store.migrate_legacy()
+        if migrated:
+            log.info("keys_reencrypted", files=migrated, kdf="scrypt")
         old = self._active(purpose)
         new = self._create(purpose)
         if old is not None:
@@ -160,6 +164,15 @@ class KeyRing:
             self._reload()
         log.info("key_rotated", purpose=purpose, old=old.kid if old else None, new=new.kid)
         return new
+
+    def change_passphrase(self, new_passphrase: bytes) -> int:
+        """Re-encrypt every key file under ``new_passphrase`` (scrypt); returns how many.
+        The processes that hold the old passphrase keep their keys in memory; restart
+        them with the new one."""
+        count = self.store.reencrypt(new_passphrase)
+        self._reload()
+        log.info("key_passphrase_changed", files=count, kdf="scrypt")
+        return count
 
     # Lookups ----------------------------------------------------------------------
     def _active(self, purpose: str) -> KeyRecord | None:
