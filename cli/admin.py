@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -12,10 +13,14 @@ from cli.instance import instance_settings, require_instance
 from cli.server import settings_from
 from common.db import make_engine
 from common.errors import InvalidInput
-from registry import Registry
+
+if TYPE_CHECKING:
+    from registry import Registry
 
 
 def _registry(ctx: click.Context) -> Registry:
+    from registry import Registry  # imported here: hashing set-up costs `xinyi keys` time
+
     return Registry(make_engine(instance_settings(ctx).database_url))
 
 
