@@ -54,7 +54,7 @@ class _Root(click.Group):
         except (OperationalError, InterfaceError) as e:
             # The database is down, missing or refuses this login: an expected failure
             # of an operator command, said in one line instead of a driver traceback.
-            reason = str(e.orig or e).strip().splitlines()[0] if str(e.orig or e).strip() else ""
+            reason = next(iter(str(e.orig or e).strip().splitlines()), "")
             click.echo(
                 f"error: database_unavailable: the database did not answer ({reason}); "
                 "check that it runs and that the database exists (createdb), and the URL "

@@ -46,7 +46,7 @@ def _log_keys(ctx: click.Context, vkeys: tuple[str, ...]) -> list[Verifier]:
         return [Verifier.from_vkey(v) for v in vkeys]
     from keys import KeyRing
 
-    settings = settings_from(ctx)
+    settings = instance_settings(ctx)  # never a new key folder: its keys would trust nothing
     signer = KeyRing(settings).checkpoint_signer()
     return [Verifier(signer.name, pk, ALG_ED25519) for pk in signer.verifier_keys()]
 

@@ -228,3 +228,29 @@ def test_a_log_key_rotation_is_followed_by_the_witness_without_editing_its_state
     finally:
         server.shutdown()
         app.extensions["xinyi"].engine.dispose()
+
+
+def test_a_restore_older_than_the_witness_names_the_missing_entries(
+    env: dict[str, str], instance: tuple[AuditLog, Engine], tmp_path: Path
+) -> None:
+    """The witness cosigned 10 entries; the "restored" log holds 6: verify says entries
+    are missing from index 6 on, not that index 6 is bad."""
+    from audit import merkle, store
+
+    log, engine = instance
+    saved = tmp_path / "witness-checkpoint.txt"
+    saved.write_text(log.latest_checkpoint().text())
+    for table in ("audit_entries", "audit_checkpoints", "audit_entry_departments"):
+        allow_rewrites(engine, table)
+    with engine.begin() as conn:
+        conn.execute(sa.text("DELETE FROM audit_checkpoints"))
+        conn.execute(sa.text("DELETE FROM audit_entries WHERE idx >= 6"))
+        conn.execute(sa.text("DELETE FROM audit_entry_departments WHERE idx >= 6"))
+        root6 = merkle.root_at(6, store.node_reader(conn))
+        conn.execute(
+            sa.text("UPDATE audit_state SET size = 6, root = :r WHERE id = 1"), {"r": root6}
+        )
+    code, out = xinyi(env, "audit", "verify", "--checkpoint", str(saved))
+    assert code == 1, out
+    assert "entries are missing from index 6 on" in out and "first bad index" not in out
+    assert "restore a newer backup" in out
