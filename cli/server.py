@@ -105,7 +105,9 @@ def forget_project_modules() -> None:
 
 class ServeLock:
     """One ``xinyi serve`` per instance folder: the arbiter holds an exclusive lock on
-    ``serve.lock`` for its lifetime (a second one would wipe the first one's metrics)."""
+    ``serve.lock`` for its lifetime (a second one would wipe the first one's metrics).
+    A POSIX record lock (``lockf``): it belongs to the arbiter alone, not to the workers
+    it forks, so it goes with the arbiter even while orphaned workers wind down."""
 
     def __init__(self, home: Path) -> None:
         self.path = home / "serve.lock"
@@ -113,8 +115,8 @@ class ServeLock:
     def acquire(self) -> None:
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+            fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
             holder = os.read(fd, 32).decode("ascii", "replace").strip() or "?"
             os.close(fd)
             raise ConfigError(
@@ -125,7 +127,8 @@ class ServeLock:
             ) from None
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()}\n".encode())
-        # Kept open (and locked) until the arbiter exits; workers inherit it.
+        # Kept open (and locked) until the arbiter exits; forked workers share the file
+        # descriptor but not the record lock.
         self.fd = fd
 
 
@@ -171,7 +174,9 @@ def serve(
 
             return create_app(fresh_settings(config_path))
 
-    settings.home.mkdir(parents=True, exist_ok=True, mode=0o700)
+    from cli.instance import require_instance
+
+    require_instance(settings)  # never serve from a key folder made up on the spot
     lock = ServeLock(settings.home)
     lock.acquire()
     # Per-process metrics are summed across workers through files in this folder; the

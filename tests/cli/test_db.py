@@ -61,6 +61,7 @@ def test_the_schema_goes_down_and_up_again(env: dict[str, str]) -> None:
         ("admin", "add-department", "tax", "--name", "税务局"),
         ("audit", "rotate-log-key"),
         ("db", "upgrade"),
+        ("serve",),
     ],
 )
 def test_admin_commands_refuse_to_create_an_instance(
