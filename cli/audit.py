@@ -131,7 +131,7 @@ def writer_role(ctx: click.Context) -> None:
     (``xinyi_audit``) and grant it; then ``GRANT xinyi_audit TO <gateway login>``."""
     from audit.store import WRITER_ROLE, grant_writer_role
 
-    settings = settings_from(ctx)
+    settings = instance_settings(ctx)
     engine = make_engine(settings.database_url)
     try:
         if engine.dialect.name != "postgresql":
