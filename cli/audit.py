@@ -330,6 +330,12 @@ def run_witness(
                 "(followed automatically, or --accept-transition FILE)"
             )
     else:
+        if accept_transition is not None:
+            raise InvalidInput(
+                f"{state_path}: no witness state yet, so no pinned key to move on from; "
+                "pin the log key with --log-vkey on the first run",
+                code="witness_state_missing",
+            )
         if log_vkey is None:
             log_vkey = log.vkey()
             click.echo(
