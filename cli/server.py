@@ -11,7 +11,9 @@ Graceful shutdown: on SIGTERM gunicorn stops accepting, lets requests in flight 
 webhooks) on the way out.
 
 Reload (SIGHUP, ``systemctl reload``): the arbiter re-reads ``config.yaml`` (workers,
-threads), starts a new set of workers and stops the old ones gracefully (each finishes
+threads; a file that no longer validates is refused with an error in the log, and the
+last valid one, kept as ``$XINYI_HOME/config.last-good.yaml``, stays in force), starts
+a new set of workers and stops the old ones gracefully (each finishes
 its requests in flight; the listening socket is shared, so no connection is refused).
 The app is never preloaded in the arbiter, and each new worker drops every module of
 the project the arbiter had imported before loading the app: a worker runs the code
@@ -34,7 +36,11 @@ import click
 
 from common.db import migrate
 from common.errors import ConfigError
-from common.settings import Settings, load_settings
+from common.logging import get_logger
+from common.settings import DEFAULT_CONFIG, Settings, load_settings
+
+log = get_logger("serve")
+LAST_GOOD_CONFIG = "config.last-good.yaml"
 
 
 def settings_from(ctx: click.Context) -> Settings:
@@ -151,10 +157,23 @@ def serve(
 
     config_path = (ctx.obj or {}).get("config_path")
     settings = load_settings(config_path)
+    source = Path(config_path or os.environ.get("XINYI_CONFIG") or DEFAULT_CONFIG)
+    # The configuration the arbiter last found valid: a reload with a broken
+    # config.yaml keeps serving with it (and says so) instead of failing every worker.
+    last_good = settings.home / LAST_GOOD_CONFIG
 
     def current_options() -> dict[str, Any]:
         # Read again at each reload: a changed workers/threads/port applies on SIGHUP.
-        server = load_settings(config_path).config.server
+        try:
+            loaded = load_settings(source)
+        except ConfigError as e:
+            if not last_good.exists():
+                raise
+            log.error("config_reload_refused", error=e.message, kept=str(last_good))
+            loaded = load_settings(last_good)
+        else:
+            _write_private(last_good, source.read_bytes())
+        server = loaded.config.server
         n = workers or server.workers
         os.environ["XINYI_WORKERS"] = str(n)
         return gunicorn_options(
@@ -169,10 +188,15 @@ def serve(
         def load(self) -> Any:
             # In the worker, after the fork: fresh code and a fresh read of config.yaml.
             forget_project_modules()
+            from common.errors import ConfigError as FreshConfigError
             from common.settings import load_settings as fresh_settings
             from gateway import create_app
 
-            return create_app(fresh_settings(config_path))
+            try:
+                fresh = fresh_settings(source)
+            except FreshConfigError:
+                fresh = fresh_settings(last_good)  # the arbiter logged why
+            return create_app(fresh)
 
     from cli.instance import require_instance
 
@@ -193,6 +217,14 @@ def serve(
         err=True,
     )
     Gateway().run()
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+    os.replace(tmp, path)
 
 
 def _child_exit(_server: Any, worker: Any) -> None:

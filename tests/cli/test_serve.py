@@ -103,6 +103,25 @@ def test_a_reload_rereads_the_config_and_drops_no_request(
     assert answered > 20
     assert _token_lifetime(client) == 120
 
+    # A reload with a config.yaml that no longer validates keeps the last valid one.
+    config.write_text(text.replace("access_token_seconds: 300", "access_token_seconds: 5"))
+    replaced = set(server.worker_pids())
+    os.kill(server.proc.pid, signal.SIGHUP)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        now = set(server.worker_pids())
+        if len(now) == 2 and not now & replaced:
+            break
+        time.sleep(0.2)
+    else:
+        pytest.fail("the workers were not replaced")
+    while not server.ready() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert server.proc.poll() is None
+    assert _token_lifetime(client) == 120
+    log = (Path(env["XINYI_HOME"]) / "serve.log").read_text()
+    assert "config_reload_refused" in log and "access_token_seconds" in log
+
 
 def test_a_second_serve_on_the_same_instance_refuses_and_keeps_the_metrics(
     gateway: tuple[Server, dict[str, str], GatewayClient],
