@@ -123,8 +123,17 @@ def keys() -> None:
 @click.argument("purpose", type=click.Choice(["grants", "tokens", "checkpoints"]))
 @click.pass_context
 def rotate(ctx: click.Context, purpose: str) -> None:
-    """A new signing key; the old one stays published until what it signed expired."""
+    """A new signing key; the old one stays published until what it signed expired.
+    The checkpoint key is rotated with `xinyi audit rotate-log-key` (witnesses follow
+    only a key change the old key signed)."""
     from keys import KeyRing
+
+    if purpose == "checkpoints":
+        raise InvalidInput(
+            "the checkpoint key is the log's identity for the witnesses: rotate it with "
+            "`xinyi audit rotate-log-key`, which signs the key transition they follow",
+            code="use_rotate_log_key",
+        )
 
     record = KeyRing(instance_settings(ctx)).rotate(purpose)
     click.echo(f"{purpose}: new key {record.kid}")

@@ -113,3 +113,9 @@ def test_a_database_that_is_down_or_missing_is_one_line_at_init(env: dict[str, s
         assert code == 2, out
         assert "Traceback" not in out and len(out.strip().splitlines()) <= 3, out
         assert "database_unavailable" in out and "XINYI_DATABASE_URL" in out
+
+
+def test_the_checkpoint_key_rotates_only_with_a_transition(env: dict[str, str]) -> None:
+    assert xinyi(env, "init")[0] == 0
+    code, out = xinyi(env, "keys", "rotate", "checkpoints")
+    assert code == 2 and "xinyi audit rotate-log-key" in out
