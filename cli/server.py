@@ -13,12 +13,12 @@ webhooks) on the way out.
 Reload (SIGHUP, ``systemctl reload``): the arbiter re-reads ``config.yaml`` (workers,
 threads; a file that no longer validates is refused with an error in the log, and the
 last valid one, kept as ``$XINYI_HOME/config.last-good.yaml``, stays in force), starts
-a new set of workers and stops the old ones gracefully (each finishes
-its requests in flight; the listening socket is shared, so no connection is refused).
-The app is never preloaded in the arbiter, and each new worker drops every module of
-the project the arbiter had imported before loading the app: a worker runs the code
-installed on disk and the configuration in ``config.yaml`` at the time it started, never
-a mix of old and new. Every answer that was sent had its entry integrated first, so
+a new set of workers and stops the old ones gracefully (each finishes its requests in
+flight; the listening socket is shared, so no connection is refused). The app is never
+preloaded in the arbiter, and each new worker drops every module of the project the
+arbiter had imported before loading the app: a worker runs the code installed on disk
+and the configuration in ``config.yaml`` at the time it started, never a mix of old and
+new. Every answer that was sent had its entry integrated first, so
 nothing is left to flush; queued entries of requests cut short are integrated by
 whichever process sequences next. ``/readyz`` tells a load balancer when a worker can
 serve (database reachable, audit log readable).
@@ -36,15 +36,26 @@ import click
 
 from common.db import migrate
 from common.errors import ConfigError
+from common.files import check_private_dir, make_private_dir
 from common.logging import get_logger
-from common.settings import DEFAULT_CONFIG, Settings, load_settings
+from common.settings import DEFAULT_CONFIG, Settings, derived_public_url, load_settings
 
 log = get_logger("serve")
 LAST_GOOD_CONFIG = "config.last-good.yaml"
 
 
-def settings_from(ctx: click.Context) -> Settings:
-    return load_settings((ctx.obj or {}).get("config_path"))
+def settings_from(ctx: click.Context, **server: Any) -> Settings:
+    """The settings of this invocation; ``server`` items that are not None override the
+    file's ``server`` section (``host``, ``port``, ``public_url``)."""
+    given = {k: v for k, v in server.items() if v is not None}
+    return load_settings(
+        (ctx.obj or {}).get("config_path"), overrides={"server": given} if given else None
+    )
+
+
+# Files the gateway creates (the SQLite database and its -wal/-shm, keys, dev secrets,
+# metrics) are for the gateway's user alone, whatever the umask it was started with.
+PRIVATE_UMASK = 0o077
 
 
 @click.command()
@@ -54,10 +65,14 @@ def init(ctx: click.Context) -> None:
     from keys import KeyRing
 
     settings = settings_from(ctx)
-    settings.home.mkdir(parents=True, exist_ok=True, mode=0o700)
-    migrate(settings.database_url)
-    ring = KeyRing(settings)
-    ring.ensure_all()
+    previous = os.umask(PRIVATE_UMASK)
+    try:
+        make_private_dir(settings.home)
+        migrate(settings.database_url)
+        ring = KeyRing(settings)
+        ring.ensure_all()
+    finally:
+        os.umask(previous)
     click.echo(f"instance: {settings.home}")
     click.echo(f"database: {settings.database_url.split('@')[-1]}")
     for key in ring.jwks()["keys"]:
@@ -141,6 +156,12 @@ class ServeLock:
 @click.command()
 @click.option("--host", default=None, help="Bind address (default from config).")
 @click.option("--port", type=int, default=None, help="Port (default from config, 8600).")
+@click.option(
+    "--public-url",
+    default=None,
+    help="The URL institutions use (default: $XINYI_PUBLIC_URL, server.public_url, "
+    "else http://HOST:PORT).",
+)
 @click.option("--workers", type=int, default=None, help="gunicorn worker processes.")
 @click.option("--threads", type=int, default=None, help="Request threads per worker.")
 @click.pass_context
@@ -148,6 +169,7 @@ def serve(
     ctx: click.Context,
     host: str | None,
     port: int | None,
+    public_url: str | None,
     workers: int | None,
     threads: int | None,
 ) -> None:
@@ -155,8 +177,15 @@ def serve(
     with ones running the installed code)."""
     from gunicorn.app.base import BaseApplication
 
+    from cli.instance import require_instance
+
+    os.umask(PRIVATE_UMASK)
+    settings = settings_from(ctx, host=host, port=port, public_url=public_url)
+    require_instance(settings)  # never serve from a key folder made up on the spot
+    check_private_dir(settings.home)
+    given = {"host": host, "port": port, "public_url": public_url}
+    overrides = {"server": {k: v for k, v in given.items() if v is not None}}
     config_path = (ctx.obj or {}).get("config_path")
-    settings = load_settings(config_path)
     source = Path(config_path or os.environ.get("XINYI_CONFIG") or DEFAULT_CONFIG)
     # The configuration the arbiter last found valid: a reload with a broken
     # config.yaml keeps serving with it (and says so) instead of failing every worker.
@@ -165,20 +194,19 @@ def serve(
     def current_options() -> dict[str, Any]:
         # Read again at each reload: a changed workers/threads/port applies on SIGHUP.
         try:
-            loaded = load_settings(source)
+            loaded = load_settings(source, overrides=overrides)
         except ConfigError as e:
             if not last_good.exists():
                 raise
             log.error("config_reload_refused", error=e.message, kept=str(last_good))
-            loaded = load_settings(last_good)
+            loaded = load_settings(last_good, overrides=overrides)
         else:
             _write_private(last_good, source.read_bytes())
         server = loaded.config.server
         n = workers or server.workers
         os.environ["XINYI_WORKERS"] = str(n)
-        return gunicorn_options(
-            f"{host or server.host}:{port or server.port}", n, threads or server.threads
-        )
+        bind = f"{server.host}:{server.port}"
+        return {**gunicorn_options(bind, n, threads or server.threads), "umask": PRIVATE_UMASK}
 
     class Gateway(BaseApplication):  # type: ignore[misc]
         def load_config(self) -> None:
@@ -193,14 +221,11 @@ def serve(
             from gateway import create_app
 
             try:
-                fresh = fresh_settings(source)
+                fresh = fresh_settings(source, overrides=overrides)
             except FreshConfigError:
-                fresh = fresh_settings(last_good)  # the arbiter logged why
+                fresh = fresh_settings(last_good, overrides=overrides)  # the arbiter logged why
             return create_app(fresh)
 
-    from cli.instance import require_instance
-
-    require_instance(settings)  # never serve from a key folder made up on the spot
     lock = ServeLock(settings.home)
     lock.acquire()
     # Per-process metrics are summed across workers through files in this folder; the
@@ -211,6 +236,15 @@ def serve(
         stale.unlink()
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
     options = current_options()
+    server = settings.config.server
+    click.echo(f"public URL: {server.public_url}  (token endpoint {settings.token_endpoint})")
+    wildcard = server.host in ("0.0.0.0", "::")  # noqa: S104 -- naming it, not binding
+    if wildcard and server.public_url == derived_public_url(server.host, server.port):
+        click.echo(
+            "hint: bound to every interface; institutions elsewhere need --public-url "
+            "(or XINYI_PUBLIC_URL) naming the address they reach this gateway at",
+            err=True,
+        )
     click.echo(
         f"serving on http://{options['bind']} with {options['workers']} workers × "
         f"{options['threads']} threads",

@@ -40,6 +40,9 @@ APP_TABLES: Mapping[str, tuple[str, ...]] = {
     "he_contexts": _RW,
     "joint_models": _RW,
     "training_sessions": _RW,
+    # People's sessions and sign-in throttling: expired and ended rows are deleted.
+    "person_sessions": (*_RW, "DELETE"),
+    "sign_in_failures": (*_RW, "DELETE"),
 }
 
 AUDIT_TABLES: Mapping[str, tuple[str, ...]] = {

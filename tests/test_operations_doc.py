@@ -84,7 +84,7 @@ def database() -> Iterator[str]:
 def test_the_operators_guide_runs_as_written(database: str, tmp_path: Path) -> None:
     port = free_port()
     home = tmp_path / "home"
-    env = env_for(home, database, port)
+    env = env_for(home, database)
     config = Path(env["XINYI_CONFIG"])
     config.write_text(config.read_text(encoding="utf-8").replace("port: 8600", f"port: {port}"))
     bin_dir = tmp_path / "bin"

@@ -34,7 +34,7 @@ def _token_lifetime(client: GatewayClient) -> int:
 def gateway(tmp_path: Path) -> Iterator[tuple[Server, dict[str, str], GatewayClient]]:
     home = tmp_path / "home"
     port = live.free_port()
-    env = live.env_for(home, f"sqlite:///{home / 'xinyi.db'}", port)
+    env = live.env_for(home, f"sqlite:///{home / 'xinyi.db'}")
     live.xinyi(env, "init")
     key = Ed25519PrivateKey.generate()
     jwk_file = tmp_path / "bank.jwk"
