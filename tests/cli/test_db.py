@@ -39,7 +39,7 @@ def test_alembic_ini_names_the_migrations() -> None:
 
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
-    assert HEAD is not None and HEAD == ScriptDirectory.from_config(cfg).get_current_head()
+    assert HEAD is not None and ScriptDirectory.from_config(cfg).get_current_head() == HEAD
 
 
 def test_the_schema_goes_down_and_up_again(env: dict[str, str]) -> None:

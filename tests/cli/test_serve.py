@@ -24,6 +24,8 @@ from bench.load import Server
 from keys.jwk import public_jwk
 from tests import live
 
+SCRAPE = "serve test scraper"
+
 
 def _token_lifetime(client: GatewayClient) -> int:
     claims = jwt.decode(client.token(fresh=True), options={"verify_signature": False})
@@ -34,7 +36,7 @@ def _token_lifetime(client: GatewayClient) -> int:
 def gateway(tmp_path: Path) -> Iterator[tuple[Server, dict[str, str], GatewayClient]]:
     home = tmp_path / "home"
     port = live.free_port()
-    env = live.env_for(home, f"sqlite:///{home / 'xinyi.db'}")
+    env = {**live.env_for(home, f"sqlite:///{home / 'xinyi.db'}"), "XINYI_METRICS_TOKEN": SCRAPE}
     live.xinyi(env, "init")
     key = Ed25519PrivateKey.generate()
     jwk_file = tmp_path / "bank.jwk"
@@ -143,4 +145,5 @@ def test_a_second_serve_on_the_same_instance_refuses_and_keeps_the_metrics(
     assert out.returncode == 2
     assert "another `xinyi serve`" in out.stderr and "Traceback" not in out.stderr
     assert set(before) <= {p.name for p in metrics.glob("*.db")}
-    assert 'route="/oauth/token"' in httpx.get(server.base + "/metrics").text
+    scraped = httpx.get(server.base + "/metrics", headers={"Authorization": f"Bearer {SCRAPE}"})
+    assert 'route="/oauth/token"' in scraped.text
