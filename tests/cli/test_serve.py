@@ -147,3 +147,25 @@ def test_a_second_serve_on_the_same_instance_refuses_and_keeps_the_metrics(
     assert set(before) <= {p.name for p in metrics.glob("*.db")}
     scraped = httpx.get(server.base + "/metrics", headers={"Authorization": f"Bearer {SCRAPE}"})
     assert 'route="/oauth/token"' in scraped.text
+
+
+def test_a_new_worker_imports_the_project_afresh() -> None:
+    """What each worker does before loading the app: none of the arbiter's project
+    modules survive (a reload after an upgrade used to refresh the gateway package only,
+    so old and new code ran together), and libraries stay loaded."""
+    import sys
+
+    import common.settings as before
+    from cli.server import forget_project_modules
+
+    saved = dict(sys.modules)
+    try:
+        forget_project_modules()
+        left = [m for m in sys.modules if m.split(".")[0] in ("common", "keys", "audit", "cli")]
+        assert left == [] and "click" in sys.modules
+        import common.settings as after
+
+        assert after is not before
+    finally:
+        sys.modules.clear()
+        sys.modules.update(saved)
