@@ -24,6 +24,7 @@ from common import uscc
 from federated import he
 from federated import store as fstore
 from federated.models import JointModel, parse_model
+from federated.scoring import round_share
 from records.catalog import Catalog
 from records.service import import_csv
 from tests.gateway.conftest import ENTERPRISE, OTHER_ENTERPRISE, Bank, grant_for
@@ -92,7 +93,10 @@ class World:
         paid, revenue = TAX[enterprise]
         employees, arrears = SOCIAL[enterprise]
         x_g = [np.log1p(paid), np.log1p(revenue), employees, arrears, None]
-        return self.model.logit(x_g, bank_columns)
+        precision = self.app.extensions["xinyi"].settings.config.scoring.share_precision
+        share = round_share(self.model.gateway_share(x_g), precision)
+        bank = float(np.dot(self.model.bank_weights, self.model.bank_inputs(bank_columns)))
+        return share + bank
 
     def body(self, grant: str | None, ct: bytes, **kw: Any) -> dict[str, Any]:
         return {
