@@ -397,7 +397,10 @@ def train(
         )
     png = write_report(outcome.report, report)
     if outcome.model:
-        click.echo(f"joint model {outcome.model['id']}@{outcome.model['version']} registered")
+        click.echo(
+            f"joint model {outcome.model['id']}@{outcome.model['version']} registered, "
+            "pending the operator's approval (it serves once approved)"
+        )
     else:
         click.echo("the gateway keeps its half; the bank's half is in the report (not served)")
     click.echo(f"report: {report} and {png}")

@@ -68,7 +68,26 @@ def feature_source(city: City, missing: set[str]) -> Any:
                 out[i] = city.gateway[u]
         return out
 
+    source.city = city  # type: ignore[attr-defined]  # the population (see _population)
     return source
+
+
+@pytest.fixture
+def settings(database_url: str, make_settings: Callable[..., Any]) -> Any:
+    """These sessions are small (tens of enterprises) to stay fast; the governance
+    minimums at their defaults are tested in tests/gateway/test_governance.py."""
+    return make_settings(database_url=database_url, training={"min_enterprises": 2})
+
+
+@pytest.fixture(autouse=True)
+def _population(app: Flask) -> None:
+    """The gateway's population is the whole fake city the feature source serves."""
+
+    def population(svc: Any, columns: list[str]) -> np.ndarray:
+        source = svc.extras["train.feature_source"]
+        return np.asarray(source(svc, source.city.usccs, columns))
+
+    app.extensions["xinyi"].extras["train.population_source"] = population
 
 
 def grants(
@@ -160,11 +179,16 @@ def test_training_leaves_out_enterprises_without_an_active_train_grant_and_says_
     # Registered under the session, the gateway half from the gateway, the bank half as sent.
     from federated import store as fstore
 
-    model = fstore.get_model(app.extensions["xinyi"].engine, "trained-model")
+    model = fstore.get_model(app.extensions["xinyi"].engine, "train_bank/trained-model")
     assert model.registered_by == f"training:{outcome.session_id}"
     assert model.gateway_features == tuple(COLUMNS)
     assert model.bank_weights == outcome.bank_half.weights
-    assert outcome.model == {"id": "trained-model", "version": model.version}
+    assert (model.owner, model.status) == ("train_bank", "pending")
+    assert outcome.model == {
+        "id": "train_bank/trained-model",
+        "version": model.version,
+        "status": "pending",
+    }
     # The joint model ranks the enterprises it learned from.
     xs = np.array([city.gateway[c] for c in u[1:61]])
     xs[:, 1] = np.log1p(np.maximum(xs[:, 1], 0))  # log1p(tax.revenue_12m) as the store encodes
@@ -445,7 +469,11 @@ def test_xinyi_bank_train_against_a_served_gateway(
 
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    settings = make_settings(database_url=database_url, server={"public_url": url, "port": port})
+    settings = make_settings(
+        database_url=database_url,
+        server={"public_url": url, "port": port},
+        training={"min_enterprises": 2},
+    )
     app = create_app(settings, background=False)
     svc = app.extensions["xinyi"]
     server = make_server("127.0.0.1", port, app, threaded=True)
@@ -464,6 +492,9 @@ def test_xinyi_bank_train_against_a_served_gateway(
         svc.registry.add_institution("cli_bank", name="CLI 银行", jwk=jwk)
         city = make_city(30)
         svc.extras["train.feature_source"] = feature_source(city, set())
+        svc.extras["train.population_source"] = lambda s, cols: feature_source(city, set())(
+            s, city.usccs, cols
+        )
         profile = BankProfile.open(home, env["XINYI_BANK_PASSPHRASE"])
         sdk = GatewayClient(url, "cli_bank", profile.signing_key)
         with app.test_request_context():
@@ -509,10 +540,16 @@ def test_xinyi_bank_train_against_a_served_gateway(
         assert r.exit_code == 0, r.output
         assert "26 enterprises have granted cli_bank op train on social_security, tax" in r.output
         assert "4 enterprises of the loan book have no op-train grant" in r.output
-        assert "joint model cli-model@1 registered" in r.output
-        assert json.loads(report.read_text())["registered"] == {"id": "cli-model", "version": 1}
+        assert "joint model cli_bank/cli-model@1 registered" in r.output
+        assert "pending the operator's approval" in r.output
+        assert json.loads(report.read_text())["registered"] == {
+            "id": "cli_bank/cli-model",
+            "version": 1,
+            "status": "pending",
+        }
         assert report.with_suffix(".png").read_bytes().startswith(b"\x89PNG")
-        assert fstore.get_model(svc.engine, "cli-model").bank_features == ("balance", "years")
+        stored = fstore.get_model(svc.engine, "cli_bank/cli-model")
+        assert stored.bank_features == ("balance", "years")
     finally:
         server.shutdown()
         svc.stop()
