@@ -493,3 +493,30 @@ def check_catalog(model: JointModel, categories: Mapping[str, Category]) -> None
                 raise _fail(field, f"indicators need an enum or boolean feature: {column}")
         if m.group("raw") and feature.type == "string":
             raise _fail(field, f"{feature_id} is text; a model needs numbers")
+
+
+def review_entry(
+    model: JointModel,
+    status: str,
+    categories: Mapping[str, Category],
+    *,
+    request_id: str,
+    now: int,
+) -> dict[str, Any]:
+    """The audit entry of the operator's decision on a model version (``approved`` or
+    ``rejected``): which model, whose, which departments' data it reads; never a
+    weight."""
+    cats = model.gateway_categories
+    return {
+        "request_id": request_id,
+        "time": now,
+        "institution": None if model.owner == OPERATOR else model.owner,
+        "enterprise": None,
+        "departments": sorted({categories[c].department for c in cats if c in categories}),
+        "categories": list(cats),
+        "features": list(model.gateway_feature_ids),
+        "operation": "model.approve" if status == "approved" else "model.reject",
+        "grant_id": None,
+        "model_id": model.ref,
+        "decision": "allowed",
+    }
