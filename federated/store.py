@@ -213,6 +213,7 @@ def register_model(
     owner: str = OPERATOR,
     status: str | None = None,
     catalog: Mapping[str, Category] | None = None,
+    audit: Callable[[Session, JointModel, str], Any] | None = None,
 ) -> JointModel:
     """Register ``model`` as the next version of its id and return it with ``version``,
     ``registered_by``, ``created_at`` and ``status`` set. ``owner`` is who registers:
@@ -224,7 +225,8 @@ def register_model(
     is approved (it is the operator's own decision) and an institution's is pending.
     With ``catalog`` the gateway features are checked against the data catalog first.
     Registering a definition equal to the newest version returns that version
-    unchanged."""
+    unchanged. ``audit(session, model, status)`` logs a version registered approved, in
+    the transaction that stores it."""
     if owner != OPERATOR and model.owner != owner:
         raise ModelNotOwned(
             f"model ids of {owner} are '{owner}/NAME'; {model.id!r} belongs to {model.owner}",
@@ -276,7 +278,10 @@ def register_model(
                 f"model {model.id} was registered concurrently; try again",
                 code="model_version_conflict",
             ) from e
-    return model.registered(version, registered_by, now, status)
+        stored = model.registered(version, registered_by, now, status)
+        if audit is not None and status == "approved":
+            audit(s, stored, status)
+    return stored
 
 
 def _model_of(row: Any) -> JointModel:

@@ -551,8 +551,7 @@ openapi.add_paths(
         },
         "/v1/models": {
             "get": openapi._op(
-                "Approved joint models (newest approved versions; never the gateway's "
-                "weights)",
+                "Approved joint models (newest approved versions; never the gateway's weights)",
                 tag="score",
                 security="any",
                 ok=openapi._obj({"models": {"type": "array", "items": _MODEL}}, extra=True),

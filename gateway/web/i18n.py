@@ -668,7 +668,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "opr.model.back": ("返回模型列表", "Back to the models"),
     "opr.model.registered_by": ("登记来源", "Registered by"),
     "opr.model.training_size": ("训练企业数", "Enterprises trained on"),
-    "opr.model.not_trained": ("运营方导入，非联合训练", "Imported by the operator, not trained here"),
+    "opr.model.not_trained": (
+        "运营方导入，非联合训练",
+        "Imported by the operator, not trained here",
+    ),
     "opr.model.departments": ("使用哪些部门的数据", "Departments whose data it uses"),
     "opr.model.weights": ("权重摘要", "Weight summary"),
     "opr.model.weights_intro": (

@@ -398,9 +398,7 @@ def models() -> Response:
 @bp.get("/models/<path:ref>")
 def review(ref: str) -> Response:
     """The review page: features, departments, training size, weight summary."""
-    return render(
-        "web/operator/model.html", title_key="title.opr.model", m=_model_view(_find(ref))
-    )
+    return render("web/operator/model.html", title_key="title.opr.model", m=_model_view(_find(ref)))
 
 
 @bp.post("/models/<path:ref>/review")

@@ -34,9 +34,7 @@ def upgrade() -> None:
     for (model_id,) in conn.execute(sa.select(models.c.id).distinct()).all():
         owner = model_id.partition("/")[0] if "/" in model_id else "operator"
         conn.execute(
-            models.update()
-            .where(models.c.id == model_id)
-            .values(owner=owner, status="approved")
+            models.update().where(models.c.id == model_id).values(owner=owner, status="approved")
         )
     with op.batch_alter_table("joint_models") as batch:
         batch.alter_column("owner", existing_type=sa.String(64), nullable=False)
