@@ -176,7 +176,7 @@ class Scoring(_Frozen):
     # within the period of a grant.
     max_models_per_enterprise: int = Field(default=2, ge=1, le=100)
     # The gateway's share of a logit is rounded to a multiple of this (logit units).
-    share_precision: float = Field(default=0.25, gt=0, le=4)
+    share_precision: float = Field(default=0.5, gt=0, le=4)
 
 
 class Database(_Frozen):
