@@ -61,7 +61,7 @@ MAX_BANK_FEATURES = 256
 # ``owner/name``: the owner is the institution that trained the model (institution ids
 # are lower-case letters, digits, '_' and '-'); a bare ``name`` belongs to the operator.
 MODEL_ID = re.compile(r"^(?=.{1,64}$)(?:[a-z][a-z0-9_-]{1,47}/)?[a-z0-9][a-z0-9_.-]{0,63}$")
-OPERATOR = "operator"
+OPERATOR = "_operator"  # no institution id starts with "_"
 STATUSES = ("pending", "approved", "rejected")
 _FEATURE_ID = r"[a-z][a-z0-9_]{0,47}\.[a-z][a-z0-9_]{0,47}"
 GATEWAY_COLUMN = re.compile(

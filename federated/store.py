@@ -18,7 +18,7 @@ Invariants:
   the audit log in the same transaction); only ``approved`` versions are listed to
   institutions and served, and an unpinned id means its newest approved version;
 - ``take_model_use`` counts, per institution and enterprise, the distinct models
-  (``id@version``) scored since a grant's start, in the transaction of the grant use
+  (``id@version``) scored within a grant's period, in the transaction of the grant use
   (serialized per institution and enterprise), and refuses one beyond the cap.
 """
 
@@ -430,8 +430,8 @@ def take_model_use(
     """Record that ``institution`` scores ``enterprise`` with ``model_ref`` under
     ``grant_id``, inside the caller's transaction; False (nothing written) when that
     would make more than ``cap`` distinct models scored for this enterprise since
-    ``since`` (the grant's start). Uses under other grants in that period count too, so
-    a second grant does not open a second allowance."""
+    ``since`` (now minus a grant's period). Uses under other grants in that period
+    count too, so a second grant does not open a second allowance."""
     t = score_model_uses
     key = (
         (t.c.institution_id == institution)

@@ -278,12 +278,15 @@ def _take_model_use(
     svc: Services, s: Any, principal: Principal, req: DataRequest, use: GrantUse
 ) -> None:
     """The score-extraction bound: at most ``scoring.max_models_per_enterprise``
-    distinct models per institution and enterprise since the grant's start."""
+    distinct models per institution and enterprise within a grant's period, i.e. over
+    the last (exp − nbf) seconds: a fresh grant does not open a fresh allowance."""
     from federated import store as fstore
 
     assert req.model_id is not None and isinstance(req.grant, str)
     claims = svc.consent.verify_signature(req.grant)  # cached: verified by the check
-    since = int(claims.get("nbf") or claims.get("iat") or 0)
+    now = int(time.time())
+    period = int(claims["exp"]) - int(claims.get("nbf") or claims.get("iat") or 0)
+    since = now - max(period, 0)
     cap = svc.settings.config.scoring.max_models_per_enterprise
     if not fstore.take_model_use(
         s,
@@ -293,12 +296,12 @@ def _take_model_use(
         model_ref=req.model_id,
         since=since,
         cap=cap,
-        now=int(time.time()),
+        now=now,
     ):
         raise ConsentRefused(
             "score_model_limit",
-            f"this institution has scored this enterprise with {cap} other models since "
-            "the grant started; one enterprise is scored with at most "
+            f"this institution has scored this enterprise with {cap} other models within "
+            "a grant's period; one enterprise is scored with at most "
             f"{cap} distinct models in a grant's period",
             grant_id=use.grant_id,
             enterprise=use.enterprise,

@@ -343,7 +343,7 @@ def list_models() -> dict[str, Any]:
     return {"models": [_view(svc, m) for m in fstore.list_models(svc.engine)]}
 
 
-@bp.get("/v1/models/<model_ref>")
+@bp.get("/v1/models/<path:model_ref>")
 @authenticated()
 def get_model(model_ref: str) -> dict[str, Any]:
     svc = services()

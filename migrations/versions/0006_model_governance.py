@@ -5,7 +5,7 @@ Revision ID: 0006_model_governance
 Revises: 0005_training
 
 Models registered before this revision were serving: they stay ``approved``. Their owner
-is the institution named by an ``owner/name`` id, else ``operator`` (the only owner of a
+is the institution named by an ``owner/name`` id, else ``_operator`` (the only owner of a
 bare id, which no institution can add versions to).
 """
 
@@ -32,7 +32,7 @@ def upgrade() -> None:
     )
     conn = op.get_bind()
     for (model_id,) in conn.execute(sa.select(models.c.id).distinct()).all():
-        owner = model_id.partition("/")[0] if "/" in model_id else "operator"
+        owner = model_id.partition("/")[0] if "/" in model_id else "_operator"
         conn.execute(
             models.update().where(models.c.id == model_id).values(owner=owner, status="approved")
         )
