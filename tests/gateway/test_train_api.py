@@ -553,3 +553,100 @@ def test_xinyi_bank_train_against_a_served_gateway(
     finally:
         server.shutdown()
         svc.stop()
+
+
+# Governance: ownership at finish, the recheck reads grants by id (issues 12 and 13) -------
+
+
+def test_finish_cannot_publish_a_version_of_another_owners_model(
+    app: Flask, client: FlaskClient, bank: Bank, make_bank: Callable[..., Bank]
+) -> None:
+    from federated import store as fstore
+    from federated.models import parse_model
+    from tests.federated.conftest import model_json
+
+    svc = app.extensions["xinyi"]
+    victim = fstore.register_model(
+        svc.engine,
+        parse_model({**model_json(np.random.default_rng(2)), "id": "victim_bank/sme-risk"}),
+        "operator:test",
+    )
+    city = make_city(30)
+    g = grants(app, client, bank, city.usccs, ops=["train"])
+    svc.extras["train.feature_source"] = feature_source(city, set())
+    outcome = train_with_gateway(
+        http_for(app, bank),
+        city.book,
+        g,
+        COLUMNS,
+        epochs=1,
+        seed=2,
+        progress=False,
+        say=lambda _s: None,
+    )
+    half = {
+        "bank_features": ["balance", "years"],
+        "bank_weights": [9.0, 9.0],
+        "intercept": 9.0,
+    }
+    for target in ("victim_bank/sme-risk", "_operator/x"):
+        r = bank.post(
+            client,
+            f"/v1/training/sessions/{outcome.session_id}/finish",
+            {"register": True, "model_id": target, "bank_half": half},
+        )
+        assert (r.status_code, r.get_json()["error"]) == (403, "model_not_owner"), target
+    assert fstore.newest_version(svc.engine, "victim_bank/sme-risk") == victim.version == 1
+    # Its own name is registered under its own prefix, pending review.
+    r = bank.post(
+        client,
+        f"/v1/training/sessions/{outcome.session_id}/finish",
+        {"register": True, "model_id": "sme-risk", "bank_half": half},
+    )
+    assert r.status_code == 200, r.get_json()
+    assert r.get_json()["model"] == {"id": "train_bank/sme-risk", "version": 1, "status": "pending"}
+
+
+def test_the_recheck_sees_a_revoked_grant_behind_thousands_of_newer_consents(
+    app: Flask, client: FlaskClient, bank: Bank
+) -> None:
+    from consent import store as consent_store
+    from federated import training_store as tstore
+    from gateway.api.train import recheck_consent
+
+    city = make_city(6)
+    g = grants(app, client, bank, city.usccs, ops=["train"])
+    svc = app.extensions["xinyi"]
+    svc.extras["train.feature_source"] = feature_source(city, set())
+    opened = bank.post(client, "/v1/training/sessions", _open_body(g)).get_json()
+    leaver = opened["train"][0]
+    mine = bank.get(client, "/v1/consents").get_json()["consents"]
+    consent_id = next(c["id"] for c in mine if c["enterprise"] == leaver)
+    with app.test_request_context():
+        svc.consent.act(consent_id, "revoke", leaver, audit=ConsentAudit(svc))
+    # The bank files more newer consents than the old listing looked at (10·n + 1000).
+    newer = 10 * 6 + 1001
+    with svc.engine.begin() as conn:
+        rows = conn.execute(
+            consent_store.consents.select().where(consent_store.consents.c.id == consent_id)
+        ).mappings()
+        template = dict(next(iter(rows)))
+        conn.execute(
+            consent_store.consents.insert(),
+            [
+                {
+                    **template,
+                    "id": f"cst_newer{k:06d}",
+                    "enterprise": uscc(100 + k % 50),
+                    "status": "pending",
+                    "grant_jwt": None,
+                    "created_at": template["created_at"] + 10 + k,
+                }
+                for k in range(newer)
+            ],
+        )
+    rec = tstore.get_session(svc.engine, opened["id"], bank.id)
+    with app.test_request_context(headers=bank.headers()):
+        assert recheck_consent(svc, rec) is True
+    rec = tstore.get_session(svc.engine, opened["id"], bank.id)
+    assert [r["error"] for r in rec.refused if r["uscc"] == leaver] == ["grant_revoked"]
