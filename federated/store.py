@@ -439,8 +439,9 @@ def take_model_use(
         & (t.c.model == model_ref)
         & (t.c.grant_id == grant_id)
     )
-    if session.execute(sa.select(sa.literal(1)).where(key)).first() is not None:
-        return True  # the hot path: this grant already scored with this model
+    seen = session.execute(sa.select(t.c.first_at).where(key)).scalar()
+    if seen is not None and int(seen) >= since:
+        return True  # the hot path: this grant scored with this model within the period
     if session.get_bind().dialect.name == "postgresql":
         # Serialize the count-then-insert per (institution, enterprise); SQLite's
         # BEGIN IMMEDIATE (write_session) already serializes every writer.
@@ -461,13 +462,16 @@ def take_model_use(
     )
     if model_ref not in used and len(used) >= cap:
         return False
-    session.execute(
-        t.insert().values(
-            institution_id=institution,
-            enterprise=enterprise,
-            model=model_ref,
-            grant_id=grant_id,
-            first_at=now,
+    if seen is not None:  # used under this grant before the period: counted from now
+        session.execute(t.update().where(key).values(first_at=now))
+    else:
+        session.execute(
+            t.insert().values(
+                institution_id=institution,
+                enterprise=enterprise,
+                model=model_ref,
+                grant_id=grant_id,
+                first_at=now,
+            )
         )
-    )
     return True
