@@ -523,6 +523,8 @@ _MODEL = openapi._obj(
         "context_params": _PARAMS,
         "bank_standardization": {"type": ["object", "null"]},
         "created_at": {"type": ["integer", "null"]},
+        "owner": openapi.STR,
+        "status": openapi.STR,
     },
     extra=True,
 )

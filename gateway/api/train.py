@@ -883,7 +883,8 @@ openapi.add_paths(
                 **openapi._op(
                     "End a trained session: the gateway keeps its half; with register=true "
                     "and the bank's half (weights on raw bank features) the joint model is "
-                    "registered for serving",
+                    "registered as '<institution>/NAME', pending the operator's approval "
+                    "(another owner's id: 403 model_not_owner)",
                     tag="training",
                     body=openapi._obj(
                         {
