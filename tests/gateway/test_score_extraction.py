@@ -53,6 +53,7 @@ def database_url(tmp_path: Path) -> str:
 class City:
     usccs: list[str]  # every enterprise the gateway holds data about
     model: JointModel
+    second: JointModel  # another approved model over the same columns
     public: np.ndarray  # which gateway columns read public categories
     raw: np.ndarray  # the model inputs as the store encodes them (NaN: no value)
 
@@ -85,37 +86,45 @@ def _load_city(app: Flask, tmp_path: Path) -> City:
     header = loans[0].split(",")
     label = {r[0]: float(r[header.index("default")]) for r in (x.split(",") for x in loans[1:])}
     rows = [i for i, u in enumerate(usccs) if u in label]
-    w, b = fit_logistic(z[rows], np.array([label[usccs[i]] for i in rows]))
-    model = fstore.register_model(
-        svc.engine,
-        parse_model(
-            {
-                "id": "sme-city",
-                "gateway_features": columns,
-                "bank_features": ["years_with_bank"],
-                "gateway_weights": w.tolist(),
-                "bank_weights": [-0.3],
-                "intercept": b,
-                "gateway_standardization": {
-                    "mean": mean.tolist(),
-                    "std": std.tolist(),
-                    "clip": CLIP,
-                },
-            }
-        ),
-        "operator:test",
-        catalog=svc.settings.config.categories,
-    )
+
+    def fitted(model_id: str, rows: list[int], l2: float) -> JointModel:
+        w, b = fit_logistic(z[rows], np.array([label[usccs[i]] for i in rows]), l2=l2)
+        return fstore.register_model(
+            svc.engine,
+            parse_model(
+                {
+                    "id": model_id,
+                    "gateway_features": columns,
+                    "bank_features": ["years_with_bank"],
+                    "gateway_weights": w.tolist(),
+                    "bank_weights": [-0.3],
+                    "intercept": b,
+                    "gateway_standardization": {
+                        "mean": mean.tolist(),
+                        "std": std.tolist(),
+                        "clip": CLIP,
+                    },
+                }
+            ),
+            "operator:test",
+            catalog=svc.settings.config.categories,
+        )
+
+    model = fitted("sme-city", rows, 1e-3)
+    second = fitted("sme-city-b", rows[::2], 1.0)
     cats = svc.settings.config.categories
     public = np.array(
         [cats[f.partition(".")[0].removeprefix("log1p(")].visibility == "public" for f in columns]
     )
-    return City(usccs, model, public, raw)
+    return City(usccs, model, second, public, raw)
 
 
-def _zero_input_shares(app: Flask, client: FlaskClient, bank: Bank, city: City) -> dict[str, float]:
+def _zero_input_shares(
+    app: Flask, client: FlaskClient, bank: Bank, city: City
+) -> tuple[dict[str, float], dict[str, float]]:
     """The attack: one score grant per enterprise, an encryption of zeros as the bank's
-    input, the decrypted sum read back (the SDK's own transport and decryption)."""
+    input to each of the two models the cap allows, the decrypted sums read back (the
+    SDK's own transport and decryption)."""
     svc = app.extensions["xinyi"]
     secret = he.SecretContext.generate(he.DEFAULT_PARAMS)
     base = svc.settings.config.server.public_url.rstrip("/")
@@ -124,7 +133,14 @@ def _zero_input_shares(app: Flask, client: FlaskClient, bank: Bank, city: City) 
     context = sdk.register_context(secret.public_bytes())
     categories = list(sdk.model(city.model.ref)["grant_categories"])
     shares: dict[str, float] = {}
+    seconds: dict[str, float] = {}
     zeros = he.encrypt_seeded(secret, np.zeros(len(city.model.bank_features)))
+
+    def read(grant: str, model: JointModel) -> float:
+        answer, _ = sdk.score(grant, model.ref, context, zeros)
+        slots = secret.decrypt(secret.ciphertext(answer))
+        return float(np.sum(slots[: len(model.bank_features)]))
+
     with app.test_request_context():
         for u in city.usccs:
             asked = sdk.request_consent(
@@ -137,11 +153,10 @@ def _zero_input_shares(app: Flask, client: FlaskClient, bank: Bank, city: City) 
             )
             row = svc.consent.act(asked["id"], "approve", u, audit=ConsentAudit(svc))
             assert row.grant_jwt is not None
-            answer, _ = sdk.score(row.grant_jwt, city.model.ref, context, zeros)
-            slots = secret.decrypt(secret.ciphertext(answer))
-            shares[u] = float(np.sum(slots[: len(city.model.bank_features)]))
+            shares[u] = read(row.grant_jwt, city.model)
+            seconds[u] = read(row.grant_jwt, city.second)
     http.close()
-    return shares
+    return shares, seconds
 
 
 def _raw_interval(model: JointModel, j: int, z_lo: float, z_hi: float) -> tuple[float, float]:
@@ -211,6 +226,41 @@ def invert(
     return out
 
 
+def invert_two(
+    city: City, shares: dict[str, float], seconds: dict[str, float], precision: float
+) -> list[Inversion]:
+    """The same feasible-set inversion from two rounded shares (two models, the cap):
+    for each unknown (non-public) column the exact min and max over the polytope
+    {z : |w·z − S| ≤ p/2, |w'·z − S'| ≤ p/2, |z_k| ≤ clip} (a linear program each)."""
+    from scipy.optimize import linprog
+
+    m, m2 = city.model, city.second
+    w, w2 = np.asarray(m.gateway_weights), np.asarray(m2.gateway_weights)
+    clip = np.asarray(m.gateway_standardization.clip)
+    half = precision / 2 + NOISE
+    out: list[Inversion] = []
+    for i, u in enumerate(city.usccs):
+        z = m.standardized_gateway(list(city.raw[i]))
+        unknown = ~city.public
+        idx = np.flatnonzero(unknown)
+        s1 = shares[u] - m.intercept - float(np.dot(w[~unknown], z[~unknown]))
+        s2 = seconds[u] - m2.intercept - float(np.dot(w2[~unknown], z[~unknown]))
+        a = np.vstack([w[idx], -w[idx], w2[idx], -w2[idx]])
+        b = np.array([s1 + half, -(s1 - half), s2 + half, -(s2 - half)])
+        bounds = [(-clip[k], clip[k]) for k in idx]
+        for pos, j in enumerate(idx):
+            if np.isnan(city.raw[i, j]):
+                continue
+            c = np.zeros(len(idx))
+            c[pos] = 1.0
+            lo = linprog(c, A_ub=a, b_ub=b, bounds=bounds, method="highs")
+            hi = linprog(-c, A_ub=a, b_ub=b, bounds=bounds, method="highs")
+            assert lo.status == 0 and hi.status == 0  # the truth is feasible
+            r_lo, r_hi = _raw_interval(m, j, float(lo.fun), float(-hi.fun))
+            out.append(Inversion(u, m.gateway_features[j], r_lo, r_hi, float(city.raw[i, j])))
+    return out
+
+
 # Continuous amounts: where rounding alone must stop an attacker who knows the rest.
 AMOUNTS = {
     "log1p(tax.paid_12m)",
@@ -225,7 +275,7 @@ def test_zero_input_scores_of_an_approved_model_pin_no_raw_value_within_10_perce
 ) -> None:
     city = _load_city(app, tmp_path)
     bank = make_bank("curious_bank")
-    shares = _zero_input_shares(app, client, bank, city)
+    shares, seconds = _zero_input_shares(app, client, bank, city)
     precision = app.extensions["xinyi"].settings.config.scoring.share_precision
     assert len(shares) == len(city.usccs) >= 200
 
@@ -239,6 +289,10 @@ def test_zero_input_scores_of_an_approved_model_pin_no_raw_value_within_10_perce
     assert len(realistic) > 5 * len(city.usccs)
     pinned = [x for x in realistic if pinned_within_10_percent(x.lo, x.hi)]
     assert pinned == []
+    # Two models (all the cap allows) over the same columns: still nothing pinned.
+    both = invert_two(city, shares, seconds, precision)
+    assert len(both) == len(realistic)
+    assert [x for x in both if pinned_within_10_percent(x.lo, x.hi)] == []
 
     # Stronger than any bank: it knows every input but one amount. The rounding is what
     # stops it now (without rounding the share gives the amount exactly).
