@@ -152,10 +152,17 @@ def population_source(svc: Services) -> PopulationSource:
 def owned_model_id(institution: str, model_id: str) -> str:
     """The id a session of ``institution`` registers under: ``NAME`` becomes
     ``institution/NAME``; ``owner/NAME`` must name ``institution`` (``model_not_owner``)."""
-    from federated.models import model_owner
+    from federated.models import MODEL_ID, model_owner
     from federated.store import ModelNotOwned
 
     full = model_id if "/" in model_id else f"{institution}/{model_id}"
+    if not MODEL_ID.match(full):
+        raise InvalidInput(
+            f"model_id: {full!r} is not 'owner/name' (lower-case letters, digits, '_', '.', "
+            "'-'; at most 64 characters in all)",
+            code="invalid_json",
+            field="model_id",
+        )
     if model_owner(full) != institution:
         raise ModelNotOwned(
             f"model_id {model_id!r} belongs to {model_owner(full)}; this institution trains "

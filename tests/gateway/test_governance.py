@@ -79,6 +79,9 @@ def test_another_owners_model_id_is_refused_at_opening(
     body = _body(list(two.items()), COLUMNS, model_id="victim_bank/sme-risk")
     r = bank.post(client, "/v1/training/sessions", body)
     assert (r.status_code, r.get_json()["error"]) == (403, "model_not_owner")
+    body = _body(list(two.items()), COLUMNS, model_id="x" * 60)  # too long with the prefix
+    r = bank.post(client, "/v1/training/sessions", body)
+    assert (r.status_code, r.get_json()["error"]) == (400, "invalid_json")
     assert _uses(bank, client) == [0, 0]
 
 
