@@ -589,13 +589,16 @@ def test_finish_cannot_publish_a_version_of_another_owners_model(
         "bank_weights": [9.0, 9.0],
         "intercept": 9.0,
     }
-    for target in ("victim_bank/sme-risk", "_operator/x"):
+    for target, refusal in (
+        ("victim_bank/sme-risk", (403, "model_not_owner")),
+        ("_operator/x", (400, "invalid_json")),  # not even an id an owner could have
+    ):
         r = bank.post(
             client,
             f"/v1/training/sessions/{outcome.session_id}/finish",
             {"register": True, "model_id": target, "bank_half": half},
         )
-        assert (r.status_code, r.get_json()["error"]) == (403, "model_not_owner"), target
+        assert (r.status_code, r.get_json()["error"]) == refusal, target
     assert fstore.newest_version(svc.engine, "victim_bank/sme-risk") == victim.version == 1
     # Its own name is registered under its own prefix, pending review.
     r = bank.post(
