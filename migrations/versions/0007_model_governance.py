@@ -1,8 +1,8 @@
 """Model governance: owners and review status of joint models, and the distinct models
 scored per institution and enterprise (owned by the federated package)
 
-Revision ID: 0006_model_governance
-Revises: 0005_training
+Revision ID: 0007_model_governance
+Revises: 0006_person_sessions
 
 Models registered before this revision were serving: they stay ``approved``. Their owner
 is the institution named by an ``owner/name`` id, else ``_operator`` (the only owner of a
@@ -12,8 +12,8 @@ bare id, which no institution can add versions to).
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0006_model_governance"
-down_revision = "0005_training"
+revision = "0007_model_governance"
+down_revision = "0006_person_sessions"
 branch_labels = None
 depends_on = None
 
