@@ -153,3 +153,10 @@ def test_disable_user_ends_the_open_session_and_enable_user_lets_them_back(
         assert code == 2 and "nobody" in out
     finally:
         app.extensions["xinyi"].engine.dispose()
+
+
+def test_the_cli_rotates_every_key_purpose() -> None:
+    from cli.admin import KEY_PURPOSES
+    from keys.ring import PURPOSES
+
+    assert set(KEY_PURPOSES) == set(PURPOSES)

@@ -6,15 +6,15 @@ are kept here, keyed by the entry's queue id, written in the same transaction as
 queued entry. A viewer is given the openings it may see and recomputes the leaf hash
 (see ``audit/entry.py`` and ``docs/audit.md``). Append-only like the entries.
 
-Revision ID: 0007_audit_openings
-Revises: 0006_person_sessions
+Revision ID: 0008_audit_openings
+Revises: 0007_model_governance
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0007_audit_openings"
-down_revision = "0006_person_sessions"
+revision = "0008_audit_openings"
+down_revision = "0007_model_governance"
 branch_labels = None
 depends_on = None
 
