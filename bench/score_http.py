@@ -48,8 +48,8 @@ def bench_app(settings: Any = None, *, background: bool = True) -> Any:
     from consent.errors import ConsentRefused
     from gateway import create_app
     from gateway.api import score as score_api
-    from gateway.api.consent import json_body
     from gateway.auth import authenticated, current_principal
+    from gateway.contract import json_body
     from gateway.enforce import enforce_each
     from gateway.services import services
 

@@ -14,9 +14,7 @@ from __future__ import annotations
 
 import hmac
 import secrets
-import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import wraps
@@ -26,12 +24,12 @@ import jwt
 from flask import current_app, g, request, session
 
 from common.errors import AuthenticationFailed, Forbidden
+from gateway.caches import VerifiedToken, VerifiedTokens
 from gateway.services import Services, services
 
 F = TypeVar("F", bound=Callable[..., Any])
 KINDS = ("institution", "enterprise", "department", "operator")
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
-_CACHE_LOCK = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -65,24 +63,6 @@ def issue_access_token(client_id: str) -> tuple[str, int]:
     return token, ttl
 
 
-_VERIFIED_TOKENS = 4096  # access tokens whose signature verified, per process
-
-
-@dataclass(frozen=True)
-class _VerifiedToken:
-    kid: str
-    client_id: str
-    not_before: float
-    expires: float
-
-
-def _verified_tokens() -> OrderedDict[str, _VerifiedToken]:
-    cache: OrderedDict[str, _VerifiedToken] = services().extras.setdefault(
-        "auth.verified_tokens", OrderedDict()
-    )
-    return cache
-
-
 def _bearer_principal(token: str) -> Principal:
     """Verify an access token and look its institution's status up in the store (on
     every request, never cached).
@@ -91,7 +71,7 @@ def _bearer_principal(token: str) -> Principal:
     once is remembered (bounded LRU); its time window and its key's publication are
     checked again on every request, the institution's status is read from the store."""
     svc = services()
-    cache = _verified_tokens()
+    cache = svc.verified_tokens
     hit = cache.get(token)
     now = time.time()
     if hit is not None and svc.keys.public_key(hit.kid, "tokens") is not None:
@@ -115,7 +95,7 @@ def _institution_principal(svc: Services, client_id: str) -> Principal:
     return Principal(kind="institution", id=client_id)
 
 
-def _verify_access_token(svc: Services, token: str, cache: OrderedDict[str, _VerifiedToken]) -> str:
+def _verify_access_token(svc: Services, token: str, cache: VerifiedTokens) -> str:
     try:
         header = jwt.get_unverified_header(token)
     except jwt.PyJWTError as e:
@@ -140,16 +120,13 @@ def _verify_access_token(svc: Services, token: str, cache: OrderedDict[str, _Ver
         raise AuthenticationFailed("invalid access token", code="invalid_token") from e
     client_id = str(claims["sub"])
     nbf = claims.get("nbf")
-    verified = _VerifiedToken(
+    verified = VerifiedToken(
         header["kid"],
         client_id,
         float(nbf) if isinstance(nbf, int | float) else 0.0,
         float(claims["exp"]),
     )
-    with _CACHE_LOCK:
-        cache[token] = verified
-        while len(cache) > _VERIFIED_TOKENS:
-            cache.popitem(last=False)
+    cache.put(token, verified)
     return client_id
 
 
@@ -225,6 +202,8 @@ def authenticated(*kinds: str) -> Callable[[F], F]:
                 raise Forbidden(f"this call is for {', '.join(kinds)}", code="wrong_role")
             return view(*args, **kwargs)
 
+        # Who may call, as the OpenAPI document states it (``gateway.openapi``).
+        wrapper.roles = kinds  # type: ignore[attr-defined]
         return wrapper  # type: ignore[return-value]
 
     return decorate

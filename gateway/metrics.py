@@ -32,6 +32,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from common.errors import RateLimited
+from gateway.contract import operation
 from gateway.services import Services
 
 REQUESTS = Counter("xinyi_requests_total", "HTTP requests", ["method", "route", "status"])
@@ -117,6 +118,7 @@ def init_app(app: Flask, services: Services) -> None:
         return resp
 
     @app.get("/metrics")
+    @operation("Prometheus metrics (text exposition format)", tag="ops", answer_media="text/plain")
     def metrics() -> Response:
         registry = CollectorRegistry()
         if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):

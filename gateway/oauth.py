@@ -23,7 +23,9 @@ from joserfc.errors import JoseError
 from joserfc.jwk import Key
 from sqlalchemy.exc import IntegrityError
 
+from gateway.api.schemas import OAuthError, Token, TokenForm
 from gateway.auth import issue_access_token
+from gateway.contract import operation
 from gateway.services import services
 
 ASSERTION_ALGORITHMS = ["EdDSA", "Ed25519", "ES256"]
@@ -145,6 +147,16 @@ def init_app(app: Flask) -> None:
     server.register_token_generator("default", _generate_token)
 
     @app.post("/oauth/token")
+    @operation(
+        "Access token: client_credentials with private_key_jwt (RFC 7523); errors are "
+        "OAuth's {error, error_description}",
+        tag="auth",
+        body=TokenForm,
+        body_media=("application/x-www-form-urlencoded",),
+        parse_body=False,
+        answer=Token,
+        error=OAuthError,
+    )
     def token() -> Response:
         resp: Response = server.create_token_response()
         return resp

@@ -7,20 +7,24 @@ from typing import Any
 import sqlalchemy as sa
 from flask import Blueprint, Response, jsonify, session
 
-from common.errors import AuthenticationFailed, Error, InvalidInput
-from gateway.api.consent import json_body
+from common.errors import AuthenticationFailed, Error
+from gateway.api import schemas
 from gateway.auth import authenticated, current_principal, start_session
+from gateway.contract import operation
 from gateway.services import services
 
 bp = Blueprint("core", __name__)
 
 
 @bp.post("/v1/session")
-def sign_in() -> dict[str, Any]:
-    body = json_body()
-    login, password = body.get("login"), body.get("password")
-    if not isinstance(login, str) or not isinstance(password, str):
-        raise InvalidInput("login and password are required strings", code="invalid_json")
+@operation(
+    "Sign in (enterprise, department, operator users)",
+    tag="auth",
+    body=schemas.SignIn,
+    answer=schemas.SignedIn,
+)
+def sign_in(body: schemas.SignIn) -> dict[str, Any]:
+    login, password = body.login, body.password
     user = services().registry.authenticate(login, password)
     if user is None:
         raise AuthenticationFailed("wrong login or password", code="bad_credentials")
@@ -37,6 +41,7 @@ def sign_in() -> dict[str, Any]:
 
 
 @bp.delete("/v1/session")
+@operation("Sign out", tag="auth", status=204)
 def sign_out() -> tuple[str, int]:
     session.clear()
     return "", 204
@@ -44,6 +49,7 @@ def sign_out() -> tuple[str, int]:
 
 @bp.get("/v1/session")
 @authenticated("enterprise", "department", "operator")
+@operation("Who is signed in", tag="auth", answer=schemas.SignedIn)
 def whoami() -> dict[str, Any]:
     p = current_principal()
     return {
@@ -57,6 +63,7 @@ def whoami() -> dict[str, Any]:
 
 @bp.get("/v1/webhook")
 @authenticated("institution")
+@operation("My webhook URL (institution)", tag="consent", answer=schemas.WebhookView)
 def webhook() -> dict[str, Any]:
     """The URL that receives this institution's signed consent events."""
     inst = services().registry.institution(current_principal().id)
@@ -65,17 +72,22 @@ def webhook() -> dict[str, Any]:
 
 @bp.put("/v1/webhook")
 @authenticated("institution")
-def set_webhook() -> dict[str, Any]:
+@operation(
+    "Register or remove my webhook URL (signed consent events)",
+    tag="consent",
+    body=schemas.Webhook,
+    answer=schemas.WebhookView,
+)
+def set_webhook(body: schemas.Webhook) -> dict[str, Any]:
     """Register (or with ``{"url": null}`` remove) the webhook URL; events that waited
     for it are delivered from the outbox."""
-    url = json_body().get("url")
-    if url is not None and not isinstance(url, str):
-        raise InvalidInput("url: an http(s) URL or null", code="invalid_json", field="url")
+    url = body.url
     inst = services().registry.set_webhook(current_principal().id, url)
     return {"url": inst.webhook_url}
 
 
 @bp.get("/.well-known/jwks.json")
+@operation("Public signing keys (grants, tokens, checkpoints)", tag="auth", answer=schemas.Jwks)
 def jwks() -> Response:
     resp = jsonify(services().keys.jwks())
     resp.headers["Cache-Control"] = "public, max-age=60"
@@ -84,6 +96,9 @@ def jwks() -> Response:
 
 @bp.get("/v1/catalog")
 @authenticated()
+@operation(
+    "Departments, purposes, categories and features", tag="catalog", answer=schemas.CatalogView
+)
 def catalog() -> dict[str, Any]:
     cfg = services().settings.config
     features: dict[str, Any] = {}
@@ -119,12 +134,14 @@ def catalog() -> dict[str, Any]:
 
 
 @bp.get("/healthz")
+@operation("Liveness", tag="ops", answer=schemas.Health)
 def health() -> dict[str, str]:
     """Liveness: the process answers (a load balancer restarts it when it does not)."""
     return {"status": "ok"}
 
 
 @bp.get("/readyz")
+@operation("Readiness (database reachable)", tag="ops", answer=schemas.Readiness)
 def ready() -> tuple[dict[str, Any], int]:
     """Readiness: this worker can serve now. The database answers and the audit log's
     state is readable (a request that cannot be logged is not served, so without it

@@ -128,7 +128,7 @@ def test_training_leaves_out_enterprises_without_an_active_train_grant_and_says_
     wrong_op = grants(app, client, bank, u[64:67], ops=["score"])
     forged = {u[67]: "eyJhbGciOiJub25lIn0.e30."}
     no_data = {u[0]}
-    app.extensions["xinyi"].extras["train.feature_source"] = feature_source(city, no_data)
+    app.extensions["xinyi"].training_features = feature_source(city, no_data)
     said: list[str] = []
     outcome = train_with_gateway(
         http_for(app, bank),
@@ -183,7 +183,7 @@ def test_an_institution_with_no_usable_grant_cannot_train(
 ) -> None:
     city = make_city(4)
     revoked = grants(app, client, bank, city.usccs, ops=["train"], then="revoke")
-    app.extensions["xinyi"].extras["train.feature_source"] = feature_source(city, set())
+    app.extensions["xinyi"].training_features = feature_source(city, set())
     r = bank.post(client, "/v1/training/sessions", _open_body(revoked))
     assert r.status_code == 403 and r.get_json()["error"] == "too_few_enterprises"
 
@@ -249,7 +249,7 @@ def test_a_context_under_other_parameters_or_with_a_secret_key_is_refused(
 def session(app: Flask, client: FlaskClient, bank: Bank) -> dict[str, Any]:
     city = make_city(6)
     g = grants(app, client, bank, city.usccs, ops=["train"])
-    app.extensions["xinyi"].extras["train.feature_source"] = feature_source(city, set())
+    app.extensions["xinyi"].training_features = feature_source(city, set())
     r = bank.post(client, "/v1/training/sessions", _open_body(g))
     assert r.status_code == 201, r.get_json()
     return dict(r.get_json())
@@ -326,7 +326,7 @@ def test_a_session_resumes_from_the_last_completed_batch_after_a_dropped_connect
 ) -> None:
     city = make_city(40)
     g = grants(app, client, bank, city.usccs, ops=["train"])
-    app.extensions["xinyi"].extras["train.feature_source"] = feature_source(city, set())
+    app.extensions["xinyi"].training_features = feature_source(city, set())
     transport = Dropping(app, lose_request={2}, lose_answer={3, 8, 12})
     outcome = train_with_gateway(
         http_for(app, bank, transport),
@@ -383,7 +383,7 @@ def test_an_enterprise_that_revokes_mid_training_leaves_at_the_next_epoch(
     city = make_city(24)
     g = grants(app, client, bank, city.usccs, ops=["train"])
     svc = app.extensions["xinyi"]
-    svc.extras["train.feature_source"] = feature_source(city, set())
+    svc.training_features = feature_source(city, set())
     secret = SecretContext.generate(PARAMS)
     body = {**_open_body(g), "plan": {"epochs": 3, "batch_size": 16}}
     body["context"] = base64.b64encode(secret.public_bytes()).decode()
@@ -463,7 +463,7 @@ def test_xinyi_bank_train_against_a_served_gateway(
         jwk = json.loads((home / "client_jwk.json").read_text())
         svc.registry.add_institution("cli_bank", name="CLI 银行", jwk=jwk)
         city = make_city(30)
-        svc.extras["train.feature_source"] = feature_source(city, set())
+        svc.training_features = feature_source(city, set())
         profile = BankProfile.open(home, env["XINYI_BANK_PASSPHRASE"])
         sdk = GatewayClient(url, "cli_bank", profile.signing_key)
         with app.test_request_context():
