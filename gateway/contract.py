@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import wraps
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, TypeVar, get_args
 
 from flask import request
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -82,7 +82,7 @@ class Operation:
     answer: type[BaseModel] | None = None
     status: int = 200
     answer_media: str = JSON
-    body_media: tuple[str, ...] = (JSON,)
+    body_media: tuple[str, ...] = ()
     path: Mapping[str, Any] = field(default_factory=dict)
     parse_body: bool = True
     error: type[BaseModel] | None = None
@@ -98,7 +98,7 @@ def operation(
     answer: type[BaseModel] | None = None,
     status: int = 200,
     answer_media: str = JSON,
-    body_media: tuple[str, ...] = (JSON,),
+    body_media: tuple[str, ...] | None = None,
     path: Mapping[str, Any] | None = None,
     parse_body: bool = True,
     error: type[BaseModel] | None = None,
@@ -106,6 +106,8 @@ def operation(
     """Route decorator: declare the operation and hand the route its validated models
     as the keyword arguments ``body`` and ``query``. ``parse_body=False`` documents a
     body the route reads itself (CSV, protocol frames, the OAuth form)."""
+    if body_media is None:  # JSON when there is a body model, else no body at all
+        body_media = (JSON,) if body is not None else ()
     op = Operation(
         summary=summary,
         tag=tag,
@@ -173,7 +175,7 @@ def refusal(model: type[BaseModel], error: ValidationError) -> InvalidInput:
     what was expected, without the value that was sent."""
     details = error.errors(include_url=False, include_context=False, include_input=False)
     first: ErrorDetails = details[0]
-    loc = first["loc"]
+    loc = first["loc"] if first["type"] == "extra_forbidden" else _fields_of(model, first["loc"])
     where = field_path(loc)
     codes: Mapping[str, str] = getattr(model, "CODES", {})
     code = codes.get(".".join(str(p) for p in loc if isinstance(p, str)))
@@ -185,6 +187,34 @@ def refusal(model: type[BaseModel], error: ValidationError) -> InvalidInput:
     else:
         message = f"{where}: {first['msg']}" if where else first["msg"]
     return InvalidInput(message, code=code, **({"field": where} if where else {}))
+
+
+def _fields_of(model: type[BaseModel], loc: tuple[int | str, ...]) -> tuple[int | str, ...]:
+    """``loc`` without the union members Pydantic names in it (``("value", "bool")`` →
+    ``("value",)``): only the fields and list indices of the caller's document."""
+    out: list[int | str] = []
+    current: type[BaseModel] | None = model
+    for part in loc:
+        if isinstance(part, int):
+            out.append(part)
+            continue
+        if current is None:
+            continue
+        fields = {(f.alias or name): f for name, f in current.model_fields.items()}
+        if part in fields:
+            out.append(part)
+            current = _nested_model(fields[part].annotation)
+    return tuple(out)
+
+
+def _nested_model(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in get_args(annotation):
+        found = _nested_model(arg)
+        if found is not None:
+            return found
+    return None
 
 
 def field_path(loc: tuple[int | str, ...]) -> str:

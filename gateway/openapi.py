@@ -149,7 +149,7 @@ def _operation(rule: Rule, method: str, op: Operation, roles: Any, schemas: _Sch
     params = _path_parameters(rule, op) + _query_parameters(schemas, op)
     if params:
         out["parameters"] = params
-    if op.body is not None or op.body_media != (JSON,):
+    if op.body_media:
         content: S = {}
         for media in op.body_media:
             if op.body is not None and media in (
