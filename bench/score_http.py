@@ -31,7 +31,7 @@ import httpx
 import numpy as np
 import yaml
 
-from bench.score import BANK_FEATURES, bench_model
+from bench.score_model import BANK_FEATURES, bench_model
 from tests.live import free_port
 
 ENTERPRISES = 40

@@ -17,8 +17,7 @@ from pydantic import BaseModel, TypeAdapter
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 from werkzeug.routing import IntegerConverter, Rule
 
-from gateway.api.schemas import OpenApiDocument
-from gateway.contract import JSON, Error, Operation, operation, operation_of
+from gateway.contract import JSON, Error, OpenAnswer, Operation, operation, operation_of
 
 bp = Blueprint("openapi", __name__)
 
@@ -31,6 +30,12 @@ INFO = {
     "description": "Consent, data services under consent, HE joint scoring "
     "and a Merkle audit log for SME credit (信易贷).",
 }
+
+
+class OpenApiDocument(OpenAnswer):
+    openapi: str
+    info: dict[str, Any]
+    paths: dict[str, Any]
 
 
 def is_api(rule: Rule) -> bool:

@@ -123,12 +123,6 @@ class Readiness(Answer):
     audit_queue_lag_seconds: float | None = None
 
 
-class OpenApiDocument(OpenAnswer):
-    openapi: str
-    info: dict[str, Any]
-    paths: dict[str, Any]
-
-
 class TokenForm(Body):
     """``application/x-www-form-urlencoded`` (RFC 6749 §4.4, RFC 7523 §2.2)."""
 

@@ -7,10 +7,10 @@
 2. ``step_train``: the bank trains the joint model with the gateway over HTTP
    (``xinyi bank train``: CKKS under two key pairs, masked products, flooded sums). The
    gateway leaves out the revoked enterprises and says so. The bank consents to serving,
-   so the joint model is registered (``facts["model_ref"]``, which the scoring steps
+   so the joint model is registered (``story.model_ref``, which the scoring steps
    use). The training report (JSON and PNG) goes into the demo folder.
 
-Run them after ``cli.demo_score.step_bank_onboarding`` and ``step_city`` and before
+Run them after ``cli.demo.score.step_bank_onboarding`` and ``step_city`` and before
 ``step_joint_model``. Facts read: ``bank`` (``DemoBank``), ``city_dir``, optional
 ``train_epochs`` (default 8) and ``train_enterprises`` (default: the whole training
 half). Facts written: ``train_grants``, ``train_revoked``, ``model_ref``,
@@ -25,29 +25,27 @@ from typing import Any
 import httpx
 import numpy as np
 
-from cli.demo import Story, say, step
+from cli.demo.story import Story, say, step
 
 MODEL_ID = "sme-risk-federated"
 LOG_COLUMNS = ("avg_balance", "loan_amount")
 
 
 def _bank(story: Story) -> Any:
-    from cli.demo_score import _demo_bank
-
-    return _demo_bank(story)
+    return story.the_bank()
 
 
 def _training_book(story: Story) -> Any:
     """The training half of the bank's loan book, amounts on a log scale (the model's
     bank features name it: ``log1p(avg_balance)``)."""
     from bank.training import LoanBook
-    from cli.demo_score import _loan_book
+    from cli.demo.score import _loan_book
 
     book = _loan_book(story)
     train, _ = book.split()
-    limit = story.facts.get("train_enterprises")
+    limit = story.train_enterprises
     if limit:
-        train = train[: int(limit)]
+        train = train[:limit]
     x = book.x[train].copy()
     names = []
     for j, c in enumerate(book.columns):
@@ -69,7 +67,7 @@ def _columns() -> list[str]:
 def step_train_grants(story: Story) -> None:
     """The training set's enterprises grant op train; a few decline, a few revoke."""
     from bank.training import TokenAuth, grant_categories
-    from cli.demo_score import _approve_in_process
+    from cli.demo.score import _approve_in_process
 
     step("Consent to joint training / 联合建模授权")
     bank = _bank(story)
@@ -99,8 +97,8 @@ def step_train_grants(story: Story) -> None:
         f"{len(grants)} approved, {declined} did not answer, {len(revoked)} approved and "
         "then revoked"
     )
-    story.facts["train_grants"] = grants
-    story.facts["train_revoked"] = revoked
+    story.train_grants = grants
+    story.train_revoked = revoked
 
 
 def _revoke_some(story: Story, consents: list[tuple[str, str]]) -> list[str]:
@@ -127,14 +125,14 @@ def step_train(story: Story) -> None:
     step("Federated training under HE / 同态加密联合建模")
     bank = _bank(story)
     book = _training_book(story)
-    grants: dict[str, str] = story.facts.get("train_grants", {})
+    grants = story.train_grants
     http = httpx.Client(base_url=story.base, auth=TokenAuth(bank.client.token), timeout=300)
     outcome = train_with_gateway(
         http,
         book,
         grants,
         _columns(),
-        epochs=int(story.facts.get("train_epochs", 8)),
+        epochs=story.train_epochs,
         seed=7,
         model_id=MODEL_ID,
         register=True,
@@ -154,6 +152,6 @@ def step_train(story: Story) -> None:
     png = write_report(r, report)
     say(f"training report: {report} and {png}")
     if outcome.model:
-        story.facts["model_ref"] = f"{outcome.model['id']}@{outcome.model['version']}"
-        say(f"joint model {story.facts['model_ref']} registered (the bank consented to serving)")
-    story.facts["train_report"] = str(report)
+        story.model_ref = f"{outcome.model['id']}@{outcome.model['version']}"
+        say(f"joint model {story.model_ref} registered (the bank consented to serving)")
+    story.train_report = str(report)
