@@ -10,6 +10,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from common.settings import DEFAULT_CONFIG
+
 ROOT = Path(__file__).resolve().parent.parent
 XINYI = [sys.executable, "-m", "cli"]
 
@@ -24,7 +26,7 @@ def env_for(home: Path, database_url: str, port: int) -> dict[str, str]:
     config = home / "config.yaml"
     if not config.exists():
         home.mkdir(parents=True, exist_ok=True)
-        text = (ROOT / "config.yaml").read_text(encoding="utf-8")
+        text = DEFAULT_CONFIG.read_text(encoding="utf-8")
         text = text.replace(
             "public_url: http://127.0.0.1:8600", f"public_url: http://127.0.0.1:{port}"
         )
