@@ -141,6 +141,9 @@ def test_institution_bodies_are_refused_by_field_without_their_value(
             "plan.epochs",
         ),
     ]
+    bad_uscc = bank.get(client, f"/v1/enterprises/91330100716{MARK}/report")
+    assert (bad_uscc.status_code, bad_uscc.get_json()["error"]) == (400, "invalid_uscc")
+    assert MARK not in bad_uscc.get_data(as_text=True)
     for path, body, code, field in cases:
         resp = bank.post(client, path, body)
         assert resp.status_code == 400, (path, body)
