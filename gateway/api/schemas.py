@@ -71,7 +71,6 @@ class Webhook(Body):
     """``{"url": null}`` (or no url) removes the webhook."""
 
     model_config = ConfigDict(extra="ignore", strict=True, frozen=True)
-    CODES: ClassVar[dict[str, str]] = {}
     url: str | None = None
 
 
@@ -309,10 +308,8 @@ class ImportName(Query):
     file_name: str | None = None
 
 
-class ImportHistoryQuery(Query):
+class ImportHistoryQuery(StrictQuery):
     limit: Annotated[QueryInt, Field(ge=1, le=500)] = 50
-
-    model_config = ConfigDict(extra="ignore", frozen=True, strict=True)
 
 
 class ImportRecord(Answer):
