@@ -2,8 +2,9 @@
 
 Invariants:
 - the bank's labels and features never leave this process in any readable form: the
-  gateway receives only CKKS ciphertexts under the bank's key, ciphertexts under its own
-  key masked slot by slot, and flooded, rounded sums (``federated.training``);
+  gateway receives only CKKS ciphertexts under a key pair the bank makes for one batch
+  and drops after it, and flooded, rounded sums padded by the gateway
+  (``federated.training``, ``docs/leakage.md``);
 - this module talks to the gateway only over HTTP (it never imports the gateway's
   packages).
 """
@@ -22,12 +23,12 @@ import httpx
 import numpy as np
 
 from common.errors import InvalidInput
-from federated.he import PublicContext, SecretContext
+from federated.he import SecretContext
+from federated.models import Standardization
 from federated.training import (
     PARAMS,
     BankHalf,
     BankTrainer,
-    Standardization,
     TrainingPlan,
     fold_bank_half,
 )
@@ -44,7 +45,7 @@ def write_report(report: dict[str, Any], path: Path) -> Path:
 
 
 def plot_epochs(epochs: list[dict[str, Any]], png: Path, *, title: str = "") -> None:
-    """Loss (left axis) and validation AUC (right axis) per epoch."""
+    """Loss (left axis) and the validation AUC of the bank's half (right axis) per epoch."""
     import matplotlib
 
     matplotlib.use("Agg")  # files only, never a window
@@ -60,7 +61,7 @@ def plot_epochs(epochs: list[dict[str, Any]], png: Path, *, title: str = "") -> 
     if aucs:
         ax2 = ax.twinx()
         ax2.plot([x for x, _ in aucs], [a for _, a in aucs], marker="s", color="tab:red")
-        ax2.set_ylabel("validation AUC", color="tab:red")
+        ax2.set_ylabel("validation AUC (bank half)", color="tab:red")
     ax.set_title(f"federated training {title}".strip())
     ax.grid(alpha=0.3)
     fig.tight_layout()
@@ -230,6 +231,8 @@ def train_with_gateway(
         say(f"{missing} enterprises of the loan book have no op-train grant here: left out")
     rng = np.random.default_rng(seed)
     is_val = rng.random(len(rows)) < validation_fraction
+    # The session's context declares the CKKS parameters; the keys that encrypt are made
+    # per batch (BankTrainer) and never leave the bank.
     secret = SecretContext.generate(PARAMS)
     plan_options: dict[str, Any] = {
         "epochs": epochs,
@@ -265,9 +268,8 @@ def train_with_gateway(
     val = np.asarray([where[u] for u in opened["validation"]], dtype=np.int64)
     if plan.n_train != len(train) or plan.bank_columns != len(book.feature_names):
         raise PeerRefused("the gateway's plan does not match the session", code="bad_response")
-    gateway_public = PublicContext.load(
-        base64.b64decode(opened["context"], validate=True), expected=PARAMS
-    )
+    if plan.params != PARAMS:
+        raise PeerRefused("the gateway's plan has other CKKS parameters", code="bad_response")
     std = Standardization.fit(book.x[train], clip)
     bank = BankTrainer(
         plan,
@@ -275,8 +277,6 @@ def train_with_gateway(
         book.y[train],
         std.apply(book.x[val]),
         book.y[val],
-        secret,
-        gateway_public,
     )
     say(
         f"session {session_id}: {plan.n_train} enterprises train, {plan.n_validation} "

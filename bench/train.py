@@ -14,6 +14,7 @@ Run: ``python -m bench train``.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import tempfile
 from pathlib import Path
@@ -36,11 +37,12 @@ def _dataset(
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import train_test_split
 
+    from federated.models import Standardization
     from federated.simulate import SimulationConfig, read_party_csv, simulate
     from federated.training import (
-        Standardization,
         TrainingPlan,
         auto_batch_size,
+        logits,
         roc_auc,
         train_plaintext,
     )
@@ -67,7 +69,7 @@ def _dataset(
         config=config,
         model_id=f"bench-{name}",
     )
-    auc_federated = roc_auc(y[te], result.model.logits(xg[te], xb[te]))
+    auc_federated = roc_auc(y[te], logits(result.model, xg[te], xb[te]))
 
     central = LogisticRegression(max_iter=5000).fit(np.hstack([xb, xg])[tr], y[tr])
     auc_central = roc_auc(y[te], central.decision_function(np.hstack([xb, xg])[te]))
@@ -88,8 +90,8 @@ def _dataset(
     # the same fold as the exported model: bank standardization folded, unclipped
     plain_logits = w0 + sb.apply(xb[te], clip=False) @ wb + sg.apply(xg[te]) @ wg
     auc_plain = roc_auc(y[te], plain_logits)
-    he_wb = np.asarray(result.model.bank.weights) * np.asarray(sb.std)
-    he_wg = np.asarray(result.model.gateway.weights)
+    he_wb = np.asarray(result.model.bank_weights) * np.asarray(sb.std)
+    he_wg = np.asarray(result.model.gateway_weights)
 
     r = result.report
     n_epochs = len(r["epochs"])
@@ -183,13 +185,16 @@ LOG1P = ("avg_balance", "loan_amount")
 
 
 def run() -> dict[str, Any]:
+    from federated.training import PARAMS, Privacy
+
     out: dict[str, Any] = {
         "setup": {
             "split": f"70/30 stratified, seed {SEED}",
             "machine_cores": os.cpu_count(),
             "load_average_before": round(os.getloadavg()[0], 2),
-            "privacy": {"mask_bits": 36, "flood_sigma": 2.0**-4, "round_bits": 20},
-            "ckks": {"poly_modulus_degree": 8192, "coeff_mod_bit_sizes": [60, 50, 50, 58]},
+            "privacy": dataclasses.asdict(Privacy()),
+            "ckks": PARAMS.as_dict(),
+            "protocol": "sum-only products under per-batch bank keys (docs/leakage.md)",
             "command": "python -m bench train",
         }
     }

@@ -135,14 +135,20 @@ def simulate(
         config=config,
         model_id=model_id or out.stem,
     )
-    out.write_text(json.dumps(result.model.as_import_json(), indent=2) + "\n", encoding="utf-8")
+    from federated.training import import_json
+
+    out.write_text(json.dumps(import_json(result.model), indent=2) + "\n", encoding="utf-8")
     r = result.report
     click.echo(
         f"trained on {r['rows']['train']} rows ({r['rows']['validation']} validate), "
         f"{r['features']['bank']} bank + {r['features']['gateway']} gateway features"
     )
     for e in r["epochs"]:
-        auc = "" if e["validation_auc"] is None else f"  validation AUC {e['validation_auc']:.4f}"
+        auc = (
+            ""
+            if e["validation_auc"] is None
+            else f"  validation AUC of the bank half {e['validation_auc']:.4f}"
+        )
         click.echo(f"  epoch {e['epoch']:>3}  loss {e['loss']:.5f}{auc}  {e['seconds']:.2f} s")
     b = r["bytes"]
     epochs_n = max(1, len(r["epochs"]))

@@ -93,15 +93,56 @@ class Standardization:
     std: tuple[float, ...]
     clip: tuple[float, ...]
 
-    def apply(self, x: np.ndarray) -> np.ndarray:
-        """Standardize a vector (or the rows of a matrix) of raw values."""
-        mean, std, clip = (
+    @classmethod
+    def fit(cls, x: np.ndarray, clip: float | None) -> Standardization:
+        """Mean and standard deviation of each column of ``x`` (a constant column gets
+        std 1, so it stays 0 after centring); ``clip`` None means no clipping."""
+        x = np.asarray(x, dtype=np.float64)
+        if x.ndim != 2 or x.shape[0] < 2:
+            raise InvalidInput("standardization needs a matrix of at least 2 rows")
+        if not np.all(np.isfinite(x)):
+            raise InvalidInput("features must be finite numbers", code="invalid_features")
+        std = x.std(axis=0)
+        std = np.where(std > 1e-12, std, 1.0)
+        bound = math.inf if clip is None else float(clip)
+        return cls(
+            tuple(float(v) for v in x.mean(axis=0)),
+            tuple(float(v) for v in std),
+            (bound,) * x.shape[1],
+        )
+
+    def apply(self, x: np.ndarray, *, clip: bool = True) -> np.ndarray:
+        """Standardize a vector (or the rows of a matrix) of raw values; ``clip=False``
+        leaves the standardized values unclipped."""
+        mean, std, bound = (
             np.asarray(v, dtype=np.float64) for v in (self.mean, self.std, self.clip)
         )
-        return np.clip((np.asarray(x, dtype=np.float64) - mean) / std, -clip, clip)
+        x = np.asarray(x, dtype=np.float64)
+        if x.shape[-1] != len(self.mean):
+            raise InvalidInput(
+                f"expected {len(self.mean)} feature columns, got {x.shape}",
+                code="invalid_features",
+            )
+        z: np.ndarray = (x - mean) / std
+        return np.clip(z, -bound, bound) if clip else z
 
     def as_dict(self) -> dict[str, list[float]]:
         return {"mean": list(self.mean), "std": list(self.std), "clip": list(self.clip)}
+
+    @classmethod
+    def from_dict(cls, d: Any) -> Standardization:
+        """The ``as_dict`` form back (a scalar ``clip`` applies to every column)."""
+        try:
+            mean = tuple(float(v) for v in d["mean"])
+            clip = d["clip"]
+            bounds = (
+                tuple(float(v) for v in clip)
+                if isinstance(clip, list)
+                else (math.inf if clip is None else float(clip),) * len(mean)
+            )
+            return cls(mean, tuple(float(v) for v in d["std"]), bounds)
+        except (KeyError, TypeError, ValueError) as e:
+            raise InvalidInput(f"malformed standardization: {e}") from e
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ listed ids train and the other common ids validate; without one, a seeded
 from __future__ import annotations
 
 import csv
+import dataclasses
 import multiprocessing as mp
 import queue
 import time
@@ -28,18 +29,15 @@ from typing import Any
 import numpy as np
 
 from common.errors import Error, InvalidInput, Unavailable
-from federated.he import PublicContext, SecretContext
+from federated.models import JointModel, Standardization
 from federated.training import (
-    PARAMS,
     BankTrainer,
-    GatewayHalf,
     GatewayTrainer,
-    JointModel,
     Privacy,
-    Standardization,
     TrainingPlan,
     auto_batch_size,
     fold_bank_half,
+    joint_model,
     labels_pm1,
 )
 from federated.transport import EpochResult, PipeChannel, run_bank, serve_pipe
@@ -143,7 +141,6 @@ class SimulationConfig:
     validation_fraction: float = 0.1
     privacy: Privacy = field(default_factory=Privacy)
     progress: bool = False
-    zero_pool: bool = True  # make the re-randomizing zeros while waiting for the peer
 
 
 @dataclass(frozen=True)
@@ -199,7 +196,6 @@ def _bank_process(
     clip: float | None,
     privacy: Privacy,
     progress: bool,
-    zero_pool: bool,
 ) -> None:
     try:
         t0 = time.perf_counter()
@@ -207,22 +203,14 @@ def _bank_process(
         tr, va = _select(table, split.train), _select(table, split.validation)
         assert table.y is not None
         std = Standardization.fit(table.x[tr], clip)
-        secret = SecretContext.generate(PARAMS)
         channel = PipeChannel(conn)
-        own = secret.public_bytes()
-        conn.send_bytes(own)
-        peer_raw = conn.recv_bytes()
-        peer = PublicContext.load(peer_raw, expected=PARAMS)
         bank = BankTrainer(
             plan,
             std.apply(table.x[tr]),
             table.y[tr],
             std.apply(table.x[va]),
             table.y[va],
-            secret,
-            peer,
             privacy=privacy,
-            zero_pool=zero_pool,
         )
         setup = time.perf_counter() - t0
         bar = _progress(plan) if progress else None
@@ -249,8 +237,6 @@ def _bank_process(
                     "cpu_seconds": cpu,
                     "sent": channel.traffic.sent,
                     "received": channel.traffic.received,
-                    "setup_sent": len(own),
-                    "setup_received": len(peer_raw),
                     "messages": channel.traffic.messages,
                     "per_epoch": channel.traffic.per_epoch,
                     "losses": [r.loss for r in bank.state.history],
@@ -274,28 +260,16 @@ def _gateway_process(
     plan: TrainingPlan,
     clip: float | None,
     privacy: Privacy,
-    zero_pool: bool,
 ) -> None:
     try:
         table = read_party_csv(path, id_column)
-        tr, va = _select(table, split.train), _select(table, split.validation)
+        tr = _select(table, split.train)
         std = Standardization.fit(table.x[tr], clip)
-        secret = SecretContext.generate(PARAMS)
-        peer = PublicContext.load(conn.recv_bytes(), expected=PARAMS)
-        conn.send_bytes(secret.public_bytes())
-        gateway = GatewayTrainer(
-            plan,
-            std.apply(table.x[tr]),
-            std.apply(table.x[va]),
-            secret,
-            peer,
-            privacy=privacy,
-            zero_pool=zero_pool,
-        )
+        gateway = GatewayTrainer(plan, std.apply(table.x[tr]), privacy=privacy)
         cpu0 = time.process_time()
         serve_pipe(gateway, conn)
         cpu = time.process_time() - cpu0
-        half = GatewayHalf(table.features, tuple(float(v) for v in gateway.weights), std)
+        half = (table.features, tuple(float(v) for v in gateway.weights), std)
         results.put(("gateway", {"half": half, "cpu_seconds": cpu}))
     except Error as e:
         results.put(("error", {"party": "gateway", "code": e.code, "message": e.message}))
@@ -374,7 +348,6 @@ def simulate(
             cfg.bank_clip,
             cfg.privacy,
             cfg.progress,
-            cfg.zero_pool,
         ),
         name="xinyi-sim-bank",
     )
@@ -389,7 +362,6 @@ def simulate(
             plan,
             cfg.gateway_clip,
             cfg.privacy,
-            cfg.zero_pool,
         ),
         name="xinyi-sim-gateway",
     )
@@ -426,14 +398,15 @@ def simulate(
                 p.join()
     wall = time.perf_counter() - started
     b, g = got["bank"], got["gateway"]
-    model = JointModel(model_id, g["half"], b["half"])
+    features, weights, standardization = g["half"]
+    model = joint_model(model_id, features, weights, standardization, b["half"])
     epochs: list[EpochResult] = b["epochs"]
     report = {
         "model_id": model_id,
         "rows": {"train": plan.n_train, "validation": plan.n_validation},
         "features": {"bank": bank_cols, "gateway": gateway_cols},
         "plan": plan.as_dict(),
-        "privacy": cfg.privacy.__dict__,
+        "privacy": dataclasses.asdict(cfg.privacy),
         "clip": {"bank": cfg.bank_clip, "gateway": cfg.gateway_clip},
         "seconds": {
             "wall": round(wall, 2),
@@ -445,9 +418,8 @@ def simulate(
             "cpu_gateway": round(g["cpu_seconds"], 2),
         },
         "bytes": {
-            "bank_to_gateway": b["sent"] + b["setup_sent"],
-            "gateway_to_bank": b["received"] + b["setup_received"],
-            "public_contexts": {"bank": b["setup_sent"], "gateway": b["setup_received"]},
+            "bank_to_gateway": b["sent"],
+            "gateway_to_bank": b["received"],
             "per_epoch": [
                 {"epoch": ep, "bank_to_gateway": s, "gateway_to_bank": r}
                 for ep, (s, r) in sorted(b["per_epoch"].items())

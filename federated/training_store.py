@@ -3,8 +3,9 @@
 A session row holds everything the gateway needs to answer the bank's next message from
 any worker process: the plan, the accepted enterprises, the gateway's standardized
 feature matrix (snapshotted when the session opened, so a department import mid-way
-cannot change a training run), the bank's public context, the gateway's secret context
-(sealed), and the protocol state with the last completed batch.
+cannot change a training run), the bank's public context (its declaration of the CKKS
+parameters), an empty ``gateway_secret`` (the protocol gives the gateway no CKKS key) and
+the protocol state with the last completed batch.
 
 Invariants:
 - a session belongs to the institution that opened it; another institution's session is
@@ -12,9 +13,10 @@ Invariants:
 - state changes are compare-and-set on ``version``: two messages processed concurrently
   cannot both commit (the second gets ``training_concurrent_message`` and nothing of it
   is kept), and no lock is held while the gateway computes;
-- the gateway's CKKS secret key is stored only sealed: AES-256-GCM under a key derived
-  with scrypt from the instance key passphrase and a per-session salt, the session id as
-  associated data.
+- the training protocol gives the gateway no CKKS secret key, so ``gateway_secret`` is
+  empty; ``seal``/``unseal`` (AES-256-GCM under a key derived with scrypt from the
+  instance key passphrase and a per-session salt, the session id as associated data)
+  remain for any secret a session must keep at rest.
 """
 
 from __future__ import annotations
@@ -38,7 +40,8 @@ from sqlmodel import SQLModel
 
 from common.db import read_session, write_session
 from common.errors import Conflict, Error, NotFound
-from federated.training import GatewayState, Standardization, TrainingPlan
+from federated.models import Standardization
+from federated.training import GatewayState, TrainingPlan
 
 metadata = SQLModel.metadata
 
@@ -117,7 +120,7 @@ class SessionRecord:
     standardization: Standardization
     features: bytes  # pack_features(train, validation)
     bank_context: bytes
-    gateway_secret: bytes  # sealed
+    gateway_secret: bytes  # empty: the gateway holds no CKKS key (column of migration 0005)
     state: GatewayState
     version: int
     model_id: str | None = None
@@ -168,7 +171,7 @@ def unpack_features(data: bytes) -> tuple[np.ndarray, np.ndarray]:
         return np.asarray(z["train"]), np.asarray(z["validation"])
 
 
-# Sealing the gateway's secret context --------------------------------------------------
+# Sealing a session secret at rest --------------------------------------------------------
 
 _SEAL_MAGIC = b"XYS1"
 _SCRYPT_N = 2**14

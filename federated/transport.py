@@ -266,7 +266,7 @@ def _http_error(r: httpx.Response) -> Error:
 class EpochResult:
     epoch: int
     loss: float  # row-weighted mean Taylor loss of the epoch's batches
-    validation_auc: float | None
+    validation_auc: float | None  # of the bank's half alone (no per-row gateway value)
     seconds: float
     sent: int
     received: int
@@ -286,12 +286,10 @@ class EpochResult:
 
 
 def _one_batch(bank: BankTrainer, channel: Channel) -> BatchResult:
-    channel.send(bank.forward_request())
-    residual = bank.on_forward(channel.receive())
-    channel.send(residual)
-    bank.bank_products()  # overlaps with the gateway's products
-    channel.send(bank.on_gateway_products(channel.receive()))
-    return bank.on_bank_sums(channel.receive())
+    channel.send(bank.batch_request())
+    bank.prepare_next()  # overlaps with the gateway's products
+    channel.send(bank.on_products(channel.receive()))
+    return bank.on_done(channel.receive())
 
 
 def _recover(bank: BankTrainer, channel: Channel) -> BatchResult | None:
@@ -310,11 +308,11 @@ def _recover(bank: BankTrainer, channel: Channel) -> BatchResult | None:
     if (
         (status.next_epoch, status.next_batch) == ahead
         and pending is not None
-        and pending.request.kind == Kind.BANK_REPLY
+        and pending.request.kind == Kind.GATEWAY_SUMS
     ):
         log.info("training_retransmit", epoch=here[0], batch=here[1])
         channel.send(pending.raw)
-        return bank.on_bank_sums(channel.receive())
+        return bank.on_done(channel.receive())
     raise Conflict(
         f"the gateway is at batch ({status.next_epoch}, {status.next_batch}), the bank at "
         f"{here}: the session cannot be resumed",
@@ -331,7 +329,8 @@ def run_bank(
     max_reconnects: int = 20,
     reconnect_wait: float = 0.5,
 ) -> list[EpochResult]:
-    """Run every remaining batch (and the per-epoch validation) of ``bank``'s plan."""
+    """Run every remaining batch of ``bank``'s plan (the per-epoch validation AUC is the
+    bank's own half on its validation rows: ``BankTrainer.validation_auc``)."""
     epochs: list[EpochResult] = []
     losses: list[tuple[int, float]] = []
     started = time.perf_counter()
@@ -357,11 +356,7 @@ def run_bank(
         if on_batch:
             on_batch(result)
         if result.batch == bank.plan.batches_per_epoch - 1:
-            auc = None
-            if bank.plan.n_validation:
-                auc = _with_retries(
-                    lambda: _validate(bank, channel), max_reconnects, reconnect_wait
-                )
+            auc = bank.validation_auc()
             rows = sum(n for n, _ in losses)
             ep = EpochResult(
                 epoch=result.epoch,
@@ -378,11 +373,6 @@ def run_bank(
             started = time.perf_counter()
             traffic_mark = (channel.traffic.sent, channel.traffic.received)
     return epochs
-
-
-def _validate(bank: BankTrainer, channel: Channel) -> float:
-    channel.send(bank.validation_request())
-    return bank.on_validation(channel.receive())
 
 
 def _with_retries(step: Callable[[], Any], attempts: int, wait: float) -> Any:

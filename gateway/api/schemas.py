@@ -464,7 +464,6 @@ class TrainingRefusal(Answer):
 class OpenedSession(Answer):
     id: str
     plan: dict[str, Any]
-    context: Base64
     gateway_features: list[str]
     train: list[str]
     validation: list[str]

@@ -23,10 +23,11 @@ Invariants:
   session row), so every worker and every batch sees the same data;
 - a message is answered only after the new protocol state is stored (compare-and-set);
   a worker keeps a parsed trainer per session only while its version is current;
-- nothing of the bank's data is readable here (``docs/leakage.md``). The gateway's raw
-  values and weights never leave: the bank receives ciphertexts under its own key,
-  masked in every slot, flooded sums and, per epoch, the gateway's rounded share of the
-  validation logits.
+- the gateway holds no CKKS secret key and never decrypts (``docs/leakage.md``): the
+  bank's columns arrive under a key pair the bank makes for one batch; the gateway
+  returns sum-only products (one readable coefficient each, its own columns' padded
+  with one-time pads) and two noisy scalars per batch. No per-row value of the gateway
+  half reaches the bank, validation rows included.
 """
 
 from __future__ import annotations
@@ -47,7 +48,8 @@ from common.errors import Conflict, Error, Forbidden, InvalidInput, TooLarge
 from common.logging import get_logger
 from consent.errors import ConsentRefused
 from federated import training_store as tstore
-from federated.he import PublicContext, SecretContext
+from federated.he import PublicContext
+from federated.models import Standardization
 from federated.training import (
     PARAMS,
     GatewayState,
@@ -55,7 +57,6 @@ from federated.training import (
     Kind,
     Message,
     Privacy,
-    Standardization,
     TrainingPlan,
     auto_batch_size,
 )
@@ -163,7 +164,9 @@ def standardize(
     mean = np.where(np.isfinite(mean), mean, 0.0)
     std = np.where(np.isfinite(std) & (std > 1e-12), std, 1.0)
     filled = np.where(np.isnan(matrix), mean, matrix)
-    stdz = Standardization(tuple(map(float, mean)), tuple(map(float, std)), clip)
+    stdz = Standardization(
+        tuple(map(float, mean)), tuple(map(float, std)), (float(clip),) * len(mean)
+    )
     return stdz, stdz.apply(filled)
 
 
@@ -300,9 +303,6 @@ def open_session(body: schemas.OpenSession) -> tuple[dict[str, Any], int]:
         )
     except (TypeError, ValueError) as e:
         raise InvalidInput(f"plan: {e}", code="training_plan", field="plan") from e
-    secret = SecretContext.generate(PARAMS)
-    from keys.ring import passphrase_for
-
     record = tstore.SessionRecord(
         id=session_id,
         institution_id=principal.id,
@@ -319,7 +319,7 @@ def open_session(body: schemas.OpenSession) -> tuple[dict[str, Any], int]:
         standardization=stdz,
         features=tstore.pack_features(z[train_rows], z[val_rows]),
         bank_context=bank_public.to_bytes(),
-        gateway_secret=tstore.seal(secret.secret_bytes(), passphrase_for(svc.settings), session_id),
+        gateway_secret=b"",  # the gateway holds no CKKS key in this protocol
         state=GatewayState.initial(plan.gateway_columns),
         version=0,
         model_id=model_id,
@@ -336,7 +336,6 @@ def open_session(body: schemas.OpenSession) -> tuple[dict[str, Any], int]:
     return {
         "id": session_id,
         "plan": plan.as_dict(),
-        "context": base64.b64encode(secret.public_bytes()).decode("ascii"),
         "gateway_features": columns,
         "train": [usccs[k] for k in train_rows],
         "validation": [usccs[k] for k in val_rows],
@@ -372,33 +371,26 @@ def get_session(session_id: str) -> dict[str, Any]:
 
 def _privacy(svc: Services) -> Privacy:
     cfg = svc.settings.config.training
-    return Privacy(cfg.mask_bits, cfg.flood_sigma, cfg.round_bits, cfg.max_restarts)
+    return Privacy(
+        sum_sigma=cfg.flood_sigma,
+        round_bits=min(cfg.round_bits, 28),
+        max_restarts=cfg.max_restarts,
+    )
 
 
 def _trainer(svc: Services, rec: tstore.SessionRecord) -> GatewayTrainer:
-    from keys.ring import passphrase_for
-
-    secret = SecretContext.from_secret_bytes(
-        tstore.unseal(rec.gateway_secret, passphrase_for(svc.settings), rec.id)
-    )
-    bank = PublicContext.load(rec.bank_context, expected=PARAMS, max_bytes=len(rec.bank_context))
-    train, val = tstore.unpack_features(rec.features)
-    return GatewayTrainer(
-        rec.plan, train, val, secret, bank, privacy=_privacy(svc), state=rec.state
-    )
+    train, _ = tstore.unpack_features(rec.features)
+    return GatewayTrainer(rec.plan, train, privacy=_privacy(svc), state=rec.state)
 
 
 def _epoch_start(frame: bytes, rec_state: GatewayState) -> bool:
-    """Is ``frame`` the request that starts a new epoch (after the first)? Only small
-    frames are looked at: a forward request carries no ciphertext."""
-    if len(frame) > 4096:
-        return False
+    """Is ``frame`` the request that starts a new epoch (after the first)?"""
     try:
         msg = Message.from_bytes(frame)
     except InvalidInput:
         return False
     return (
-        msg.kind == Kind.FORWARD_REQUEST
+        msg.kind == Kind.COLUMNS
         and msg.batch == 0
         and msg.epoch > 0
         and (msg.epoch, 0, "idle") == (rec_state.next_epoch, rec_state.next_batch, rec_state.phase)

@@ -102,7 +102,7 @@ def test_simulate_writes_the_joint_model_and_reports_time_and_bytes(
         "court.cases",
     ]
     std = model["gateway_standardization"]
-    assert len(std["mean"]) == len(std["std"]) == 4 and std["clip"] == 3.0
+    assert len(std["mean"]) == len(std["std"]) == 4 and std["clip"] == [3.0] * 4
 
     # The contract formula on raw features ranks the held-out rows well.
     held = np.arange(500, 680)

@@ -11,7 +11,8 @@ import pytest
 from sqlalchemy import Engine, text
 
 from federated import training_store as store
-from federated.training import GatewayState, Standardization, TrainingPlan
+from federated.models import Standardization
+from federated.training import GatewayState, TrainingPlan
 
 PASS = b"test-passphrase-not-secret"
 
@@ -42,7 +43,7 @@ def _record(session_id: str = "trn_1", institution: str = "bank-a") -> store.Ses
             tuple(f"U{k}" for k in range(10)), ("V1", "V2"), {"U0": "grant-0"}
         ),
         refused=[{"uscc": "X", "error": "grant_revoked"}],
-        standardization=Standardization((1.0, 2.0), (3.0, 4.0), 3.0),
+        standardization=Standardization((1.0, 2.0), (3.0, 4.0), (3.0, 3.0)),
         features=store.pack_features(train, val),
         bank_context=b"ctx",
         gateway_secret=store.seal(b"secret context bytes", PASS, session_id),

@@ -267,26 +267,88 @@ def test_replayed_malformed_and_foreign_frames_are_refused(
     client: FlaskClient, bank: Bank, make_bank: Callable[..., Bank], session: dict[str, Any]
 ) -> None:
     sid = session["id"]
-    forward = Message(Kind.FORWARD_REQUEST, sid, 1, 0, 0).to_bytes()
-    r = _post_frame(client, bank, sid, forward)
+    from federated.training import BankTrainer, TrainingPlan
+
+    plan = TrainingPlan.from_dict(session["plan"])
+    trainer = BankTrainer(
+        plan,
+        np.zeros((plan.n_train, plan.bank_columns)),
+        np.ones(plan.n_train),
+        np.zeros((plan.n_validation, plan.bank_columns)),
+        np.ones(plan.n_validation),
+    )
+    columns = trainer.batch_request()
+    r = _post_frame(client, bank, sid, columns)
     assert r.status_code == 200 and r.mimetype == "application/octet-stream"
-    assert Message.from_bytes(r.data).kind == Kind.FORWARD
-    r = _post_frame(client, bank, sid, Message(Kind.RESIDUAL, sid, 1, 0, 0, (), (b"x",)).to_bytes())
+    assert Message.from_bytes(r.data).kind == Kind.PRODUCTS
+    stale = Message(Kind.GATEWAY_SUMS, sid, 1, 0, 0, (), (b"x",)).to_bytes()
+    r = _post_frame(client, bank, sid, stale)
     assert r.status_code == 409 and r.get_json()["error"] == "training_message_replayed"
-    r = _post_frame(client, bank, sid, b"XYVT\x01garbage")
+    r = _post_frame(client, bank, sid, b"XYVT\x02garbage")
     assert r.status_code == 400 and r.get_json()["error"] == "training_message_malformed"
     # Frames may exceed the app's JSON request limit (ciphertexts of many columns).
-    big = b"XYVT\x01" + b"\x00" * (5 * 1024 * 1024)
+    big = b"XYVT\x02" + b"\x00" * (5 * 1024 * 1024)
     r = _post_frame(client, bank, sid, big)
     assert r.status_code == 400 and r.get_json()["error"] == "training_message_malformed"
-    r = _post_frame(client, bank, sid, forward, mime="application/json")
+    r = _post_frame(client, bank, sid, columns, mime="application/json")
     assert r.status_code == 400 and r.get_json()["error"] == "invalid_media_type"
     other = make_bank("other_bank")
-    r = _post_frame(client, other, sid, Message(Kind.FORWARD_REQUEST, sid, 9, 0, 0).to_bytes())
+    r = _post_frame(client, other, sid, Message(Kind.COLUMNS, sid, 9, 0, 0).to_bytes())
     assert r.status_code == 404 and r.get_json()["error"] == "training_session_not_found"
     assert other.get(client, f"/v1/training/sessions/{sid}").status_code == 404
     status = bank.get(client, f"/v1/training/sessions/{sid}").get_json()
     assert (status["last_seq"], status["next_epoch"], status["next_batch"]) == (1, 0, 0)
+
+
+def test_the_issues_forged_probes_over_http_meet_no_decryption(
+    client: FlaskClient,
+    bank: Bank,
+    session: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Issue 12, attack 2, through the public API: the bank posts the forged ciphertexts
+    (0, K·Σ 3^t·X^{i_t}) as its columns. The gateway answers with sum-only products and
+    never makes a decryptor or a key (it has none); tests/federated/test_leakage.py shows
+    what the answers are worth."""
+    import tenseal.sealapi as sealapi
+
+    from federated.training import BankTrainer, TrainingPlan
+    from tests.federated.attack import Ntt, ternary_probe
+
+    made: list[str] = []
+    for name in ("Decryptor", "KeyGenerator"):
+        original = getattr(sealapi, name)
+
+        def spy(*args: Any, _original: Any = original, _name: str = name) -> Any:
+            made.append(_name)
+            return _original(*args)
+
+        monkeypatch.setattr(sealapi, name, spy)
+    plan = TrainingPlan.from_dict(session["plan"])
+    trainer = BankTrainer(
+        plan,
+        np.zeros((plan.n_train, plan.bank_columns)),
+        np.ones(plan.n_train),
+        np.zeros((plan.n_validation, plan.bank_columns)),
+        np.ones(plan.n_validation),
+    )
+    columns = Message.from_bytes(trainer.batch_request())
+    made.clear()  # the bank's own key generation above
+    he = trainer.he
+    probe = Ntt(he).forward(ternary_probe([5 + 31 * t for t in range(20)], 2**20, he.n))
+    forged = he.ciphertext_bytes(
+        he.build_ciphertext(
+            he.input_parms_id, he.input_scale, np.stack([np.zeros_like(probe), probe])
+        )
+    )
+    frame = dataclasses.replace(
+        columns, blobs=(*columns.blobs[:2], *[forged] * plan.bank_ciphertexts)
+    ).to_bytes()
+    r = _post_frame(client, bank, session["id"], frame)
+    assert r.status_code == 200
+    answer = Message.from_bytes(r.data)
+    assert answer.kind == Kind.PRODUCTS and len(answer.blobs) == 1 + plan.products
+    assert made == []
 
 
 def test_finishing_before_the_last_epoch_is_refused(
@@ -376,8 +438,8 @@ def test_an_enterprise_that_revokes_mid_training_leaves_at_the_next_epoch(
     app: Flask, client: FlaskClient, bank: Bank
 ) -> None:
     from federated import training_store as tstore
-    from federated.he import PublicContext
-    from federated.training import BankTrainer, Standardization, TrainingPlan
+    from federated.models import Standardization
+    from federated.training import BankTrainer, TrainingPlan
     from federated.transport import HttpChannel, run_bank
 
     city = make_city(24)
@@ -397,8 +459,6 @@ def test_an_enterprise_that_revokes_mid_training_leaves_at_the_next_epoch(
         city.book.y[rows],
         np.zeros((0, 2)),
         np.zeros(0),
-        secret,
-        PublicContext.load(base64.b64decode(opened["context"]), expected=PARAMS),
     )
     leaver = opened["train"][3]
     consent_id = next(
