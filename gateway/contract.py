@@ -84,7 +84,6 @@ class Operation:
     answer_media: str = JSON
     body_media: tuple[str, ...] = ()
     path: Mapping[str, Any] = field(default_factory=dict)
-    parse_body: bool = True
     error: type[BaseModel] | None = None
     """The refusal's shape when it is not :class:`Error` (OAuth's own)."""
 
@@ -100,12 +99,12 @@ def operation(
     answer_media: str = JSON,
     body_media: tuple[str, ...] | None = None,
     path: Mapping[str, Any] | None = None,
-    parse_body: bool = True,
     error: type[BaseModel] | None = None,
 ) -> Callable[[F], F]:
     """Route decorator: declare the operation and hand the route its validated models
-    as the keyword arguments ``body`` and ``query``. ``parse_body=False`` documents a
-    body the route reads itself (CSV, protocol frames, the OAuth form)."""
+    as the keyword arguments ``body`` and ``query``. A body of another media type
+    (``body_media``: CSV, protocol frames, the OAuth form) is documented by its model,
+    if any, and read by the route itself."""
     if body_media is None:  # JSON when there is a body model, else no body at all
         body_media = (JSON,) if body is not None else ()
     op = Operation(
@@ -118,10 +117,9 @@ def operation(
         answer_media=answer_media,
         body_media=body_media,
         path=dict(path or {}),
-        parse_body=parse_body,
         error=error,
     )
-    parses_body = body is not None and parse_body and body_media == (JSON,)
+    parses_body = body is not None and body_media == (JSON,)
 
     def decorate(view: F) -> F:
         if parses_body or query is not None:
@@ -139,7 +137,6 @@ def operation(
         else:
             target = view
         target.operation = op
-        target.__doc__ = view.__doc__
         return target  # type: ignore[no-any-return]
 
     return decorate

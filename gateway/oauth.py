@@ -134,7 +134,6 @@ def init_app(app: Flask) -> None:
         tag="auth",
         body=TokenForm,
         body_media=("application/x-www-form-urlencoded",),
-        parse_body=False,
         answer=Token,
         error=OAuthError,
     )

@@ -213,7 +213,6 @@ def _upload(file_name: str | None) -> tuple[bytes, str]:
     tag="departments",
     body=schemas.ImportUpload,
     body_media=("text/csv", "multipart/form-data"),
-    parse_body=False,
     query=schemas.ImportName,
     answer=schemas.ImportRecord,
     status=201,

@@ -467,7 +467,6 @@ def recheck_consent(svc: Services, rec: tstore.SessionRecord) -> bool:
     "One protocol frame of federated.training; the answer frame back",
     tag="training",
     body_media=("application/octet-stream",),
-    parse_body=False,
     answer_media="application/octet-stream",
 )
 def message(session_id: str) -> Response:
