@@ -1,5 +1,10 @@
 """Prometheus metrics at ``/metrics`` and per-institution rate limits.
 
+``/metrics`` is for operators only (refusal counts, log size and queue depths tell an
+outsider what the platform does): a scraper presents ``Authorization: Bearer`` with
+the token in ``$XINYI_METRICS_TOKEN`` (compared in constant time), a person an
+operator's session. Anyone else is refused (401, or 403 ``wrong_role``).
+
 Counters and histograms are per process; under gunicorn ``xinyi serve`` sets
 ``PROMETHEUS_MULTIPROC_DIR`` so a scrape of any worker reports the sum of all of them.
 Audit queue depth, integration lag and checkpoint age are read from the database at
@@ -12,10 +17,9 @@ state on the hot path; the operator sizes the limit for the whole node.
 
 from __future__ import annotations
 
+import hmac
 import os
-import threading
 import time
-from collections import deque
 from collections.abc import Iterator
 from typing import Any
 
@@ -31,8 +35,10 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from common.errors import RateLimited
+from common.errors import AuthenticationFailed, Forbidden
+from gateway.auth import current_principal
 from gateway.contract import operation
+from gateway.ratelimit import RateLimiter
 from gateway.services import Services
 
 REQUESTS = Counter("xinyi_requests_total", "HTTP requests", ["method", "route", "status"])
@@ -75,27 +81,6 @@ class StoreCollector(Collector):
         )
 
 
-class RateLimiter:
-    """Sliding one-minute window per key, in this process."""
-
-    def __init__(self, per_minute: int) -> None:
-        self.per_minute = max(per_minute, 1)
-        self._hits: dict[str, deque[float]] = {}
-        self._lock = threading.Lock()
-
-    def hit(self, key: str, now: float | None = None) -> None:
-        now = time.monotonic() if now is None else now
-        with self._lock:
-            window = self._hits.setdefault(key, deque())
-            while window and window[0] <= now - 60:
-                window.popleft()
-            if len(window) >= self.per_minute:
-                raise RateLimited(
-                    f"more than {self.per_minute} requests a minute", code="rate_limited"
-                )
-            window.append(now)
-
-
 def init_app(app: Flask, services: Services) -> None:
     workers = int(os.environ.get("XINYI_WORKERS", "1"))
     limiter = RateLimiter(services.settings.config.limits.requests_per_minute // workers)
@@ -118,8 +103,14 @@ def init_app(app: Flask, services: Services) -> None:
         return resp
 
     @app.get("/metrics")
-    @operation("Prometheus metrics (text exposition format)", tag="ops", answer_media="text/plain")
+    @operation(
+        "Prometheus metrics (text exposition format), for operators only: the bearer of "
+        "XINYI_METRICS_TOKEN or an operator's session",
+        tag="ops",
+        answer_media="text/plain",
+    )
     def metrics() -> Response:
+        admit_scraper(services)
         registry = CollectorRegistry()
         if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
             multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]  # untyped lib
@@ -130,7 +121,20 @@ def init_app(app: Flask, services: Services) -> None:
         return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
 
 
-def limit(app: Flask, key: str) -> None:
-    """Count one request of ``key`` (an institution) against its rate limit."""
-    limiter: RateLimiter = app.extensions["xinyi_rate_limiter"]
-    limiter.hit(key)
+def admit_scraper(services: Services) -> None:
+    """Let the metrics token's bearer or a signed-in operator through; raise otherwise."""
+    header = request.headers.get("Authorization", "")
+    if header:
+        scheme, _, given = header.partition(" ")
+        expected = services.settings.metrics_token
+        if (
+            expected is not None
+            and scheme.lower() == "bearer"
+            and hmac.compare_digest(
+                given.strip().encode("utf-8"), expected.get_secret_value().encode("utf-8")
+            )
+        ):
+            return
+        raise AuthenticationFailed("not the metrics token", code="invalid_token")
+    if current_principal().kind != "operator":
+        raise Forbidden("metrics are for operators", code="wrong_role")

@@ -29,6 +29,7 @@ from gateway.caches import ContextCache, Evaluators, ModelCache, Trainers, Verif
 from keys import KeyRing
 from records.catalog import Catalog
 from registry import Registry
+from registry.sessions import Sessions, SignInThrottle
 
 log = get_logger("gateway.services")
 
@@ -46,6 +47,8 @@ class Services:
     audit: AuditLog
     outbox: OutboxDelivery
     catalog: Catalog  # the data catalog's rules, built once
+    sessions: Sessions  # people's sessions (server-side rows)
+    throttle: SignInThrottle  # failed sign-ins per login and address
     # This worker's caches (gateway.caches).
     models: ModelCache = field(default_factory=ModelCache)
     contexts: ContextCache = field(default_factory=ContextCache)
@@ -108,7 +111,9 @@ class Services:
         self._threads.clear()
 
 
-def build(settings: Settings, engine: Engine) -> Services:
+def build(settings: Settings, engine: Engine, secret: bytes) -> Services:
+    """The services over ``engine``; ``secret`` is the server secret (sessions, keyed
+    hashes of failed sign-ins)."""
     keys = KeyRing(settings)
     keys.ensure_all()
     consent = ConsentService(settings=settings, engine=engine, keys=keys)
@@ -125,6 +130,8 @@ def build(settings: Settings, engine: Engine) -> Services:
         audit=audit,
         outbox=outbox,
         catalog=Catalog(settings.config),
+        sessions=Sessions(engine, lifetime_seconds=settings.config.tokens.session_seconds),
+        throttle=SignInThrottle(engine, secret),
     )
 
 

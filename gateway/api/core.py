@@ -5,11 +5,18 @@ from __future__ import annotations
 from typing import Any
 
 import sqlalchemy as sa
-from flask import Blueprint, Response, jsonify, session
+from flask import Blueprint, Response, jsonify
 
-from common.errors import AuthenticationFailed, Error
+from common.errors import Error
 from gateway.api import schemas
-from gateway.auth import authenticated, current_principal, start_session
+from gateway.auth import (
+    authenticate_person,
+    authenticated,
+    current_csrf,
+    current_principal,
+    end_session,
+    start_session,
+)
 from gateway.contract import operation
 from gateway.services import services
 
@@ -18,19 +25,15 @@ bp = Blueprint("core", __name__)
 
 @bp.post("/v1/session")
 @operation(
-    "Sign in (enterprise, department, operator users)",
+    "Sign in (enterprise, department, operator users); attempts are throttled per login "
+    "and address (429 sign_in_throttled)",
     tag="auth",
     body=schemas.SignIn,
     answer=schemas.SignedIn,
 )
 def sign_in(body: schemas.SignIn) -> dict[str, Any]:
-    login, password = body.login, body.password
-    user = services().registry.authenticate(login, password)
-    if user is None:
-        raise AuthenticationFailed("wrong login or password", code="bad_credentials")
-    csrf = start_session(
-        login=user.login, role=user.role, uscc=user.uscc, department=user.department_id
-    )
+    user = authenticate_person(body.login, body.password)
+    csrf = start_session(user)
     return {
         "login": user.login,
         "role": user.role,
@@ -43,7 +46,7 @@ def sign_in(body: schemas.SignIn) -> dict[str, Any]:
 @bp.delete("/v1/session")
 @operation("Sign out", tag="auth", status=204)
 def sign_out() -> tuple[str, int]:
-    session.clear()
+    end_session()
     return "", 204
 
 
@@ -57,7 +60,7 @@ def whoami() -> dict[str, Any]:
         "role": p.kind,
         "uscc": p.uscc,
         "department": p.department,
-        "csrf_token": session.get("csrf"),
+        "csrf_token": current_csrf(),
     }
 
 

@@ -22,7 +22,7 @@ from flask.testing import FlaskClient
 from bank.profile import public_jwk
 from common.errors import RateLimited
 from gateway import create_app
-from gateway.metrics import RateLimiter
+from gateway.ratelimit import RateLimiter
 from tests.gateway.conftest import Bank
 
 MAX_BYTES = 4096
