@@ -5,8 +5,9 @@ declarations and the route table (``gateway.openapi``), so the document and the 
 cannot drift apart.
 
 Invariants:
-- a request model forbids unknown fields and coerces nothing (``"1"`` is not an
-  integer, ``true`` is not 1); a query model reads strings as a query string does;
+- a request model coerces nothing (``"1"`` is not an integer, ``true`` is not 1) and
+  forbids unknown fields, except the few bodies that always ignored them (sign-in,
+  webhook, cosignature); a query model reads strings as a query string does;
 - a body or query that does not validate is refused with :class:`InvalidInput` (400),
   carrying the model's stable code (or the code named for that field) and the field's
   path; the message says what was expected and never echoes the value sent;
@@ -51,7 +52,8 @@ class Query(BaseModel):
 
 
 class Answer(BaseModel):
-    """A JSON answer, as documented (routes may return the model or a dict of its shape)."""
+    """A JSON answer, as documented: the route returns a dict of this shape (the tests
+    check every answer against it, ``tests/answers.py``)."""
 
     model_config = ConfigDict(extra="forbid")
 
