@@ -203,6 +203,20 @@ class Training(_Frozen):
     flood_sigma: float = Field(default=0.0625, gt=0, le=1)
     round_bits: int = Field(default=20, ge=8, le=40)
     max_restarts: int = Field(default=3, ge=0, le=100)
+    # Model governance (issue 12): a session below either minimum is refused, so one
+    # served linear functional never rests on a handful of rows or a single feature.
+    min_enterprises: int = Field(default=200, ge=2)
+    min_gateway_features: int = Field(default=4, ge=1)
+
+
+class Scoring(_Frozen):
+    """The score-extraction bound (``gateway/api/score.py``, ``docs/leakage.md``)."""
+
+    # Distinct models (id@version) one institution may score one enterprise with
+    # within the period of a grant.
+    max_models_per_enterprise: int = Field(default=2, ge=1, le=100)
+    # The gateway's share of a logit is rounded to a multiple of this (logit units).
+    share_precision: float = Field(default=0.5, gt=0, le=4)
 
 
 class Database(_Frozen):
@@ -221,6 +235,7 @@ class ConfigFile(_Frozen):
     limits: Limits = Limits()
     he: HEParams = HEParams()
     training: Training = Training()
+    scoring: Scoring = Scoring()
     departments: tuple[Department, ...]
     purposes: Mapping[Identifier, Purpose]
     categories: Mapping[Identifier, Category]
@@ -305,7 +320,18 @@ def load_settings(
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError as e:
-        raise ConfigError(f"{path}: no such file", path="") from e
+        given = (
+            "--config"
+            if config_path
+            else "XINYI_CONFIG"
+            if env.get("XINYI_CONFIG")
+            else "the bundled default"
+        )
+        raise ConfigError(
+            f"{path}: no such file (from {given}); point XINYI_CONFIG (or --config) at "
+            "the instance's config.yaml",
+            path="",
+        ) from e
     except yaml.YAMLError as e:
         raise ConfigError(f"{path}: not valid YAML: {e}", path="") from e
     public_url = env.get("XINYI_PUBLIC_URL")

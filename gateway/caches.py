@@ -29,10 +29,10 @@ VERIFIED_TOKENS = 4096
 
 
 class ModelCache:
-    """Parsed models by (id, version): versions never change, so only the newest-version
-    lookup goes to the database, and its answer is kept NEWEST_SECONDS (a newly
-    registered version serves unpinned requests within that time; the SDK pins
-    versions)."""
+    """Approved models by (id, version): an approved version never changes, so only the
+    newest-approved lookup goes to the database, and its answer is kept NEWEST_SECONDS
+    (a newly approved version serves unpinned requests within that time; the SDK pins
+    versions). A version that is not approved is never cached."""
 
     NEWEST_SECONDS = 2.0
 
@@ -49,15 +49,16 @@ class ModelCache:
             if seen is not None and now - seen[0] < self.NEWEST_SECONDS:
                 version = seen[1]
             else:
-                version = fstore.newest_version(engine, model_id)
-                if version is None:
+                version = fstore.newest_version(engine, model_id, approved=True)
+                if version is None:  # says whether it is unknown or not approved
+                    fstore.get_model(engine, model_id, approved=True)
                     raise fstore.ModelNotFound(f"no joint model {model_id!r}")
                 with self._lock:
                     self._newest[model_id] = (now, version)
         with self._lock:
             found = self._models.get((model_id, version))
         if found is None:
-            found = fstore.get_model(engine, model_id, version)
+            found = fstore.get_model(engine, model_id, version, approved=True)
             with self._lock:
                 self._models[(model_id, version)] = found
         return found

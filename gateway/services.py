@@ -35,6 +35,9 @@ log = get_logger("gateway.services")
 
 FeatureSource = Callable[["Services", Sequence[str], Sequence[str]], np.ndarray]
 """(services, USCCs, gateway columns) → matrix of raw model inputs, NaN where absent."""
+PopulationSource = Callable[["Services", Sequence[str]], np.ndarray]
+"""(services, gateway columns) → matrix of every enterprise's raw model inputs, NaN
+where absent: the population the gateway standardization is fitted on."""
 
 
 @dataclass
@@ -59,6 +62,9 @@ class Services:
     """Where training sessions read the gateway's features; ``None``: the department
     data store (``gateway.api.train.records_features``). Tools and tests put a
     synthetic source here."""
+    training_population: PopulationSource | None = None
+    """The population training standardizes on; ``None``: every enterprise of the
+    department data store (``gateway.api.train.records_population``)."""
     _stop: threading.Event = field(default_factory=threading.Event)
     _threads: list[threading.Thread] = field(default_factory=list)
 
@@ -70,7 +76,8 @@ class Services:
         with read_connection(self.engine) as conn:  # every request: no Session around it
             return consent_store.institution_status(conn, institution_id)
 
-    def outbox_depth(self) -> int:
+    def outbox_depth(self) -> tuple[int, int]:
+        """(webhook events waiting to be sent, events given up on)."""
         with read_session(self.engine) as s:
             return consent_store.outbox_depth(s)
 

@@ -63,6 +63,19 @@ def vkey() -> Response:
     return Response(_log().vkey() + "\n", content_type=TEXT)
 
 
+@bp.get("/v1/audit/key-transitions")
+@operation(
+    "Signed checkpoint-key transitions (the old key signs the new vkey and the size from "
+    "which it applies)",
+    tag="audit",
+    answer=schemas.KeyTransitions,
+)
+def key_transitions() -> dict[str, Any]:
+    """The log's checkpoint-key changes, each signed by the old and the new key: a
+    witness that pinned an older key follows them (``xinyi audit witness``)."""
+    return {"transitions": services().keys.transitions()}
+
+
 @bp.get("/v1/audit/witnesses")
 @operation(
     "Registered witness keys (cosignature/v1 vkeys) by department",

@@ -120,6 +120,8 @@ class Readiness(Answer):
     audit_log_size: int | None = None
     audit_queue_depth: int | None = None
     audit_queue_lag_seconds: float | None = None
+    reason: str | None = None
+    """Why not ready, when the login lacks privileges."""
 
 
 class TokenForm(Body):
@@ -228,6 +230,10 @@ class Cosignature(Body):
 class Cosigned(Answer):
     size: int
     department: str
+
+
+class KeyTransitions(Answer):
+    transitions: list[str] = Field(description="signed notes, oldest first")
 
 
 class Witness(Answer):
@@ -369,6 +375,8 @@ class ModelView(Answer):
     context_params: ContextParams
     bank_standardization: dict[str, Any] | None
     created_at: int | None
+    owner: str | None = Field(description="the institution whose prefix names the model")
+    status: str | None = Field(description="review status: pending, approved or rejected")
     description: str | None = None
 
 
@@ -515,7 +523,7 @@ class BankHalf(Body):
 
 
 class Finish(Body):
-    model_id: Annotated[str, Field(min_length=1)] | None = None
+    model_id: Annotated[str, Field(min_length=1, max_length=64)] | None = None
     serve: bool = Field(
         default=False, alias="register", description="register the joint model for serving"
     )

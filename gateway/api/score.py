@@ -12,7 +12,15 @@ Invariants:
   ciphertexts (``federated.scoring``) and returns ciphertexts;
 - a batch refuses enterprises one by one: a refused grant (or an enterprise without data)
   is listed in ``refused`` with its code and audit index, and its slot carries nothing;
-- no route registers a model: models come from ``xinyi models import`` or training.
+- no route registers a model: models come from ``xinyi models import`` or training;
+- only models the operator approved are listed and served: ``model`` is ``id@version``
+  (the pinned form the SDK sends) or ``id``, the newest approved version of ``id``;
+  a version that is pending or rejected is refused ``model_not_approved``;
+- the gateway share is rounded to ``scoring.share_precision`` before it enters a
+  ciphertext, and one enterprise is scored with at most
+  ``scoring.max_models_per_enterprise`` distinct models per institution in a grant's
+  period (``gateway.enforce``): together they bound what zero-input scores reveal of
+  the gateway's features (docs/leakage.md, "Scoring").
 """
 
 from __future__ import annotations
@@ -88,13 +96,17 @@ def _json_with_blobs(fields: dict[str, Any], blobs: dict[str, str | list[str]]) 
 
 
 def _model(svc: Services, ref: Any) -> JointModel:
-    """``id`` (the newest version) or ``id@version``."""
+    """``id@version`` or ``id`` (its newest approved version); approved models only."""
     if not isinstance(ref, str) or not ref:
         raise InvalidInput("model: a model id is required", code="invalid_json", field="model")
     model_id, _, version = ref.partition("@")
     if version and not (version.isdigit() and len(version) <= 18):
         raise InvalidInput("model: 'id' or 'id@version'", code="invalid_json", field="model")
-    return svc.models.get(svc.engine, model_id, int(version) if version else None)
+    try:
+        return svc.models.get(svc.engine, model_id, int(version) if version else None)
+    except (fstore.ModelNotApproved, fstore.ModelNotFound) as e:
+        log.info("score_model_refused", model=ref[:100], code=e.code)
+        raise
 
 
 def _evaluator(svc: Services, params: he.CKKSParams) -> he.Evaluator:
@@ -140,6 +152,10 @@ def gateway_values(svc: Services, enterprises: Sequence[str], model: JointModel)
     values = np.where(present, matrix, np.nan)
     position = {code: i for i, code in enumerate(unique)}
     return values[[position[e] for e in enterprises]]
+
+
+def _precision(svc: Services) -> float:
+    return svc.settings.config.scoring.share_precision
 
 
 def _grant_arg(grant: Any) -> str | None:
@@ -230,7 +246,7 @@ def list_models() -> dict[str, Any]:
     return {"models": [_view(svc, m) for m in fstore.list_models(svc.engine)]}
 
 
-@bp.get("/v1/models/<model_ref>")
+@bp.get("/v1/models/<path:model_ref>")
 @authenticated()
 @operation(
     "One joint model: 'id' (newest version) or 'id@version'",
@@ -269,7 +285,8 @@ def score(body: schemas.ScoreRequest) -> Response:
             audit_index=access.finish(),
         )
     started = time.perf_counter()
-    out = scoring.score_single(ev, ct, model, model.gateway_share(values))
+    share = scoring.round_share(model.gateway_share(values), _precision(svc))
+    out = scoring.score_single(ev, ct, model, share)
     spent = time.perf_counter() - started
     HE_SECONDS.labels("single").observe(spent)
     log.debug(
@@ -341,13 +358,14 @@ def score_batch(body: schemas.BatchRequest) -> Response:
         )
     missing: list[int] = []
     granted = list(accesses)
+    precision = _precision(svc)
     if granted:
         values = gateway_values(svc, [str(accesses[i].enterprise) for i in granted], model)
         for i, row in zip(granted, values, strict=True):
             if np.isnan(row).all():
                 missing.append(i)
                 continue
-            shares[i] = model.gateway_share(row)
+            shares[i] = scoring.round_share(model.gateway_share(row), precision)
             allowed[i] = True
     started = time.perf_counter()
     public = context.public() if not allowed.all() else None
