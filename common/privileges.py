@@ -39,6 +39,7 @@ APP_TABLES: Mapping[str, tuple[str, ...]] = {
     "record_rejects": _RW,
     "he_contexts": _RW,
     "joint_models": _RW,
+    "score_model_uses": _RW,  # the per-enterprise distinct-model cap (issue 13)
     "training_sessions": _RW,
     # People's sessions and sign-in throttling: expired and ended rows are deleted.
     "person_sessions": (*_RW, "DELETE"),

@@ -482,6 +482,7 @@ class OpenedSession(Answer):
 class ModelRef(Answer):
     id: str
     version: int | None
+    status: str | None = Field(default=None, description="review status of the version")
 
 
 class SessionItem(Answer):
