@@ -146,7 +146,13 @@ def health() -> dict[str, str]:
 
 
 @bp.get("/readyz")
-@operation("Readiness (database reachable)", tag="ops", answer=schemas.Readiness)
+@operation(
+    "Readiness: the database answers with the privileges requests need and the audit log "
+    "is readable (503 with the same shape when not)",
+    tag="ops",
+    answer=schemas.Readiness,
+    error=schemas.Readiness,
+)
 def ready() -> tuple[dict[str, Any], int]:
     """Readiness: this worker can serve now. The database answers and the audit log's
     state is readable (a request that cannot be logged is not served, so without it
