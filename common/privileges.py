@@ -39,7 +39,6 @@ APP_TABLES: Mapping[str, tuple[str, ...]] = {
     "record_rejects": _RW,
     "he_contexts": _RW,
     "joint_models": _RW,
-    "score_model_uses": _RW,  # the per-enterprise distinct-model cap (issue 13)
     "training_sessions": _RW,
     # Which models scored which enterprise, for the per-grant cap on distinct models.
     "score_model_uses": _RW,
