@@ -22,7 +22,7 @@ from grading import service
 
 
 def _settings(ctx: click.Context) -> Any:
-    from cli.server import settings_from
+    from cli.instance import settings_from
 
     return settings_from(ctx)
 

@@ -8,6 +8,7 @@ file; production is PostgreSQL through psycopg 3. The schema is owned by Alembic
 
 from __future__ import annotations
 
+import importlib.resources
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,7 +20,8 @@ from sqlalchemy.orm import Session
 
 from common.errors import ConfigError
 
-MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
+MIGRATIONS = Path(str(importlib.resources.files("migrations")))
+"""The Alembic scripts, shipped as the ``migrations`` package (versions as its data)."""
 
 
 def normalize_url(url: str) -> str:
@@ -106,12 +108,19 @@ def read_session(engine: Engine) -> Iterator[Session]:
         yield session
 
 
-def migrate(url: str, revision: str = "head") -> None:
-    """Bring the schema at ``url`` to ``revision`` with Alembic."""
-    from alembic import command
+def migration_config(url: str) -> Any:
+    """The Alembic configuration for ``url`` (``alembic.ini`` holds the same for the
+    ``alembic`` command)."""
     from alembic.config import Config
 
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     cfg.set_main_option("sqlalchemy.url", normalize_url(url).replace("%", "%%"))
-    command.upgrade(cfg, revision)
+    return cfg
+
+
+def migrate(url: str, revision: str = "head") -> None:
+    """Bring the schema at ``url`` to ``revision`` with Alembic."""
+    from alembic import command
+
+    command.upgrade(migration_config(url), revision)

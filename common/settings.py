@@ -36,7 +36,8 @@ Operation = Literal["report", "verify", "score", "train"]
 VerifyOp = Literal[">=", "<=", "==", "!="]
 FeatureType = Literal["integer", "amount", "number", "string", "enum", "date", "boolean"]
 
-DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "config.yaml"
+DEFAULT_CONFIG = Path(__file__).resolve().parent / "default_config.yaml"
+"""The bundled default: it ships inside the package, so an installed wheel needs no checkout."""
 
 Identifier = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,47}$")]
 
@@ -168,6 +169,16 @@ class Consent(_Frozen):
     # How long a worker owns an event it is sending; a worker that dies mid-delivery
     # holds its institution's events back this long (then another sends, at least once).
     webhook_lease_seconds: float = Field(default=60.0, gt=0)
+    # Each phase of one delivery (connect, send, wait for the answer) is bounded by this;
+    # deliveries of different institutions run side by side, so a slow or dead receiver
+    # delays only its own institution's events.
+    webhook_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
+    # Webhook URLs must be https; None: required unless the gateway's own public_url is
+    # plain http on loopback (a developer's machine). See common/webhook_address.py.
+    webhook_require_https: bool | None = None
+    # UNSAFE, tests and laptop demos only: let webhooks reach loopback and private
+    # addresses (inside the platform's network). Warns on every use.
+    unsafe_webhook_private_addresses: bool = False
 
 
 class Audit(_Frozen):
@@ -205,6 +216,20 @@ class Training(_Frozen):
     flood_sigma: float = Field(default=0.0625, gt=0, le=1)
     round_bits: int = Field(default=20, ge=8, le=40)
     max_restarts: int = Field(default=3, ge=0, le=100)
+    # Model governance (issue 12): a session below either minimum is refused, so one
+    # served linear functional never rests on a handful of rows or a single feature.
+    min_enterprises: int = Field(default=200, ge=2)
+    min_gateway_features: int = Field(default=4, ge=1)
+
+
+class Scoring(_Frozen):
+    """The score-extraction bound (``gateway/api/score.py``, ``docs/leakage.md``)."""
+
+    # Distinct models (id@version) one institution may score one enterprise with
+    # within the period of a grant.
+    max_models_per_enterprise: int = Field(default=2, ge=1, le=100)
+    # The gateway's share of a logit is rounded to a multiple of this (logit units).
+    share_precision: float = Field(default=0.5, gt=0, le=4)
 
 
 class Region(_Frozen):
@@ -298,6 +323,7 @@ class ConfigFile(_Frozen):
     limits: Limits = Limits()
     he: HEParams = HEParams()
     training: Training = Training()
+    scoring: Scoring = Scoring()
     grading: Grading = Grading()
     regions: Mapping[Annotated[str, Field(pattern=r"^[0-9]{6}$")], Region] = Field(
         default_factory=dict
@@ -386,7 +412,18 @@ def load_settings(
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError as e:
-        raise ConfigError(f"{path}: no such file", path="") from e
+        given = (
+            "--config"
+            if config_path
+            else "XINYI_CONFIG"
+            if env.get("XINYI_CONFIG")
+            else "the bundled default"
+        )
+        raise ConfigError(
+            f"{path}: no such file (from {given}); point XINYI_CONFIG (or --config) at "
+            "the instance's config.yaml",
+            path="",
+        ) from e
     except yaml.YAMLError as e:
         raise ConfigError(f"{path}: not valid YAML: {e}", path="") from e
     public_url = env.get("XINYI_PUBLIC_URL")

@@ -22,9 +22,7 @@ from __future__ import annotations
 
 import hmac
 import secrets
-import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import wraps
@@ -34,8 +32,10 @@ import jwt
 from flask import after_this_request, current_app, g, request, session
 from werkzeug.wrappers import Response as BaseResponse
 
-from common.errors import AuthenticationFailed, Error, Forbidden
+from common import jwt_rules
+from common.errors import AuthenticationFailed, Error, Forbidden, InvalidInput
 from common.logging import get_logger
+from gateway.caches import VerifiedToken, VerifiedTokens
 from gateway.services import Services, services
 from registry import User
 from registry.sessions import PersonSession, SignInThrottled
@@ -43,7 +43,6 @@ from registry.sessions import PersonSession, SignInThrottled
 F = TypeVar("F", bound=Callable[..., Any])
 KINDS = ("institution", "enterprise", "department", "operator")
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
-_CACHE_LOCK = threading.Lock()
 SESSION_COOKIE = "xinyi_session"  # the random id of a person's server-side session
 PAGE_COOKIE = "xinyi_page"  # Flask's signed cookie: page state only, never who is in
 log = get_logger("gateway.auth")
@@ -76,26 +75,8 @@ def issue_access_token(client_id: str) -> tuple[str, int]:
         "exp": now + ttl,
         "jti": secrets.token_urlsafe(16),
     }
-    token = svc.keys.sign_jwt("tokens", claims, {"typ": "at+jwt"})
+    token = svc.keys.sign_jwt("tokens", claims, {"typ": jwt_rules.TYP_ACCESS_TOKEN})
     return token, ttl
-
-
-_VERIFIED_TOKENS = 4096  # access tokens whose signature verified, per process
-
-
-@dataclass(frozen=True)
-class _VerifiedToken:
-    kid: str
-    client_id: str
-    not_before: float
-    expires: float
-
-
-def _verified_tokens() -> OrderedDict[str, _VerifiedToken]:
-    cache: OrderedDict[str, _VerifiedToken] = services().extras.setdefault(
-        "auth.verified_tokens", OrderedDict()
-    )
-    return cache
 
 
 def _bearer_principal(token: str) -> Principal:
@@ -106,7 +87,7 @@ def _bearer_principal(token: str) -> Principal:
     once is remembered (bounded LRU); its time window and its key's publication are
     checked again on every request, the institution's status is read from the store."""
     svc = services()
-    cache = _verified_tokens()
+    cache = svc.verified_tokens
     hit = cache.get(token)
     now = time.time()
     if hit is not None and svc.keys.public_key(hit.kid, "tokens") is not None:
@@ -124,19 +105,23 @@ def _institution_principal(svc: Services, client_id: str) -> Principal:
         raise AuthenticationFailed("unknown institution", code="invalid_token")
     if status != "active":
         raise InstitutionSuspended("the institution is suspended")
-    from gateway.metrics import limit
+    from gateway.ratelimit import limit
 
     limit(current_app, client_id)
     return Principal(kind="institution", id=client_id)
 
 
-def _verify_access_token(svc: Services, token: str, cache: OrderedDict[str, _VerifiedToken]) -> str:
+def _verify_access_token(svc: Services, token: str, cache: VerifiedTokens) -> str:
     try:
         header = jwt.get_unverified_header(token)
     except jwt.PyJWTError as e:
         raise AuthenticationFailed("malformed access token", code="invalid_token") from e
     if header.get("alg") != "EdDSA" or not isinstance(header.get("kid"), str):
         raise AuthenticationFailed("access tokens are EdDSA JWTs with a kid", code="invalid_token")
+    try:
+        jwt_rules.require_typ(header, jwt_rules.TYP_ACCESS_TOKEN)
+    except InvalidInput as e:
+        raise AuthenticationFailed("not an access token", code="invalid_token") from e
     key = svc.keys.public_key(header["kid"], "tokens")
     if key is None:
         raise AuthenticationFailed("unknown token key", code="invalid_token")
@@ -153,18 +138,19 @@ def _verify_access_token(svc: Services, token: str, cache: OrderedDict[str, _Ver
         raise AuthenticationFailed("the access token has expired", code="token_expired") from e
     except jwt.PyJWTError as e:
         raise AuthenticationFailed("invalid access token", code="invalid_token") from e
+    try:
+        jwt_rules.check_numeric_dates(claims, required=("exp",))
+    except InvalidInput as e:
+        raise AuthenticationFailed("invalid access token", code="invalid_token") from e
     client_id = str(claims["sub"])
     nbf = claims.get("nbf")
-    verified = _VerifiedToken(
+    verified = VerifiedToken(
         header["kid"],
         client_id,
         float(nbf) if isinstance(nbf, int | float) else 0.0,
         float(claims["exp"]),
     )
-    with _CACHE_LOCK:
-        cache[token] = verified
-        while len(cache) > _VERIFIED_TOKENS:
-            cache.popitem(last=False)
+    cache.put(token, verified)
     return client_id
 
 
@@ -313,6 +299,8 @@ def authenticated(*kinds: str) -> Callable[[F], F]:
                 raise Forbidden(f"this call is for {', '.join(kinds)}", code="wrong_role")
             return view(*args, **kwargs)
 
+        # Who may call, as the OpenAPI document states it (``gateway.openapi``).
+        wrapper.roles = kinds  # type: ignore[attr-defined]
         return wrapper  # type: ignore[return-value]
 
     return decorate

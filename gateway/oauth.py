@@ -8,12 +8,13 @@ JWTs signed by the gateway's *tokens* key (see ``gateway.auth``).
 
 from __future__ import annotations
 
-import json
+import binascii
+import math
 import time
 import warnings
+from base64 import urlsafe_b64decode
 from typing import Any
 
-import sqlalchemy as sa
 from authlib.integrations.flask_oauth2 import AuthorizationServer
 from authlib.oauth2.rfc6749 import ClientMixin, InvalidClientError, grants
 from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
@@ -21,9 +22,12 @@ from flask import Flask, Response
 from joserfc import jwt as jose_jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import Key
-from sqlalchemy.exc import IntegrityError
 
+from common import json_input, jwt_rules
+from common.errors import InvalidInput
+from gateway.api.schemas import OAuthError, Token, TokenForm
 from gateway.auth import issue_access_token
+from gateway.contract import operation
 from gateway.services import services
 
 ASSERTION_ALGORITHMS = ["EdDSA", "Ed25519", "ES256"]
@@ -74,6 +78,19 @@ class PrivateKeyJWTAuth(JWTBearerClientAssertion):  # type: ignore[misc]
     def resolve_client_public_key(self, client: InstitutionClient) -> dict[str, Any]:
         return client.jwk
 
+    def extract_assertion(self, assertion: str) -> tuple[Any, dict[str, Any]]:
+        # Authlib parses the payload before anything is verified, with a parser that
+        # recurses per nesting level: bound the nesting first (a RecursionError was a
+        # 500 for anyone).
+        for segment in assertion.split(".")[:2]:
+            try:
+                raw = urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+            except (ValueError, binascii.Error):
+                continue  # Authlib refuses it as not a JWT
+            if json_input.nesting_depth(raw) > json_input.MAX_DEPTH:
+                raise InvalidClientError(description="the client assertion is not a JWT")
+        return super().extract_assertion(assertion)  # type: ignore[no-any-return]
+
     def process_assertion_claims(self, assertion: str, resolve_key: Key) -> Any:
         # Only asymmetric algorithms: an HMAC assertion "signed" with the public key
         # (algorithm confusion) or alg=none never verifies.
@@ -81,30 +98,33 @@ class PrivateKeyJWTAuth(JWTBearerClientAssertion):  # type: ignore[misc]
             token = jose_jwt.decode(assertion, resolve_key, algorithms=ASSERTION_ALGORITHMS)
         except (JoseError, ValueError) as e:
             raise InvalidClientError(description="the client assertion does not verify") from e
+        try:
+            # A grant, access token or event is never a client assertion.
+            jwt_rules.require_client_assertion_typ(token.header)
+            # int or float, never bool, finite and in range: a float ``exp`` once skipped
+            # the lifetime cap and ``1e20`` overflowed the jti table (500).
+            jwt_rules.check_numeric_dates(token.claims, required=("exp",))
+        except InvalidInput as e:
+            raise InvalidClientError(description=e.message) from e
         max_age = services().settings.config.tokens.client_assertion_max_seconds
-        exp = token.claims.get("exp")
-        if isinstance(exp, int) and exp - time.time() > max_age:
+        if token.claims["exp"] - time.time() > max_age:
             raise InvalidClientError(description=f"assertions may live at most {max_age} s")
+        expected = self.get_audiences()[0]
+        aud = token.claims.get("aud")
+        if expected not in (aud if isinstance(aud, list) else [aud]):
+            # Name the value to use: a gateway behind a proxy has a public URL the
+            # institution may not have guessed (server.public_url).
+            raise InvalidClientError(
+                description=f"the assertion's aud must be the token endpoint {expected}"
+            )
         self.verify_claims(token.claims)
         return token.claims
 
     def validate_jti(self, claims: dict[str, Any], jti: str) -> bool:
-        svc = services()
         now = int(time.time())
-        exp = int(claims.get("exp", now + 600))
-        try:
-            with svc.engine.begin() as conn:
-                conn.execute(
-                    sa.text("DELETE FROM used_assertions WHERE expires_at < :now"),
-                    {"now": now - 3600},
-                )
-                conn.execute(
-                    sa.text("INSERT INTO used_assertions (jti, expires_at) VALUES (:jti, :exp)"),
-                    {"jti": f"{claims['sub']}:{jti}"[:200], "exp": exp},
-                )
-        except IntegrityError:
-            return False
-        return True
+        # ``exp`` was checked (a number within the lifetime cap) before this is called.
+        exp = math.ceil(claims.get("exp", now + 600))
+        return services().registry.use_assertion(f"{claims['sub']}:{jti}", exp)
 
 
 class ClientCredentials(grants.ClientCredentialsGrant):  # type: ignore[misc]
@@ -112,13 +132,10 @@ class ClientCredentials(grants.ClientCredentialsGrant):  # type: ignore[misc]
 
 
 def _query_client(client_id: str) -> InstitutionClient | None:
-    with services().engine.connect() as conn:
-        row = conn.execute(
-            sa.text("SELECT jwk, status FROM institutions WHERE id = :id"), {"id": client_id}
-        ).first()
-    if row is None:
+    found = services().registry.client(client_id)
+    if found is None:
         return None
-    return InstitutionClient(client_id, json.loads(row[0]), row[1])
+    return InstitutionClient(client_id, found.jwk, found.status)
 
 
 def _generate_token(
@@ -145,6 +162,15 @@ def init_app(app: Flask) -> None:
     server.register_token_generator("default", _generate_token)
 
     @app.post("/oauth/token")
+    @operation(
+        "Access token: client_credentials with private_key_jwt (RFC 7523); errors are "
+        "OAuth's {error, error_description}",
+        tag="auth",
+        body=TokenForm,
+        body_media=("application/x-www-form-urlencoded",),
+        answer=Token,
+        error=OAuthError,
+    )
     def token() -> Response:
         resp: Response = server.create_token_response()
         return resp

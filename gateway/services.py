@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
+import numpy as np
 from flask import current_app
 from sqlalchemy import Engine
 
@@ -20,15 +21,23 @@ from audit.service import AuditLog
 from common.db import read_connection, read_session
 from common.logging import get_logger
 from common.settings import Settings
+from common.webhook_address import policy_for
 from consent import store as consent_store
 from consent.outbox import OutboxDelivery
 from consent.service import ConsentService
+from gateway.caches import ContextCache, Evaluators, ModelCache, Trainers, VerifiedTokens
 from keys import KeyRing
 from records.catalog import Catalog
 from registry import Registry
 from registry.sessions import Sessions, SignInThrottle
 
 log = get_logger("gateway.services")
+
+FeatureSource = Callable[["Services", Sequence[str], Sequence[str]], np.ndarray]
+"""(services, USCCs, gateway columns) → matrix of raw model inputs, NaN where absent."""
+PopulationSource = Callable[["Services", Sequence[str]], np.ndarray]
+"""(services, gateway columns) → matrix of every enterprise's raw model inputs, NaN
+where absent: the population the gateway standardization is fitted on."""
 
 
 @dataclass
@@ -43,7 +52,19 @@ class Services:
     catalog: Catalog  # the data catalog's rules, built once
     sessions: Sessions  # people's sessions (server-side rows)
     throttle: SignInThrottle  # failed sign-ins per login and address
-    extras: dict[str, Any] = field(default_factory=dict)
+    # This worker's caches (gateway.caches).
+    models: ModelCache = field(default_factory=ModelCache)
+    contexts: ContextCache = field(default_factory=ContextCache)
+    evaluators: Evaluators = field(default_factory=Evaluators)
+    trainers: Trainers = field(default_factory=Trainers)
+    verified_tokens: VerifiedTokens = field(default_factory=VerifiedTokens)
+    training_features: FeatureSource | None = None
+    """Where training sessions read the gateway's features; ``None``: the department
+    data store (``gateway.api.train.records_features``). Tools and tests put a
+    synthetic source here."""
+    training_population: PopulationSource | None = None
+    """The population training standardizes on; ``None``: every enterprise of the
+    department data store (``gateway.api.train.records_population``)."""
     _stop: threading.Event = field(default_factory=threading.Event)
     _threads: list[threading.Thread] = field(default_factory=list)
 
@@ -55,7 +76,8 @@ class Services:
         with read_connection(self.engine) as conn:  # every request: no Session around it
             return consent_store.institution_status(conn, institution_id)
 
-    def outbox_depth(self) -> int:
+    def outbox_depth(self) -> tuple[int, int]:
+        """(webhook events waiting to be sent, events given up on)."""
         with read_session(self.engine) as s:
             return consent_store.outbox_depth(s)
 
@@ -94,6 +116,7 @@ class Services:
         for t in self._threads:
             t.join(timeout=5)
         self._threads.clear()
+        self.outbox.close()
 
 
 def build(settings: Settings, engine: Engine, secret: bytes) -> Services:
@@ -103,14 +126,12 @@ def build(settings: Settings, engine: Engine, secret: bytes) -> Services:
     keys.ensure_all()
     consent = ConsentService(settings=settings, engine=engine, keys=keys)
     audit = AuditLog(engine, settings, keys.checkpoint_signer())
-    outbox = OutboxDelivery(
-        settings=settings, engine=engine, keys=keys, client=httpx.Client(timeout=5.0)
-    )
+    outbox = OutboxDelivery(settings=settings, engine=engine, keys=keys)
     return Services(
         settings=settings,
         engine=engine,
         keys=keys,
-        registry=Registry(engine),
+        registry=Registry(engine, webhooks=policy_for(settings)),
         consent=consent,
         audit=audit,
         outbox=outbox,

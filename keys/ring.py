@@ -1,15 +1,16 @@
 """The key ring: one Ed25519 signing key per purpose, rotation with overlap, the JWKS.
 
 Invariants:
-- purposes are fixed: ``grants`` (consent grants and webhook events), ``tokens``
-  (access tokens), ``checkpoints`` (audit log checkpoints); a key signs for one purpose
-  only and a verifier asks for a kid *and* its purpose, so a token key can never pass
-  for a grant key;
+- purposes are fixed: ``grants`` (consent grants), ``tokens`` (access tokens),
+  ``checkpoints`` (audit log checkpoints), ``events`` (webhook events); a key signs for
+  one purpose only and a verifier asks for a kid *and* its purpose, so a token key can
+  never pass for a grant key, nor an event for a grant (each kind also has its own
+  ``typ``, ``common.jwt_rules``);
 - ``kid`` is the RFC 7638 thumbprint of the public JWK;
 - the newest unretired key of a purpose signs; a retired key stays published in the
   JWKS until everything it could have signed has expired (tokens: the token lifetime;
-  grants: the longest purpose duration; checkpoints: forever, since old checkpoints
-  must stay verifiable by witnesses);
+  grants: the longest purpose duration; events: the longest retry of a delivery;
+  checkpoints: forever, since old checkpoints must stay verifiable by witnesses);
 - several worker processes share the key folder: a worker notices a rotation done by
   ``xinyi keys rotate`` within a second, and reloads at once when asked for an unknown
   kid.
@@ -36,7 +37,7 @@ from common.settings import Settings
 from keys.jwk import public_jwk, raw_public, thumbprint
 from keys.store import FileKeyStore, KeyRecord, KeyStore
 
-PURPOSES: tuple[str, ...] = ("grants", "tokens", "checkpoints")
+PURPOSES: tuple[str, ...] = ("grants", "tokens", "checkpoints", "events")
 _REFRESH_SECONDS = 1.0
 log = get_logger("keys")
 
@@ -54,11 +55,13 @@ def passphrase_for(settings: Settings) -> bytes:
 
 
 _warned: set[Path] = set()
+# The file name of the generated dev passphrase (not a secret itself).
+DEV_PASSPHRASE_FILE = "UNSAFE-dev-key-passphrase"  # noqa: S105 -- a file name, not a password
 
 
 def unsafe_dev_passphrase(home: Path) -> bytes:
     """The generated dev passphrase; warns once per process and folder."""
-    path = home / "UNSAFE-dev-key-passphrase"
+    path = home / DEV_PASSPHRASE_FILE
     passphrase, _ = generated_secret(path)
     if path not in _warned:
         _warned.add(path)
@@ -78,6 +81,13 @@ def publish_seconds(settings: Settings, purpose: str) -> int | None:
         return cfg.tokens.access_token_seconds + 60
     if purpose == "grants":
         return max(p.max_days for p in cfg.purposes.values()) * 86_400 + 86_400
+    if purpose == "events":
+        # An event signed just before the rotation may be retried this long after it.
+        c = cfg.consent
+        retries = sum(
+            c.webhook_backoff_seconds * 2 ** min(k, 16) for k in range(c.webhook_max_attempts)
+        )
+        return int(retries + c.webhook_lease_seconds) + 86_400
     return None
 
 
@@ -118,6 +128,10 @@ class KeyRing:
         if self.store.version() != self._version:
             self._reload()
 
+    def refresh(self) -> None:
+        """Reload now if the key folder changed (instead of within a second)."""
+        self._maybe_reload(force=True)
+
     def ensure_all(self) -> None:
         """Create a key for every purpose that has none (``xinyi init``)."""
         for purpose in PURPOSES:
@@ -144,6 +158,10 @@ class KeyRing:
         (see the module invariants)."""
         if purpose not in PURPOSES:
             raise UnknownPurpose(f"purpose must be one of {list(PURPOSES)}")
+        # Key files of earlier versions (PBKDF2) move to the memory-hard form first.
+        migrated = self.store.migrate_legacy()
+        if migrated:
+            log.info("keys_reencrypted", files=migrated, kdf="scrypt")
         old = self._active(purpose)
         new = self._create(purpose)
         if old is not None:
@@ -151,6 +169,15 @@ class KeyRing:
             self._reload()
         log.info("key_rotated", purpose=purpose, old=old.kid if old else None, new=new.kid)
         return new
+
+    def change_passphrase(self, new_passphrase: bytes) -> int:
+        """Re-encrypt every key file under ``new_passphrase`` (scrypt); returns how many.
+        The processes that hold the old passphrase keep their keys in memory; restart
+        them with the new one."""
+        count = self.store.reencrypt(new_passphrase)
+        self._reload()
+        log.info("key_passphrase_changed", files=count, kdf="scrypt")
+        return count
 
     # Lookups ----------------------------------------------------------------------
     def _active(self, purpose: str) -> KeyRecord | None:
@@ -223,6 +250,13 @@ class KeyRing:
             keys.append(jwk)
         return {"keys": keys}
 
+    def add_transition(self, statement: str) -> None:
+        """Keep a signed checkpoint-key transition (served to witnesses)."""
+        self.store.add_transition(statement)
+
+    def transitions(self) -> list[str]:
+        return self.store.transitions()
+
     def checkpoint_signer(self) -> CheckpointSigner:
         return CheckpointSigner(self, self.settings.config.audit.origin)
 
@@ -239,6 +273,10 @@ class CheckpointSigner:
         return self._ring.signing_key("checkpoints").private.sign(message)
 
     def public_key_bytes(self) -> bytes:
+        # Checked afresh (a stat of the key folder): a checkpoint signed after
+        # `xinyi audit rotate-log-key` released the log lock carries the new key, as
+        # the transition statement says (see cli.audit.rotate_log_key).
+        self._ring.refresh()
         return raw_public(self._ring.signing_key("checkpoints").private.public_key())
 
     def verifier_keys(self) -> list[bytes]:

@@ -22,6 +22,7 @@ from sqlalchemy import Engine, text
 from common.db import make_engine, migrate, normalize_url
 from common.settings import Settings, load_settings
 from gateway import create_app
+from tests.answers import check_answers
 
 PG_URL = os.environ.get("XINYI_TEST_DATABASE_URL")
 BACKENDS = ["sqlite", "postgresql"]
@@ -85,6 +86,13 @@ def make_settings(tmp_path: Path) -> Callable[..., Settings]:
 
 
 @pytest.fixture(autouse=True)
+def _cheap_key_kdf(monkeypatch: pytest.MonkeyPatch) -> None:
+    """scrypt for key files at its lowest cost in-process (the files record their
+    cost, so the code path is the same): 2^16 costs half a second per key folder."""
+    monkeypatch.setattr("keys.store.SCRYPT_LOG_N", 10)
+
+
+@pytest.fixture(autouse=True)
 def _cheap_password_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
     """Argon2id with its lowest cost: the same code path, a fraction of the time (each
     signed-in person costs a hash and a verification; the tests sign in many)."""
@@ -104,9 +112,13 @@ def app(settings: Settings) -> Iterator[Flask]:
     the sequencer and the outbox themselves)."""
     app = create_app(settings, background=False)
     app.config["TESTING"] = True
+    mismatches = check_answers(app)
     yield app
     app.extensions["xinyi"].stop()
     app.extensions["xinyi"].engine.dispose()
+    assert not mismatches, "answers that differ from their declared model:\n" + "\n".join(
+        mismatches
+    )
 
 
 @pytest.fixture

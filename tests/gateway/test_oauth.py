@@ -67,8 +67,8 @@ def test_bad_assertions_are_refused(make_bank: Callable[..., Bank], client: Flas
     ]
     for assertion in cases:
         resp = bank.fetch_token(client, assertion)
-        assert resp.status_code in (400, 401), assertion
-        assert resp.get_json()["error"] in ("invalid_client", "invalid_request")
+        # RFC 6749 §5.2: invalid_client, 400 (no Authorization header was used).
+        assert (resp.status_code, resp.get_json()["error"]) == (400, "invalid_client"), assertion
 
 
 def test_suspended_institution_gets_no_token_and_its_tokens_stop(
@@ -76,7 +76,9 @@ def test_suspended_institution_gets_no_token_and_its_tokens_stop(
 ) -> None:
     bank = make_bank()
     app.extensions["xinyi"].registry.suspend_institution(bank.id)
-    assert bank.fetch_token(client).status_code in (400, 401)
+    refused = bank.fetch_token(client)
+    # RFC 6749 §5.2: the client authenticated but may not use this grant type.
+    assert (refused.status_code, refused.get_json()["error"]) == (400, "unauthorized_client")
     resp = bank.get(client, "/v1/catalog")
     assert resp.status_code == 403
     assert resp.get_json()["error"] == "institution_suspended"
@@ -104,3 +106,15 @@ def test_forged_and_confused_access_tokens_are_refused(
         resp = client.get("/v1/catalog", headers={"Authorization": f"Bearer {token}"})
         assert resp.status_code == 401, token
     assert client.get("/v1/catalog").status_code == 401
+
+
+def test_a_wrong_audience_is_told_the_expected_one(
+    make_bank: Callable[..., Bank], client: FlaskClient, app: Flask
+) -> None:
+    bank = make_bank(login=False)
+    resp = bank.fetch_token(client, bank.assertion(aud="https://elsewhere/oauth/token"))
+    assert resp.status_code in (400, 401)
+    body = resp.get_json()
+    assert body["error"] == "invalid_client"
+    expected = app.extensions["xinyi"].settings.token_endpoint
+    assert expected in body["error_description"], body

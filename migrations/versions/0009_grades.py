@@ -1,14 +1,14 @@
 """Credit grades by month (owned by the grading package)
 
-Revision ID: 0007_grades
-Revises: 0006_person_sessions
+Revision ID: 0009_grades
+Revises: 0008_audit_openings
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0007_grades"
-down_revision = "0006_person_sessions"
+revision = "0009_grades"
+down_revision = "0008_audit_openings"
 branch_labels = None
 depends_on = None
 

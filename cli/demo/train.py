@@ -6,11 +6,17 @@
    revoke before training starts;
 2. ``step_train``: the bank trains the joint model with the gateway over HTTP
    (``xinyi bank train``: CKKS under two key pairs, masked products, flooded sums). The
-   gateway leaves out the revoked enterprises and says so. The bank consents to serving,
-   so the joint model is registered (``facts["model_ref"]``, which the scoring steps
-   use). The training report (JSON and PNG) goes into the demo folder.
+   gateway leaves out the revoked enterprises and says so. Before it, the same bank tries
+   the extraction of issue 12 (a session of two enterprises and one gateway column,
+   which would have let it read raw values) and is refused. The bank consents to
+   serving, so the joint model is registered under the bank's own prefix
+   (``story.model_ref``, which the scoring steps use), pending review. The training
+   report (JSON and PNG) goes into the demo folder;
+3. ``step_train_review``: the operator opens the model's review page on the console
+   (features, departments, training size, weight summary) and approves it; only then
+   does it serve.
 
-Run them after ``cli.demo_score.step_bank_onboarding`` and ``step_city`` and before
+Run them after ``cli.demo.score.step_bank_onboarding`` and ``step_city`` and before
 ``step_joint_model``. Facts read: ``bank`` (``DemoBank``), ``city_dir``, optional
 ``train_epochs`` (default 8) and ``train_enterprises`` (default: the whole training
 half). Facts written: ``train_grants``, ``train_revoked``, ``model_ref``,
@@ -25,29 +31,27 @@ from typing import Any
 import httpx
 import numpy as np
 
-from cli.demo import Story, say, step
+from cli.demo.story import Story, say, step
 
 MODEL_ID = "sme-risk-federated"
 LOG_COLUMNS = ("avg_balance", "loan_amount")
 
 
 def _bank(story: Story) -> Any:
-    from cli.demo_score import _demo_bank
-
-    return _demo_bank(story)
+    return story.the_bank()
 
 
 def _training_book(story: Story) -> Any:
     """The training half of the bank's loan book, amounts on a log scale (the model's
     bank features name it: ``log1p(avg_balance)``)."""
     from bank.training import LoanBook
-    from cli.demo_score import _loan_book
+    from cli.demo.score import _loan_book
 
     book = _loan_book(story)
     train, _ = book.split()
-    limit = story.facts.get("train_enterprises")
+    limit = story.train_enterprises
     if limit:
-        train = train[: int(limit)]
+        train = train[:limit]
     x = book.x[train].copy()
     names = []
     for j, c in enumerate(book.columns):
@@ -69,7 +73,7 @@ def _columns() -> list[str]:
 def step_train_grants(story: Story) -> None:
     """The training set's enterprises grant op train; a few decline, a few revoke."""
     from bank.training import TokenAuth, grant_categories
-    from cli.demo_score import _approve_in_process
+    from cli.demo.score import _approve_in_process
 
     step("Consent to joint training / 联合建模授权")
     bank = _bank(story)
@@ -99,8 +103,8 @@ def step_train_grants(story: Story) -> None:
         f"{len(grants)} approved, {declined} did not answer, {len(revoked)} approved and "
         "then revoked"
     )
-    story.facts["train_grants"] = grants
-    story.facts["train_revoked"] = revoked
+    story.train_grants = grants
+    story.train_revoked = revoked
 
 
 def _revoke_some(story: Story, consents: list[tuple[str, str]]) -> list[str]:
@@ -120,21 +124,47 @@ def _revoke_some(story: Story, consents: list[tuple[str, str]]) -> list[str]:
     return [u for _, u in consents]
 
 
+def _extraction_attempt(http: httpx.Client, grants: dict[str, str]) -> None:
+    """Issue 12, attack 1: two enterprises whose values the bank knows and one gateway
+    column would let it solve the standardization and read every other row's raw value.
+    Refused before any grant is used."""
+    import base64
+
+    from federated.he import SecretContext
+    from federated.training import PARAMS
+
+    two = list(grants.items())[:2]
+    body = {
+        "enterprises": [{"uscc": u, "grant": g} for u, g in two],
+        "gateway_features": ["tax.paid_12m"],
+        "bank_features": ["balance"],
+        "context": base64.b64encode(SecretContext.generate(PARAMS).public_bytes()).decode(),
+    }
+    r = http.post("/v1/training/sessions", json=body)
+    say(
+        "an extraction attempt first: a session of 2 enterprises over 1 gateway column "
+        f"(tax.paid_12m) is refused: {r.status_code} {r.json().get('error')} "
+        "(no grant used, nothing stored)"
+    )
+
+
 def step_train(story: Story) -> None:
-    """The bank and the gateway train the joint model; it is registered for serving."""
+    """The bank and the gateway train the joint model; it is registered, pending review."""
     from bank.training import TokenAuth, train_with_gateway, write_report
 
     step("Federated training under HE / 同态加密联合建模")
     bank = _bank(story)
     book = _training_book(story)
-    grants: dict[str, str] = story.facts.get("train_grants", {})
+    grants = story.train_grants
     http = httpx.Client(base_url=story.base, auth=TokenAuth(bank.client.token), timeout=300)
+    _extraction_attempt(http, grants)
+    say("the honest session: the training half of the loan book over the model's 16 columns")
     outcome = train_with_gateway(
         http,
         book,
         grants,
         _columns(),
-        epochs=int(story.facts.get("train_epochs", 8)),
+        epochs=story.train_epochs,
         seed=7,
         model_id=MODEL_ID,
         register=True,
@@ -154,6 +184,37 @@ def step_train(story: Story) -> None:
     png = write_report(r, report)
     say(f"training report: {report} and {png}")
     if outcome.model:
-        story.facts["model_ref"] = f"{outcome.model['id']}@{outcome.model['version']}"
-        say(f"joint model {story.facts['model_ref']} registered (the bank consented to serving)")
-    story.facts["train_report"] = str(report)
+        story.model_ref = f"{outcome.model['id']}@{outcome.model['version']}"
+        say(
+            f"joint model {story.model_ref} registered (the bank consented to "
+            "serving); it is pending until the operator approves it"
+        )
+    story.train_report = str(report)
+
+
+def step_train_review(story: Story) -> None:
+    """The operator reviews the trained model on the console and approves it."""
+    import re
+
+    from cli.demo.data import account
+
+    ref = story.model_ref
+    if not ref:
+        return
+    step("The operator reviews the model / 运营方审核模型")
+    operator = account(story, "operator", "operator_demo")
+    page = operator.get(f"/operator/models/{ref}", params={"lang": "en"})
+    page.raise_for_status()
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+    size = re.search(r"Enterprises trained on</dt><dd>(\d+)", page.text)
+    say(
+        f"review page /operator/models/{ref}: {size.group(1) if size else '?'} enterprises "
+        "trained on, features, departments, weight summary"
+    )
+    r = operator.post(
+        f"/operator/models/{ref}/review",
+        data={"decision": "approve", "csrf_token": token.group(1) if token else ""},
+    )
+    if r.status_code != 302:
+        raise RuntimeError(f"the review was refused: {r.status_code}")
+    say(f"approved on the console (an audit log entry, operation model.approve): {ref} serves")
