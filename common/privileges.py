@@ -45,6 +45,9 @@ APP_TABLES: Mapping[str, tuple[str, ...]] = {
     # People's sessions and sign-in throttling: expired and ended rows are deleted.
     "person_sessions": (*_RW, "DELETE"),
     "sign_in_failures": (*_RW, "DELETE"),
+    # Credit grades by month: history, never rewritten.
+    "grade_runs": ("SELECT", "INSERT"),
+    "grades": ("SELECT", "INSERT"),
 }
 
 AUDIT_TABLES: Mapping[str, tuple[str, ...]] = {

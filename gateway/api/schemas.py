@@ -85,7 +85,7 @@ class Jwks(OpenAnswer):
 class CatalogFeature(OpenAnswer):
     category: str
     department: str
-    visibility: Literal["public", "non_public"]
+    visibility: Literal["public", "non_public", "restricted"]
     type: str
     unit: str | None
     description: str | None
@@ -97,7 +97,7 @@ class CatalogFeature(OpenAnswer):
 
 class CatalogCategory(OpenAnswer):
     department: str
-    visibility: Literal["public", "non_public"]
+    visibility: Literal["public", "non_public", "restricted"]
     name: str
     name_en: str | None
     features: list[str]
