@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from datetime import timedelta
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -165,6 +165,42 @@ class Training(_Frozen):
     max_restarts: int = Field(default=3, ge=0, le=100)
 
 
+class CalendarNotice(_Frozen):
+    """One year's State Council holiday notice: rest days and make-up working days."""
+
+    holidays: tuple[date, ...] = ()
+    workdays: tuple[date, ...] = ()
+
+
+class Calendar(_Frozen):
+    """The official working-day calendar (``common/workdays.py``): notices for years
+    the installed ``chinese-calendar`` package does not know yet (a year listed here is
+    known in full), or corrections to a year it does."""
+
+    notices: Mapping[int, CalendarNotice] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Calendar:
+        for year, notice in self.notices.items():
+            if set(notice.holidays) & set(notice.workdays):
+                raise ValueError(f"notices.{year}: a day is both a holiday and a working day")
+            if any(d.year != year for d in (*notice.holidays, *notice.workdays)):
+                raise ValueError(f"notices.{year}: every day must fall in {year}")
+        return self
+
+
+class Casework(_Frozen):
+    """Objections and credit repair (``casework``, docs/objections.md)."""
+
+    # JS 14: an objection is forwarded (here: decided by the owning department) within
+    # 2 working days.
+    objection_working_days: int = Field(default=2, ge=1, le=30)
+    max_claim_chars: int = Field(default=2000, ge=10, le=20000)
+    # Institutions that received an answer using a corrected feature this many days
+    # back are told of the correction (data.corrected).
+    notify_days: int = Field(default=90, ge=1, le=3650)
+
+
 class Database(_Frozen):
     # None means the embedded default: SQLite in the instance folder.
     url: str | None = None
@@ -181,6 +217,8 @@ class ConfigFile(_Frozen):
     limits: Limits = Limits()
     he: HEParams = HEParams()
     training: Training = Training()
+    calendar: Calendar = Calendar()
+    casework: Casework = Casework()
     departments: tuple[Department, ...]
     purposes: Mapping[Identifier, Purpose]
     categories: Mapping[Identifier, Category]
