@@ -429,6 +429,27 @@ def list_entries(
     return [(int(i), bytes(e)) for i, e in rows]
 
 
+def institutions_answered(ex: Executor, enterprise: str, feature: str, since: int) -> set[str]:
+    """Institutions whose allowed requests about ``enterprise`` used ``feature``
+    (``category.feature``, as the entry's ``features`` lists it) at or after ``since``
+    (UNIX seconds of the entry's ``time``): who received an answer built on its value."""
+    rows = ex.execute(
+        sa.select(entries.c.institution, entries.c.entry).where(
+            entries.c.enterprise == enterprise,
+            entries.c.time >= since,
+            entries.c.institution.is_not(None),
+        )
+    )
+    out: set[str] = set()
+    for institution, raw in rows:
+        if institution in out:
+            continue
+        entry = json.loads(bytes(raw))
+        if entry.get("decision") == "allowed" and feature in (entry.get("features") or ()):
+            out.add(str(institution))
+    return out
+
+
 def get_entry(ex: Executor, viewer: Viewer, index: int) -> bytes | None:
     query = _visible(sa.select(entries.c.entry).where(entries.c.idx == index), viewer.kind)
     value = ex.execute(query, {"viewer": viewer.id}).scalar()

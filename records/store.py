@@ -201,7 +201,7 @@ def save_loaded(
         with engine.connect() as conn:
             conn.execution_options(sqlite_begin="IMMEDIATE")
             with conn.begin():
-                import_id = save_snapshot(
+                import_id, _version = save_snapshot(
                     conn, checked, file_name=file_name, actor=actor, now=now, progress=progress
                 )
     except IntegrityError as e:
@@ -221,9 +221,10 @@ def save_snapshot(
     actor: str,
     now: int,
     progress: Callable[[int], None] | None = None,
-) -> int:
+) -> tuple[int, int]:
     """Store a clean file as the department's next snapshot inside the caller's
-    transaction (which must hold the write lock on SQLite); returns the import id. A
+    transaction (which must hold the write lock on SQLite); returns the import id and
+    the snapshot version. A
     caller that commits more in the same transaction (an objection's correction and its
     events) uses this; ``save_loaded`` wraps it in a transaction of its own."""
     assert checked.ok, "a file with problems is never loaded"
@@ -247,7 +248,7 @@ def save_snapshot(
         [{"feature": f, "import_id": import_id} for f in checked.features],
     )
     _bulk_rows(conn, import_id, rows, progress)
-    return import_id
+    return import_id, version
 
 
 def _bulk_rows(

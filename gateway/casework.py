@@ -1,0 +1,212 @@
+"""Objections composed with the stores they touch (used by the API and the web pages).
+
+Invariants:
+- an enterprise objects only about itself, to a feature of the catalog; the objection
+  goes to the department that owns the feature, due on the official calendar;
+- a correction, the records snapshot holding its value (provenance: file name
+  ``objection:<id>``, actor the deciding department user) and the ``data.corrected``
+  webhook events commit in ONE transaction, or none does;
+- ``data.corrected`` goes to each institution whose allowed request about the
+  enterprise used the feature in the last ``casework.notify_days`` days (from the audit
+  log), naming the enterprise and the feature, never a value;
+- log lines name ids and codes, never a claim, a reason or a value.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Iterable, Sequence
+from datetime import date
+from typing import Any
+
+from audit import store as audit_store
+from casework import objections as core
+from casework import store
+from casework.errors import ObjectionNotFound
+from common.db import read_session, write_session
+from common.errors import Forbidden, InvalidInput
+from common.logging import get_logger
+from common.workdays import WorkCalendar, china_date
+from consent import store as consent_store
+from gateway.auth import Principal
+from gateway.services import Services
+from records import store as records
+from records.service import single_value
+
+log = get_logger("gateway.casework")
+
+EVENT_CORRECTED = "data.corrected"
+
+
+def calendar(svc: Services) -> WorkCalendar:
+    cached = svc.extras.get("work_calendar")
+    if not isinstance(cached, WorkCalendar):
+        cached = WorkCalendar.from_config(svc.settings.config.calendar)
+        svc.extras["work_calendar"] = cached
+    return cached
+
+
+def today() -> date:
+    """Today in China Standard Time (the calendar deadlines are counted in)."""
+    return china_date(time.time())
+
+
+def _actor(principal: Principal) -> str:
+    return f"{principal.kind}:{principal.login or principal.id}"
+
+
+def file_objection(svc: Services, principal: Principal, feature: str, claim: str) -> core.Objection:
+    """The enterprise ``principal`` objects to ``feature`` of its own data."""
+    if principal.kind != "enterprise" or principal.uscc is None:
+        raise Forbidden("only an enterprise files an objection", code="wrong_role")
+    rule = svc.catalog.features.get(feature)
+    if rule is None:
+        raise InvalidInput(f"unknown feature {feature!r}", code="unknown_feature", field="feature")
+    cfg = svc.settings.config.casework
+    objection = core.file(
+        id="obj_" + uuid.uuid4().hex[:24],
+        enterprise=principal.uscc,
+        feature=feature,
+        department=rule.department,
+        claim=claim,
+        filed_by=_actor(principal),
+        now=int(time.time()),
+        calendar=calendar(svc),
+        working_days=cfg.objection_working_days,
+        max_claim_chars=cfg.max_claim_chars,
+    )
+    with write_session(svc.engine) as s:
+        store.insert(s, objection)
+    log.info(
+        "objection_filed",
+        objection=objection.id,
+        feature=feature,
+        department=rule.department,
+        due=objection.due.isoformat(),
+    )
+    return objection
+
+
+def visible_objections(
+    svc: Services, principal: Principal, *, status: str | None = None
+) -> list[core.Objection]:
+    """Enterprise: its own; department: about its features; operator: all."""
+    with read_session(svc.engine) as s:
+        if principal.kind == "enterprise":
+            return store.listing(s, enterprise=principal.uscc or "", status=status)
+        if principal.kind == "department":
+            return store.listing(s, department=principal.department or "", status=status)
+        if principal.kind == "operator":
+            return store.listing(s, status=status)
+    raise Forbidden("institutions do not see objections", code="wrong_role")
+
+
+def resolve_objection(
+    svc: Services,
+    principal: Principal,
+    objection_id: str,
+    *,
+    decision: str,
+    reason: str,
+    value: Any = None,
+    has_value: bool = False,
+) -> core.Objection:
+    """The owning department decides; a correction stores ``value`` as the feature's
+    next snapshot and tells the institutions that used the old value."""
+    with read_session(svc.engine) as s:
+        objection = store.get(s, objection_id)
+    if objection is None or not _may_see(principal, objection):
+        raise ObjectionNotFound(f"no objection {objection_id}")
+    now = int(time.time())
+    department = principal.department if principal.kind == "department" else None
+    if department is not None:
+        registered = svc.registry.get_department(department)
+        if registered is None or registered.status != "active":
+            raise Forbidden("the department is suspended", code="department_suspended")
+    resolution = core.decide(
+        objection,
+        department=department,
+        decision=decision,
+        reason=reason,
+        has_value=has_value,
+        by=_actor(principal),
+        now=now,
+    )
+    recipients: set[str] = set()
+    if resolution.decision == "corrected":
+        checked = single_value(svc.catalog, objection.enterprise, objection.feature, value)
+        with write_session(svc.engine) as s:
+            conn = s.connection()
+            import_id, version = records.save_snapshot(
+                conn,
+                checked,
+                file_name=f"objection:{objection.id}",
+                actor=resolution.by,
+                now=now,
+            )
+            resolution = core.Resolution(
+                decision=resolution.decision,
+                reason=resolution.reason,
+                by=resolution.by,
+                at=resolution.at,
+                import_id=import_id,
+                version=version,
+            )
+            store.record_resolution(s, objection.id, resolution)
+            since = now - svc.settings.config.casework.notify_days * 86400
+            recipients = audit_store.institutions_answered(
+                s, objection.enterprise, objection.feature, since
+            )
+            for institution in sorted(recipients):
+                _enqueue_corrected(s, institution, objection, now)
+    else:
+        with write_session(svc.engine) as s:
+            store.record_resolution(s, objection.id, resolution)
+    log.info(
+        "objection_resolved",
+        objection=objection.id,
+        decision=resolution.decision,
+        version=resolution.version,
+        notified=len(recipients),
+        overdue=china_date(now) > objection.due,
+    )
+    return core.resolved(objection, resolution)
+
+
+def _may_see(principal: Principal, objection: core.Objection) -> bool:
+    if principal.kind == "enterprise":
+        return principal.uscc == objection.enterprise
+    return principal.kind in ("department", "operator")
+
+
+def _enqueue_corrected(s: Any, institution: str, objection: core.Objection, now: int) -> None:
+    event_id = "evt_" + uuid.uuid4().hex
+    payload = json.dumps(
+        {
+            "event_id": event_id,
+            "type": EVENT_CORRECTED,
+            "enterprise": objection.enterprise,
+            "feature": objection.feature,
+            "objection": objection.id,
+            "at": now,
+        },
+        sort_keys=True,
+    )
+    consent_store.enqueue_event(
+        s, institution_id=institution, event_id=event_id, payload=payload, now=now
+    )
+
+
+def disputed(svc: Services, enterprise: str, features: Iterable[str]) -> list[str]:
+    """The ``features`` of one enterprise under an open objection, sorted."""
+    return disputed_each(svc, [enterprise], features).get(enterprise, [])
+
+
+def disputed_each(
+    svc: Services, enterprises: Sequence[str], features: Iterable[str]
+) -> dict[str, list[str]]:
+    """For each enterprise, its ``features`` under an open objection (one query)."""
+    with read_session(svc.engine) as s:
+        return store.disputed(s, enterprises, features)
