@@ -70,7 +70,8 @@ def instance_env(home: Path, database_url: str, port: int, **config: Any) -> dic
     ``config`` deep-merged: ``limits={"requests_per_minute": 10}``)."""
     from common.settings import DEFAULT_CONFIG, _deep_merge
 
-    home.mkdir(parents=True, exist_ok=True)
+    home.mkdir(parents=True, exist_ok=True, mode=0o700)
+    home.chmod(0o700)  # `xinyi serve` refuses a home that others can read
     raw = yaml.safe_load(DEFAULT_CONFIG.read_text(encoding="utf-8"))
     raw["server"].update(port=port, public_url=f"http://127.0.0.1:{port}")
     raw = _deep_merge(raw, config)
@@ -82,6 +83,7 @@ def instance_env(home: Path, database_url: str, port: int, **config: Any) -> dic
         "XINYI_DATABASE_URL": database_url,
         "XINYI_KEY_PASSPHRASE": "load-test passphrase, not a secret",
         "XINYI_SECRET_KEY": "load-test session secret",
+        "XINYI_METRICS_TOKEN": "load-test metrics token",
         "PYTHONPATH": str(ROOT),
     }
 

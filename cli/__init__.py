@@ -33,7 +33,8 @@ def main(ctx: click.Context, config_path: str | None) -> None:
     """Xinyi Gateway: consent, HE joint scoring and a Merkle audit log for SME credit."""
     from common.logging import configure
 
-    # One JSON object per line on stderr; XINYI_LOG_LEVEL=DEBUG for more.
+    # On stderr: JSON lines, or readable lines on a terminal (common.logging);
+    # XINYI_LOG_LEVEL=DEBUG for more, XINYI_LOG_FORMAT=json|console to choose.
     configure(level=os.environ.get("XINYI_LOG_LEVEL", "INFO").upper())
     ctx.obj = {"config_path": config_path}
 

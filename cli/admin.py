@@ -20,7 +20,7 @@ def _registry(ctx: click.Context) -> Registry:
 
 @click.group(name="admin")
 def admin() -> None:
-    """Onboard and suspend institutions, departments and users."""
+    """Onboard and suspend institutions, departments and users; disable users."""
 
 
 @admin.command("add-institution")
@@ -96,6 +96,25 @@ def add_user(
         login=login, password=password, role=role, uscc=uscc, department_id=department
     )
     click.echo(f"user {user.login} ({user.role}) added")
+
+
+@admin.command("disable-user")
+@click.argument("login")
+@click.pass_context
+def disable_user(ctx: click.Context, login: str) -> None:
+    """Refuse a person at once: no sign-in, and every open session ends (on every
+    worker, from its next request)."""
+    user = _registry(ctx).disable_user(login)
+    click.echo(f"user {user.login} ({user.role}) is disabled; open sessions ended")
+
+
+@admin.command("enable-user")
+@click.argument("login")
+@click.pass_context
+def enable_user(ctx: click.Context, login: str) -> None:
+    """Let a disabled person sign in again."""
+    user = _registry(ctx).enable_user(login)
+    click.echo(f"user {user.login} ({user.role}) is enabled")
 
 
 @click.group(name="keys")

@@ -22,11 +22,22 @@ from typing import Any
 import click
 
 from common.db import migrate
-from common.settings import Settings, load_settings
+from common.files import check_private_dir, make_private_dir
+from common.settings import Settings, derived_public_url, load_settings
 
 
-def settings_from(ctx: click.Context) -> Settings:
-    return load_settings((ctx.obj or {}).get("config_path"))
+def settings_from(ctx: click.Context, **server: Any) -> Settings:
+    """The settings of this invocation; ``server`` items that are not None override the
+    file's ``server`` section (``host``, ``port``, ``public_url``)."""
+    given = {k: v for k, v in server.items() if v is not None}
+    return load_settings(
+        (ctx.obj or {}).get("config_path"), overrides={"server": given} if given else None
+    )
+
+
+# Files the gateway creates (the SQLite database and its -wal/-shm, keys, dev secrets,
+# metrics) are for the gateway's user alone, whatever the umask it was started with.
+PRIVATE_UMASK = 0o077
 
 
 @click.command()
@@ -36,10 +47,14 @@ def init(ctx: click.Context) -> None:
     from keys import KeyRing
 
     settings = settings_from(ctx)
-    settings.home.mkdir(parents=True, exist_ok=True, mode=0o700)
-    migrate(settings.database_url)
-    ring = KeyRing(settings)
-    ring.ensure_all()
+    previous = os.umask(PRIVATE_UMASK)
+    try:
+        make_private_dir(settings.home)
+        migrate(settings.database_url)
+        ring = KeyRing(settings)
+        ring.ensure_all()
+    finally:
+        os.umask(previous)
     click.echo(f"instance: {settings.home}")
     click.echo(f"database: {settings.database_url.split('@')[-1]}")
     for key in ring.jwks()["keys"]:
@@ -71,6 +86,12 @@ def gunicorn_options(bind: str, workers: int, threads: int) -> dict[str, Any]:
 @click.command()
 @click.option("--host", default=None, help="Bind address (default from config).")
 @click.option("--port", type=int, default=None, help="Port (default from config, 8600).")
+@click.option(
+    "--public-url",
+    default=None,
+    help="The URL institutions use (default: $XINYI_PUBLIC_URL, server.public_url, "
+    "else http://HOST:PORT).",
+)
 @click.option("--workers", type=int, default=None, help="gunicorn worker processes.")
 @click.option("--threads", type=int, default=None, help="Request threads per worker.")
 @click.pass_context
@@ -78,17 +99,23 @@ def serve(
     ctx: click.Context,
     host: str | None,
     port: int | None,
+    public_url: str | None,
     workers: int | None,
     threads: int | None,
 ) -> None:
     """Run the gateway on gunicorn."""
     from gunicorn.app.base import BaseApplication
 
-    settings = settings_from(ctx)
+    os.umask(PRIVATE_UMASK)
+    settings = settings_from(ctx, host=host, port=port, public_url=public_url)
     server = settings.config.server
-    bind = f"{host or server.host}:{port or server.port}"
+    if settings.home.exists():
+        check_private_dir(settings.home)
+    else:
+        make_private_dir(settings.home)
+    bind = f"{server.host}:{server.port}"
     n = workers or server.workers
-    options = gunicorn_options(bind, n, threads or server.threads)
+    options = {**gunicorn_options(bind, n, threads or server.threads), "umask": PRIVATE_UMASK}
 
     class Gateway(BaseApplication):  # type: ignore[misc]
         def load_config(self) -> None:
@@ -107,6 +134,14 @@ def serve(
         stale.unlink()
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
     os.environ["XINYI_WORKERS"] = str(n)
+    click.echo(f"public URL: {server.public_url}  (token endpoint {settings.token_endpoint})")
+    wildcard = server.host in ("0.0.0.0", "::")  # noqa: S104 -- naming it, not binding
+    if wildcard and server.public_url == derived_public_url(server.host, server.port):
+        click.echo(
+            "hint: bound to every interface; institutions elsewhere need --public-url "
+            "(or XINYI_PUBLIC_URL) naming the address they reach this gateway at",
+            err=True,
+        )
     click.echo(
         f"serving on http://{bind} with {n} workers × {options['threads']} threads", err=True
     )

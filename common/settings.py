@@ -5,7 +5,8 @@ Invariants:
   to a default) and a bad file is refused at start with the dotted path of the bad key;
 - the object is immutable and passed explicitly to whoever needs it (no globals);
 - secrets come only from the environment (``XINYI_KEY_PASSPHRASE``,
-  ``XINYI_DATABASE_URL``, ``XINYI_SECRET_KEY``), never from the file.
+  ``XINYI_DATABASE_URL``, ``XINYI_SECRET_KEY``, ``XINYI_METRICS_TOKEN``), never from
+  the file.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from collections.abc import Mapping
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 import yaml
 from pydantic import (
@@ -108,8 +110,45 @@ class Server(_Frozen):
     # one audit batch while they wait for their log indices).
     threads: int = Field(default=8, ge=1, le=64)
     # The externally visible base URL; the token endpoint URL (the ``aud`` of client
-    # assertions) and the audit origin are derived from it.
-    public_url: str = "http://127.0.0.1:8600"
+    # assertions), the access tokens' audience and the grants' issuer are derived from
+    # it. Unset: ``http://HOST:PORT`` of this very section (``derived_public_url``).
+    public_url: str
+
+    @model_validator(mode="before")
+    @classmethod
+    def _derive_public_url(cls, data: Any) -> Any:
+        if isinstance(data, Mapping) and data.get("public_url") is None:
+            host = data.get("host", "127.0.0.1")
+            port = data.get("port", 8600)
+            if isinstance(host, str) and isinstance(port, int):
+                data = {**data, "public_url": derived_public_url(host, port)}
+        return data
+
+    @field_validator("public_url")
+    @classmethod
+    def _http_url(cls, v: str) -> str:
+        parts = urlsplit(v)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("public_url must be an http(s) URL with a host")
+        if parts.query or parts.fragment or any(ch.isspace() for ch in v):
+            raise ValueError("public_url must have no query, fragment or whitespace")
+        return v.rstrip("/")
+
+    @property
+    def https(self) -> bool:
+        return self.public_url.startswith("https://")
+
+
+def derived_public_url(host: str, port: int) -> str:
+    """The base URL a client on this machine reaches ``host:port`` at. A wildcard bind
+    (``0.0.0.0``, ``::``) names loopback: set ``public_url`` for anything else."""
+    if host in ("", "0.0.0.0"):  # noqa: S104 -- naming the wildcard, not binding to it
+        host = "127.0.0.1"
+    elif host == "::":
+        host = "::1"
+    if ":" in host and not host.startswith("["):
+        host = f"[{host}]"
+    return f"http://{host}:{port}"
 
 
 class Tokens(_Frozen):
@@ -210,7 +249,7 @@ class ConfigFile(_Frozen):
     """The shape of ``config.yaml``."""
 
     database: Database = Database()
-    server: Server = Server()
+    server: Server = Server.model_validate({})
     tokens: Tokens = Tokens()
     consent: Consent = Consent()
     audit: Audit = Audit()
@@ -250,6 +289,9 @@ class Settings(_Frozen):
     config: ConfigFile
     key_passphrase: SecretStr | None
     secret_key: SecretStr | None
+    # The bearer token a Prometheus scraper presents at ``/metrics`` (None: operators'
+    # sessions only).
+    metrics_token: SecretStr | None = None
 
     # Convenience views over the catalog -------------------------------------------------
     def feature(self, feature_id: str) -> tuple[str, Category, Feature]:
@@ -292,7 +334,9 @@ def load_settings(
     overrides: Mapping[str, Any] | None = None,
 ) -> Settings:
     """Load ``config.yaml`` once. ``env`` defaults to ``os.environ``; ``overrides`` are
-    deep-merged into the file (tests use them instead of editing files)."""
+    deep-merged into the file (tests use them instead of editing files; ``xinyi serve``
+    its ``--host``, ``--port`` and ``--public-url``). ``server.public_url`` comes from,
+    first to last: ``overrides``, ``$XINYI_PUBLIC_URL``, the file, ``http://HOST:PORT``."""
     env = os.environ if env is None else env
     path = Path(config_path or env.get("XINYI_CONFIG") or DEFAULT_CONFIG)
     try:
@@ -301,6 +345,11 @@ def load_settings(
         raise ConfigError(f"{path}: no such file", path="") from e
     except yaml.YAMLError as e:
         raise ConfigError(f"{path}: not valid YAML: {e}", path="") from e
+    public_url = env.get("XINYI_PUBLIC_URL")
+    if public_url:
+        raw = _deep_merge(
+            raw if isinstance(raw, dict) else {}, {"server": {"public_url": public_url}}
+        )
     if overrides:
         raw = _deep_merge(raw if isinstance(raw, dict) else {}, overrides)
     config = parse_config(raw, source=str(path))
@@ -308,12 +357,14 @@ def load_settings(
     url = env.get("XINYI_DATABASE_URL") or config.database.url or f"sqlite:///{home / 'xinyi.db'}"
     passphrase = env.get("XINYI_KEY_PASSPHRASE")
     secret = env.get("XINYI_SECRET_KEY")
+    metrics_token = env.get("XINYI_METRICS_TOKEN")
     return Settings(
         home=home,
         database_url=url,
         config=config,
         key_passphrase=SecretStr(passphrase) if passphrase else None,
         secret_key=SecretStr(secret) if secret else None,
+        metrics_token=SecretStr(metrics_token) if metrics_token else None,
     )
 
 

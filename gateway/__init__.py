@@ -16,9 +16,11 @@ from flask import Flask, Response, g, request
 from werkzeug.routing import IntegerConverter, Map
 
 from common.db import make_engine
+from common.files import generated_secret
 from common.logging import get_logger
 from common.settings import Settings, load_settings
 from gateway import errors, metrics, oauth
+from gateway.auth import PAGE_COOKIE
 from gateway.services import build
 
 log = get_logger("gateway")
@@ -28,12 +30,17 @@ _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
 def create_app(settings: Settings | None = None, *, background: bool = True) -> Flask:
     settings = settings or load_settings()
     app = Flask(__name__)
+    secret = _session_secret(settings)
+    https = settings.config.server.https
     app.config.update(
-        SECRET_KEY=_session_secret(settings),
+        SECRET_KEY=secret,
         MAX_CONTENT_LENGTH=settings.config.limits.max_request_bytes,
+        # Flask's signed cookie carries only page state (the sign-in form's token and
+        # one-time notices); who is signed in lives server-side (gateway.auth).
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
-        SESSION_COOKIE_NAME="xinyi_session",
+        SESSION_COOKIE_SECURE=https,
+        SESSION_COOKIE_NAME=PAGE_COOKIE,
         PERMANENT_SESSION_LIFETIME=timedelta(seconds=settings.config.tokens.session_seconds),
         JSON_SORT_KEYS=False,
     )
@@ -44,7 +51,7 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
     # the audit integrator included) and the background loops: an overflow connection
     # is opened and closed per checkout, a new PostgreSQL backend each time.
     engine = make_engine(settings.database_url, pool_size=settings.config.server.threads + 4)
-    svc = build(settings, engine)
+    svc = build(settings, engine, secret.encode("utf-8"))
     app.extensions["xinyi"] = svc
 
     @app.before_request
@@ -63,6 +70,8 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
         resp.headers["X-Request-Id"] = g.get("request_id", "")
         resp.headers.setdefault("X-Content-Type-Options", "nosniff")
         resp.headers.setdefault("Cache-Control", "no-store")
+        if https:  # browsers that once saw the gateway over TLS never try plain HTTP
+            resp.headers.setdefault("Strict-Transport-Security", "max-age=31536000")
         return resp
 
     errors.init_app(app)
@@ -95,11 +104,9 @@ def _session_secret(settings: Settings) -> str:
         return settings.secret_key.get_secret_value()
     # Dev convenience: one generated secret in the instance folder, shared by workers.
     path = settings.home / "dev-session-secret"
-    if not path.exists():
-        settings.home.mkdir(parents=True, exist_ok=True)
-        path.write_text(secrets.token_urlsafe(32))
-        path.chmod(0o600)
+    secret, created = generated_secret(path)
+    if created:
         log.warning(
             "unsafe_dev_session_secret", path=str(path), hint="set XINYI_SECRET_KEY in production"
         )
-    return path.read_text().strip()
+    return secret

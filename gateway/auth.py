@@ -5,9 +5,17 @@ Invariants:
   this gateway's issuer, ``sub`` = the institution's client id, within its lifetime;
 - a suspended institution is refused every call (checked against the store on each
   request, no cache);
-- a session expires ``tokens.session_seconds`` after sign-in; a state-changing call
-  authenticated by the session cookie must carry the session's CSRF token (header
-  ``X-CSRF-Token`` or form field ``csrf_token``).
+- people's sessions are server-side (``registry.sessions``): the ``xinyi_session``
+  cookie holds only a random id (HttpOnly, SameSite=Lax, Secure when ``public_url`` is
+  https); each request re-reads the session with its user's and department's status,
+  so sign-out, ``xinyi admin disable-user`` and a department's suspension take effect
+  on the next request on every worker; a session expires ``tokens.session_seconds``
+  after sign-in;
+- a state-changing call authenticated by the session cookie must carry the session's
+  CSRF token (header ``X-CSRF-Token`` or form field ``csrf_token``);
+- sign-in (``POST /v1/session`` and the sign-in page) goes through
+  ``authenticate_person``: throttled per login and per source address, failures
+  logged with keyed hashes of both, never the login or the address.
 """
 
 from __future__ import annotations
@@ -23,15 +31,22 @@ from functools import wraps
 from typing import Any, TypeVar
 
 import jwt
-from flask import current_app, g, request, session
+from flask import after_this_request, current_app, g, request, session
+from werkzeug.wrappers import Response as BaseResponse
 
-from common.errors import AuthenticationFailed, Forbidden
+from common.errors import AuthenticationFailed, Error, Forbidden
+from common.logging import get_logger
 from gateway.services import Services, services
+from registry import User
+from registry.sessions import PersonSession, SignInThrottled
 
 F = TypeVar("F", bound=Callable[..., Any])
 KINDS = ("institution", "enterprise", "department", "operator")
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _CACHE_LOCK = threading.Lock()
+SESSION_COOKIE = "xinyi_session"  # the random id of a person's server-side session
+PAGE_COOKIE = "xinyi_page"  # Flask's signed cookie: page state only, never who is in
+log = get_logger("gateway.auth")
 
 
 @dataclass(frozen=True)
@@ -154,37 +169,110 @@ def _verify_access_token(svc: Services, token: str, cache: OrderedDict[str, _Ver
 
 
 def _session_principal() -> Principal | None:
-    role = session.get("role")
-    if role is None:
+    session_id = request.cookies.get(SESSION_COOKIE)
+    if not session_id:
         return None
-    ttl = services().settings.config.tokens.session_seconds
-    if time.time() - float(session.get("at", 0)) > ttl:
-        session.clear()
-        raise AuthenticationFailed("the session has expired; sign in again", code="session_expired")
-    login = session["login"]
-    if role == "enterprise":
-        return Principal("enterprise", session["uscc"], login=login, uscc=session["uscc"])
-    if role == "department":
+    try:
+        found = services().sessions.resume(session_id)
+    except Error as e:  # expired, disabled, suspended: the session is over
+        log.info("session_refused", code=e.code)
+        _session_cookie(None)
+        raise
+    if found is None:  # ended (signed out, disabled) or never was
+        _session_cookie(None)
+        return None
+    g.person_session = found
+    login = found.login
+    if found.role == "enterprise" and found.uscc:
+        return Principal("enterprise", found.uscc, login=login, uscc=found.uscc)
+    if found.role == "department" and found.department_id:
         return Principal(
-            "department", session["department"], login=login, department=session["department"]
+            "department", found.department_id, login=login, department=found.department_id
         )
-    if role == "operator":
+    if found.role == "operator":
         return Principal("operator", login, login=login)
     return None
 
 
-def start_session(*, login: str, role: str, uscc: str | None, department: str | None) -> str:
+def _session_cookie(session_id: str | None) -> None:
+    """Set (or with None, delete) the session cookie on this request's response."""
+    svc = services()
+    secure = svc.settings.config.server.https
+    max_age = svc.settings.config.tokens.session_seconds
+
+    @after_this_request
+    def _cookie(resp: BaseResponse) -> BaseResponse:
+        if session_id is None:
+            resp.delete_cookie(
+                SESSION_COOKIE, path="/", secure=secure, httponly=True, samesite="Lax"
+            )
+        else:
+            resp.set_cookie(
+                SESSION_COOKIE,
+                session_id,
+                max_age=max_age,
+                path="/",
+                secure=secure,
+                httponly=True,
+                samesite="Lax",
+            )
+        return resp
+
+
+def authenticate_person(login: str, password: str) -> User:
+    """The person whose password this is, through the sign-in throttle; raises
+    ``SignInThrottled`` (429) while a wait runs, ``bad_credentials`` (401) otherwise."""
+    svc = services()
+    keys = svc.throttle.keys(login, request.remote_addr or "")
+    hashes = {"login_hash": keys.login[:16], "address_hash": keys.address[:16]}
+    try:
+        svc.throttle.attempt(keys)
+    except SignInThrottled as e:
+        log.warning("sign_in_throttled", retry_after=e.details.get("retry_after"), **hashes)
+        raise
+    user = svc.registry.authenticate(login, password)
+    if user is None:
+        log.info("sign_in_refused", **hashes)
+        raise AuthenticationFailed("wrong login or password", code="bad_credentials")
+    svc.throttle.succeeded(keys)
+    return user
+
+
+def start_session(user: User) -> str:
+    """Sign ``user`` in: a new server-side session (any session this browser had is
+    ended first), its id in the cookie; returns its CSRF token."""
+    previous = request.cookies.get(SESSION_COOKIE)
+    svc = services()
+    if previous:
+        svc.sessions.end(previous)
+    session.pop("login_csrf", None)
+    session_id, opened = svc.sessions.open(user.login)
+    g.person_session = opened
+    g.pop("principal", None)
+    _session_cookie(session_id)
+    return opened.csrf
+
+
+def end_session() -> None:
+    """Sign out: the session ends in the database (refused on every worker from the
+    next request) and the browser forgets the cookie."""
+    session_id = request.cookies.get(SESSION_COOKIE)
+    if session_id:
+        services().sessions.end(session_id)
     session.clear()
-    session.permanent = True
-    csrf = secrets.token_urlsafe(24)
-    session.update(
-        login=login, role=role, uscc=uscc, department=department, at=time.time(), csrf=csrf
-    )
-    return csrf
+    g.pop("person_session", None)
+    g.pop("principal", None)
+    _session_cookie(None)
+
+
+def current_csrf() -> str:
+    """The CSRF token of the session this request authenticated with, or ""."""
+    found: PersonSession | None = g.get("person_session")
+    return found.csrf if found is not None else ""
 
 
 def check_csrf() -> None:
-    expected = session.get("csrf")
+    expected = current_csrf()
     given = request.headers.get("X-CSRF-Token") or request.form.get("csrf_token")
     if not expected or not given or not hmac.compare_digest(str(expected), str(given)):
         raise Forbidden("missing or wrong CSRF token", code="csrf_failed")

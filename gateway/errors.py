@@ -36,6 +36,7 @@ PUBLIC_DETAILS = (
     "column",
     "left",
     "budget",
+    "retry_after",
 )
 
 
@@ -51,6 +52,9 @@ def error_response(error: errors.Error) -> tuple[Response, int]:
     body.update({k: v for k, v in error.details.items() if k in PUBLIC_DETAILS})
     status = status_for(error)
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else {}
+    retry_after = error.details.get("retry_after")
+    if status == 429 and isinstance(retry_after, int):
+        headers["Retry-After"] = str(retry_after)
     resp = jsonify(body)
     resp.headers.update(headers)
     return resp, status

@@ -1,5 +1,10 @@
 """Prometheus metrics at ``/metrics`` and per-institution rate limits.
 
+``/metrics`` is for operators only (refusal counts, log size and queue depths tell an
+outsider what the platform does): a scraper presents ``Authorization: Bearer`` with
+the token in ``$XINYI_METRICS_TOKEN`` (compared in constant time), a person an
+operator's session. Anyone else is refused (401, or 403 ``wrong_role``).
+
 Counters and histograms are per process; under gunicorn ``xinyi serve`` sets
 ``PROMETHEUS_MULTIPROC_DIR`` so a scrape of any worker reports the sum of all of them.
 Audit queue depth, integration lag and checkpoint age are read from the database at
@@ -12,6 +17,7 @@ state on the hot path; the operator sizes the limit for the whole node.
 
 from __future__ import annotations
 
+import hmac
 import os
 import threading
 import time
@@ -31,7 +37,8 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from common.errors import RateLimited
+from common.errors import AuthenticationFailed, Forbidden, RateLimited
+from gateway.auth import current_principal
 from gateway.services import Services
 
 REQUESTS = Counter("xinyi_requests_total", "HTTP requests", ["method", "route", "status"])
@@ -118,6 +125,7 @@ def init_app(app: Flask, services: Services) -> None:
 
     @app.get("/metrics")
     def metrics() -> Response:
+        admit_scraper(services)
         registry = CollectorRegistry()
         if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
             multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]  # untyped lib
@@ -126,6 +134,25 @@ def init_app(app: Flask, services: Services) -> None:
                 registry.register(collector)
         registry.register(store_collector)
         return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
+
+
+def admit_scraper(services: Services) -> None:
+    """Let the metrics token's bearer or a signed-in operator through; raise otherwise."""
+    header = request.headers.get("Authorization", "")
+    if header:
+        scheme, _, given = header.partition(" ")
+        expected = services.settings.metrics_token
+        if (
+            expected is not None
+            and scheme.lower() == "bearer"
+            and hmac.compare_digest(
+                given.strip().encode("utf-8"), expected.get_secret_value().encode("utf-8")
+            )
+        ):
+            return
+        raise AuthenticationFailed("not the metrics token", code="invalid_token")
+    if current_principal().kind != "operator":
+        raise Forbidden("metrics are for operators", code="wrong_role")
 
 
 def limit(app: Flask, key: str) -> None:

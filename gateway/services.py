@@ -26,6 +26,7 @@ from consent.service import ConsentService
 from keys import KeyRing
 from records.catalog import Catalog
 from registry import Registry
+from registry.sessions import Sessions, SignInThrottle
 
 log = get_logger("gateway.services")
 
@@ -40,6 +41,8 @@ class Services:
     audit: AuditLog
     outbox: OutboxDelivery
     catalog: Catalog  # the data catalog's rules, built once
+    sessions: Sessions  # people's sessions (server-side rows)
+    throttle: SignInThrottle  # failed sign-ins per login and address
     extras: dict[str, Any] = field(default_factory=dict)
     _stop: threading.Event = field(default_factory=threading.Event)
     _threads: list[threading.Thread] = field(default_factory=list)
@@ -93,7 +96,9 @@ class Services:
         self._threads.clear()
 
 
-def build(settings: Settings, engine: Engine) -> Services:
+def build(settings: Settings, engine: Engine, secret: bytes) -> Services:
+    """The services over ``engine``; ``secret`` is the server secret (sessions, keyed
+    hashes of failed sign-ins)."""
     keys = KeyRing(settings)
     keys.ensure_all()
     consent = ConsentService(settings=settings, engine=engine, keys=keys)
@@ -110,6 +115,8 @@ def build(settings: Settings, engine: Engine) -> Services:
         audit=audit,
         outbox=outbox,
         catalog=Catalog(settings.config),
+        sessions=Sessions(engine, lifetime_seconds=settings.config.tokens.session_seconds),
+        throttle=SignInThrottle(engine, secret),
     )
 
 

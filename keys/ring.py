@@ -17,7 +17,6 @@ Invariants:
 
 from __future__ import annotations
 
-import secrets
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -31,6 +30,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 )
 
 from common.errors import ConfigError, InvalidInput
+from common.files import generated_secret
 from common.logging import get_logger
 from common.settings import Settings
 from keys.jwk import public_jwk, raw_public, thumbprint
@@ -59,10 +59,7 @@ _warned: set[Path] = set()
 def unsafe_dev_passphrase(home: Path) -> bytes:
     """The generated dev passphrase; warns once per process and folder."""
     path = home / "UNSAFE-dev-key-passphrase"
-    if not path.exists():
-        home.mkdir(parents=True, exist_ok=True, mode=0o700)
-        path.write_text(secrets.token_urlsafe(32))
-        path.chmod(0o600)
+    passphrase, _ = generated_secret(path)
     if path not in _warned:
         _warned.add(path)
         log.warning(
@@ -71,7 +68,7 @@ def unsafe_dev_passphrase(home: Path) -> bytes:
             warning="private keys are encrypted with a passphrase stored next to them; "
             "set XINYI_KEY_PASSPHRASE for any real deployment",
         )
-    return path.read_text().strip().encode("utf-8")
+    return passphrase.encode("utf-8")
 
 
 def publish_seconds(settings: Settings, purpose: str) -> int | None:

@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from common import uscc as uscc_rules
+from common.files import open_private
 from records.catalog import Catalog
 
 DEFAULT_AS_OF = date(2025, 6, 30)
@@ -405,20 +406,23 @@ def generate(catalog: Catalog, enterprises: int, seed: int, *, as_of: date = DEF
 
 
 def write(city: City, out: Path) -> list[Path]:
-    """Write every table as ``<name>.csv`` (UTF-8, header first) and ``city.json``."""
-    out.mkdir(parents=True, exist_ok=True)
+    """Write every table as ``<name>.csv`` (UTF-8, header first) and ``city.json``.
+
+    The files are 0600 from the start and a folder made here is 0700: synthetic or not,
+    they have the shape of department records and a bank's loan book."""
+    if not out.exists():
+        out.mkdir(parents=True, mode=0o700)
     written = []
     for name, table in city.tables.items():
         path = out / f"{name}.csv"
-        with path.open("w", encoding="utf-8", newline="") as fh:
+        with open_private(path) as fh:
             writer = csv.writer(fh, lineterminator="\n")
             writer.writerow(list(table.columns))
             for chunk in table.text_rows():
                 writer.writerows(chunk)
         written.append(path)
     manifest = out / "city.json"
-    manifest.write_text(
-        json.dumps(city.manifest(), ensure_ascii=False, indent=2) + "\n", encoding="utf-8"
-    )
+    with open_private(manifest) as fh:
+        fh.write(json.dumps(city.manifest(), ensure_ascii=False, indent=2) + "\n")
     written.append(manifest)
     return written

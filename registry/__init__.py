@@ -6,7 +6,9 @@ Invariants:
   member); ids are lowercase identifiers; a suspended institution or department keeps
   its rows (有进有出: it is refused, not forgotten);
 - passwords are stored as Argon2id hashes only; ``authenticate`` costs the same whether
-  the login exists or not.
+  the login exists or not;
+- a disabled user, or a user of a suspended department, cannot sign in, and their
+  open sessions are refused from their next request (``registry.sessions``).
 """
 
 from __future__ import annotations
@@ -26,10 +28,12 @@ from sqlalchemy.exc import IntegrityError
 
 from common import uscc as uscc_rules
 from common.errors import Conflict, InvalidInput, NotFound
-from registry.store import departments, institutions, users
+from registry.store import departments, institutions, person_sessions, users
 
 ROLES = ("enterprise", "department", "operator")
 _ID = re.compile(r"^[a-z][a-z0-9_]{1,47}$")
+# Institution ids are OAuth client ids, which commonly carry hyphens (``bank-a``).
+INSTITUTION_ID = re.compile(r"^[a-z][a-z0-9_-]{1,47}$")
 _LOGIN = re.compile(r"^[A-Za-z0-9_.@-]{3,100}$")
 _hasher = PasswordHasher()
 _DUMMY_HASH = _hasher.hash("not a password of anybody")
@@ -114,9 +118,11 @@ class Registry:
     def add_institution(
         self, institution_id: str, *, name: str, jwk: Any, webhook_url: str | None = None
     ) -> Institution:
-        if not _ID.match(institution_id):
+        if not INSTITUTION_ID.match(institution_id):
             raise InvalidRegistration(
-                "institution ids are 2–48 lowercase letters, digits and _", field="id"
+                "institution ids are 2–48 lowercase letters, digits, _ and -, starting with "
+                "a letter",
+                field="id",
             )
         if not name.strip():
             raise InvalidRegistration("the name must not be empty", field="name")
@@ -275,6 +281,32 @@ class Registry:
         except IntegrityError as e:
             raise AlreadyRegistered(f"user {login!r} exists") from e
         return User(login, role, uscc, department_id, False)
+
+    def user(self, login: str) -> User:
+        with self.engine.connect() as c:
+            row = c.execute(users.select().where(users.c.login == login)).first()
+        if row is None:
+            raise UnknownParty(f"no user {login!r}")
+        m = row._mapping
+        return User(m["login"], m["role"], m["uscc"], m["department_id"], bool(m["disabled"]))
+
+    def disable_user(self, login: str) -> User:
+        """Refuse the user from now on: sign-in, and every open session (ended here, and
+        refused on its next request anyway)."""
+        return self._set_disabled(login, True)
+
+    def enable_user(self, login: str) -> User:
+        """Let a disabled user sign in again (old sessions stay ended)."""
+        return self._set_disabled(login, False)
+
+    def _set_disabled(self, login: str, disabled: bool) -> User:
+        with self.engine.begin() as c:
+            done = c.execute(users.update().where(users.c.login == login).values(disabled=disabled))
+            if disabled:
+                c.execute(person_sessions.delete().where(person_sessions.c.login == login))
+        if done.rowcount != 1:
+            raise UnknownParty(f"no user {login!r}")
+        return self.user(login)
 
     def authenticate(self, login: str, password: str) -> User | None:
         """The user when the password matches and the account is usable, else None."""

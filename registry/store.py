@@ -43,3 +43,28 @@ users = sa.Table(
     sa.Column("disabled", sa.Boolean, nullable=False),
     extend_existing=True,
 )
+
+# Sessions of people and the sign-in throttle (migration 0006_person_sessions).
+person_sessions = sa.Table(
+    "person_sessions",
+    metadata,
+    # SHA-256 (hex) of the random id in the cookie: the table alone opens no session.
+    sa.Column("id_hash", sa.String(64), primary_key=True),
+    sa.Column("login", sa.String(100), sa.ForeignKey("users.login"), nullable=False),
+    sa.Column("csrf", sa.String(64), nullable=False),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("last_seen_at", sa.BigInteger, nullable=False),
+    sa.Column("expires_at", sa.BigInteger, nullable=False),
+    extend_existing=True,
+)
+
+sign_in_failures = sa.Table(
+    "sign_in_failures",
+    metadata,
+    # HMAC-SHA-256 (hex) of "login" or "address" and the value, keyed by a server secret.
+    sa.Column("key", sa.String(64), primary_key=True),
+    sa.Column("failures", sa.Integer, nullable=False),
+    sa.Column("last_failure_at", sa.Float, nullable=False),
+    sa.Column("blocked_until", sa.Float, nullable=False),
+    extend_existing=True,
+)

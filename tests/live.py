@@ -20,14 +20,12 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def env_for(home: Path, database_url: str, port: int) -> dict[str, str]:
+def env_for(home: Path, database_url: str) -> dict[str, str]:
     config = home / "config.yaml"
     if not config.exists():
         home.mkdir(parents=True, exist_ok=True)
+        # No public_url: `xinyi serve --port` derives it from the port it serves on.
         text = (ROOT / "config.yaml").read_text(encoding="utf-8")
-        text = text.replace(
-            "public_url: http://127.0.0.1:8600", f"public_url: http://127.0.0.1:{port}"
-        )
         text = text.replace("checkpoint_interval_seconds: 3", "checkpoint_interval_seconds: 0.5")
         config.write_text(text, encoding="utf-8")
     return {
@@ -54,12 +52,12 @@ def xinyi(env: dict[str, str], *args: str, stdin: str | None = None) -> str:
 def serving(
     home: Path, database_url: str, *, workers: int = 2, port: int | None = None
 ) -> Iterator[tuple[str, dict[str, str]]]:
-    """``xinyi init`` then ``xinyi serve`` on ``port`` (a free one by default; a
-    ``config.yaml`` already in ``home`` must name it); yields (base URL, env)."""
+    """``xinyi init`` then ``xinyi serve --port`` on ``port`` (a free one by default; the
+    public URL derives from it); yields (base URL, env)."""
     from bench.load import Server  # bench.load imports this module
 
     port = port or free_port()
-    env = env_for(home, database_url, port)
+    env = env_for(home, database_url)
     xinyi(env, "init")
     server = Server(env, port, workers)
     server.start()

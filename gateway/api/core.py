@@ -5,11 +5,18 @@ from __future__ import annotations
 from typing import Any
 
 import sqlalchemy as sa
-from flask import Blueprint, Response, jsonify, session
+from flask import Blueprint, Response, jsonify
 
-from common.errors import AuthenticationFailed, Error, InvalidInput
+from common.errors import Error, InvalidInput
 from gateway.api.consent import json_body
-from gateway.auth import authenticated, current_principal, start_session
+from gateway.auth import (
+    authenticate_person,
+    authenticated,
+    current_csrf,
+    current_principal,
+    end_session,
+    start_session,
+)
 from gateway.services import services
 
 bp = Blueprint("core", __name__)
@@ -21,12 +28,8 @@ def sign_in() -> dict[str, Any]:
     login, password = body.get("login"), body.get("password")
     if not isinstance(login, str) or not isinstance(password, str):
         raise InvalidInput("login and password are required strings", code="invalid_json")
-    user = services().registry.authenticate(login, password)
-    if user is None:
-        raise AuthenticationFailed("wrong login or password", code="bad_credentials")
-    csrf = start_session(
-        login=user.login, role=user.role, uscc=user.uscc, department=user.department_id
-    )
+    user = authenticate_person(login, password)
+    csrf = start_session(user)
     return {
         "login": user.login,
         "role": user.role,
@@ -38,7 +41,7 @@ def sign_in() -> dict[str, Any]:
 
 @bp.delete("/v1/session")
 def sign_out() -> tuple[str, int]:
-    session.clear()
+    end_session()
     return "", 204
 
 
@@ -51,7 +54,7 @@ def whoami() -> dict[str, Any]:
         "role": p.kind,
         "uscc": p.uscc,
         "department": p.department,
-        "csrf_token": session.get("csrf"),
+        "csrf_token": current_csrf(),
     }
 
 

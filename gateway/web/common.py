@@ -17,10 +17,11 @@ from __future__ import annotations
 
 import hmac
 import secrets
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import unquote, urlencode, urlsplit
 
 from flask import (
     Blueprint,
@@ -36,11 +37,20 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from common import errors
 from common.logging import get_logger
-from gateway.auth import UNSAFE_METHODS, Principal, current_principal, start_session
+from gateway.auth import (
+    UNSAFE_METHODS,
+    Principal,
+    authenticate_person,
+    current_csrf,
+    current_principal,
+    end_session,
+    start_session,
+)
 from gateway.errors import status_for
 from gateway.services import services
 from gateway.web.i18n import DEFAULT_LANG, LANGS, Names, label, normalize_lang, translate
 from gateway.web.views import AccessRow, access_row, format_day, format_time, format_value
+from registry.sessions import SignInThrottled
 
 log = get_logger("gateway.web")
 
@@ -112,7 +122,14 @@ def label_for(kind: str, code: str) -> str:
 def remember_lang(resp: BaseResponse) -> BaseResponse:
     chosen = g.get("lang_chosen")
     if chosen:
-        resp.set_cookie(LANG_COOKIE, chosen, max_age=365 * 86_400, samesite="Lax", httponly=True)
+        resp.set_cookie(
+            LANG_COOKIE,
+            chosen,
+            max_age=365 * 86_400,
+            samesite="Lax",
+            httponly=True,
+            secure=services().settings.config.server.https,
+        )
     return resp
 
 
@@ -165,7 +182,7 @@ def render(template: str, *, title_key: str, status: int = 200, **ctx: Any) -> R
         title=t(title_key),
         principal=principal,
         nav=nav,
-        csrf_token=session.get("csrf", ""),
+        csrf_token=current_csrf(),
         notices=_take_notices(),
         fmt_time=format_time,
         fmt_day=format_day,
@@ -183,9 +200,31 @@ def render(template: str, *, title_key: str, status: int = 200, **ctx: Any) -> R
 
 # Guards and errors --------------------------------------------------------------------
 def _local_path(value: str | None) -> str:
-    if value and value.startswith("/") and not value.startswith("//") and "\\" not in value:
-        return value
-    return ""
+    """``value`` when it is a path on this site, else "".
+
+    Browsers drop tabs and newlines inside a URL and read a backslash as a slash, so
+    ``next=/%09/evil.example`` (``/<tab>/evil.example`` once decoded) would leave the
+    site as ``//evil.example``. Refused: any control character, whitespace or backslash;
+    then the path must be absolute, with no scheme and no host, both as given and once
+    more percent-decoded (a proxy or browser that decodes again finds no host either)."""
+    if not value or any(_unsafe_char(ch) or ch.isspace() for ch in value):
+        return ""
+    for form in (value, unquote(value)):
+        if any(_unsafe_char(ch) for ch in form) or not _absolute_path(form):
+            return ""
+    return value
+
+
+def _unsafe_char(ch: str) -> bool:
+    """A backslash, or a control, format or line/paragraph separator character."""
+    return ch == "\\" or unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp")
+
+
+def _absolute_path(value: str) -> bool:
+    if not value.startswith("/") or value.startswith("//"):
+        return False
+    parts = urlsplit(value)
+    return not parts.scheme and not parts.netloc
 
 
 def _to_login(reason: str | None = None) -> BaseResponse:
@@ -214,9 +253,9 @@ def guard(role: str) -> BaseResponse | None:
 def check_form_csrf() -> None:
     """Pages change things only through their own forms: the session's CSRF token must
     come as the form field (a header, which the JSON API accepts, is not enough here)."""
-    expected = session.get("csrf")
+    expected = current_csrf()
     given = request.form.get("csrf_token", "")
-    if not expected or not hmac.compare_digest(str(expected), given):
+    if not expected or not hmac.compare_digest(expected, given):
         raise errors.Forbidden("missing or wrong CSRF token", code="csrf_failed")
 
 
@@ -329,11 +368,16 @@ def login_submit() -> BaseResponse:
     if not expected or not hmac.compare_digest(str(expected), given):
         session.pop("login_csrf", None)
         return _login_page(t("login.form_expired"), login_name, 400)
-    user = services().registry.authenticate(login_name, request.form.get("password", ""))
-    if user is None:
-        log.info("page_sign_in_refused")
+    try:
+        user = authenticate_person(login_name, request.form.get("password", ""))
+    except SignInThrottled as e:
+        wait = int(e.details.get("retry_after", 1))
+        resp = _login_page(t("login.throttled", seconds=wait), login_name, 429)
+        resp.headers["Retry-After"] = str(wait)
+        return resp
+    except errors.AuthenticationFailed:
         return _login_page(t("login.bad_credentials"), login_name, 401)
-    start_session(login=user.login, role=user.role, uscc=user.uscc, department=user.department_id)
+    start_session(user)
     log.info("page_signed_in", role=user.role)
     target = _local_path(request.form.get("next"))
     return redirect(target or url_for(ROLE_HOME[user.role]))
@@ -342,9 +386,13 @@ def login_submit() -> BaseResponse:
 @bp.post("/logout")
 def logout() -> BaseResponse:
     page_lang()
-    if session.get("role") is not None:
+    try:
+        current_principal()
+    except errors.AuthenticationFailed:
+        pass  # no live session: nothing to end but the cookie
+    else:
         check_form_csrf()
-    session.clear()
+    end_session()
     notify("notice.signed_out")
     return redirect(url_for("web.login"))
 

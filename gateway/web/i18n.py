@@ -70,6 +70,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "login.password": ("密码", "Password"),
     "login.submit": ("登录", "Sign in"),
     "login.bad_credentials": ("账号或密码错误。", "Wrong login or password."),
+    "login.throttled": (
+        "登录失败次数过多，请 {seconds} 秒后再试。",
+        "Too many failed sign-ins; try again in {seconds} seconds.",
+    ),
     "login.form_expired": (
         "登录表单已过期，请重新输入。",
         "The sign-in form expired; please enter your details again.",
@@ -611,9 +615,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "An Ed25519 (OKP) or P-256 (EC) public key for private_key_jwt client "
         "authentication; never paste a private key.",
     ),
-    "opr.id_hint": (
-        "2–48 个小写字母、数字或下划线，以字母开头。",
-        "2–48 lowercase letters, digits or underscores, starting with a letter.",
+    "opr.institutions.id_hint": (
+        "即 OAuth 客户端 ID：2–48 个小写字母、数字、下划线或连字符（-），以字母开头。",
+        "The OAuth client id: 2–48 lowercase letters, digits, underscores or hyphens (-), "
+        "starting with a letter.",
     ),
     "form.optional": ("可选", "optional"),
     "title.opr.departments": ("数据提供单位", "Data-providing departments"),

@@ -39,6 +39,10 @@ def test_onboarding_through_the_cli(env: dict[str, str], tmp_path: Path) -> None
         )[0]
         == 0
     )
+    code, out = xinyi(
+        env, "admin", "add-institution", "bank-a", "--name", "A 银行", "--jwk", str(jwk_file)
+    )
+    assert code == 0 and "bank-a" in out, out  # OAuth client ids often have hyphens
     code, out = xinyi(env, "admin", "suspend-institution", "hz_bank")
     assert code == 0 and "suspended" in out
     code, out = xinyi(env, "admin", "resume-institution", "hz_bank")
@@ -111,3 +115,41 @@ def test_keys_rotate_and_list(env: dict[str, str]) -> None:
     assert sum("retired" in line for line in grants) == 1
     assert all("published" in line for line in grants)
     assert xinyi(env, "keys", "rotate", "nonsense")[0] != 0
+
+
+def test_disable_user_ends_the_open_session_and_enable_user_lets_them_back(
+    env: dict[str, str],
+) -> None:
+    from common.settings import load_settings
+    from gateway import create_app
+
+    assert xinyi(env, "init")[0] == 0
+    code, out = xinyi(
+        env,
+        "admin",
+        "add-user",
+        "--role",
+        "operator",
+        "--login",
+        "op-1",
+        "--password-stdin",
+        stdin="correct horse battery\n",
+    )
+    assert code == 0, out
+    app = create_app(load_settings(env=env), background=False)
+    try:
+        person = app.test_client()
+        body = {"login": "op-1", "password": "correct horse battery"}
+        assert person.post("/v1/session", json=body).status_code == 200
+        assert person.get("/v1/session").status_code == 200
+        code, out = xinyi(env, "admin", "disable-user", "op-1")
+        assert code == 0 and "disabled" in out, out
+        assert person.get("/v1/session").status_code == 401
+        assert person.post("/v1/session", json=body).status_code == 401
+        code, out = xinyi(env, "admin", "enable-user", "op-1")
+        assert code == 0 and "enabled" in out, out
+        assert person.post("/v1/session", json=body).status_code == 200
+        code, out = xinyi(env, "admin", "disable-user", "nobody")
+        assert code == 2 and "nobody" in out
+    finally:
+        app.extensions["xinyi"].engine.dispose()

@@ -237,7 +237,8 @@ def test_the_outbox_fills_while_the_receiver_is_down_and_drains_after(
             ).scalars()
         ]
     time.sleep(1.0)
-    metrics = httpx.get(live.base + "/metrics").text
+    scraper = {"Authorization": f"Bearer {live.env['XINYI_METRICS_TOKEN']}"}
+    metrics = httpx.get(live.base + "/metrics", headers=scraper).text
     depth = next(
         float(line.split()[-1])
         for line in metrics.splitlines()

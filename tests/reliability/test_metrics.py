@@ -1,6 +1,7 @@
 """``/metrics`` exposes what an operator alerts on: requests, refusals by code, audit
-queue depth and lag, log size, checkpoint age, webhook outbox depth and HE compute time;
-``/readyz`` reports the audit queue."""
+queue depth and lag, log size, checkpoint age, webhook outbox depth and HE compute time,
+to operators only (the metrics token, or an operator's session); ``/readyz`` reports the
+audit queue."""
 
 from __future__ import annotations
 
@@ -9,13 +10,20 @@ from typing import Any
 
 import pytest
 from flask import Flask
+from pydantic import SecretStr
 
 from gateway import create_app
+
+METRICS_TOKEN = "metrics token of this test"
+SCRAPER = {"Authorization": f"Bearer {METRICS_TOKEN}"}
 
 
 @pytest.fixture
 def app(database_url: str, make_settings: Any) -> Iterator[Flask]:
-    app = create_app(make_settings(database_url=database_url), background=False)
+    settings = make_settings(database_url=database_url).model_copy(
+        update={"metrics_token": SecretStr(METRICS_TOKEN)}
+    )
+    app = create_app(settings, background=False)
     app.config["TESTING"] = True
     yield app
     app.extensions["xinyi"].stop()
@@ -26,7 +34,7 @@ def test_metrics_name_requests_refusals_and_the_audit_state(app: Flask) -> None:
     client = app.test_client()
     assert client.post("/v1/verify", json={}).status_code == 401
     app.extensions["xinyi"].audit.checkpoint(force=True)
-    text = client.get("/metrics").get_data(as_text=True)
+    text = client.get("/metrics", headers=SCRAPER).get_data(as_text=True)
     assert 'xinyi_requests_total{method="POST",route="/v1/verify",status="401"}' in text
     assert 'xinyi_refusals_total{code="unauthenticated"}' in text
     for series in (
@@ -39,6 +47,29 @@ def test_metrics_name_requests_refusals_and_the_audit_state(app: Flask) -> None:
         "# TYPE xinyi_he_compute_seconds histogram",
     ):
         assert series in text, series
+
+
+def test_metrics_are_for_operators_only(app: Flask) -> None:
+    registry = app.extensions["xinyi"].registry
+    registry.add_user(login="ops-1", password="metrics password", role="operator")
+    registry.add_user(
+        login="ent-1", password="metrics password", role="enterprise", uscc="91330100716105852F"
+    )
+    anonymous = app.test_client()
+    assert anonymous.get("/metrics").status_code == 401
+    for wrong in ("Bearer not-the-token", f"Basic {METRICS_TOKEN}", "Bearer"):
+        resp = anonymous.get("/metrics", headers={"Authorization": wrong})
+        assert resp.status_code == 401, wrong
+        assert b"xinyi_" not in resp.data
+    people = {}
+    for login in ("ops-1", "ent-1"):
+        people[login] = app.test_client()
+        body = {"login": login, "password": "metrics password"}
+        assert people[login].post("/v1/session", json=body).status_code == 200
+    refused = people["ent-1"].get("/metrics")
+    assert refused.status_code == 403 and refused.get_json()["error"] == "wrong_role"
+    assert b"xinyi_requests_total" in people["ops-1"].get("/metrics").data
+    assert b"xinyi_requests_total" in anonymous.get("/metrics", headers=SCRAPER).data
 
 
 def test_readiness_reports_the_database_and_the_audit_queue(app: Flask) -> None:

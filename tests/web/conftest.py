@@ -34,8 +34,10 @@ class Person:
     role: str
 
     def csrf(self) -> str:
-        with self.client.session_transaction() as s:
-            return str(s["csrf"])
+        """The session's CSRF token (kept server-side; the session API tells it)."""
+        resp = self.client.get("/v1/session")
+        assert resp.status_code == 200, resp.get_json()
+        return str(resp.get_json()["csrf_token"])
 
     def get(self, path: str, **kw: Any) -> TestResponse:
         return self.client.get(path, **kw)

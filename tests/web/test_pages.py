@@ -75,12 +75,12 @@ def test_pages_need_a_session_and_send_people_to_sign_in(client: FlaskClient) ->
 
 
 def test_an_expired_session_sends_the_person_to_sign_in_and_says_why(
-    make_person: Callable[..., Person], settings: object
+    app: Flask, make_person: Callable[..., Person]
 ) -> None:
     person = make_person("enterprise")
     assert person.get("/enterprise/").status_code == 200
-    with person.client.session_transaction() as s:
-        s["at"] = time.time() - 1801  # tokens.session_seconds is 1800
+    sessions = app.extensions["xinyi"].sessions
+    sessions.clock = lambda: time.time() + 1801  # tokens.session_seconds is 1800
     resp = person.get("/enterprise/grants")
     assert resp.status_code == 302
     assert "reason=expired" in resp.headers["Location"]
