@@ -1,4 +1,4 @@
-"""Objection persistence (table ``objections``, migration 0006_casework).
+"""Objection persistence (table ``objections``, migration 0007_casework).
 
 Invariants:
 - one open objection per enterprise and feature: ``open_key`` (``uscc|feature``) is

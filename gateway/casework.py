@@ -33,6 +33,7 @@ from consent import store as consent_store
 from gateway.auth import Principal
 from gateway.services import Services
 from records import store as records
+from records.catalog import FeatureRule
 from records.service import single_value
 
 log = get_logger("gateway.casework")
@@ -210,3 +211,12 @@ def disputed_each(
     """For each enterprise, its ``features`` under an open objection (one query)."""
     with read_session(svc.engine) as s:
         return store.disputed(s, enterprises, features)
+
+
+def feature_of(svc: Services, objection_id: str, principal: Principal) -> FeatureRule | None:
+    """The catalog rule of the feature an objection visible to ``principal`` is about."""
+    with read_session(svc.engine) as s:
+        objection = store.get(s, objection_id)
+    if objection is None or not _may_see(principal, objection):
+        return None
+    return svc.catalog.features.get(objection.feature)

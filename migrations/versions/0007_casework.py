@@ -1,14 +1,14 @@
 """Objections (owned by the casework package)
 
-Revision ID: 0006_casework
-Revises: 0005_training
+Revision ID: 0007_casework
+Revises: 0006_person_sessions
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0006_casework"
-down_revision = "0005_training"
+revision = "0007_casework"
+down_revision = "0006_person_sessions"
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,162 @@
+"""Objection pages (异议, JS 14): the enterprise files from its data page and follows its
+objections, the owning department decides the open ones by due date, the operator
+sees every objection with the overdue ones flagged.
+
+Invariants:
+- the pages act through ``gateway.casework`` exactly as the JSON API does (same checks,
+  same codes, same transaction for a correction and its notices);
+- a department sees and decides only objections about its own features;
+- no page shows a corrected value: only the snapshot version that holds it.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from flask import Response, g, redirect, request, url_for
+from werkzeug.wrappers import Response as BaseResponse
+
+from casework.objections import Objection
+from common.errors import Error
+from gateway import casework
+from gateway.services import services
+from gateway.web import department, enterprise, operator
+from gateway.web.common import form_error, notify, render
+from records.catalog import FeatureRule
+
+
+def _rows(objections: list[Objection]) -> list[dict[str, Any]]:
+    today = casework.today()
+    return [{"o": o, "overdue": o.overdue(today)} for o in objections]
+
+
+# Enterprise ----------------------------------------------------------------------------
+
+
+def _objection_form(
+    feature: str = "", claim: str = "", error: str = "", status: int = 200
+) -> Response:
+    svc = services()
+    features = sorted(svc.catalog.features)
+    return render(
+        "web/enterprise/objection_new.html",
+        title_key="title.ent.objection_new",
+        status=status,
+        features=features,
+        feature=feature if feature in svc.catalog.features else "",
+        claim=claim,
+        error=error,
+        working_days=svc.settings.config.casework.objection_working_days,
+        max_claim=svc.settings.config.casework.max_claim_chars,
+    )
+
+
+@enterprise.bp.get("/objections")
+def enterprise_objections() -> Response:
+    svc = services()
+    return render(
+        "web/enterprise/objections.html",
+        title_key="title.ent.objections",
+        rows=_rows(casework.visible_objections(svc, g.principal)),
+    )
+
+
+@enterprise.bp.get("/objections/new")
+def enterprise_objection_new() -> Response:
+    return _objection_form(request.args.get("feature", ""))
+
+
+@enterprise.bp.post("/objections")
+def enterprise_objection_file() -> BaseResponse:
+    feature = request.form.get("feature", "")
+    claim = request.form.get("claim", "")
+    try:
+        objection = casework.file_objection(services(), g.principal, feature, claim)
+    except Error as e:
+        if e.code == "calendar_year_unknown":
+            raise
+        return _objection_form(
+            feature, claim, form_error(e), status=409 if e.code.endswith("open") else 400
+        )
+    notify("notice.objection_filed", due=objection.due.isoformat())
+    return redirect(url_for("web_enterprise.enterprise_objections"))
+
+
+# Department ----------------------------------------------------------------------------
+
+
+@department.bp.get("/objections")
+def department_objections() -> Response:
+    objections = casework.visible_objections(services(), g.principal)
+    return render(
+        "web/department/objections.html",
+        title_key="title.dep.objections",
+        open_rows=_rows([o for o in objections if o.status == "open"]),
+        decided_rows=_rows([o for o in objections if o.status != "open"][::-1]),
+    )
+
+
+def _form_value(rule: FeatureRule, text: str) -> Any:
+    """A value typed into the decision form, as the JSON value the API would receive:
+    numbers and booleans are parsed, the rest stays text (the catalog checks it)."""
+    text = text.strip()
+    kind = rule.spec.type
+    if kind in ("integer", "amount", "number"):
+        try:
+            number = json.loads(text)
+        except ValueError:
+            return text  # refused by the catalog check, with the reason
+        return number
+    if kind == "boolean":
+        low = text.lower()
+        if low in ("true", "1", "yes"):
+            return True
+        if low in ("false", "0", "no"):
+            return False
+    return text
+
+
+@department.bp.post("/objections/<objection_id>/resolve")
+def department_objection_resolve(objection_id: str) -> BaseResponse:
+    svc = services()
+    decision = request.form.get("decision", "")
+    reason = request.form.get("reason", "")
+    raw = request.form.get("value", "")
+    has_value = decision == "corrected" and raw.strip() != ""
+    value = None
+    if has_value:
+        with_rule = casework.feature_of(svc, objection_id, g.principal)
+        value = _form_value(with_rule, raw) if with_rule is not None else raw
+    try:
+        casework.resolve_objection(
+            svc,
+            g.principal,
+            objection_id,
+            decision=decision,
+            reason=reason,
+            value=value,
+            has_value=has_value,
+        )
+    except Error as e:
+        if e.code in ("objection_not_found", "not_owning_department", "department_suspended"):
+            raise
+        notify("error.invalid", "error", message=e.message)
+        return redirect(url_for("web_department.department_objections"))
+    notify(f"notice.objection_{decision}")
+    return redirect(url_for("web_department.department_objections"))
+
+
+# Operator ------------------------------------------------------------------------------
+
+
+@operator.bp.get("/objections")
+def operator_objections() -> Response:
+    rows = _rows(casework.visible_objections(services(), g.principal))
+    rows.sort(key=lambda r: (not (r["overdue"] and r["o"].status == "open"), r["o"].due))
+    return render(
+        "web/operator/objections.html",
+        title_key="title.opr.objections",
+        rows=rows,
+        overdue_open=sum(1 for r in rows if r["overdue"] and r["o"].status == "open"),
+    )
