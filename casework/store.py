@@ -157,6 +157,16 @@ def record_resolution(ex: Executor, objection_id: str, resolution: Resolution) -
         raise ObjectionNotOpen(f"objection {objection_id} was decided meanwhile")
 
 
+def record_correction(ex: Executor, objection_id: str, import_id: int, version: int) -> None:
+    """Name the records snapshot that holds a correction's value (same transaction as
+    the decision)."""
+    ex.execute(
+        objections.update()
+        .where(objections.c.id == objection_id, objections.c.status == "corrected")
+        .values(import_id=import_id, version=version)
+    )
+
+
 _DISPUTED = (
     sa.select(objections.c.enterprise, objections.c.feature)
     .where(

@@ -14,12 +14,15 @@ Invariants:
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 import uuid
 from collections.abc import Iterable, Sequence
 from datetime import date
 from typing import Any
+
+from sqlalchemy.exc import IntegrityError
 
 from audit import store as audit_store
 from casework import objections as core
@@ -138,30 +141,30 @@ def resolve_objection(
     recipients: set[str] = set()
     if resolution.decision == "corrected":
         checked = single_value(svc.catalog, objection.enterprise, objection.feature, value)
-        with write_session(svc.engine) as s:
-            conn = s.connection()
-            import_id, version = records.save_snapshot(
-                conn,
-                checked,
-                file_name=f"objection:{objection.id}",
-                actor=resolution.by,
-                now=now,
-            )
-            resolution = core.Resolution(
-                decision=resolution.decision,
-                reason=resolution.reason,
-                by=resolution.by,
-                at=resolution.at,
-                import_id=import_id,
-                version=version,
-            )
-            store.record_resolution(s, objection.id, resolution)
-            since = now - svc.settings.config.casework.notify_days * 86400
-            recipients = audit_store.institutions_answered(
-                s, objection.enterprise, objection.feature, since
-            )
-            for institution in sorted(recipients):
-                _enqueue_corrected(s, institution, objection, now)
+        try:
+            with write_session(svc.engine) as s:
+                # The decision first: its conditional UPDATE settles a race between two
+                # deciders before anything else is written.
+                store.record_resolution(s, objection.id, resolution)
+                import_id, version = records.save_snapshot(
+                    s.connection(),
+                    checked,
+                    file_name=f"objection:{objection.id}",
+                    actor=resolution.by,
+                    now=now,
+                )
+                resolution = dataclasses.replace(resolution, import_id=import_id, version=version)
+                store.record_correction(s, objection.id, import_id, version)
+                since = now - svc.settings.config.casework.notify_days * 86400
+                recipients = audit_store.institutions_answered(
+                    s, objection.enterprise, objection.feature, since
+                )
+                for institution in sorted(recipients):
+                    _enqueue_corrected(s, institution, objection, now)
+        except IntegrityError as e:  # an import of the department took the version
+            raise records.ConcurrentImport(
+                f"another import of {objection.department} committed meanwhile; decide again"
+            ) from e
     else:
         with write_session(svc.engine) as s:
             store.record_resolution(s, objection.id, resolution)
