@@ -31,3 +31,23 @@ class NotOwningDepartment(Forbidden):
     """Only the department that owns the feature decides an objection about it."""
 
     code = "not_owning_department"
+
+
+class RepairAlreadyOpen(Conflict):
+    """The enterprise already has an open repair application for this record."""
+
+    code = "repair_already_open"
+
+
+class RepairNotOpen(Conflict):
+    code = "repair_not_open"
+
+
+class RepairNotFound(NotFound):
+    code = "repair_not_found"
+
+
+class NotRepairable(InvalidInput):
+    """The record named is not one the configuration lists as repairable."""
+
+    code = "not_repairable"

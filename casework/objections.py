@@ -94,7 +94,9 @@ class Objection:
         }
 
 
-def _text(value: str, field: str, limit: int) -> str:
+def check_text(value: str, field: str, limit: int) -> str:
+    """A free-text field stripped, non-empty, within ``limit``, without control
+    characters (tabs and line breaks are kept); raises InvalidObjection naming it."""
     text = value.strip()
     if not text:
         raise InvalidObjection(f"{field}: must not be empty", field=field)
@@ -120,7 +122,7 @@ def file(
 ) -> Objection:
     """A new open objection of ``enterprise`` about ``feature`` (owned by
     ``department``); raises InvalidObjection or UnknownCalendarYear."""
-    text = _text(claim, "claim", max_claim_chars)
+    text = check_text(claim, "claim", max_claim_chars)
     due = calendar.add_working_days(china_date(now), working_days)
     return Objection(
         id=id,
@@ -155,7 +157,7 @@ def decide(
         raise ObjectionNotOpen(f"objection {objection.id} was already {objection.status}")
     if decision not in DECISIONS:
         raise InvalidObjection("decision: 'corrected' or 'rejected'", field="decision")
-    text = _text(reason, "reason", MAX_REASON_CHARS)
+    text = check_text(reason, "reason", MAX_REASON_CHARS)
     if decision == "corrected" and not has_value:
         raise InvalidObjection("value: a correction carries the corrected value", field="value")
     if decision == "rejected" and has_value:

@@ -1,7 +1,9 @@
-"""Objection persistence (table ``objections``, migration 0007_casework).
+"""Casework persistence: objections and credit-repair applications (tables
+``objections`` and ``repairs``, migration 0007_casework).
 
 Invariants:
-- one open objection per enterprise and feature: ``open_key`` (``uscc|feature``) is
+- one open objection per enterprise and feature, one open repair application per
+  enterprise and record: ``open_key`` (``uscc|feature``) is
   unique while the objection is open and NULL once it is decided, so two racing filings
   cannot both succeed, on SQLite and PostgreSQL alike;
 - a decision is a conditional UPDATE guarded by ``status = 'open'``: two racing
@@ -24,8 +26,14 @@ from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from casework.errors import ObjectionAlreadyOpen, ObjectionNotOpen
+from casework.errors import (
+    ObjectionAlreadyOpen,
+    ObjectionNotOpen,
+    RepairAlreadyOpen,
+    RepairNotOpen,
+)
 from casework.objections import Objection, Resolution
+from casework.repairs import Repair, RepairResolution
 
 metadata = sa.MetaData()
 
@@ -47,6 +55,24 @@ objections = sa.Table(
     sa.Column("reason", sa.Text),
     sa.Column("import_id", sa.Integer),
     sa.Column("version", sa.Integer),
+)
+
+repairs = sa.Table(
+    "repairs",
+    metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("enterprise", sa.String(18), nullable=False),
+    sa.Column("record", sa.String(100), nullable=False),
+    sa.Column("department", sa.String(48), nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("filed_at", sa.BigInteger, nullable=False),
+    sa.Column("filed_by", sa.String(120), nullable=False),
+    sa.Column("due", sa.String(10), nullable=False),
+    sa.Column("open_key", sa.String(120), unique=True),
+    sa.Column("decided_at", sa.BigInteger),
+    sa.Column("decided_by", sa.String(120)),
+    sa.Column("decision_reason", sa.Text),
 )
 
 Executor = Connection | Session
@@ -190,3 +216,112 @@ def disputed(
         if feature in wanted:
             out.setdefault(enterprise, []).append(feature)
     return out
+
+
+# Credit repair ---------------------------------------------------------------------------
+
+
+def _repair(m: Any) -> Repair:
+    resolution = None
+    if m["status"] != "open":
+        resolution = RepairResolution(
+            decision=m["status"],
+            reason=m["decision_reason"],
+            by=m["decided_by"],
+            at=int(m["decided_at"]),
+        )
+    return Repair(
+        id=m["id"],
+        enterprise=m["enterprise"],
+        record=m["record"],
+        department=m["department"],
+        reason=m["reason"],
+        status=m["status"],
+        filed_at=int(m["filed_at"]),
+        filed_by=m["filed_by"],
+        due=date.fromisoformat(m["due"]),
+        resolution=resolution,
+    )
+
+
+def insert_repair(ex: Executor, repair: Repair) -> None:
+    """Store a new open application; raises RepairAlreadyOpen when one is open for the
+    same enterprise and record."""
+    assert repair.status == "open"
+    key = _open_key(repair.enterprise, repair.record)
+    clash = RepairAlreadyOpen(
+        f"an application to repair {repair.record} is already open", field="record"
+    )
+    if ex.execute(sa.select(repairs.c.id).where(repairs.c.open_key == key)).first() is not None:
+        raise clash
+    try:
+        ex.execute(
+            repairs.insert().values(
+                id=repair.id,
+                enterprise=repair.enterprise,
+                record=repair.record,
+                department=repair.department,
+                reason=repair.reason,
+                status="open",
+                filed_at=repair.filed_at,
+                filed_by=repair.filed_by,
+                due=repair.due.isoformat(),
+                open_key=key,
+            )
+        )
+    except IntegrityError as e:
+        raise clash from e
+
+
+def get_repair(ex: Executor, repair_id: str) -> Repair | None:
+    m = ex.execute(sa.select(repairs).where(repairs.c.id == repair_id)).mappings().first()
+    return _repair(m) if m else None
+
+
+def list_repairs(
+    ex: Executor,
+    *,
+    enterprise: str | None = None,
+    department: str | None = None,
+    status: str | None = None,
+    limit: int = 500,
+) -> list[Repair]:
+    """Applications, earliest due first."""
+    q = sa.select(repairs)
+    if enterprise is not None:
+        q = q.where(repairs.c.enterprise == enterprise)
+    if department is not None:
+        q = q.where(repairs.c.department == department)
+    if status is not None:
+        q = q.where(repairs.c.status == status)
+    q = q.order_by(repairs.c.due, repairs.c.filed_at, repairs.c.id).limit(limit)
+    return [_repair(m) for m in ex.execute(q).mappings()]
+
+
+def record_repair_resolution(ex: Executor, repair_id: str, resolution: RepairResolution) -> None:
+    """Store a decision; raises RepairNotOpen when it was decided meanwhile."""
+    done = ex.execute(
+        repairs.update()
+        .where(repairs.c.id == repair_id, repairs.c.status == "open")
+        .values(
+            status=resolution.decision,
+            open_key=None,
+            decided_at=resolution.at,
+            decided_by=resolution.by,
+            decision_reason=resolution.reason,
+        )
+        .returning(repairs.c.id)
+    ).first()
+    if done is None:
+        raise RepairNotOpen(f"repair {repair_id} was decided meanwhile")
+
+
+def repaired(ex: Executor, enterprise: str, records: Iterable[str]) -> list[str]:
+    """The ``records`` of ``enterprise`` with a granted repair, sorted."""
+    wanted = set(records)
+    if not wanted:
+        return []
+    q = sa.select(repairs.c.record).where(
+        repairs.c.enterprise == enterprise, repairs.c.status == "repaired"
+    )
+    return sorted({r for r in ex.execute(q).scalars() if r in wanted})

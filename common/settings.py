@@ -238,6 +238,11 @@ class Casework(_Frozen):
     # Institutions that received an answer using a corrected feature this many days
     # back are told of the correction (data.corrected).
     notify_days: int = Field(default=90, ge=1, le=3650)
+    # YX 四(四)四: credit repair is handled within 5 working days.
+    repair_working_days: int = Field(default=5, ge=1, le=60)
+    # The dishonesty and penalty records an enterprise may apply to repair (feature ids
+    # of the catalog).
+    repairable: tuple[str, ...] = ()
 
 
 class Database(_Frozen):
@@ -278,6 +283,10 @@ class ConfigFile(_Frozen):
                 raise ValueError(
                     f"categories.{name}.department: unknown department {cat.department!r}"
                 )
+        for record in self.casework.repairable:
+            category, _, feature = record.partition(".")
+            if feature not in getattr(self.categories.get(category), "features", {}):
+                raise ValueError(f"casework.repairable: unknown feature {record!r}")
         return self
 
 

@@ -1,4 +1,4 @@
-"""Objections (owned by the casework package)
+"""Objections and credit-repair applications (owned by the casework package)
 
 Revision ID: 0007_casework
 Revises: 0006_person_sessions
@@ -35,9 +35,31 @@ def upgrade() -> None:
     )
     op.create_index("ix_objections_enterprise", "objections", ["enterprise", "status"])
     op.create_index("ix_objections_department", "objections", ["department", "status", "due"])
+    op.create_table(
+        "repairs",
+        sa.Column("id", sa.String(40), primary_key=True),
+        sa.Column("enterprise", sa.String(18), nullable=False),
+        sa.Column("record", sa.String(100), nullable=False),
+        sa.Column("department", sa.String(48), nullable=False),
+        sa.Column("reason", sa.Text, nullable=False),
+        sa.Column("status", sa.String(16), nullable=False),
+        sa.Column("filed_at", sa.BigInteger, nullable=False),
+        sa.Column("filed_by", sa.String(120), nullable=False),
+        sa.Column("due", sa.String(10), nullable=False),
+        # "uscc|record" while open, NULL once decided: one open application per pair.
+        sa.Column("open_key", sa.String(120), unique=True),
+        sa.Column("decided_at", sa.BigInteger),
+        sa.Column("decided_by", sa.String(120)),
+        sa.Column("decision_reason", sa.Text),
+    )
+    op.create_index("ix_repairs_enterprise", "repairs", ["enterprise", "status"])
+    op.create_index("ix_repairs_department", "repairs", ["department", "status", "due"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_repairs_department", table_name="repairs")
+    op.drop_index("ix_repairs_enterprise", table_name="repairs")
+    op.drop_table("repairs")
     op.drop_index("ix_objections_department", table_name="objections")
     op.drop_index("ix_objections_enterprise", table_name="objections")
     op.drop_table("objections")

@@ -6,8 +6,13 @@ import pytest
 from sqlalchemy import Engine
 
 from casework import objections as core
-from casework import store
-from casework.errors import ObjectionAlreadyOpen, ObjectionNotOpen
+from casework import repairs, store
+from casework.errors import (
+    ObjectionAlreadyOpen,
+    ObjectionNotOpen,
+    RepairAlreadyOpen,
+    RepairNotOpen,
+)
 from common.db import read_session, write_session
 from common.workdays import WorkCalendar
 
@@ -85,3 +90,52 @@ def test_disputed_names_open_objections_among_the_features_asked(engine: Engine)
         }
         assert store.disputed(s, [B], ["tax.paid_12m"]) == {}
         assert store.disputed(s, [], ["tax.paid_12m"]) == {}
+
+
+def _repair(rid: str, record: str = "admin_penalty.dishonest") -> repairs.Repair:
+    return repairs.file(
+        id=rid,
+        enterprise=A,
+        record=record,
+        department="market_regulation",
+        reason="the penalty was paid and the deadline served",
+        filed_by="enterprise:x",
+        now=NOW,
+        calendar=WorkCalendar(),
+        working_days=5,
+        max_reason_chars=200,
+    )
+
+
+def test_repairs_one_open_per_record_decided_once(engine: Engine) -> None:
+    with write_session(engine) as s:
+        store.insert_repair(s, _repair("rep_1"))
+        store.insert_repair(s, _repair("rep_2", "admin_penalty.penalties_36m"))
+    with pytest.raises(RepairAlreadyOpen), write_session(engine) as s:
+        store.insert_repair(s, _repair("rep_3"))
+    first = _repair("rep_1")
+    r = repairs.decide(
+        first,
+        department="market_regulation",
+        decision="repaired",
+        reason="conditions met",
+        by="department:m",
+        now=NOW + 60,
+    )
+    with write_session(engine) as s:
+        store.record_repair_resolution(s, "rep_1", r)
+    with pytest.raises(RepairNotOpen), write_session(engine) as s:
+        store.record_repair_resolution(s, "rep_1", r)
+    with read_session(engine) as s:
+        got = store.get_repair(s, "rep_1")
+        assert got is not None and got.status == "repaired" and got.resolution == r
+        assert got.due == date(2026, 10, 13)  # Oct 8, 9, 10 (调休 Saturday), 12, 13
+        assert store.repaired(s, A, ["admin_penalty.dishonest", "admin_penalty.penalties_36m"]) == [
+            "admin_penalty.dishonest"
+        ]
+        assert store.repaired(s, B, ["admin_penalty.dishonest"]) == []
+        assert [x.id for x in store.list_repairs(s, department="market_regulation")] == [
+            "rep_1",
+            "rep_2",
+        ]
+        assert [x.id for x in store.list_repairs(s, status="open")] == ["rep_2"]
