@@ -1,4 +1,5 @@
-"""Objections composed with the stores they touch (used by the API and the web pages).
+"""Objections and credit repair composed with the stores they touch (used by the API
+and the web pages).
 
 Invariants:
 - an enterprise objects only about itself, to a feature of the catalog; the objection
@@ -9,6 +10,8 @@ Invariants:
 - ``data.corrected`` goes to each institution whose allowed request about the
   enterprise used the feature in the last ``casework.notify_days`` days (from the audit
   log), naming the enterprise and the feature, never a value;
+- a granted repair and its ``credit.repaired`` events (one per institution holding an
+  active grant for the enterprise, naming enterprise and record) commit together;
 - log lines name ids and codes, never a claim, a reason or a value.
 """
 
@@ -26,13 +29,14 @@ from sqlalchemy.exc import IntegrityError
 
 from audit import store as audit_store
 from casework import objections as core
-from casework import store
-from casework.errors import ObjectionNotFound
+from casework import repairs, store
+from casework.errors import NotRepairable, ObjectionNotFound, RepairNotFound
 from common.db import read_session, write_session
 from common.errors import Forbidden, InvalidInput
 from common.logging import get_logger
 from common.workdays import WorkCalendar, china_date
 from consent import store as consent_store
+from consent.service import Viewer
 from gateway.auth import Principal
 from gateway.services import Services
 from records import store as records
@@ -42,6 +46,7 @@ from records.service import single_value
 log = get_logger("gateway.casework")
 
 EVENT_CORRECTED = "data.corrected"
+EVENT_REPAIRED = "credit.repaired"
 
 
 def calendar(svc: Services) -> WorkCalendar:
@@ -186,18 +191,21 @@ def _may_see(principal: Principal, objection: core.Objection) -> bool:
 
 
 def _enqueue_corrected(s: Any, institution: str, objection: core.Objection, now: int) -> None:
-    event_id = "evt_" + uuid.uuid4().hex
-    payload = json.dumps(
-        {
-            "event_id": event_id,
-            "type": EVENT_CORRECTED,
-            "enterprise": objection.enterprise,
-            "feature": objection.feature,
-            "objection": objection.id,
-            "at": now,
-        },
-        sort_keys=True,
+    _enqueue(
+        s,
+        institution,
+        now,
+        type=EVENT_CORRECTED,
+        enterprise=objection.enterprise,
+        feature=objection.feature,
+        objection=objection.id,
     )
+
+
+def _enqueue(s: Any, institution: str, now: int, **fields: str) -> None:
+    """One signed webhook event through the durable outbox (never a value)."""
+    event_id = "evt_" + uuid.uuid4().hex
+    payload = json.dumps({"event_id": event_id, "at": now, **fields}, sort_keys=True)
     consent_store.enqueue_event(
         s, institution_id=institution, event_id=event_id, payload=payload, now=now
     )
@@ -223,3 +231,97 @@ def feature_of(svc: Services, objection_id: str, principal: Principal) -> Featur
     if objection is None or not _may_see(principal, objection):
         return None
     return svc.catalog.features.get(objection.feature)
+
+
+# Credit repair ---------------------------------------------------------------------------
+
+
+def file_repair(svc: Services, principal: Principal, record: str, reason: str) -> repairs.Repair:
+    """The enterprise ``principal`` applies to repair one of its records."""
+    if principal.kind != "enterprise" or principal.uscc is None:
+        raise Forbidden("only an enterprise applies for credit repair", code="wrong_role")
+    cfg = svc.settings.config.casework
+    rule = svc.catalog.features.get(record)
+    if rule is None or record not in cfg.repairable:
+        raise NotRepairable(f"record: one of {list(cfg.repairable)}", field="record")
+    repair = repairs.file(
+        id="rep_" + uuid.uuid4().hex[:24],
+        enterprise=principal.uscc,
+        record=record,
+        department=rule.department,
+        reason=reason,
+        filed_by=_actor(principal),
+        now=int(time.time()),
+        calendar=calendar(svc),
+        working_days=cfg.repair_working_days,
+        max_reason_chars=cfg.max_claim_chars,
+    )
+    with write_session(svc.engine) as s:
+        store.insert_repair(s, repair)
+    log.info("repair_filed", repair=repair.id, record=record, department=rule.department)
+    return repair
+
+
+def visible_repairs(
+    svc: Services, principal: Principal, *, status: str | None = None
+) -> list[repairs.Repair]:
+    """Enterprise: its own; department: about its records; operator: all."""
+    with read_session(svc.engine) as s:
+        if principal.kind == "enterprise":
+            return store.list_repairs(s, enterprise=principal.uscc or "", status=status)
+        if principal.kind == "department":
+            return store.list_repairs(s, department=principal.department or "", status=status)
+        if principal.kind == "operator":
+            return store.list_repairs(s, status=status)
+    raise Forbidden("institutions do not see repair applications", code="wrong_role")
+
+
+def resolve_repair(
+    svc: Services, principal: Principal, repair_id: str, *, decision: str, reason: str
+) -> repairs.Repair:
+    """The owning department decides; a granted repair tells each institution holding an
+    active grant for the enterprise (``credit.repaired``)."""
+    with read_session(svc.engine) as s:
+        repair = store.get_repair(s, repair_id)
+    if repair is None or (principal.kind == "enterprise" and principal.uscc != repair.enterprise):
+        raise RepairNotFound(f"no repair application {repair_id}")
+    department = principal.department if principal.kind == "department" else None
+    if department is not None:
+        registered = svc.registry.get_department(department)
+        if registered is None or registered.status != "active":
+            raise Forbidden("the department is suspended", code="department_suspended")
+    now = int(time.time())
+    resolution = repairs.decide(
+        repair,
+        department=department,
+        decision=decision,
+        reason=reason,
+        by=_actor(principal),
+        now=now,
+    )
+    holders: set[str] = set()
+    if resolution.decision == "repaired":
+        active = svc.consent.list(Viewer("enterprise", repair.enterprise), "active")
+        holders = {row.institution_id for row in active}
+    with write_session(svc.engine) as s:
+        store.record_repair_resolution(s, repair.id, resolution)
+        for institution in sorted(holders):
+            _enqueue(
+                s,
+                institution,
+                now,
+                type=EVENT_REPAIRED,
+                enterprise=repair.enterprise,
+                record=repair.record,
+                repair=repair.id,
+            )
+    log.info(
+        "repair_resolved", repair=repair.id, decision=resolution.decision, notified=len(holders)
+    )
+    return repairs.resolved(repair, resolution)
+
+
+def repaired(svc: Services, enterprise: str, records: Iterable[str]) -> list[str]:
+    """The ``records`` of one enterprise marked repaired (已修复), sorted."""
+    with read_session(svc.engine) as s:
+        return store.repaired(s, enterprise, records)

@@ -83,12 +83,14 @@ NAV: dict[str, tuple[NavItem, ...]] = {
         NavItem("nav.accesses", "web_enterprise.accesses"),
         NavItem("nav.data", "web_enterprise.data"),
         NavItem("nav.ent_objections", "web_enterprise.enterprise_objections"),
+        NavItem("nav.ent_repairs", "web_enterprise.enterprise_repairs"),
     ),
     "department": (
         NavItem("nav.dep_accesses", "web_department.accesses"),
         NavItem("nav.imports", "web_department.imports"),
         NavItem("nav.witness", "web_department.witness"),
         NavItem("nav.dep_objections", "web_department.department_objections"),
+        NavItem("nav.dep_repairs", "web_department.department_repairs"),
     ),
     "operator": (
         NavItem("nav.stats", "web_operator.stats"),

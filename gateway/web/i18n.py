@@ -762,6 +762,50 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "the old value are told.",
     ),
     "notice.objection_rejected": ("已驳回该异议。", "Objection rejected."),
+    # Credit repair (信用修复; AH 10, YX 四(四)四)
+    "nav.ent_repairs": ("信用修复", "Credit repair"),
+    "nav.dep_repairs": ("信用修复申请", "Repair applications"),
+    "title.ent.repairs": ("信用修复", "Credit repair"),
+    "title.dep.repairs": ("信用修复申请", "Credit repair applications"),
+    "ent.repairs.intro": (
+        "已改正失信或违法行为的企业，可以申请修复相应的失信或行政处罚记录。申请转交提供该记录的"
+        "单位，在 {days} 个工作日内处理。修复后，该记录在报告中标注“已修复”，并通知持有本企业"
+        "有效授权的机构。",
+        "An enterprise that has put right a dishonesty or an offence may apply to repair "
+        "the record. The application goes to the department that supplies it, which decides "
+        "within {days} working days. A repaired record shows as repaired in reports, and the "
+        "institutions holding an active authorization from you are told.",
+    ),
+    "ent.repairs.reminder": (
+        "信用修复提醒：“{record}”有记录，可申请信用修复。",
+        "Credit repair reminder: “{record}” holds a record you may apply to repair.",
+    ),
+    "ent.repairs.reason": ("申请理由", "Grounds"),
+    "ent.repairs.submit": ("提交修复申请", "Apply for repair"),
+    "ent.repairs.caption": ("修复申请（{n} 件）", "Repair applications ({n})"),
+    "ent.repairs.none": ("尚未申请信用修复。", "You have made no repair application."),
+    "col.record": ("记录", "Record"),
+    "repstatus.open": ("处理中", "Open"),
+    "repstatus.repaired": ("已修复", "Repaired"),
+    "repstatus.rejected": ("不予修复", "Rejected"),
+    "dep.repairs.intro": (
+        "企业对本单位提供的失信或处罚记录提出的信用修复申请，按处理期限排列。",
+        "Applications to repair the dishonesty and penalty records your department "
+        "supplies, earliest due first.",
+    ),
+    "dep.repairs.open_caption": ("待处理的申请（{n} 件）", "Open applications ({n})"),
+    "dep.repairs.decided_caption": ("已处理的申请（{n} 件）", "Decided applications ({n})"),
+    "dep.repairs.none_open": ("没有待处理的修复申请。", "No open application."),
+    "notice.repair_filed": (
+        "修复申请已提交，处理期限为 {due}。",
+        "Application filed; it is due by {due}.",
+    ),
+    "notice.repair_repaired": (
+        "已修复：该记录标注为已修复，并已通知持有有效授权的机构。",
+        "Repaired: the record is marked repaired and institutions with an active "
+        "authorization are told.",
+    ),
+    "notice.repair_rejected": ("已决定不予修复。", "Application rejected."),
     "stats.as_table": ("以表格查看数据", "Show the numbers as a table"),
 }
 

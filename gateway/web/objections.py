@@ -18,6 +18,7 @@ from flask import Response, g, redirect, request, url_for
 from werkzeug.wrappers import Response as BaseResponse
 
 from casework.objections import Objection
+from casework.repairs import Repair
 from common.errors import Error
 from gateway import casework
 from gateway.services import services
@@ -160,3 +161,94 @@ def operator_objections() -> Response:
         rows=rows,
         overdue_open=sum(1 for r in rows if r["overdue"] and r["o"].status == "open"),
     )
+
+
+# Credit repair (信用修复) ------------------------------------------------------------------
+
+
+def _reminders(held: dict[str, Any], repaired: list[str], open_records: set[str]) -> list[str]:
+    """Repairable records that hold a dishonesty or penalty (true, or a count above 0)
+    and are neither repaired nor applied for: the 信用修复提醒."""
+    out = []
+    for record in services().settings.config.casework.repairable:
+        value = held.get(record)
+        bad = value is True or (
+            isinstance(value, int | float) and not isinstance(value, bool) and value > 0
+        )
+        if bad and record not in repaired and record not in open_records:
+            out.append(record)
+    return out
+
+
+@enterprise.bp.get("/repairs")
+def enterprise_repairs() -> Response:
+    from records import store as records
+
+    svc = services()
+    uscc = str(g.principal.uscc)
+    repairable = list(svc.settings.config.casework.repairable)
+    mine = casework.visible_repairs(svc, g.principal)
+    held = records.current_values(svc.engine, uscc, repairable)
+    repaired = casework.repaired(svc, uscc, repairable)
+    open_records = {r.record for r in mine if r.status == "open"}
+    today = casework.today()
+    return render(
+        "web/enterprise/repairs.html",
+        title_key="title.ent.repairs",
+        rows=[{"r": r, "overdue": r.overdue(today)} for r in mine],
+        repairable=repairable,
+        reminders=_reminders(held, repaired, open_records),
+        working_days=svc.settings.config.casework.repair_working_days,
+        max_reason=svc.settings.config.casework.max_claim_chars,
+    )
+
+
+@enterprise.bp.post("/repairs")
+def enterprise_repair_file() -> BaseResponse:
+    try:
+        repair = casework.file_repair(
+            services(), g.principal, request.form.get("record", ""), request.form.get("reason", "")
+        )
+    except Error as e:
+        if e.code == "calendar_year_unknown":
+            raise
+        notify("error.invalid", "error", message=e.message)
+        return redirect(url_for("web_enterprise.enterprise_repairs"))
+    notify("notice.repair_filed", due=repair.due.isoformat())
+    return redirect(url_for("web_enterprise.enterprise_repairs"))
+
+
+@department.bp.get("/repairs")
+def department_repairs() -> Response:
+    found = casework.visible_repairs(services(), g.principal)
+    today = casework.today()
+
+    def rows(wanted: list[Repair]) -> list[dict[str, Any]]:
+        return [{"r": r, "overdue": r.overdue(today)} for r in wanted]
+
+    return render(
+        "web/department/repairs.html",
+        title_key="title.dep.repairs",
+        open_rows=rows([r for r in found if r.status == "open"]),
+        decided_rows=rows([r for r in found if r.status != "open"][::-1]),
+    )
+
+
+@department.bp.post("/repairs/<repair_id>/resolve")
+def department_repair_resolve(repair_id: str) -> BaseResponse:
+    decision = request.form.get("decision", "")
+    try:
+        casework.resolve_repair(
+            services(),
+            g.principal,
+            repair_id,
+            decision=decision,
+            reason=request.form.get("reason", ""),
+        )
+    except Error as e:
+        if e.code in ("repair_not_found", "not_owning_department", "department_suspended"):
+            raise
+        notify("error.invalid", "error", message=e.message)
+        return redirect(url_for("web_department.department_repairs"))
+    notify(f"notice.repair_{decision}")
+    return redirect(url_for("web_department.department_repairs"))
