@@ -131,3 +131,94 @@ def open_checkpoint(data: str | bytes, log_keys: Sequence[Verifier]) -> SignedCh
         f"the checkpoint of {checkpoint.origin!r} at size {checkpoint.size} "
         "has no valid signature of the log's key"
     )
+
+
+# Log key transitions --------------------------------------------------------------
+
+TRANSITION_HEADER = "xinyi-log-key-transition/v1"
+
+
+@dataclass(frozen=True)
+class KeyTransition:
+    """The log's statement that its checkpoint key changes: signed by the old key (so a
+    witness that pinned it can follow) and by the new one (which proves it is held).
+    Checkpoints of ``from_size`` entries or more are signed by the new key; the old key
+    is trusted for smaller ones only.
+
+    The body is a C2SP signed note text::
+
+        xinyi-log-key-transition/v1
+        origin <log origin>
+        old <old vkey>
+        new <new vkey>
+        from-size <N>
+    """
+
+    origin: str
+    old_vkey: str
+    new_vkey: str
+    from_size: int
+
+    def body(self) -> str:
+        lines = [
+            TRANSITION_HEADER,
+            f"origin {self.origin}",
+            f"old {self.old_vkey}",
+            f"new {self.new_vkey}",
+            f"from-size {self.from_size}",
+        ]
+        return "".join(line + "\n" for line in lines)
+
+    @classmethod
+    def parse(cls, body: str) -> KeyTransition:
+        lines = body[:-1].split("\n") if body.endswith("\n") else []
+        fields = dict(line.partition(" ")[::2] for line in lines[1:])
+        if (
+            len(lines) != 5
+            or lines[0] != TRANSITION_HEADER
+            or set(fields) != {"origin", "old", "new", "from-size"}
+            or not _SIZE.match(fields["from-size"])
+        ):
+            raise NoteInvalid(f"not a {TRANSITION_HEADER} statement")
+        old, new = Verifier.from_vkey(fields["old"]), Verifier.from_vkey(fields["new"])
+        if old.name != fields["origin"] or new.name != fields["origin"]:
+            raise NoteInvalid("a key transition's keys are named after the log origin")
+        if old.alg != ALG_ED25519 or new.alg != ALG_ED25519 or old == new:
+            raise NoteInvalid("a key transition names two different Ed25519 log keys")
+        return cls(fields["origin"], old.vkey, new.vkey, int(fields["from-size"]))
+
+
+def sign_transition(transition: KeyTransition, old: CheckpointSigner, new: CheckpointSigner) -> str:
+    """The signed statement (a note with the old key's and the new key's signatures)."""
+    text = transition.body()
+    KeyTransition.parse(text)
+    sigs = []
+    for signer in (old, new):
+        if signer_verifier(signer).vkey not in (transition.old_vkey, transition.new_vkey):
+            raise NoteInvalid("a key transition is signed by the two keys it names")
+        sigs.append(
+            Signature(
+                signer.name,
+                key_id(signer.name, ALG_ED25519, signer.public_key_bytes()),
+                signer.sign(text.encode("utf-8")),
+            )
+        )
+    return Note(text, tuple(sigs)).render()
+
+
+def open_transition(data: str | bytes, pinned: Verifier) -> KeyTransition:
+    """Parse a key transition and check it moves away from ``pinned``: signed by that
+    key (the one a witness trusts) and by the new key it names. Anything else, an
+    unsigned or otherwise signed change above all, raises SignatureInvalid."""
+    note = parse_note(data)
+    transition = KeyTransition.parse(note.text)
+    if Verifier.from_vkey(transition.old_vkey) != pinned:
+        raise SignatureInvalid(
+            f"the key transition starts from {transition.old_vkey}, not from the pinned "
+            f"log key {pinned.vkey}"
+        )
+    new = Verifier.from_vkey(transition.new_vkey)
+    for key, which in ((pinned, "old (pinned)"), (new, "new")):
+        if not any(key.verify(note.text, sig) for sig in note.signatures):
+            raise SignatureInvalid(f"the key transition has no valid signature of its {which} key")
+    return transition

@@ -73,6 +73,10 @@ class Report:
     checkpoints_checked: int = 0
     root: bytes = merkle.EMPTY_ROOT
     problems: list[Problem] = field(default_factory=list)
+    # Set when an external checkpoint is larger than the log: entries from this index
+    # on were logged and witnessed but are not here (a restore older than the witness).
+    missing_from: int | None = None
+    witnessed_size: int | None = None
 
     @property
     def ok(self) -> bool:
@@ -345,11 +349,14 @@ def verify_log(
             report.problems.append(Problem(None, f"external checkpoint: {e.message}"))
         else:
             if outside.size > state.size:
+                report.missing_from = state.size
+                report.witnessed_size = outside.size
                 report.problems.append(
                     Problem(
                         state.size,
-                        f"the log has {state.size} entries but an external checkpoint "
-                        f"signed {outside.size}: rolled back",
+                        f"entries {state.size}..{outside.size - 1} are missing: the log has "
+                        f"{state.size} entries but the external checkpoint was signed at "
+                        f"size {outside.size}",
                     )
                 )
                 outside = None

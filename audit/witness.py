@@ -8,20 +8,31 @@ Invariants:
   is not smaller than the last one (rollback), has the same root at the same size
   (fork), has a valid RFC 9162 consistency proof from the last one, and the leaf hashes
   the log serves for the new entries extend the audited frontier to exactly its root;
-- a refused checkpoint leaves the state unchanged.
+- a refused checkpoint leaves the state unchanged;
+- the pinned log key changes only through a key transition statement signed by the
+  pinned key itself and by the new key (``audit.checkpoint.KeyTransition``); the old key
+  is then trusted only for checkpoints smaller than or equal to the transition's size,
+  the new one only from that size on. An unsigned or otherwise signed key change is
+  refused, never applied.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from audit import merkle
-from audit.checkpoint import SignedCheckpoint, open_checkpoint
-from audit.errors import LogInconsistent, NoteInvalid
-from audit.note import Ed25519Signer, Verifier, b64, unb64
+from audit.checkpoint import (
+    Checkpoint,
+    KeyTransition,
+    SignedCheckpoint,
+    open_checkpoint,
+    open_transition,
+)
+from audit.errors import LogInconsistent, NoteInvalid, SignatureInvalid
+from audit.note import Ed25519Signer, Verifier, b64, parse_note, unb64
 
 STATE_VERSION = 1
 
@@ -85,9 +96,63 @@ class WitnessState:
         return state
 
 
+def log_keys_for(state: WitnessState, size: int) -> list[Verifier]:
+    """The log keys this witness trusts for a checkpoint of ``size`` entries: the pinned
+    key (from the size its transition named), and each key it replaced up to the size
+    it was replaced at."""
+    keys = []
+    if size >= int(state.extra.get("log_key_from_size", 0)):
+        keys.append(state.log_key)
+    for retired in state.extra.get("retired_log_keys", []):
+        if size <= int(retired["until_size"]):
+            keys.append(Verifier.from_vkey(str(retired["vkey"])))
+    return keys
+
+
+def accept_transition(state: WitnessState, statement: str | bytes) -> WitnessState:
+    """The state after following a key transition away from the pinned key (see the
+    module invariants); raises SignatureInvalid for any other key change."""
+    transition: KeyTransition = open_transition(statement, state.log_key)
+    retired = [
+        *state.extra.get("retired_log_keys", []),
+        {"vkey": state.log_vkey, "until_size": transition.from_size},
+    ]
+    extra = {**state.extra, "retired_log_keys": retired}
+    extra["log_key_from_size"] = transition.from_size
+    return WitnessState(
+        log_vkey=transition.new_vkey,
+        size=state.size,
+        root=state.root,
+        frontier=state.frontier,
+        checkpoint=state.checkpoint,
+        cosigned_at=state.cosigned_at,
+        extra=extra,
+    )
+
+
+def follow_transitions(state: WitnessState, statements: Sequence[str]) -> WitnessState:
+    """Apply, in chain order, every statement that moves on from the pinned key (a
+    witness offline across two rotations needs both); statements that do not start
+    from the pinned key are ignored, a bad signature on one that does is refused."""
+    pending = list(statements)
+    while True:
+        for text in pending:
+            try:
+                old = KeyTransition.parse(parse_note(text).text).old_vkey
+            except NoteInvalid:
+                continue
+            if Verifier.from_vkey(old) == state.log_key:
+                state = accept_transition(state, text)
+                pending.remove(text)
+                break
+        else:
+            return state
+
+
 def open_new(state: WitnessState, note: str | bytes) -> SignedCheckpoint:
     """Check the log's signature and refuse rollbacks and same-size forks."""
-    signed = open_checkpoint(note, [state.log_key])
+    size = Checkpoint.parse(parse_note(note).text).size
+    signed = open_checkpoint(note, log_keys_for(state, size))
     new = signed.checkpoint
     if new.size < state.size:
         raise LogInconsistent(
@@ -192,11 +257,24 @@ def run(
     *,
     full: bool = False,
     page: int = 65536,
+    transitions: Callable[[], Sequence[str]] | None = None,
 ) -> WitnessState:
     """One witness round: check the newest checkpoint against ``state`` and cosign it.
     Raises LogInconsistent (or SignatureInvalid) and leaves ``state`` as it was when
-    the log misbehaves; returns the new state otherwise."""
-    signed = open_new(state, log.checkpoint())
+    the log misbehaves; returns the new state otherwise. When the checkpoint is not
+    signed by a trusted key, the log's signed key transitions (``transitions``) are
+    followed first, if they start from the pinned key."""
+    note = log.checkpoint()
+    try:
+        signed = open_new(state, note)
+    except SignatureInvalid:
+        if transitions is None:
+            raise
+        moved = follow_transitions(state, transitions())
+        if moved.log_vkey == state.log_vkey:
+            raise
+        state = moved
+        signed = open_new(state, note)
     new = signed.checkpoint
     if 0 < state.size < new.size:
         check_consistency(state, signed, log.consistency(state.size, new.size))

@@ -10,13 +10,57 @@ import click
 
 from common.errors import Error
 
+# Subcommands are imported when invoked (or listed), not at start: every `xinyi` call
+# would otherwise pay for importing TenSEAL, the registry and the importer.
+_COMMANDS: dict[str, tuple[str, str]] = {
+    "admin": ("cli.admin", "admin"),
+    "keys": ("cli.admin", "keys"),
+    "audit": ("cli.audit", "group"),
+    "bank": ("cli.bank", "group"),
+    "data": ("cli.data", "group"),
+    "db": ("cli.db", "group"),
+    "federated": ("cli.federated", "group"),
+    "models": ("cli.models", "group"),
+    "init": ("cli.server", "init"),
+    "serve": ("cli.server", "serve"),
+    "demo": ("cli.demo", "demo"),
+}
+
 
 class _Root(click.Group):
+    """The root group: subcommands are imported when invoked or listed (``_COMMANDS``),
+    and an expected failure is one line on stderr with exit code 2."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(_COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        import importlib
+
+        found = _COMMANDS.get(cmd_name)
+        if found is None:
+            return None
+        command = getattr(importlib.import_module(found[0]), found[1])
+        return command if isinstance(command, click.Command) else None
+
     def invoke(self, ctx: click.Context) -> object:
+        from sqlalchemy.exc import InterfaceError, OperationalError
+
         try:
             return super().invoke(ctx)
         except Error as e:
             click.echo(f"error: {e.code}: {e.message}", err=True)
+            sys.exit(2)
+        except (OperationalError, InterfaceError) as e:
+            # The database is down, missing or refuses this login: an expected failure
+            # of an operator command, said in one line instead of a driver traceback.
+            reason = next(iter(str(e.orig or e).strip().splitlines()), "")
+            click.echo(
+                f"error: database_unavailable: the database did not answer ({reason}); "
+                "check that it runs and that the database exists (createdb), and the URL "
+                "in XINYI_DATABASE_URL or config.yaml's database.url",
+                err=True,
+            )
             sys.exit(2)
 
 
@@ -37,22 +81,3 @@ def main(ctx: click.Context, config_path: str | None) -> None:
     # XINYI_LOG_LEVEL=DEBUG for more, XINYI_LOG_FORMAT=json|console to choose.
     configure(level=os.environ.get("XINYI_LOG_LEVEL", "INFO").upper())
     ctx.obj = {"config_path": config_path}
-
-
-def _register() -> None:
-    from cli import admin, audit, bank, data, demo, federated, models, server
-
-    for group in (
-        *admin.commands,
-        audit.group,
-        bank.group,
-        data.group,
-        federated.group,
-        models.group,
-    ):
-        main.add_command(group)
-    for command in (*server.commands, demo.demo):
-        main.add_command(command)
-
-
-_register()

@@ -5,17 +5,26 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
+from cli.instance import instance_settings, require_instance
 from cli.server import settings_from
 from common.db import make_engine
 from common.errors import InvalidInput
-from registry import Registry
+
+if TYPE_CHECKING:
+    from registry import Registry
 
 
 def _registry(ctx: click.Context) -> Registry:
-    return Registry(make_engine(settings_from(ctx).database_url))
+    from registry import Registry  # imported here: hashing set-up costs `xinyi keys` time
+
+    return Registry(make_engine(instance_settings(ctx).database_url))
+
+
+MIN_PASSPHRASE = 12
 
 
 @click.group(name="admin")
@@ -70,7 +79,14 @@ def resume_institution(ctx: click.Context, institution_id: str) -> None:
 @click.option("--name", required=True, help="Display name, e.g. 税务局.")
 @click.pass_context
 def add_department(ctx: click.Context, department_id: str, name: str) -> None:
-    """Register a data-providing department."""
+    """Register a data-providing department (one of the catalog's, config.yaml)."""
+    catalog = [d.id for d in instance_settings(ctx).config.departments]
+    if department_id not in catalog:
+        raise InvalidInput(
+            f"{department_id!r} is not a department of the catalog; config.yaml's "
+            f"departments are {', '.join(catalog)}",
+            code="unknown_department",
+        )
     dept = _registry(ctx).add_department(department_id, name=name)
     click.echo(f"department {dept.id} ({dept.name}) registered")
 
@@ -126,11 +142,64 @@ def keys() -> None:
 @click.argument("purpose", type=click.Choice(["grants", "tokens", "checkpoints"]))
 @click.pass_context
 def rotate(ctx: click.Context, purpose: str) -> None:
-    """A new signing key; the old one stays published until what it signed expired."""
+    """A new signing key; the old one stays published until what it signed expired.
+    The checkpoint key is rotated with `xinyi audit rotate-log-key` (witnesses follow
+    only a key change the old key signed)."""
     from keys import KeyRing
 
-    record = KeyRing(settings_from(ctx)).rotate(purpose)
+    if purpose == "checkpoints":
+        raise InvalidInput(
+            "the checkpoint key is the log's identity for the witnesses: rotate it with "
+            "`xinyi audit rotate-log-key`, which signs the key transition they follow",
+            code="use_rotate_log_key",
+        )
+
+    record = KeyRing(instance_settings(ctx)).rotate(purpose)
     click.echo(f"{purpose}: new key {record.kid}")
+
+
+@keys.command("change-passphrase")
+@click.pass_context
+def change_passphrase(ctx: click.Context) -> None:
+    """Re-encrypt every key file (scrypt) under a new passphrase read from stdin. The
+    old one is XINYI_KEY_PASSPHRASE, or the first stdin line when that is unset."""
+    from pydantic import SecretStr
+
+    from cli.instance import InstanceMissing
+    from keys import KeyRing
+    from keys.ring import DEV_PASSPHRASE_FILE
+
+    settings = settings_from(ctx)
+    dev_file = settings.home / DEV_PASSPHRASE_FILE
+    if not (settings.home / "keys").is_dir():
+        require_instance(settings)  # names XINYI_HOME and `xinyi init`
+    lines = iter(sys.stdin.read().splitlines())
+    if settings.key_passphrase is not None:
+        old = settings.key_passphrase.get_secret_value()
+    elif dev_file.exists():
+        old = dev_file.read_text(encoding="utf-8").strip()
+    else:
+        old = next(lines, "")
+    new = next(lines, "")
+    if not old:
+        raise InstanceMissing(
+            "the old passphrase is neither in XINYI_KEY_PASSPHRASE nor on stdin",
+            code="passphrase_missing",
+        )
+    if len(new) < MIN_PASSPHRASE or new == old:
+        raise InvalidInput(
+            f"the new passphrase (next stdin line) must be at least {MIN_PASSPHRASE} "
+            "characters and differ from the old one",
+            code="passphrase_weak",
+        )
+    ring = KeyRing(settings.model_copy(update={"key_passphrase": SecretStr(old)}))
+    count = ring.change_passphrase(new.encode("utf-8"))
+    dev_file.unlink(missing_ok=True)
+    click.echo(f"re-encrypted {count} key files (scrypt) under the new passphrase")
+    click.echo(
+        "now: set XINYI_KEY_PASSPHRASE to it wherever the gateway runs (its EnvironmentFile), "
+        "copy keys/ to the other hosts, and restart each host"
+    )
 
 
 @keys.command("list")
@@ -139,7 +208,7 @@ def list_keys(ctx: click.Context) -> None:
     """Every key with its purpose, creation and retirement time."""
     from keys import KeyRing
 
-    ring = KeyRing(settings_from(ctx))
+    ring = KeyRing(instance_settings(ctx))
     published = {k["kid"] for k in ring.jwks()["keys"]}
     for r in sorted(ring.records(), key=lambda r: (r.purpose, r.created_at)):
         state = "active" if r.retired_at is None else f"retired at {r.retired_at}"

@@ -23,6 +23,7 @@ from audit.note import ALG_COSIGNATURE_V1, ALG_ED25519, Ed25519Signer, Verifier,
 from audit.service import AuditLog
 from audit.store import StoredLog
 from audit.verify import verify_log
+from cli.instance import instance_settings
 from cli.server import settings_from
 from common.db import make_engine
 from common.errors import Error, InvalidInput
@@ -45,7 +46,7 @@ def _log_keys(ctx: click.Context, vkeys: tuple[str, ...]) -> list[Verifier]:
         return [Verifier.from_vkey(v) for v in vkeys]
     from keys import KeyRing
 
-    settings = settings_from(ctx)
+    settings = instance_settings(ctx)  # never a new key folder: its keys would trust nothing
     signer = KeyRing(settings).checkpoint_signer()
     return [Verifier(signer.name, pk, ALG_ED25519) for pk in signer.verifier_keys()]
 
@@ -91,6 +92,13 @@ def verify(ctx: click.Context, checkpoint_file: Path | None, vkeys: tuple[str, .
     first = report.first_bad_index
     for problem in report.problems:
         click.echo(f"  - {problem.message}", err=True)
+    if report.missing_from is not None:
+        _refuse(
+            f"entries are missing from index {report.missing_from} on (the witness cosigned "
+            f"{report.witnessed_size}, the log has {report.size}): this restore is older "
+            "than what was witnessed; do not serve from it, restore a newer backup or "
+            "recover the WAL up to at least that size, then verify again"
+        )
     _refuse(
         f"the log does not verify; first bad index: {first}"
         if first is not None
@@ -106,7 +114,7 @@ def add_witness(ctx: click.Context, department: str, vkey: str) -> None:
     """Register a department's witness key (the vkey `xinyi audit witness-key` prints)."""
     from keys import KeyRing
 
-    settings = settings_from(ctx)
+    settings = instance_settings(ctx)
     engine = make_engine(settings.database_url)
     try:
         log = AuditLog(engine, settings, KeyRing(settings).checkpoint_signer())
@@ -123,7 +131,7 @@ def writer_role(ctx: click.Context) -> None:
     (``xinyi_audit``) and grant it; then ``GRANT xinyi_audit TO <gateway login>``."""
     from audit.store import WRITER_ROLE, grant_writer_role
 
-    settings = settings_from(ctx)
+    settings = instance_settings(ctx)
     engine = make_engine(settings.database_url)
     try:
         if engine.dialect.name != "postgresql":
@@ -133,6 +141,52 @@ def writer_role(ctx: click.Context) -> None:
     finally:
         engine.dispose()
     click.echo(f"role {WRITER_ROLE} may INSERT and SELECT the audit log; grant it to the gateway")
+
+
+@group.command("rotate-log-key")
+@click.option(
+    "--out",
+    "out_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Also write the signed key-transition statement to this file (for witnesses "
+    "that take it by hand: `xinyi audit witness --accept-transition FILE`).",
+)
+@click.pass_context
+def rotate_log_key(ctx: click.Context, out_path: Path | None) -> None:
+    """Rotate the checkpoint key and sign a key-transition statement with the old key
+    (and the new one): witnesses follow it (served at GET /v1/audit/key-transitions),
+    never an unsigned key change."""
+    from audit import store
+    from audit.checkpoint import KeyTransition, sign_transition
+    from keys import KeyRing
+
+    settings = instance_settings(ctx)
+    origin = settings.config.audit.origin
+    ring = KeyRing(settings)
+    engine = make_engine(settings.database_url)
+    try:
+        # Under the log lock, which every checkpoint is signed under: checkpoints of
+        # this size or less were signed by the old key, later ones by the new key.
+        with store.locked(engine, settings.config.audit.integrate_wait_seconds) as (_, state):
+            old = ring.signing_key("checkpoints")
+            new = ring.rotate("checkpoints")
+            from_size = state.size
+    finally:
+        engine.dispose()
+    old_signer = Ed25519Signer(origin, old.private)
+    new_signer = Ed25519Signer(origin, new.private)
+    transition = KeyTransition(
+        origin, old_signer.verifier().vkey, new_signer.verifier().vkey, from_size
+    )
+    statement = sign_transition(transition, old_signer, new_signer)
+    ring.add_transition(statement)
+    if out_path is not None:
+        _write_atomically(out_path, statement.rstrip("\n"))
+    click.echo(f"checkpoints: new key {new.kid}, from log size {from_size}")
+    click.echo(f"new log vkey: {transition.new_vkey}")
+    if out_path is not None:
+        click.echo(f"key transition written to {out_path}")
 
 
 def _default_key(department: str) -> Path:
@@ -211,6 +265,10 @@ class HttpLog:
     def checkpoint(self) -> str:
         return self._get("/v1/audit/checkpoint").text
 
+    def key_transitions(self) -> list[str]:
+        body = self._get("/v1/audit/key-transitions").json()
+        return [str(t) for t in body["transitions"]]
+
     def consistency(self, first: int, second: int) -> list[bytes]:
         body = self._get("/v1/audit/proof/consistency", first=first, second=second).json()
         return [unb64(h, "a proof hash") for h in body["hashes"]]
@@ -255,6 +313,7 @@ def run_witness(
     log_vkey: str | None = None,
     full: bool = False,
     now: int | None = None,
+    accept_transition: str | None = None,
 ) -> witnessing.WitnessState:
     """One witness round over HTTP; raises LogInconsistent/SignatureInvalid when the
     log misbehaves (the state file is then left as it was)."""
@@ -262,11 +321,21 @@ def run_witness(
     log = HttpLog(client)
     if state_path.exists():
         state = witnessing.WitnessState.from_json(state_path.read_text(encoding="utf-8"))
+        if accept_transition is not None:
+            state = witnessing.accept_transition(state, accept_transition)
         if log_vkey and Verifier.from_vkey(log_vkey) != state.log_key:
             raise SignatureInvalid(
-                f"the log key given ({log_vkey}) is not the one pinned in {state_path}"
+                f"the log key given ({log_vkey}) is not the one pinned in {state_path}; "
+                "a log key changes only through a key transition the old key signed "
+                "(followed automatically, or --accept-transition FILE)"
             )
     else:
+        if accept_transition is not None:
+            raise InvalidInput(
+                f"{state_path}: no witness state yet, so no pinned key to move on from; "
+                "pin the log key with --log-vkey on the first run",
+                code="witness_state_missing",
+            )
         if log_vkey is None:
             log_vkey = log.vkey()
             click.echo(
@@ -274,7 +343,14 @@ def run_witness(
                 err=True,
             )
         state = witnessing.WitnessState(log_vkey=Verifier.from_vkey(log_vkey).vkey)
-    new = witnessing.run(state, log, signer, int(time.time()) if now is None else now, full=full)
+    new = witnessing.run(
+        state,
+        log,
+        signer,
+        int(time.time()) if now is None else now,
+        full=full,
+        transitions=log.key_transitions,
+    )
     _write_atomically(state_path, new.to_json())
     if log.department is not None and log.department != department:
         raise InvalidInput(
@@ -306,6 +382,15 @@ def run_witness(
 )
 @click.option("--log-vkey", default=None, help="The log's verifier key to pin on the first run.")
 @click.option("--full", is_flag=True, help="Re-audit every entry from index 0, not only new ones.")
+@click.option(
+    "--accept-transition",
+    "transition_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="A log key transition statement (from `xinyi audit rotate-log-key --out`); it "
+    "must be signed by the pinned log key. Without it, the gateway's own statements "
+    "(GET /v1/audit/key-transitions) are followed when the log key changed.",
+)
 def witness(
     gateway: str,
     department: str,
@@ -313,6 +398,7 @@ def witness(
     key_path: Path | None,
     log_vkey: str | None,
     full: bool,
+    transition_file: Path | None,
 ) -> None:
     """Check the newest checkpoint against the last one this department cosigned
     (signature, consistency proof, the new entries' hashes) and cosign it. Refuses
@@ -326,6 +412,9 @@ def witness(
                 key_path=key_path or _default_key(department),
                 log_vkey=log_vkey,
                 full=full,
+                accept_transition=(
+                    transition_file.read_text(encoding="utf-8") if transition_file else None
+                ),
             )
         except (LogInconsistent, SignatureInvalid) as e:
             _refuse(f"{e.message} (state left at {state_path})")

@@ -106,12 +106,19 @@ def read_session(engine: Engine) -> Iterator[Session]:
         yield session
 
 
-def migrate(url: str, revision: str = "head") -> None:
-    """Bring the schema at ``url`` to ``revision`` with Alembic."""
-    from alembic import command
+def migration_config(url: str) -> Any:
+    """The Alembic configuration for ``url`` (``alembic.ini`` holds the same for the
+    ``alembic`` command)."""
     from alembic.config import Config
 
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     cfg.set_main_option("sqlalchemy.url", normalize_url(url).replace("%", "%%"))
-    command.upgrade(cfg, revision)
+    return cfg
+
+
+def migrate(url: str, revision: str = "head") -> None:
+    """Bring the schema at ``url`` to ``revision`` with Alembic."""
+    from alembic import command
+
+    command.upgrade(migration_config(url), revision)

@@ -351,7 +351,18 @@ def load_settings(
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError as e:
-        raise ConfigError(f"{path}: no such file", path="") from e
+        given = (
+            "--config"
+            if config_path
+            else "XINYI_CONFIG"
+            if env.get("XINYI_CONFIG")
+            else "the bundled default"
+        )
+        raise ConfigError(
+            f"{path}: no such file (from {given}); point XINYI_CONFIG (or --config) at "
+            "the instance's config.yaml",
+            path="",
+        ) from e
     except yaml.YAMLError as e:
         raise ConfigError(f"{path}: not valid YAML: {e}", path="") from e
     public_url = env.get("XINYI_PUBLIC_URL")

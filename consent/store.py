@@ -390,12 +390,20 @@ def mark_failed(session: Session, event_row_id: int, *, next_attempt_at: float, 
     )
 
 
-def outbox_depth(session: Session) -> int:
-    return int(
-        session.execute(
-            sa.select(sa.func.count())
-            .select_from(webhook_outbox)
-            .where(webhook_outbox.c.delivered_at.is_(None))
-        ).scalar()
-        or 0
-    )
+def outbox_depth(session: Session) -> tuple[int, int]:
+    """(events that will be sent, events given up on). Only events of institutions with
+    a webhook count: the others are never sent (they wait until one is registered), so
+    counting them would make the depth grow for ever."""
+    row = session.execute(
+        sa.select(
+            sa.func.count().filter(webhook_outbox.c.next_attempt_at < GAVE_UP_AT),
+            sa.func.count().filter(webhook_outbox.c.next_attempt_at >= GAVE_UP_AT),
+        )
+        .select_from(webhook_outbox)
+        .join(_institutions, _institutions.c.id == webhook_outbox.c.institution_id)
+        .where(
+            webhook_outbox.c.delivered_at.is_(None),
+            _institutions.c.webhook_url.is_not(None),
+        )
+    ).one()
+    return int(row[0] or 0), int(row[1] or 0)

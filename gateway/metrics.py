@@ -74,10 +74,16 @@ class StoreCollector(Collector):
             value = status.get(name)
             if value is not None:
                 yield GaugeMetricFamily(f"xinyi_audit_{name}", doc, value=float(value))
+        waiting, given_up = self.services.outbox_depth()
         yield GaugeMetricFamily(
             "xinyi_webhook_outbox_depth",
-            "Undelivered webhook events",
-            value=float(self.services.outbox_depth()),
+            "Webhook events waiting to be sent (institutions with a webhook only)",
+            value=float(waiting),
+        )
+        yield GaugeMetricFamily(
+            "xinyi_webhook_outbox_given_up",
+            "Webhook events no longer retried (webhook_max_attempts reached)",
+            value=float(given_up),
         )
 
 

@@ -85,6 +85,14 @@ class PrivateKeyJWTAuth(JWTBearerClientAssertion):  # type: ignore[misc]
         exp = token.claims.get("exp")
         if isinstance(exp, int) and exp - time.time() > max_age:
             raise InvalidClientError(description=f"assertions may live at most {max_age} s")
+        expected = self.get_audiences()[0]
+        aud = token.claims.get("aud")
+        if expected not in (aud if isinstance(aud, list) else [aud]):
+            # Name the value to use: a gateway behind a proxy has a public URL the
+            # institution may not have guessed (server.public_url).
+            raise InvalidClientError(
+                description=f"the assertion's aud must be the token endpoint {expected}"
+            )
         self.verify_claims(token.claims)
         return token.claims
 

@@ -55,7 +55,8 @@ class Services:
         with read_connection(self.engine) as conn:  # every request: no Session around it
             return consent_store.institution_status(conn, institution_id)
 
-    def outbox_depth(self) -> int:
+    def outbox_depth(self) -> tuple[int, int]:
+        """(webhook events waiting to be sent, events given up on)."""
         with read_session(self.engine) as s:
             return consent_store.outbox_depth(s)
 

@@ -54,11 +54,13 @@ def passphrase_for(settings: Settings) -> bytes:
 
 
 _warned: set[Path] = set()
+# The file name of the generated dev passphrase (not a secret itself).
+DEV_PASSPHRASE_FILE = "UNSAFE-dev-key-passphrase"  # noqa: S105 -- a file name, not a password
 
 
 def unsafe_dev_passphrase(home: Path) -> bytes:
     """The generated dev passphrase; warns once per process and folder."""
-    path = home / "UNSAFE-dev-key-passphrase"
+    path = home / DEV_PASSPHRASE_FILE
     passphrase, _ = generated_secret(path)
     if path not in _warned:
         _warned.add(path)
@@ -118,6 +120,10 @@ class KeyRing:
         if self.store.version() != self._version:
             self._reload()
 
+    def refresh(self) -> None:
+        """Reload now if the key folder changed (instead of within a second)."""
+        self._maybe_reload(force=True)
+
     def ensure_all(self) -> None:
         """Create a key for every purpose that has none (``xinyi init``)."""
         for purpose in PURPOSES:
@@ -144,6 +150,10 @@ class KeyRing:
         (see the module invariants)."""
         if purpose not in PURPOSES:
             raise UnknownPurpose(f"purpose must be one of {list(PURPOSES)}")
+        # Key files of earlier versions (PBKDF2) move to the memory-hard form first.
+        migrated = self.store.migrate_legacy()
+        if migrated:
+            log.info("keys_reencrypted", files=migrated, kdf="scrypt")
         old = self._active(purpose)
         new = self._create(purpose)
         if old is not None:
@@ -151,6 +161,15 @@ class KeyRing:
             self._reload()
         log.info("key_rotated", purpose=purpose, old=old.kid if old else None, new=new.kid)
         return new
+
+    def change_passphrase(self, new_passphrase: bytes) -> int:
+        """Re-encrypt every key file under ``new_passphrase`` (scrypt); returns how many.
+        The processes that hold the old passphrase keep their keys in memory; restart
+        them with the new one."""
+        count = self.store.reencrypt(new_passphrase)
+        self._reload()
+        log.info("key_passphrase_changed", files=count, kdf="scrypt")
+        return count
 
     # Lookups ----------------------------------------------------------------------
     def _active(self, purpose: str) -> KeyRecord | None:
@@ -223,6 +242,13 @@ class KeyRing:
             keys.append(jwk)
         return {"keys": keys}
 
+    def add_transition(self, statement: str) -> None:
+        """Keep a signed checkpoint-key transition (served to witnesses)."""
+        self.store.add_transition(statement)
+
+    def transitions(self) -> list[str]:
+        return self.store.transitions()
+
     def checkpoint_signer(self) -> CheckpointSigner:
         return CheckpointSigner(self, self.settings.config.audit.origin)
 
@@ -239,6 +265,10 @@ class CheckpointSigner:
         return self._ring.signing_key("checkpoints").private.sign(message)
 
     def public_key_bytes(self) -> bytes:
+        # Checked afresh (a stat of the key folder): a checkpoint signed after
+        # `xinyi audit rotate-log-key` released the log lock carries the new key, as
+        # the transition statement says (see cli.audit.rotate_log_key).
+        self._ring.refresh()
         return raw_public(self._ring.signing_key("checkpoints").private.public_key())
 
     def verifier_keys(self) -> list[bytes]:

@@ -85,6 +85,13 @@ def make_settings(tmp_path: Path) -> Callable[..., Settings]:
 
 
 @pytest.fixture(autouse=True)
+def _cheap_key_kdf(monkeypatch: pytest.MonkeyPatch) -> None:
+    """scrypt for key files at its lowest cost in-process (the files record their
+    cost, so the code path is the same): 2^16 costs half a second per key folder."""
+    monkeypatch.setattr("keys.store.SCRYPT_LOG_N", 10)
+
+
+@pytest.fixture(autouse=True)
 def _cheap_password_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
     """Argon2id with its lowest cost: the same code path, a fraction of the time (each
     signed-in person costs a hash and a verification; the tests sign in many)."""

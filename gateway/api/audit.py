@@ -77,6 +77,13 @@ def vkey() -> Response:
     return Response(_log().vkey() + "\n", content_type=TEXT)
 
 
+@bp.get("/v1/audit/key-transitions")
+def key_transitions() -> dict[str, Any]:
+    """The log's checkpoint-key changes, each signed by the old and the new key: a
+    witness that pinned an older key follows them (``xinyi audit witness``)."""
+    return {"transitions": services().keys.transitions()}
+
+
 @bp.get("/v1/audit/witnesses")
 def witnesses() -> dict[str, Any]:
     return {"witnesses": _log().witnesses()}
@@ -170,6 +177,14 @@ openapi.add_paths(
         "/v1/audit/vkey": {
             "get": openapi._op(
                 "The log's C2SP verifier key", tag="audit", security="none", text=True
+            )
+        },
+        "/v1/audit/key-transitions": {
+            "get": openapi._op(
+                "Signed checkpoint-key transitions (old key signs the new vkey and the "
+                "size from which it applies)",
+                tag="audit",
+                security="none",
             )
         },
         "/v1/audit/witnesses": {

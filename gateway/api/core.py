@@ -7,7 +7,9 @@ from typing import Any
 import sqlalchemy as sa
 from flask import Blueprint, Response, jsonify
 
+from common.db import is_sqlite, read_connection
 from common.errors import Error, InvalidInput
+from common.privileges import missing_privileges
 from gateway.api.consent import json_body
 from gateway.auth import (
     authenticate_person,
@@ -135,8 +137,19 @@ def ready() -> tuple[dict[str, Any], int]:
     svc = services()
     try:
         status = svc.audit.status()
+        missing = _missing_privileges(svc.engine)
     except (sa.exc.SQLAlchemyError, Error):
         return {"status": "unavailable", "database": False}, 503
+    if missing:
+        # A login that cannot do what a request does would answer every request 500.
+        return {
+            "status": "unavailable",
+            "database": True,
+            "reason": "the database login lacks "
+            + ", ".join(missing[:12])
+            + ("…" if len(missing) > 12 else "")
+            + ": run `xinyi db roles --login <gateway login>` as the schema owner",
+        }, 503
     return {
         "status": "ready",
         "database": True,
@@ -144,3 +157,11 @@ def ready() -> tuple[dict[str, Any], int]:
         "audit_queue_depth": status["queue_depth"],
         "audit_queue_lag_seconds": status["queue_lag_seconds"],
     }, 200
+
+
+def _missing_privileges(engine: sa.Engine) -> list[str]:
+    """PostgreSQL: the table privileges of ``common.privileges`` this login lacks."""
+    if is_sqlite(engine):
+        return []
+    with read_connection(engine) as conn:
+        return missing_privileges(conn)

@@ -259,7 +259,8 @@ def test_a_rollback_is_caught_by_verify_with_an_external_checkpoint_and_by_the_w
     assert grown.verify().ok  # internally consistent...
     report = grown.verify(external=state.to_json())  # ...but not with what a witness kept
     assert not report.ok and report.first_bad_index == 20
-    assert "rolled back" in report.problems[0].message
+    assert "entries 20..39 are missing" in report.problems[0].message
+    assert report.missing_from == 20
     with pytest.raises(LogInconsistent, match="rollback"):
         run(state, InProcessLog(grown), signer, 1_800_000_100)
 

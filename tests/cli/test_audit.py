@@ -174,3 +174,83 @@ def test_writer_role_grants_insert_and_select_only(
         "DELETE": False,
         "TRUNCATE": False,
     }
+
+
+def test_a_log_key_rotation_is_followed_by_the_witness_without_editing_its_state(
+    env: dict[str, str],
+    instance: tuple[AuditLog, Engine],
+    tmp_path: Path,
+) -> None:
+    from werkzeug.serving import make_server
+
+    from gateway import create_app
+
+    log, engine = instance
+    key, state = tmp_path / "tax.key", tmp_path / "tax.json"
+    vkey = xinyi(env, "audit", "witness-key", "--department", "tax", "--key", str(key))[1]
+    log.register_witness("tax", vkey.strip().splitlines()[-1])
+    old_vkey = log.vkey()
+    app = create_app(load_settings(env=env), background=False)
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{server.server_port}"
+    args = ("audit", "witness", "--gateway", url, "--department", "tax", "--state", str(state))
+    try:
+        code, out = xinyi(env, *args, "--key", str(key), "--log-vkey", old_vkey)
+        assert code == 0, out
+        statement = tmp_path / "transition.note"
+        code, out = xinyi(env, "audit", "rotate-log-key", "--out", str(statement))
+        assert code == 0, out
+        assert "from log size 10" in out
+        new_vkey = out.split("new log vkey: ")[1].split()[0]
+        assert new_vkey != old_vkey
+        append(log, engine, 5)
+        signed = log.checkpoint(force=True)
+        assert signed is not None and log.vkey() == new_vkey
+        # An unsigned key change handed to the witness is refused, its state untouched.
+        before = state.read_text()
+        unsigned = tmp_path / "unsigned.note"
+        unsigned.write_text(statement.read_text().split("\n\n")[0] + "\n\n— forged\n")
+        code, out = xinyi(env, *args, "--key", str(key), "--accept-transition", str(unsigned))
+        assert code != 0 and state.read_text() == before
+        # Pinning the new key by hand is refused: only a signed transition moves it.
+        code, out = xinyi(env, *args, "--key", str(key), "--log-vkey", new_vkey)
+        assert code == 1 and "key transition" in out
+        # The witness finds the signed statement at the gateway and carries on.
+        code, out = xinyi(env, *args, "--key", str(key))
+        assert code == 0, out
+        assert "cosigned the checkpoint of size 15" in out
+        assert new_vkey in state.read_text()
+        # The whole log still verifies, old checkpoints under the old key.
+        code, out = xinyi(env, "audit", "verify")
+        assert code == 0, out
+    finally:
+        server.shutdown()
+        app.extensions["xinyi"].engine.dispose()
+
+
+def test_a_restore_older_than_the_witness_names_the_missing_entries(
+    env: dict[str, str], instance: tuple[AuditLog, Engine], tmp_path: Path
+) -> None:
+    """The witness cosigned 10 entries; the "restored" log holds 6: verify says entries
+    are missing from index 6 on, not that index 6 is bad."""
+    from audit import merkle, store
+
+    log, engine = instance
+    saved = tmp_path / "witness-checkpoint.txt"
+    saved.write_text(log.latest_checkpoint().text())
+    for table in ("audit_entries", "audit_checkpoints", "audit_entry_departments"):
+        allow_rewrites(engine, table)
+    with engine.begin() as conn:
+        conn.execute(sa.text("DELETE FROM audit_checkpoints"))
+        conn.execute(sa.text("DELETE FROM audit_entries WHERE idx >= 6"))
+        conn.execute(sa.text("DELETE FROM audit_entry_departments WHERE idx >= 6"))
+        root6 = merkle.root_at(6, store.node_reader(conn))
+        conn.execute(
+            sa.text("UPDATE audit_state SET size = 6, root = :r WHERE id = 1"), {"r": root6}
+        )
+    code, out = xinyi(env, "audit", "verify", "--checkpoint", str(saved))
+    assert code == 1, out
+    assert "entries are missing from index 6 on" in out and "first bad index" not in out
+    assert "restore a newer backup" in out

@@ -220,8 +220,14 @@ def test_a_data_request_whose_audit_write_fails_serves_nothing_and_uses_nothing(
 def test_every_audit_route_is_documented(app: Flask, client: FlaskClient) -> None:
     paths = client.get("/openapi.json").get_json()["paths"]
     routes = [r for r in app.url_map.iter_rules() if r.endpoint.startswith("audit.")]
-    assert len(routes) == 9
+    assert len(routes) == 10  # with /v1/audit/key-transitions
     for rule in routes:
         path = re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", rule.rule)
         for method in (rule.methods or set()) - {"HEAD", "OPTIONS"}:
             assert method.lower() in paths[path], (path, method)
+
+
+def test_key_transitions_are_public(client: FlaskClient) -> None:
+    """The log's signed checkpoint-key changes, for witnesses (none before a rotation)."""
+    resp = client.get("/v1/audit/key-transitions")
+    assert resp.status_code == 200 and resp.get_json() == {"transitions": []}

@@ -104,3 +104,15 @@ def test_forged_and_confused_access_tokens_are_refused(
         resp = client.get("/v1/catalog", headers={"Authorization": f"Bearer {token}"})
         assert resp.status_code == 401, token
     assert client.get("/v1/catalog").status_code == 401
+
+
+def test_a_wrong_audience_is_told_the_expected_one(
+    make_bank: Callable[..., Bank], client: FlaskClient, app: Flask
+) -> None:
+    bank = make_bank(login=False)
+    resp = bank.fetch_token(client, bank.assertion(aud="https://elsewhere/oauth/token"))
+    assert resp.status_code in (400, 401)
+    body = resp.get_json()
+    assert body["error"] == "invalid_client"
+    expected = app.extensions["xinyi"].settings.token_endpoint
+    assert expected in body["error_description"], body

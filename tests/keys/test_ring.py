@@ -11,6 +11,7 @@ from pathlib import Path
 import jwt
 import pytest
 import structlog
+from pydantic import SecretStr
 
 from common.settings import Settings
 from keys import PURPOSES, KeyRing
@@ -169,3 +170,109 @@ def test_checkpoint_signer_signs_with_the_current_key(settings: Settings) -> Non
 def test_home_path_of_keys(settings: Settings) -> None:
     KeyRing(settings).ensure_all()
     assert Path(settings.home / "keys" / "grants").is_dir()
+
+
+def _write_legacy(settings: Settings, purpose: str) -> str:
+    """A key file as earlier versions wrote it: PKCS#8 encrypted with PBKDF2."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from keys.jwk import public_jwk
+
+    private = Ed25519PrivateKey.generate()
+    kid = thumbprint(public_jwk(private.public_key()))
+    folder = settings.home / "keys" / purpose
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    (settings.home / "keys").chmod(0o700)
+    assert settings.key_passphrase is not None
+    pem = private.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.BestAvailableEncryption(settings.key_passphrase.get_secret_value().encode()),
+    )
+    for name, data in (
+        (f"{kid}.pem", pem),
+        (
+            f"{kid}.json",
+            json.dumps(
+                {"kid": kid, "purpose": purpose, "created_at": 1_700_000_000, "retired_at": None}
+            ).encode(),
+        ),
+    ):
+        fd = os.open(folder / name, os.O_WRONLY | os.O_CREAT, 0o600)
+        os.write(fd, data)
+        os.close(fd)
+    return kid
+
+
+def test_key_files_use_scrypt_with_one_salt_per_folder(settings: Settings) -> None:
+    KeyRing(settings).ensure_all()
+    headers = {pem.read_text().splitlines()[1] for pem in (settings.home / "keys").glob("*/*.pem")}
+    assert len(headers) == 1
+    assert next(iter(headers)).startswith("KDF: scrypt ln=10 r=8 p=1 salt=")
+
+
+def test_legacy_pbkdf2_files_are_read_and_migrated_by_a_rotation(settings: Settings) -> None:
+    from keys.store import FileKeyStore
+
+    kids = {p: _write_legacy(settings, p) for p in PURPOSES}
+    ring = KeyRing(settings)
+    assert {p: ring.signing_key(p).kid for p in PURPOSES} == kids
+    store = ring.store
+    assert isinstance(store, FileKeyStore) and len(store.legacy_files()) == 3
+    token = ring.sign_jwt("tokens", {"sub": "x"})
+    ring.rotate("grants")
+    assert store.legacy_files() == []
+    again = KeyRing(settings)
+    assert again.signing_key("tokens").kid == kids["tokens"]
+    key = again.public_key(kids["tokens"], "tokens")
+    assert key is not None and jwt.decode(token, key, algorithms=["EdDSA"])["sub"] == "x"
+
+
+def test_change_passphrase_reencrypts_every_file_and_migrates_legacy_ones(
+    settings: Settings, tmp_path: Path
+) -> None:
+    from click.testing import CliRunner
+
+    from cli import main
+
+    legacy = _write_legacy(settings, "tokens")
+    env = {
+        "XINYI_HOME": str(settings.home),
+        "XINYI_KEY_PASSPHRASE": "test-passphrase-not-secret",
+        "XINYI_DATABASE_URL": f"sqlite:///{tmp_path / 'x.db'}",
+    }
+    runner = CliRunner()
+    assert runner.invoke(main, ["init"], env=env).exit_code == 0
+    weak = runner.invoke(main, ["keys", "change-passphrase"], env=env, input="short\n")
+    assert weak.exit_code == 2 and "passphrase_weak" in weak.output
+    result = runner.invoke(
+        main, ["keys", "change-passphrase"], env=env, input="a much longer new passphrase\n"
+    )
+    assert result.exit_code == 0, result.output
+    assert "re-encrypted 3 key files" in result.output
+    with pytest.raises(KeyUnreadable):
+        KeyRing(settings)
+    new = settings.model_copy(update={"key_passphrase": SecretStr("a much longer new passphrase")})
+    ring = KeyRing(new)
+    assert ring.signing_key("tokens").kid == legacy
+    assert all(
+        b"KDF: scrypt" in pem.read_bytes() for pem in (settings.home / "keys").glob("*/*.pem")
+    )
+    # Without XINYI_KEY_PASSPHRASE the old passphrase is the first stdin line; a wrong
+    # one is refused and changes nothing.
+    bare = {k: v for k, v in env.items() if k != "XINYI_KEY_PASSPHRASE"}
+    wrong = runner.invoke(
+        main, ["keys", "change-passphrase"], env=bare, input="not it at all\nthird passphrase!!\n"
+    )
+    assert wrong.exit_code == 2 and "key_unreadable" in wrong.output
+    assert KeyRing(new).signing_key("tokens").kid == legacy
+    back = runner.invoke(
+        main,
+        ["keys", "change-passphrase"],
+        env=bare,
+        input="a much longer new passphrase\nthird passphrase!!\n",
+    )
+    assert back.exit_code == 0, back.output
+    third = new.model_copy(update={"key_passphrase": SecretStr("third passphrase!!")})
+    assert KeyRing(third).signing_key("tokens").kid == legacy

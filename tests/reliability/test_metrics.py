@@ -79,3 +79,48 @@ def test_readiness_reports_the_database_and_the_audit_queue(app: Flask) -> None:
     assert body["status"] == "ready" and body["database"] is True
     assert body["audit_queue_depth"] == 0 and isinstance(body["audit_log_size"], int)
     assert app.test_client().get("/healthz").get_json() == {"status": "ok"}
+
+
+def _gauge(text: str, name: str) -> float:
+    return next(
+        float(line.split()[-1]) for line in text.splitlines() if line.startswith(name + " ")
+    )
+
+
+def test_outbox_depth_counts_only_events_that_will_be_sent(app: Flask) -> None:
+    """An institution without a webhook is never sent its events: counting them made
+    the documented "outbox depth only grows" alert fire for ever."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from common.db import write_session
+    from consent import store as consent_store
+    from consent.store import GAVE_UP_AT, webhook_outbox
+    from keys.jwk import public_jwk
+
+    svc = app.extensions["xinyi"]
+    registry = svc.registry
+    jwk = public_jwk(Ed25519PrivateKey.generate().public_key())
+    registry.add_institution("silent_bank", name="No webhook", jwk=jwk)
+    registry.add_institution(
+        "hooked_bank", name="Webhook", jwk=jwk, webhook_url="https://h.example/"
+    )
+    with write_session(svc.engine) as s:
+        for n in range(3):
+            consent_store.enqueue_event(
+                s, institution_id="silent_bank", event_id=f"s{n}", payload="{}", now=1
+            )
+        for n in range(2):
+            consent_store.enqueue_event(
+                s, institution_id="hooked_bank", event_id=f"h{n}", payload="{}", now=1
+            )
+        s.execute(
+            webhook_outbox.update()
+            .where(webhook_outbox.c.event_id == "h1")
+            .values(next_attempt_at=GAVE_UP_AT)
+        )
+    text = app.test_client().get("/metrics", headers=SCRAPER).get_data(as_text=True)
+    assert _gauge(text, "xinyi_webhook_outbox_depth") == 1
+    assert _gauge(text, "xinyi_webhook_outbox_given_up") == 1
+    registry.set_webhook("silent_bank", "https://s.example/")
+    text = app.test_client().get("/metrics", headers=SCRAPER).get_data(as_text=True)
+    assert _gauge(text, "xinyi_webhook_outbox_depth") == 4
