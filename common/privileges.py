@@ -43,6 +43,9 @@ APP_TABLES: Mapping[str, tuple[str, ...]] = {
     # People's sessions and sign-in throttling: expired and ended rows are deleted.
     "person_sessions": (*_RW, "DELETE"),
     "sign_in_failures": (*_RW, "DELETE"),
+    # Objections and credit repair: decided by a conditional UPDATE, never deleted.
+    "objections": _RW,
+    "repairs": _RW,
 }
 
 AUDIT_TABLES: Mapping[str, tuple[str, ...]] = {

@@ -184,9 +184,13 @@ def data() -> Response:
     from gateway import casework
 
     held = _held()
-    disputed = casework.disputed(services(), _uscc(), [h.feature for h in held])
+    features = [h.feature for h in held]
     return render(
-        "web/enterprise/data.html", title_key="title.ent.data", held=held, disputed=disputed
+        "web/enterprise/data.html",
+        title_key="title.ent.data",
+        held=held,
+        disputed=casework.disputed(services(), _uscc(), features),
+        repaired=casework.repaired(services(), _uscc(), features),
     )
 
 

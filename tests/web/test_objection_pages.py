@@ -4,23 +4,27 @@ operator sees overdue ones first, flagged."""
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from collections.abc import Callable, Iterator
 from datetime import date
 
 import pytest
+import sqlalchemy as sa
 from flask import Flask
+from flask.testing import FlaskClient
 
 from casework import objections as core
 from casework import store as objection_store
-from common.db import write_session
+from common.db import read_session, write_session
 from common.settings import Settings
 from common.workdays import WorkCalendar
+from consent.store import webhook_outbox
 from gateway import create_app
 from records.catalog import Catalog
 from records.service import import_csv
-from tests.web.conftest import ENTERPRISE, OTHER_ENTERPRISE, Person
+from tests.web.conftest import ENTERPRISE, OTHER_ENTERPRISE, Bank, Person, request_consent
 
 TAX_CSV = (
     f"uscc,tax.paid_12m,tax.credit_rating\n{ENTERPRISE},1234567,A\n{OTHER_ENTERPRISE},7654321,B\n"
@@ -148,3 +152,57 @@ def test_operator_sees_overdue_open_objections_first(
     assert page.index("obj_old") < page.index("obj_recent")
     assert re.search(r'<tr id="obj_old" class="overdue">', page)
     assert "已逾期" in page and "1 件异议已超过处理期限仍未处理" in page
+
+
+def test_enterprise_is_reminded_applies_for_repair_and_the_department_repairs(
+    app: Flask,
+    make_person: Callable[..., Person],
+    make_bank: Callable[..., Bank],
+    client: FlaskClient,
+) -> None:
+    svc = app.extensions["xinyi"]
+    import_csv(
+        svc.engine,
+        Catalog(svc.settings.config),
+        "market_regulation",
+        f"uscc,admin_penalty.dishonest,admin_penalty.penalties_36m\n{ENTERPRISE},true,0\n".encode(),
+        file_name="mr.csv",
+        actor="test",
+    )
+    ent = make_person("enterprise")
+    holder, other = make_bank("holder_bank"), make_bank("other_bank")
+    consent = request_consent(holder, client)
+    assert ent.post(f"/enterprise/consents/{consent}/approve", {"accept": "yes"}).status_code == 302
+    request_consent(other, client)  # pending: no active grant
+
+    page = ent.page("/enterprise/repairs")
+    assert page.count("信用修复提醒") == 1 and "是否列入严重失信主体名单" in page
+    resp = ent.post(
+        "/enterprise/repairs", {"record": "admin_penalty.dishonest", "reason": "已履行"}
+    )
+    assert resp.status_code == 302
+    page = ent.page("/enterprise/repairs")
+    assert "修复申请已提交" in page and "信用修复提醒" not in page and "处理中" in page
+    # Not repairable: refused with its reason, nothing filed.
+    ent.post("/enterprise/repairs", {"record": "tax.paid_12m", "reason": "x"})
+    assert "record: one of" in ent.page("/enterprise/repairs")
+
+    tax = make_person("department", department="tax")
+    console = tax.page("/department/repairs")
+    assert "没有待处理的修复申请" in console
+    mr = make_person("department", department="market_regulation")
+    rid = re.search(r'<tr id="(rep_[0-9a-f]+)"', mr.page("/department/repairs"))
+    assert rid
+    path = f"/department/repairs/{rid.group(1)}/resolve"
+    assert tax.post(path, {"decision": "repaired", "reason": "x"}).status_code == 403
+    assert mr.post(path, {"decision": "repaired", "reason": "已核实履行"}).status_code == 302
+    assert "已修复" in mr.page("/department/repairs")
+    assert "已修复" in ent.page("/enterprise/repairs")
+    assert "已修复" in ent.page("/enterprise/data")
+
+    with read_session(svc.engine) as s:
+        rows = s.execute(sa.select(webhook_outbox.c.institution_id, webhook_outbox.c.payload)).all()
+    repaired = [(i, json.loads(p)) for i, p in rows if json.loads(p)["type"] == "credit.repaired"]
+    assert [i for i, _ in repaired] == ["holder_bank"]
+    assert repaired[0][1]["record"] == "admin_penalty.dishonest"
+    assert repaired[0][1]["enterprise"] == ENTERPRISE
