@@ -5,6 +5,13 @@ The bank's features are standardized and clipped as the model documents
 key (seeded symmetric encryption: half the bytes of a public-key ciphertext), sent with
 the enterprise's grant, and the answer decrypted with the same key: the logit is the sum
 of the k decrypted slots (single) or slot i (batch); the probability is its sigmoid.
+
+Models are pinned: ``Scorer.model`` resolves a reference once to ``id@version`` and
+every score names that exact version, so a version published later never answers in
+its place; the model's owner (``owner/name``; a bare id is the operator's) must be one
+the bank trusts (itself and the operator unless told otherwise), and the gateway's
+description must be of the id and version asked for (``model_owner_untrusted``,
+``bad_response``).
 """
 
 from __future__ import annotations
@@ -21,7 +28,7 @@ import numpy as np
 from bank.client import GatewayClient
 from bank.errors import BankError
 from federated import he
-from federated.models import Standardization, bank_column
+from federated.models import OPERATOR, Standardization, bank_column, model_owner
 
 
 def sigmoid(logit: float) -> float:
@@ -43,6 +50,7 @@ class ModelInfo:
     params: he.CKKSParams
     bank_standardization: Standardization | None
     grant_categories: tuple[str, ...] = ()
+    owner: str = OPERATOR
 
     @property
     def consent_categories(self) -> tuple[str, ...]:
@@ -71,6 +79,7 @@ class ModelInfo:
                 gateway_features=tuple(view["gateway_features"]),
                 gateway_categories=tuple(view["gateway_categories"]),
                 grant_categories=tuple(view.get("grant_categories") or ()),
+                owner=str(view.get("owner") or model_owner(str(view["id"]))),
                 params=he.CKKSParams.from_dict(view["context_params"]),
                 bank_standardization=(
                     Standardization(tuple(std["mean"]), tuple(std["std"]), tuple(std["clip"]))
@@ -144,14 +153,34 @@ class Scorer:
         context_id: str,
         *,
         compact: bool = True,
+        trusted_owners: Sequence[str] | None = None,
     ) -> None:
         self.client = client
         self.secret = secret
         self.context_id = context_id
         self.compact = compact
+        self.trusted_owners = frozenset(
+            trusted_owners if trusted_owners is not None else (client.institution_id, OPERATOR)
+        )
 
     def model(self, ref: str) -> ModelInfo:
+        """The model ``ref`` (``id`` or ``id@version``) pinned to one version: scores
+        name ``info.ref``. Refused unless its owner is trusted and the gateway described
+        exactly the id (and version) asked for."""
+        model_id, _, version = ref.partition("@")
+        owner = model_owner(model_id)
+        if owner not in self.trusted_owners:
+            raise BankError(
+                "model_owner_untrusted",
+                f"model {model_id} belongs to {owner}; trusted owners: "
+                f"{', '.join(sorted(self.trusted_owners))}",
+            )
         info = ModelInfo.from_view(self.client.model(ref))
+        if info.id != model_id or info.owner != owner or (version and str(info.version) != version):
+            raise BankError(
+                "bad_response",
+                f"asked for model {ref}; the gateway described {info.ref} of {info.owner}",
+            )
         if info.params != self.secret.params:
             raise BankError(
                 "context_parameters",

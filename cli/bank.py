@@ -22,6 +22,7 @@ from bank.client import GatewayClient
 from bank.errors import BankError
 from bank.profile import HOME_ENV, BankProfile, passphrase_from_env
 from bank.scoring import Refusal, Score, Scorer, grants_by_enterprise, read_applicants
+from federated.models import OPERATOR
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -61,11 +62,12 @@ def _open(home: Path, gateway: str | None) -> tuple[BankProfile, GatewayClient]:
     return profile, client
 
 
-def _scorer(profile: BankProfile, client: GatewayClient) -> Scorer:
+def _scorer(profile: BankProfile, client: GatewayClient, trust: tuple[str, ...] = ()) -> Scorer:
     context_id = profile.context_id(client.base_url)
     if context_id is None:
         raise BankError("context_not_found", f"no CKKS context registered at {client.base_url} yet")
-    return Scorer(client, profile.secret, context_id)
+    owners = (client.institution_id, OPERATOR, *trust)
+    return Scorer(client, profile.secret, context_id, trusted_owners=owners)
 
 
 @click.group(name="bank")
@@ -111,7 +113,8 @@ def models(home: Path, gateway: str | None) -> None:
         _, client = _open(home, gateway)
         for m in client.models():
             click.echo(
-                f"{m['id']}@{m['version']}\tbank features: {', '.join(m['bank_features'])}\t"
+                f"{m['id']}@{m['version']}\towner: {m.get('owner', '?')}\t"
+                f"bank features: {', '.join(m['bank_features'])}\t"
                 f"needs consent to: {', '.join(m.get('grant_categories', m['gateway_categories']))}"
             )
 
@@ -170,7 +173,18 @@ def consent(consent_id: str, home: Path, gateway: str | None) -> None:
 
 
 @group.command("score")
-@click.option("--model", "model_ref", required=True, help="Model id (or id@version).")
+@click.option(
+    "--model",
+    "model_ref",
+    required=True,
+    help="Model id@version (an id alone is pinned to its newest approved version).",
+)
+@click.option(
+    "--trust-owner",
+    "trust",
+    multiple=True,
+    help="Also accept models of this owner (default: this bank's own and the operator's).",
+)
 @click.option("--enterprise", default=None, help="Score this enterprise (USCC) …")
 @click.option("--grant", default=None, help="… or the enterprise behind this grant.")
 @click.option(
@@ -194,14 +208,18 @@ def score(
     features: tuple[str, ...],
     csv_path: Path | None,
     out: Path | None,
+    trust: tuple[str, ...],
     home: Path,
     gateway: str | None,
 ) -> None:
-    """Score one enterprise (--enterprise/--grant with --feature) or a CSV (--csv)."""
+    """Score one enterprise (--enterprise/--grant with --feature) or a CSV (--csv) with
+    one pinned model version of a trusted owner."""
     with _readable_errors():
         profile, client = _open(home, gateway)
-        scorer = _scorer(profile, client)
+        scorer = _scorer(profile, client, trust)
         model = scorer.model(model_ref)
+        if "@" not in model_ref:
+            click.echo(f"{model_ref} pinned to {model.ref} (of {model.owner})", err=True)
         if csv_path is not None:
             _score_csv(scorer, model, csv_path, out)
             return
@@ -397,7 +415,10 @@ def train(
         )
     png = write_report(outcome.report, report)
     if outcome.model:
-        click.echo(f"joint model {outcome.model['id']}@{outcome.model['version']} registered")
+        click.echo(
+            f"joint model {outcome.model['id']}@{outcome.model['version']} registered, "
+            "pending the operator's approval (it serves once approved)"
+        )
     else:
         click.echo("the gateway keeps its half; the bank's half is in the report (not served)")
     click.echo(f"report: {report} and {png}")

@@ -19,6 +19,7 @@ STEPS: list[Callable[[Story], None]] = [
     demo_audit.step_audit_verified_checkpoint,
     demo_train.step_train_grants,
     demo_train.step_train,
+    demo_train.step_train_review,
     demo_score.step_joint_model,
     demo_score.step_score_one,
     demo_score.step_score_applicants,

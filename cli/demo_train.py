@@ -6,9 +6,15 @@
    revoke before training starts;
 2. ``step_train``: the bank trains the joint model with the gateway over HTTP
    (``xinyi bank train``: CKKS under two key pairs, masked products, flooded sums). The
-   gateway leaves out the revoked enterprises and says so. The bank consents to serving,
-   so the joint model is registered (``facts["model_ref"]``, which the scoring steps
-   use). The training report (JSON and PNG) goes into the demo folder.
+   gateway leaves out the revoked enterprises and says so. Before it, the same bank tries
+   the extraction of issue 12 (a session of two enterprises and one gateway column,
+   which would have let it read raw values) and is refused. The bank consents to
+   serving, so the joint model is registered under the bank's own prefix
+   (``facts["model_ref"]``, which the scoring steps use), pending review. The training
+   report (JSON and PNG) goes into the demo folder;
+3. ``step_train_review``: the operator opens the model's review page on the console
+   (features, departments, training size, weight summary) and approves it; only then
+   does it serve.
 
 Run them after ``cli.demo_score.step_bank_onboarding`` and ``step_city`` and before
 ``step_joint_model``. Facts read: ``bank`` (``DemoBank``), ``city_dir``, optional
@@ -120,8 +126,32 @@ def _revoke_some(story: Story, consents: list[tuple[str, str]]) -> list[str]:
     return [u for _, u in consents]
 
 
+def _extraction_attempt(http: httpx.Client, grants: dict[str, str]) -> None:
+    """Issue 12, attack 1: two enterprises whose values the bank knows and one gateway
+    column would let it solve the standardization and read every other row's raw value.
+    Refused before any grant is used."""
+    import base64
+
+    from federated.he import SecretContext
+    from federated.training import PARAMS
+
+    two = list(grants.items())[:2]
+    body = {
+        "enterprises": [{"uscc": u, "grant": g} for u, g in two],
+        "gateway_features": ["tax.paid_12m"],
+        "bank_features": ["balance"],
+        "context": base64.b64encode(SecretContext.generate(PARAMS).public_bytes()).decode(),
+    }
+    r = http.post("/v1/training/sessions", json=body)
+    say(
+        "an extraction attempt first: a session of 2 enterprises over 1 gateway column "
+        f"(tax.paid_12m) is refused: {r.status_code} {r.json().get('error')} "
+        "(no grant used, nothing stored)"
+    )
+
+
 def step_train(story: Story) -> None:
-    """The bank and the gateway train the joint model; it is registered for serving."""
+    """The bank and the gateway train the joint model; it is registered, pending review."""
     from bank.training import TokenAuth, train_with_gateway, write_report
 
     step("Federated training under HE / 同态加密联合建模")
@@ -129,6 +159,8 @@ def step_train(story: Story) -> None:
     book = _training_book(story)
     grants: dict[str, str] = story.facts.get("train_grants", {})
     http = httpx.Client(base_url=story.base, auth=TokenAuth(bank.client.token), timeout=300)
+    _extraction_attempt(http, grants)
+    say("the honest session: the training half of the loan book over the model's 16 columns")
     outcome = train_with_gateway(
         http,
         book,
@@ -155,5 +187,36 @@ def step_train(story: Story) -> None:
     say(f"training report: {report} and {png}")
     if outcome.model:
         story.facts["model_ref"] = f"{outcome.model['id']}@{outcome.model['version']}"
-        say(f"joint model {story.facts['model_ref']} registered (the bank consented to serving)")
+        say(
+            f"joint model {story.facts['model_ref']} registered (the bank consented to "
+            "serving); it is pending until the operator approves it"
+        )
     story.facts["train_report"] = str(report)
+
+
+def step_train_review(story: Story) -> None:
+    """The operator reviews the trained model on the console and approves it."""
+    import re
+
+    from cli.demo_data import account
+
+    ref = story.facts.get("model_ref")
+    if not ref:
+        return
+    step("The operator reviews the model / 运营方审核模型")
+    operator = account(story, "operator", "operator_demo")
+    page = operator.get(f"/operator/models/{ref}", params={"lang": "en"})
+    page.raise_for_status()
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+    size = re.search(r"Enterprises trained on</dt><dd>(\d+)", page.text)
+    say(
+        f"review page /operator/models/{ref}: {size.group(1) if size else '?'} enterprises "
+        "trained on, features, departments, weight summary"
+    )
+    r = operator.post(
+        f"/operator/models/{ref}/review",
+        data={"decision": "approve", "csrf_token": token.group(1) if token else ""},
+    )
+    if r.status_code != 302:
+        raise RuntimeError(f"the review was refused: {r.status_code}")
+    say(f"approved on the console (an audit log entry, operation model.approve): {ref} serves")

@@ -40,6 +40,8 @@ APP_TABLES: Mapping[str, tuple[str, ...]] = {
     "he_contexts": _RW,
     "joint_models": _RW,
     "training_sessions": _RW,
+    # Which models scored which enterprise, for the per-grant cap on distinct models.
+    "score_model_uses": _RW,
     # People's sessions and sign-in throttling: expired and ended rows are deleted.
     "person_sessions": (*_RW, "DELETE"),
     "sign_in_failures": (*_RW, "DELETE"),

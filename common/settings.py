@@ -202,6 +202,20 @@ class Training(_Frozen):
     flood_sigma: float = Field(default=0.0625, gt=0, le=1)
     round_bits: int = Field(default=20, ge=8, le=40)
     max_restarts: int = Field(default=3, ge=0, le=100)
+    # Model governance (issue 12): a session below either minimum is refused, so one
+    # served linear functional never rests on a handful of rows or a single feature.
+    min_enterprises: int = Field(default=200, ge=2)
+    min_gateway_features: int = Field(default=4, ge=1)
+
+
+class Scoring(_Frozen):
+    """The score-extraction bound (``gateway/api/score.py``, ``docs/leakage.md``)."""
+
+    # Distinct models (id@version) one institution may score one enterprise with
+    # within the period of a grant.
+    max_models_per_enterprise: int = Field(default=2, ge=1, le=100)
+    # The gateway's share of a logit is rounded to a multiple of this (logit units).
+    share_precision: float = Field(default=0.5, gt=0, le=4)
 
 
 class CalendarNotice(_Frozen):
@@ -261,6 +275,7 @@ class ConfigFile(_Frozen):
     limits: Limits = Limits()
     he: HEParams = HEParams()
     training: Training = Training()
+    scoring: Scoring = Scoring()
     calendar: Calendar = Calendar()
     casework: Casework = Casework()
     departments: tuple[Department, ...]

@@ -17,6 +17,9 @@ REFUSAL_CODES: tuple[str, ...] = (
     "grant_uses_exhausted",
     "institution_suspended",
     "verify_budget_exhausted",
+    # The score-extraction bound (gateway.enforce): more distinct models for one
+    # enterprise within a grant's period than ``scoring.max_models_per_enterprise``.
+    "score_model_limit",
 )
 
 

@@ -169,6 +169,18 @@ def list_consents(
     return [ConsentRow.from_mapping(m) for m in session.execute(q).mappings()]
 
 
+def consents_by_ids(session: Session, consent_ids: Sequence[str]) -> list[ConsentRow]:
+    """The consents with these ids (any institution; the caller filters), in chunks of
+    500 ids per query: every id is read, however many newer consents exist."""
+    wanted = sorted(set(consent_ids))
+    out: list[ConsentRow] = []
+    for start in range(0, len(wanted), 500):
+        chunk = wanted[start : start + 500]
+        q = sa.select(consents).where(consents.c.id.in_(chunk))
+        out.extend(ConsentRow.from_mapping(m) for m in session.execute(q).mappings())
+    return out
+
+
 def change_status(
     session: Session,
     consent_id: str,

@@ -20,6 +20,9 @@ Invariants:
 - models enter only from the operator (``xinyi models import``) or from federated
   training (``federated.store.register_model``), never from an institution: choosing the
   gateway weights would let it read a feature through a unit weight vector;
+- a model id is ``owner/name`` (the institution that trained it) or a bare ``name``
+  (the operator's); only the owner adds versions (``federated.store``), and a model
+  serves only once the operator approved it (status ``approved``);
 - every number is finite, every std > 0, every clip > 0, and the gateway's part of the
   logit is bounded: |intercept| + Σ |w_g|·clip_g ≤ LOGIT_BOUND, and when the bank's
   inputs are clipped, Σ |w_b|·clip_b ≤ LOGIT_BOUND too. The CKKS slot budget
@@ -55,7 +58,11 @@ from federated.he import DEFAULT_PARAMS, CKKSParams
 LOGIT_BOUND = 2.0**14
 MAX_GATEWAY_FEATURES = 64
 MAX_BANK_FEATURES = 256
-MODEL_ID = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
+# ``owner/name``: the owner is the institution that trained the model (institution ids
+# are lower-case letters, digits, '_' and '-'); a bare ``name`` belongs to the operator.
+MODEL_ID = re.compile(r"^(?=.{1,64}$)(?:[a-z][a-z0-9_-]{1,47}/)?[a-z0-9][a-z0-9_.-]{0,63}$")
+OPERATOR = "_operator"  # no institution id starts with "_"
+STATUSES = ("pending", "approved", "rejected")
 _FEATURE_ID = r"[a-z][a-z0-9_]{0,47}\.[a-z][a-z0-9_]{0,47}"
 GATEWAY_COLUMN = re.compile(
     rf"^(?:log1p\((?P<log>{_FEATURE_ID})\)|(?P<ind>{_FEATURE_ID})=(?P<eq>[A-Za-z0-9_.-]{{1,48}})"
@@ -164,6 +171,16 @@ class JointModel:
     version: int = 0
     registered_by: str | None = None
     created_at: int | None = None
+    status: str | None = None  # pending | approved | rejected (set by the store)
+
+    @property
+    def owner(self) -> str:
+        """Who may add versions of this id: the ``owner/`` prefix, else the operator."""
+        return model_owner(self.id)
+
+    @property
+    def approved(self) -> bool:
+        return self.status == "approved"
 
     @property
     def ref(self) -> str:
@@ -269,13 +286,60 @@ class JointModel:
                 self.bank_standardization.as_dict() if self.bank_standardization else None
             ),
             "created_at": self.created_at,
+            "owner": self.owner,
+            "status": self.status,
         }
         if self.description:
             out["description"] = self.description
         return out
 
-    def registered(self, version: int, registered_by: str, created_at: int) -> JointModel:
-        return replace(self, version=version, registered_by=registered_by, created_at=created_at)
+    def registered(
+        self, version: int, registered_by: str, created_at: int, status: str | None = None
+    ) -> JointModel:
+        return replace(
+            self,
+            version=version,
+            registered_by=registered_by,
+            created_at=created_at,
+            status=status,
+        )
+
+
+def model_owner(model_id: str) -> str:
+    """The owner of a model id: ``bank_a/risk`` → ``bank_a``; a bare id → the operator."""
+    owner, slash, _ = model_id.partition("/")
+    return owner if slash else OPERATOR
+
+
+@dataclass(frozen=True)
+class WeightSummary:
+    """What the operator reviews of a model's weights (no data value, no enterprise)."""
+
+    gateway_l2: float
+    gateway_l1: float
+    bank_l2: float
+    intercept: float
+    largest: tuple[tuple[str, float], ...]  # gateway columns by |weight|, largest first
+    share_bound: float  # |intercept| + Σ|w_g|·clip_g: the widest gateway share
+
+    @property
+    def dominant_fraction(self) -> float:
+        """The largest |w_g| over Σ|w_g|: near 1, the gateway share is one feature."""
+        return abs(self.largest[0][1]) / self.gateway_l1 if self.gateway_l1 > 0 else 0.0
+
+
+def weight_summary(model: JointModel, top: int = 5) -> WeightSummary:
+    w_g = np.asarray(model.gateway_weights, dtype=np.float64)
+    order = np.argsort(-np.abs(w_g), kind="stable")[:top]
+    clip = np.asarray(model.gateway_standardization.clip, dtype=np.float64)
+    return WeightSummary(
+        gateway_l2=float(np.linalg.norm(w_g)),
+        gateway_l1=float(np.abs(w_g).sum()),
+        bank_l2=float(np.linalg.norm(np.asarray(model.bank_weights, dtype=np.float64))),
+        intercept=model.intercept,
+        largest=tuple((model.gateway_features[i], float(w_g[i])) for i in order),
+        share_bound=float(abs(model.intercept) + np.sum(np.abs(w_g) * clip)),
+    )
 
 
 # Parsing ---------------------------------------------------------------------------------
@@ -365,7 +429,10 @@ def parse_model(raw: Any, *, default_params: CKKSParams = DEFAULT_PARAMS) -> Joi
             raise _fail(key, "is required")
     model_id = raw["id"]
     if not isinstance(model_id, str) or not MODEL_ID.match(model_id):
-        raise _fail("id", "lower-case letters, digits, '_', '.', '-'; at most 64")
+        raise _fail(
+            "id",
+            "'owner/name' or 'name': lower-case letters, digits, '_', '.', '-'; at most 64",
+        )
     gateway = _names(
         raw["gateway_features"], "gateway_features", GATEWAY_COLUMN, MAX_GATEWAY_FEATURES
     )
@@ -467,3 +534,30 @@ def check_catalog(model: JointModel, categories: Mapping[str, Category]) -> None
                 raise _fail(field, f"indicators need an enum or boolean feature: {column}")
         if m.group("raw") and feature.type == "string":
             raise _fail(field, f"{feature_id} is text; a model needs numbers")
+
+
+def review_entry(
+    model: JointModel,
+    status: str,
+    categories: Mapping[str, Category],
+    *,
+    request_id: str,
+    now: int,
+) -> dict[str, Any]:
+    """The audit entry of the operator's decision on a model version (``approved`` or
+    ``rejected``): which model, whose, which departments' data it reads; never a
+    weight."""
+    cats = model.gateway_categories
+    return {
+        "request_id": request_id,
+        "time": now,
+        "institution": None if model.owner == OPERATOR else model.owner,
+        "enterprise": None,
+        "departments": sorted({categories[c].department for c in cats if c in categories}),
+        "categories": list(cats),
+        "features": list(model.gateway_feature_ids),
+        "operation": "model.approve" if status == "approved" else "model.reject",
+        "grant_id": None,
+        "model_id": model.ref,
+        "decision": "allowed",
+    }

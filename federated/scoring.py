@@ -28,8 +28,11 @@ stays within 1e-4 of the plaintext logit (tests/federated, bench/score.py).
 
 What the bank can still learn: the logit is linear in its own inputs, so a bank that
 sends crafted inputs learns w_b·z for them (each query is a grant use, audited). The
-gateway's share of one enterprise is logit − w_b·z_b, i.e. what the score is. Slots at
-k and beyond are never set by the gateway (they hold only CKKS noise).
+gateway's share of one enterprise is logit − w_b·z_b, i.e. what the score is: the
+routes round it first (``round_share``, ``scoring.share_precision``) and bound the
+distinct models per enterprise, so a zero-input score tells one rounded linear
+functional per model (docs/leakage.md, "Scoring"). Slots at k and beyond are never set
+by the gateway (they hold only CKKS noise).
 """
 
 from __future__ import annotations
@@ -46,6 +49,19 @@ from federated import he
 from federated.models import JointModel
 
 MASK_BOUND = 2.0**16
+
+
+def round_share(share: float, precision: float) -> float:
+    """The gateway share rounded to the nearest multiple of ``precision`` (logit units).
+
+    Deterministic on purpose: asking again returns the same value, so repeated scores
+    cannot average a rounding error away. What it costs and what it protects:
+    docs/leakage.md, "Scoring"."""
+    if not math.isfinite(share):
+        raise InvalidInput("the gateway share is not finite", code="invalid_model_input")
+    if precision <= 0:
+        raise InvalidInput("the share precision must be positive")
+    return float(round(share / precision) * precision)
 
 
 def uniform(n: int, bound: float) -> np.ndarray:

@@ -10,7 +10,16 @@ Invariants:
   (unless the definition equals the newest version, which is then returned); a version
   is never changed or deleted, so ``id@version`` in the audit log names fixed weights;
 - only the operator (``xinyi models import``) and federated training call
-  ``register_model``; no HTTP route does.
+  ``register_model``; no HTTP route does;
+- a model id belongs to its owner (``owner/name``; a bare id to the operator): an
+  institution registers only under its own prefix, and the stored owner of an existing
+  id must match (``model_not_owner``, nothing stored). The operator may register any id;
+- a version is ``pending`` until the operator approves or rejects it (once, logged in
+  the audit log in the same transaction); only ``approved`` versions are listed to
+  institutions and served, and an unpinned id means its newest approved version;
+- ``take_model_use`` counts, per institution and enterprise, the distinct models
+  (``id@version``) scored within a grant's period, in the transaction of the grant use
+  (serialized per institution and enterprise), and refuses one beyond the cap.
 """
 
 from __future__ import annotations
@@ -19,20 +28,21 @@ import hashlib
 import json
 import secrets
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy import Engine
+from sqlalchemy import CursorResult, Engine
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 from sqlmodel import SQLModel
 
 from common.db import read_session, write_session
-from common.errors import Conflict, InvalidInput, NotFound
+from common.errors import Conflict, Forbidden, InvalidInput, NotFound
 from common.settings import Category
 from federated.he import CKKSParams
-from federated.models import JointModel, check_catalog, parse_model
+from federated.models import OPERATOR, JointModel, check_catalog, parse_model
 
 metadata = SQLModel.metadata
 
@@ -56,6 +66,21 @@ joint_models = sa.Table(
     sa.Column("definition", sa.Text, nullable=False),
     sa.Column("registered_by", sa.String(200), nullable=False),
     sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("owner", sa.String(64), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("reviewed_by", sa.String(200)),
+    sa.Column("reviewed_at", sa.BigInteger),
+    extend_existing=True,
+)
+
+score_model_uses = sa.Table(
+    "score_model_uses",
+    metadata,
+    sa.Column("institution_id", sa.String(64), primary_key=True),
+    sa.Column("enterprise", sa.String(18), primary_key=True),
+    sa.Column("model", sa.String(90), primary_key=True),
+    sa.Column("grant_id", sa.String(40), primary_key=True),
+    sa.Column("first_at", sa.BigInteger, nullable=False),
     extend_existing=True,
 )
 
@@ -66,6 +91,22 @@ class ContextNotFound(NotFound):
 
 class ModelNotFound(NotFound):
     code = "model_not_found"
+
+
+class ModelNotOwned(Forbidden):
+    """A version of another owner's model id (issue 12, attack 3)."""
+
+    code = "model_not_owner"
+
+
+class ModelNotApproved(Forbidden):
+    """A model version the operator has not approved (pending or rejected)."""
+
+    code = "model_not_approved"
+
+
+class ModelAlreadyReviewed(Conflict):
+    code = "model_already_reviewed"
 
 
 @dataclass(frozen=True)
@@ -169,13 +210,32 @@ def register_model(
     model: JointModel,
     registered_by: str,
     *,
+    owner: str = OPERATOR,
+    status: str | None = None,
     catalog: Mapping[str, Category] | None = None,
+    audit: Callable[[Session, JointModel, str], Any] | None = None,
 ) -> JointModel:
     """Register ``model`` as the next version of its id and return it with ``version``,
-    ``registered_by`` and ``created_at`` set. ``registered_by`` says who: e.g.
-    ``"operator:models-import"`` or ``"training:<session id>"``. With ``catalog`` the
-    gateway features are checked against the data catalog first. Registering a
-    definition equal to the newest version returns that version unchanged."""
+    ``registered_by``, ``created_at`` and ``status`` set. ``owner`` is who registers:
+    an institution id (training) or ``OPERATOR`` (``xinyi models import``); an
+    institution may register only ``owner/…`` ids (``model_not_owner`` otherwise).
+    ``registered_by`` says how: e.g. ``"operator:models-import"`` or
+    ``"training:<session id>"``. ``status`` is ``pending`` (the operator reviews it) or
+    ``approved`` (only the operator registers approved); by default an operator's import
+    is approved (it is the operator's own decision) and an institution's is pending.
+    With ``catalog`` the gateway features are checked against the data catalog first.
+    Registering a definition equal to the newest version returns that version
+    unchanged. ``audit(session, model, status)`` logs a version registered approved, in
+    the transaction that stores it."""
+    if owner != OPERATOR and model.owner != owner:
+        raise ModelNotOwned(
+            f"model ids of {owner} are '{owner}/NAME'; {model.id!r} belongs to {model.owner}",
+            field="model_id",
+        )
+    if status is None:
+        status = "approved" if owner == OPERATOR else "pending"
+    if status not in ("pending", "approved") or (status == "approved" and owner != OPERATOR):
+        raise InvalidInput("a new model version is pending, or approved by the operator")
     if catalog is not None:
         check_catalog(model, catalog)
     if not registered_by or len(registered_by) > 200:
@@ -192,6 +252,8 @@ def register_model(
             .mappings()
             .first()
         )
+        if newest is not None and newest["owner"] != model.owner:
+            raise ModelNotOwned(f"model {model.id!r} belongs to {newest['owner']}")
         if newest is not None and newest["definition"] == definition:
             return _model_of(newest)
         version = 1 if newest is None else int(newest["version"]) + 1
@@ -204,6 +266,10 @@ def register_model(
                     definition=definition,
                     registered_by=registered_by,
                     created_at=now,
+                    owner=model.owner,
+                    status=status,
+                    reviewed_by=registered_by if status == "approved" else None,
+                    reviewed_at=now if status == "approved" else None,
                 )
             )
             s.flush()
@@ -212,45 +278,61 @@ def register_model(
                 f"model {model.id} was registered concurrently; try again",
                 code="model_version_conflict",
             ) from e
-    return model.registered(version, registered_by, now)
+        stored = model.registered(version, registered_by, now, status)
+        if audit is not None and status == "approved":
+            audit(s, stored, status)
+    return stored
 
 
 def _model_of(row: Any) -> JointModel:
     model = parse_model(json.loads(row["definition"]))
-    return model.registered(int(row["version"]), str(row["registered_by"]), int(row["created_at"]))
-
-
-def get_model(engine: Engine, model_id: str, version: int | None = None) -> JointModel:
-    """A model by id: the newest version, or the given one."""
-    q = sa.select(joint_models).where(joint_models.c.id == model_id)
-    q = (
-        q.where(joint_models.c.version == version)
-        if version is not None
-        else q.order_by(joint_models.c.version.desc()).limit(1)
+    return model.registered(
+        int(row["version"]), str(row["registered_by"]), int(row["created_at"]), str(row["status"])
     )
+
+
+def get_model(
+    engine: Engine, model_id: str, version: int | None = None, *, approved: bool = False
+) -> JointModel:
+    """A model by id: the given version, or the newest one (the newest approved one with
+    ``approved``). With ``approved`` a version that is not approved is refused
+    (``model_not_approved``)."""
+    q = sa.select(joint_models).where(joint_models.c.id == model_id)
+    if version is not None:
+        q = q.where(joint_models.c.version == version)
+    else:
+        if approved:
+            q = q.where(joint_models.c.status == "approved")
+        q = q.order_by(joint_models.c.version.desc()).limit(1)
     with read_session(engine) as s:
         row = s.execute(q).mappings().first()
     if row is None:
+        if approved and version is None and newest_version(engine, model_id) is not None:
+            raise ModelNotApproved(f"no version of {model_id!r} is approved for serving")
         which = model_id if version is None else f"{model_id}@{version}"
         raise ModelNotFound(f"no joint model {which!r}")
-    return _model_of(row)
+    model = _model_of(row)
+    if approved and not model.approved:
+        raise ModelNotApproved(f"model {model.ref} is {model.status}, not approved for serving")
+    return model
 
 
-def newest_version(engine: Engine, model_id: str) -> int | None:
+def newest_version(engine: Engine, model_id: str, *, approved: bool = False) -> int | None:
+    q = sa.select(sa.func.max(joint_models.c.version)).where(joint_models.c.id == model_id)
+    if approved:
+        q = q.where(joint_models.c.status == "approved")
     with read_session(engine) as s:
-        found = s.execute(
-            sa.select(sa.func.max(joint_models.c.version)).where(joint_models.c.id == model_id)
-        ).scalar()
+        found = s.execute(q).scalar()
     return int(found) if found is not None else None
 
 
-def list_models(engine: Engine) -> list[JointModel]:
-    """The newest version of every model, by id."""
-    newest = (
-        sa.select(joint_models.c.id, sa.func.max(joint_models.c.version).label("version"))
-        .group_by(joint_models.c.id)
-        .subquery()
-    )
+def list_models(engine: Engine, *, approved: bool = True) -> list[JointModel]:
+    """The newest version of every model, by id (the newest approved one with
+    ``approved``, the default: what institutions see and what serves)."""
+    inner = sa.select(joint_models.c.id, sa.func.max(joint_models.c.version).label("version"))
+    if approved:
+        inner = inner.where(joint_models.c.status == "approved")
+    newest = inner.group_by(joint_models.c.id).subquery()
     q = (
         sa.select(joint_models)
         .join(
@@ -261,3 +343,135 @@ def list_models(engine: Engine) -> list[JointModel]:
     )
     with read_session(engine) as s:
         return [_model_of(row) for row in s.execute(q).mappings()]
+
+
+@dataclass(frozen=True)
+class ModelRecord:
+    """A stored version as the operator reviews it."""
+
+    model: JointModel
+    reviewed_by: str | None
+    reviewed_at: int | None
+
+
+def list_versions(engine: Engine, *, status: str | None = None) -> list[ModelRecord]:
+    """Every stored version (the operator's review list), pending first, newest first."""
+    q = sa.select(joint_models)
+    if status is not None:
+        q = q.where(joint_models.c.status == status)
+    q = q.order_by(
+        (joint_models.c.status != "pending"), joint_models.c.created_at.desc(), joint_models.c.id
+    )
+    with read_session(engine) as s:
+        return [
+            ModelRecord(_model_of(r), r["reviewed_by"], r["reviewed_at"])
+            for r in s.execute(q).mappings()
+        ]
+
+
+def review_model(
+    engine: Engine,
+    model_id: str,
+    version: int,
+    *,
+    approve: bool,
+    reviewer: str,
+    audit: Callable[[Session, JointModel, str], Any],
+) -> JointModel:
+    """The operator's decision on a pending version: ``approved`` or ``rejected``, once.
+    ``audit(session, model, status)`` writes the audit entry in the same transaction (no
+    decision without its entry)."""
+    status = "approved" if approve else "rejected"
+    now = int(time.time())
+    with write_session(engine) as s:
+        row = (
+            s.execute(
+                sa.select(joint_models).where(
+                    joint_models.c.id == model_id, joint_models.c.version == version
+                )
+            )
+            .mappings()
+            .first()
+        )
+        if row is None:
+            raise ModelNotFound(f"no joint model '{model_id}@{version}'")
+        if row["status"] != "pending":
+            raise ModelAlreadyReviewed(f"model {model_id}@{version} is already {row['status']}")
+        done: CursorResult[Any] = s.execute(  # type: ignore[assignment]  # an UPDATE's result
+            joint_models.update()
+            .where(
+                joint_models.c.id == model_id,
+                joint_models.c.version == version,
+                joint_models.c.status == "pending",
+            )
+            .values(status=status, reviewed_by=reviewer, reviewed_at=now)
+        )
+        if done.rowcount != 1:  # a concurrent review won
+            raise ModelAlreadyReviewed(f"model {model_id}@{version} was reviewed concurrently")
+        model = _model_of({**row, "status": status})
+        audit(s, model, status)
+    return model
+
+
+# The score-extraction bound ---------------------------------------------------------------
+
+
+def take_model_use(
+    session: Session,
+    *,
+    institution: str,
+    enterprise: str,
+    grant_id: str,
+    model_ref: str,
+    since: int,
+    cap: int,
+    now: int,
+) -> bool:
+    """Record that ``institution`` scores ``enterprise`` with ``model_ref`` under
+    ``grant_id``, inside the caller's transaction; False (nothing written) when that
+    would make more than ``cap`` distinct models scored for this enterprise since
+    ``since`` (now minus a grant's period). Uses under other grants in that period
+    count too, so a second grant does not open a second allowance."""
+    t = score_model_uses
+    key = (
+        (t.c.institution_id == institution)
+        & (t.c.enterprise == enterprise)
+        & (t.c.model == model_ref)
+        & (t.c.grant_id == grant_id)
+    )
+    seen = session.execute(sa.select(t.c.first_at).where(key)).scalar()
+    if seen is not None and int(seen) >= since:
+        return True  # the hot path: this grant scored with this model within the period
+    if session.get_bind().dialect.name == "postgresql":
+        # Serialize the count-then-insert per (institution, enterprise); SQLite's
+        # BEGIN IMMEDIATE (write_session) already serializes every writer.
+        session.execute(
+            sa.text("SELECT pg_advisory_xact_lock(hashtext(:k))"),
+            {"k": f"score_model_uses|{institution}|{enterprise}"},
+        )
+    used = set(
+        session.execute(
+            sa.select(t.c.model)
+            .where(
+                t.c.institution_id == institution,
+                t.c.enterprise == enterprise,
+                t.c.first_at >= since,
+            )
+            .distinct()
+        ).scalars()
+    )
+    if model_ref not in used and len(used) >= cap:
+        return False
+    if seen is not None:  # used under this grant before the period: counted from now
+        session.execute(t.update().where(key).values(first_at=now))
+    else:
+        session.execute(
+            t.insert().values(
+                institution_id=institution,
+                enterprise=enterprise,
+                model=model_ref,
+                grant_id=grant_id,
+                first_at=now,
+            )
+        )
+    return True

@@ -10,7 +10,15 @@ Invariants:
   before any data is computed (fail closed); routes compute their answer only after
   ``enforce`` returned, and answer only after ``Access.finish`` has the entry's final
   index in the log.
-- empty scope is refused: a route must name the categories it touches.
+- empty scope is refused: a route must name the categories it touches;
+- a score (op ``score`` with a ``model_id``) also takes its place among the distinct
+  models scored for the enterprise in the grant's period, in the same transaction as
+  the grant use (``federated.store.take_model_use``); beyond
+  ``scoring.max_models_per_enterprise`` it is refused ``score_model_limit``;
+- a batch (training, batch scoring) logs a per-enterprise refusal only for a grant whose
+  signature verifies, that was issued to the caller and (when the request names one) is
+  about the enterprise named: every other pair of the batch shares ONE refusal entry
+  naming no enterprise, so junk pairs cannot write entries about arbitrary enterprises.
 """
 
 from __future__ import annotations
@@ -27,10 +35,13 @@ from sqlalchemy.exc import SQLAlchemyError
 from audit.errors import AuditUnavailable
 from common.db import write_session
 from common.errors import Error, Forbidden
+from common.logging import get_logger
 from consent.errors import ConsentRefused
 from consent.service import GrantUse
 from gateway.auth import Principal
 from gateway.services import Services, services
+
+log = get_logger("gateway.enforce")
 
 
 @dataclass(frozen=True)
@@ -154,6 +165,8 @@ def enforce_each(
     def allow(s: Any, req: DataRequest) -> Access:
         use = _check(svc, s, principal, req)
         enterprise = use.enterprise if use is not None else req.enterprise
+        if use is not None and req.op == "score" and req.model_id is not None:
+            _take_model_use(svc, s, principal, req, use)
         logged = [*req.categories, *req.public_categories]
         entry = _entry(svc, principal, req, enterprise, logged, use, "allowed")
         return Access(queue_id=svc.audit.enqueue(s, entry), grant=use, enterprise=enterprise)
@@ -182,9 +195,23 @@ def enforce_each(
                     outcomes.append(refuse(s, req, refusal))
         else:
             # A batch: one durable commit; each check in its own savepoint, so a refused
-            # one leaves no trace but its refusal entry while the batch goes on.
+            # one leaves no trace but its refusal entry while the batch goes on. Pairs
+            # whose grant is not even this caller's grant about that enterprise share
+            # one entry (audit amplification, issue 13).
+            junk = [not _names_its_enterprise(svc, principal, req) for req in requests]
             with write_session(svc.engine) as s:
-                for req in requests:
+                shared: ConsentRefused | None = None
+                if any(junk):
+                    shared = _malformed_batch(svc, s, principal, requests, junk)
+                for req, is_junk in zip(requests, junk, strict=True):
+                    if is_junk:
+                        assert shared is not None
+                        outcomes.append(
+                            ConsentRefused(
+                                shared.code, shared.message, queue_id=shared.details["queue_id"]
+                            )
+                        )
+                        continue
                     try:
                         with s.begin_nested():
                             outcomes.append(allow(s, req))
@@ -198,6 +225,88 @@ def enforce_each(
     except SQLAlchemyError as e:
         raise AuditUnavailable("the audit log cannot record this request; nothing served") from e
     return outcomes
+
+
+def _names_its_enterprise(svc: Services, principal: Principal, req: DataRequest) -> bool:
+    """May a refusal of ``req`` name an enterprise? Only when its grant verifies, was
+    issued to ``principal`` and is about the enterprise the request names (if any).
+    No store is read: the signature check is cached per grant."""
+    if not req.needs_grant:
+        return True
+    if not isinstance(req.grant, str) or not req.grant or len(req.grant) > 8192:
+        return False
+    try:
+        claims = svc.consent.verify_signature(req.grant)
+    except ConsentRefused:
+        return False
+    if claims.get("aud") != principal.id or not isinstance(claims.get("sub"), str):
+        return False
+    return req.enterprise is None or claims["sub"] == req.enterprise
+
+
+def _malformed_batch(
+    svc: Services,
+    s: Any,
+    principal: Principal,
+    requests: Sequence[DataRequest],
+    junk: Sequence[bool],
+) -> ConsentRefused:
+    """The one refusal entry of a batch's pairs whose grant is no grant of the caller
+    about that enterprise; it names no enterprise and no grant. A suspended institution
+    is told so first, as ``check`` would."""
+    n = sum(junk)
+    first = next(req for req, j in zip(requests, junk, strict=True) if j)
+    if svc.consent.institution_active(s, principal.id) is False:
+        refusal = ConsentRefused("institution_suspended", "the institution is suspended")
+    else:
+        refusal = ConsentRefused(
+            "grant_invalid",
+            f"{n} of the {len(requests)} pairs of this request carry no grant of this "
+            "institution about the enterprise named (signature, audience or subject); "
+            "they share one audit entry",
+        )
+    logged = [*first.categories, *first.public_categories]
+    entry = _entry(svc, principal, first, None, logged, None, refusal)
+    refusal.details["queue_id"] = svc.audit.enqueue(s, entry)
+    log.info(
+        "batch_pairs_refused", institution=principal.id, op=first.op, pairs=n, code=refusal.code
+    )
+    return refusal
+
+
+def _take_model_use(
+    svc: Services, s: Any, principal: Principal, req: DataRequest, use: GrantUse
+) -> None:
+    """The score-extraction bound: at most ``scoring.max_models_per_enterprise``
+    distinct models per institution and enterprise within a grant's period, i.e. over
+    the last (exp − nbf) seconds: a fresh grant does not open a fresh allowance."""
+    from federated import store as fstore
+
+    assert req.model_id is not None and isinstance(req.grant, str)
+    claims = svc.consent.verify_signature(req.grant)  # cached: verified by the check
+    now = int(time.time())
+    period = int(claims["exp"]) - int(claims.get("nbf") or claims.get("iat") or 0)
+    since = now - max(period, 0)
+    cap = svc.settings.config.scoring.max_models_per_enterprise
+    if not fstore.take_model_use(
+        s,
+        institution=principal.id,
+        enterprise=use.enterprise,
+        grant_id=use.grant_id,
+        model_ref=req.model_id,
+        since=since,
+        cap=cap,
+        now=now,
+    ):
+        raise ConsentRefused(
+            "score_model_limit",
+            f"this institution has scored this enterprise with {cap} other models within "
+            "a grant's period; one enterprise is scored with at most "
+            f"{cap} distinct models in a grant's period",
+            grant_id=use.grant_id,
+            enterprise=use.enterprise,
+            max_models=cap,
+        )
 
 
 def _check(svc: Services, s: Any, principal: Principal, req: DataRequest) -> GrantUse | None:

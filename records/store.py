@@ -404,6 +404,20 @@ def enterprises(engine: Engine, department: str | None = None) -> list[str]:
         return [str(u) for u in conn.execute(q).scalars()]
 
 
+def population_matrix(
+    engine: Engine,
+    catalog: Catalog | Settings,
+    columns: Sequence[str],
+    *,
+    as_of: date | None = None,
+) -> np.ndarray:
+    """The encoded ``columns`` of every enterprise the store holds a row about (NaN where
+    it has no current value): the population a joint model's gateway standardization is
+    fitted on, so that no bank-chosen set of rows fixes it (issue 12)."""
+    _, matrix = feature_matrix(engine, catalog, enterprises(engine), columns, as_of=as_of)
+    return matrix
+
+
 def feature_matrix(
     engine: Engine,
     catalog: Catalog | Settings,

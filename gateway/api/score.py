@@ -12,7 +12,15 @@ Invariants:
   ciphertexts (``federated.scoring``) and returns ciphertexts;
 - a batch refuses enterprises one by one: a refused grant (or an enterprise without data)
   is listed in ``refused`` with its code and audit index, and its slot carries nothing;
-- no route registers a model: models come from ``xinyi models import`` or training.
+- no route registers a model: models come from ``xinyi models import`` or training;
+- only models the operator approved are listed and served: ``model`` is ``id@version``
+  (the pinned form the SDK sends) or ``id``, the newest approved version of ``id``;
+  a version that is pending or rejected is refused ``model_not_approved``;
+- the gateway share is rounded to ``scoring.share_precision`` before it enters a
+  ciphertext, and one enterprise is scored with at most
+  ``scoring.max_models_per_enterprise`` distinct models per institution in a grant's
+  period (``gateway.enforce``): together they bound what zero-input scores reveal of
+  the gateway's features (docs/leakage.md, "Scoring").
 """
 
 from __future__ import annotations
@@ -96,20 +104,24 @@ def _json_with_blobs(fields: dict[str, Any], blobs: dict[str, str | list[str]]) 
 
 
 def _model(svc: Services, ref: Any) -> JointModel:
-    """``id`` (the newest version) or ``id@version``."""
+    """``id@version`` or ``id`` (its newest approved version); approved models only."""
     if not isinstance(ref, str) or not ref:
         raise InvalidInput("model: a model id is required", code="invalid_json", field="model")
     model_id, _, version = ref.partition("@")
     if version and not (version.isdigit() and len(version) <= 18):
         raise InvalidInput("model: 'id' or 'id@version'", code="invalid_json", field="model")
-    return _models(svc).get(svc, model_id, int(version) if version else None)
+    try:
+        return _models(svc).get(svc, model_id, int(version) if version else None)
+    except (fstore.ModelNotApproved, fstore.ModelNotFound) as e:
+        log.info("score_model_refused", model=ref[:100], code=e.code)
+        raise
 
 
 class _ModelCache:
-    """Parsed models by (id, version): versions never change, so only the newest-version
-    lookup goes to the database, and its answer is kept NEWEST_SECONDS (a newly
-    registered version serves unpinned requests within that time; the SDK pins
-    versions)."""
+    """Approved models by (id, version): an approved version never changes, so only the
+    newest-approved lookup goes to the database, and its answer is kept NEWEST_SECONDS
+    (a newly approved version serves unpinned requests within that time; the SDK pins
+    versions). A version that is not approved is never cached."""
 
     NEWEST_SECONDS = 2.0
 
@@ -126,15 +138,16 @@ class _ModelCache:
             if seen is not None and now - seen[0] < self.NEWEST_SECONDS:
                 version = seen[1]
             else:
-                version = fstore.newest_version(svc.engine, model_id)
-                if version is None:
+                version = fstore.newest_version(svc.engine, model_id, approved=True)
+                if version is None:  # says whether it is unknown or not approved
+                    fstore.get_model(svc.engine, model_id, approved=True)
                     raise fstore.ModelNotFound(f"no joint model {model_id!r}")
                 with self._lock:
                     self._newest[model_id] = (now, version)
         with self._lock:
             found = self._models.get((model_id, version))
         if found is None:
-            found = fstore.get_model(svc.engine, model_id, version)
+            found = fstore.get_model(svc.engine, model_id, version, approved=True)
             with self._lock:
                 self._models[(model_id, version)] = found
         return found
@@ -250,6 +263,10 @@ def gateway_values(svc: Services, enterprises: Sequence[str], model: JointModel)
     return values[[position[e] for e in enterprises]]
 
 
+def _precision(svc: Services) -> float:
+    return svc.settings.config.scoring.share_precision
+
+
 def _grant_arg(grant: Any) -> str | None:
     return grant if isinstance(grant, str) else None
 
@@ -326,7 +343,7 @@ def list_models() -> dict[str, Any]:
     return {"models": [_view(svc, m) for m in fstore.list_models(svc.engine)]}
 
 
-@bp.get("/v1/models/<model_ref>")
+@bp.get("/v1/models/<path:model_ref>")
 @authenticated()
 def get_model(model_ref: str) -> dict[str, Any]:
     svc = services()
@@ -355,7 +372,8 @@ def score() -> Response:
             audit_index=access.finish(),
         )
     started = time.perf_counter()
-    out = scoring.score_single(ev, ct, model, model.gateway_share(values))
+    share = scoring.round_share(model.gateway_share(values), _precision(svc))
+    out = scoring.score_single(ev, ct, model, share)
     spent = time.perf_counter() - started
     HE_SECONDS.labels("single").observe(spent)
     log.debug(
@@ -425,13 +443,14 @@ def score_batch() -> Response:
         )
     missing: list[int] = []
     granted = list(accesses)
+    precision = _precision(svc)
     if granted:
         values = gateway_values(svc, [str(accesses[i].enterprise) for i in granted], model)
         for i, row in zip(granted, values, strict=True):
             if np.isnan(row).all():
                 missing.append(i)
                 continue
-            shares[i] = model.gateway_share(row)
+            shares[i] = scoring.round_share(model.gateway_share(row), precision)
             allowed[i] = True
     started = time.perf_counter()
     public = context.public() if not allowed.all() else None
@@ -504,6 +523,8 @@ _MODEL = openapi._obj(
         "context_params": _PARAMS,
         "bank_standardization": {"type": ["object", "null"]},
         "created_at": {"type": ["integer", "null"]},
+        "owner": openapi.STR,
+        "status": openapi.STR,
     },
     extra=True,
 )
@@ -532,7 +553,7 @@ openapi.add_paths(
         },
         "/v1/models": {
             "get": openapi._op(
-                "Registered joint models (newest versions; never the gateway's weights)",
+                "Approved joint models (newest approved versions; never the gateway's weights)",
                 tag="score",
                 security="any",
                 ok=openapi._obj({"models": {"type": "array", "items": _MODEL}}, extra=True),
@@ -540,7 +561,7 @@ openapi.add_paths(
         },
         "/v1/models/{model_ref}": {
             "get": openapi._op(
-                "One joint model: 'id' (newest version) or 'id@version'",
+                "One approved joint model: 'id' (newest approved version) or 'id@version'",
                 tag="score",
                 security="any",
                 ok=_MODEL,

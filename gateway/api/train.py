@@ -19,6 +19,15 @@ Invariants:
   again before every later epoch: an enterprise whose grant was revoked, paused or has
   expired leaves the session (its refusal logged, its gateway features blanked to the
   "no data" value 0 from then on). A session ends after ``training.session_hours``;
+- governance (issue 12): a session needs at least ``training.min_gateway_features``
+  gateway columns (checked before any grant) and at least ``training.min_enterprises``
+  accepted enterprises with data; below either it is refused (``too_few_gateway_features``
+  / ``too_few_enterprises``, logged) and nothing is stored. The gateway standardization
+  is fitted on the gateway's whole population for those columns (every enterprise the
+  department data store holds a current value about), never on the session's rows;
+- a model id belongs to its owner: the session's institution trains ``<institution>/NAME``
+  only (another owner's id is refused ``model_not_owner`` at opening and at ``finish``),
+  and a registered model is ``pending`` until the operator approves it;
 - the gateway's features are read once, when the session opens (a snapshot in the
   session row), so every worker and every batch sees the same data;
 - a message is answered only after the new protocol state is stored (compare-and-set);
@@ -37,6 +46,7 @@ import binascii
 import secrets
 import threading
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from datetime import date
 from typing import Any
@@ -91,6 +101,14 @@ class AlreadyRegistered(Conflict):
     code = "training_already_registered"
 
 
+class TooFewEnterprises(Forbidden):
+    code = "too_few_enterprises"
+
+
+class TooFewGatewayFeatures(Forbidden):
+    code = "too_few_gateway_features"
+
+
 # Gateway features -------------------------------------------------------------------------
 
 
@@ -109,6 +127,50 @@ def feature_source(svc: Services) -> FeatureSource:
     """``records_features`` unless a test or tool put another in ``svc.extras``."""
     found = svc.extras.get("train.feature_source")
     return found if found is not None else records_features
+
+
+PopulationSource = Callable[[Services, Sequence[str]], np.ndarray]
+"""(services, gateway columns) → matrix of every enterprise's raw model inputs, NaN
+where absent: the population the gateway standardization is fitted on."""
+
+
+def records_population(svc: Services, columns: Sequence[str]) -> np.ndarray:
+    """Every enterprise of the department data store (``records.store.population_matrix``)."""
+    from records import store as records
+
+    return np.asarray(
+        records.population_matrix(svc.engine, svc.catalog, list(columns), as_of=date.today()),
+        dtype=np.float64,
+    )
+
+
+def population_source(svc: Services) -> PopulationSource:
+    """``records_population`` unless a test or tool put another in ``svc.extras``."""
+    found = svc.extras.get("train.population_source")
+    return found if found is not None else records_population
+
+
+def owned_model_id(institution: str, model_id: str) -> str:
+    """The id a session of ``institution`` registers under: ``NAME`` becomes
+    ``institution/NAME``; ``owner/NAME`` must name ``institution`` (``model_not_owner``)."""
+    from federated.models import MODEL_ID, model_owner
+    from federated.store import ModelNotOwned
+
+    full = model_id if "/" in model_id else f"{institution}/{model_id}"
+    if not MODEL_ID.match(full):
+        raise InvalidInput(
+            f"model_id: {full!r} is not 'owner/name' (lower-case letters, digits, '_', '.', "
+            "'-'; at most 64 characters in all)",
+            code="invalid_json",
+            field="model_id",
+        )
+    if model_owner(full) != institution:
+        raise ModelNotOwned(
+            f"model_id {model_id!r} belongs to {model_owner(full)}; this institution trains "
+            f"'{institution}/NAME' only",
+            field="model_id",
+        )
+    return full
 
 
 def column_scope(svc: Services, columns: Sequence[str]) -> tuple[list[str], list[str], list[str]]:
@@ -158,14 +220,16 @@ def _train_request(
 
 
 def standardize(
-    matrix: np.ndarray, train_rows: np.ndarray, clip: float
+    matrix: np.ndarray, population: np.ndarray, clip: float
 ) -> tuple[Standardization, np.ndarray]:
-    """Mean and std over the training rows' present values. A missing value becomes the
-    mean, so it is 0 after standardization and adds nothing (the scoring convention)."""
-    train = matrix[train_rows]
-    with np.errstate(invalid="ignore"):
-        mean = np.nanmean(np.where(np.isnan(train), np.nan, train), axis=0)
-        std = np.nanstd(train, axis=0)
+    """Mean and std over the present values of ``population`` (every enterprise the
+    gateway holds data about, not the session's rows), applied to ``matrix``. A missing
+    value becomes the mean, so it is 0 after standardization and adds nothing (the
+    scoring convention)."""
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN column: handled below
+        mean = np.nanmean(population, axis=0)
+        std = np.nanstd(population, axis=0)
     mean = np.where(np.isfinite(mean), mean, 0.0)
     std = np.where(np.isfinite(std) & (std > 1e-12), std, 1.0)
     filled = np.where(np.isnan(matrix), mean, matrix)
@@ -242,6 +306,19 @@ def _context(value: Any, limit: int) -> PublicContext:
     return PublicContext.load(data, expected=PARAMS, max_bytes=limit)
 
 
+def _refusal(error: Error, institution: str) -> Error:
+    """A governance refusal, logged (code and counts only) before it is raised."""
+    log.info("training_session_refused", institution=institution, code=error.code)
+    return error
+
+
+def _refused_if(check: Callable[[], str], institution: str) -> str:
+    try:
+        return check()
+    except Error as e:
+        raise _refusal(e, institution) from None
+
+
 def _grant_id(access: Access) -> str:
     return access.grant.grant_id if access.grant is not None else ""
 
@@ -273,7 +350,30 @@ def open_session() -> tuple[dict[str, Any], int]:
     model_id = body.get("model_id")
     if model_id is not None and (not isinstance(model_id, str) or not 0 < len(model_id) <= 64):
         raise InvalidInput("model_id: a short string", code="invalid_json", field="model_id")
+    if model_id is not None:
+        name: str = model_id
+        model_id = _refused_if(lambda: owned_model_id(principal.id, name), principal.id)
     scope = column_scope(svc, columns)
+    # Governance before any grant is checked: a refusal here costs no grant use.
+    if len(columns) < cfg.min_gateway_features:
+        raise _refusal(
+            TooFewGatewayFeatures(
+                f"{len(columns)} gateway columns; a joint model needs at least "
+                f"{cfg.min_gateway_features} (one served linear functional per enterprise "
+                "must not isolate a feature)",
+                field="gateway_features",
+            ),
+            principal.id,
+        )
+    if len(enterprises) < cfg.min_enterprises:
+        raise _refusal(
+            TooFewEnterprises(
+                f"{len(enterprises)} enterprises listed; a session needs at least "
+                f"{cfg.min_enterprises} with an active op-train grant and data at the gateway",
+                field="enterprises",
+            ),
+            principal.id,
+        )
 
     # Consent for every enterprise in one transaction: the refused ones are left out,
     # not fatal, unless the institution itself is refused.
@@ -312,13 +412,17 @@ def open_session() -> tuple[dict[str, Any], int]:
     keep = [k for k in range(len(accepted)) if have[k]]
     train_rows = np.asarray([k for k in keep if not accepted[k][1]], dtype=np.int64)
     val_rows = np.asarray([k for k in keep if accepted[k][1]], dtype=np.int64)
-    if len(train_rows) < 2:
-        raise Forbidden(
-            f"only {len(train_rows)} enterprises can train (with an active op-train grant and "
-            f"data at the gateway); at least 2 are needed",
-            code="too_few_enterprises",
+    if len(keep) < cfg.min_enterprises or len(train_rows) < 2:
+        raise _refusal(
+            TooFewEnterprises(
+                f"only {len(keep)} enterprises can take part (with an active op-train grant "
+                f"and data at the gateway); at least {cfg.min_enterprises} are needed",
+                field="enterprises",
+                refused=len(refused),
+            ),
+            principal.id,
         )
-    stdz, z = standardize(matrix, train_rows, cfg.clip)
+    stdz, z = standardize(matrix, population_source(svc)(svc, columns), cfg.clip)
     session_id = "trn_" + secrets.token_hex(12)
     try:
         plan = TrainingPlan(
@@ -455,13 +559,11 @@ def recheck_consent(svc: Services, rec: tstore.SessionRecord) -> bool:
     wanted = set(rec.enterprises.grants.values())
     gone_before = {r["uscc"] for r in rec.refused}
     now = int(time.time())
-    with read_session(svc.engine) as s:
+    with read_session(svc.engine) as s:  # by id: newer consents cannot hide these
         rows = [
             r
-            for r in consent_store.list_consents(
-                s, institution=rec.institution_id, limit=10 * len(wanted) + 1000
-            )
-            if r.id in wanted
+            for r in consent_store.consents_by_ids(s, sorted(wanted))
+            if r.institution_id == rec.institution_id
         ]
     ended = {
         r.enterprise: r
@@ -595,7 +697,13 @@ def finish(session_id: str) -> dict[str, Any]:
             "message": "the gateway keeps its half of the model; finish again with "
             "register=true and the bank's half to serve it",
         }
-    model_id = body.get("model_id") or rec.model_id or session_id
+    requested = body.get("model_id")
+    if requested is not None and (not isinstance(requested, str) or not 0 < len(requested) <= 64):
+        raise InvalidInput("model_id: a short string", code="invalid_json", field="model_id")
+    model_id = _refused_if(
+        lambda: owned_model_id(institution, requested or rec.model_id or session_id),
+        institution,
+    )
     half = body.get("bank_half")
     if not isinstance(half, dict) or set(half) != {"bank_features", "bank_weights", "intercept"}:
         raise InvalidInput(
@@ -618,7 +726,16 @@ def finish(session_id: str) -> dict[str, Any]:
     }
     if isinstance(body.get("description"), str):
         definition["description"] = body["description"]
-    model_ref = register_trained_model(svc, definition, session_id)
+    definition["metadata"] = {
+        "training": {
+            "session": session_id,
+            "enterprises": rec.plan.n_train + rec.plan.n_validation,
+            "left_out": len(rec.refused),
+            "epochs": rec.plan.epochs,
+            "standardization": "gateway population",
+        }
+    }
+    model_ref = register_trained_model(svc, definition, session_id, institution)
     tstore.record_result(
         svc.engine,
         session_id,
@@ -634,25 +751,32 @@ def finish(session_id: str) -> dict[str, Any]:
     return {
         "id": session_id,
         "registered": True,
-        "model": {"id": model_ref[0], "version": model_ref[1]},
+        "model": {"id": model_ref[0], "version": model_ref[1], "status": "pending"},
+        "message": "the model is pending: it serves once the platform operator approves it",
     }
 
 
 def register_trained_model(
-    svc: Services, definition: dict[str, Any], session_id: str
+    svc: Services, definition: dict[str, Any], session_id: str, institution: str
 ) -> tuple[str, int]:
     """Register the joint model (the ``xinyi models import`` JSON) in the model registry
-    as ``training:<session id>``; returns (id, version)."""
+    as ``training:<session id>``, owned by ``institution`` and pending the operator's
+    review; returns (id, version)."""
     from federated import store as fstore
     from federated.models import parse_model
 
     model = parse_model(definition)
-    registered = fstore.register_model(
-        svc.engine,
-        model,
-        f"training:{session_id}",
-        catalog=svc.settings.config.categories,
-    )
+    try:
+        registered = fstore.register_model(
+            svc.engine,
+            model,
+            f"training:{session_id}",
+            owner=institution,
+            status="pending",
+            catalog=svc.settings.config.categories,
+        )
+    except Error as e:
+        raise _refusal(e, institution) from None
     return registered.id, registered.version
 
 
@@ -757,7 +881,8 @@ openapi.add_paths(
                 **openapi._op(
                     "End a trained session: the gateway keeps its half; with register=true "
                     "and the bank's half (weights on raw bank features) the joint model is "
-                    "registered for serving",
+                    "registered as '<institution>/NAME', pending the operator's approval "
+                    "(another owner's id: 403 model_not_owner)",
                     tag="training",
                     body=openapi._obj(
                         {

@@ -183,6 +183,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "op.verify": ("条件核验", "Verification"),
     "op.score": ("联合评分", "Joint score"),
     "op.train": ("联合建模", "Joint training"),
+    "op.model.approve": ("审核通过模型", "Model approved"),
+    "op.model.reject": ("拒绝模型", "Model rejected"),
     "op.consent.request": ("提出授权请求", "Consent requested"),
     "op.consent.approve": ("同意授权", "Consent approved"),
     "op.consent.reject": ("拒绝授权", "Consent rejected"),
@@ -229,6 +231,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "decision.grant_uses_exhausted": ("授权次数已用完", "Authorization uses exhausted"),
     "decision.institution_suspended": ("机构已被暂停", "Institution suspended"),
     "decision.verify_budget_exhausted": ("核验次数已用完", "Verification budget spent"),
+    "decision.score_model_limit": (
+        "该企业在授权期内评分所用模型数已达上限",
+        "Models per enterprise in the authorization's period reached",
+    ),
     # Visibility, units, keys
     "visibility.public": ("公开", "Public"),
     "visibility.non_public": ("非公开", "Non-public"),
@@ -658,6 +664,54 @@ MESSAGES: dict[str, tuple[str, str]] = {
     ),
     "opr.models.none": ("还没有登记模型。", "No models registered yet."),
     "opr.models.caption": ("模型（{n} 个）", "Models ({n})"),
+    "opr.models.review_intro": (
+        "机构训练的模型先处于待审核状态，运营方审核通过后才能用于评分。点击模型查看审核页。",
+        "A model an institution trains is pending until the operator approves it; only "
+        "approved models score. Open a model to review it.",
+    ),
+    "title.opr.model": ("模型审核", "Model review"),
+    "opr.model.back": ("返回模型列表", "Back to the models"),
+    "opr.model.registered_by": ("登记来源", "Registered by"),
+    "opr.model.training_size": ("训练企业数", "Enterprises trained on"),
+    "opr.model.not_trained": (
+        "运营方导入，非联合训练",
+        "Imported by the operator, not trained here",
+    ),
+    "opr.model.departments": ("使用哪些部门的数据", "Departments whose data it uses"),
+    "opr.model.weights": ("权重摘要", "Weight summary"),
+    "opr.model.weights_intro": (
+        "网关侧权重决定一次零输入评分能透露多少：单个权重占比过大时，评分接近单个特征。",
+        "The gateway weights decide what a zero-input score reveals: when one weight "
+        "dominates, a score is close to a single feature.",
+    ),
+    "opr.model.gateway_l2": ("网关权重 L2 范数", "Gateway weights, L2 norm"),
+    "opr.model.gateway_l1": ("网关权重 L1 范数", "Gateway weights, L1 norm"),
+    "opr.model.bank_l2": ("机构权重 L2 范数", "Institution weights, L2 norm"),
+    "opr.model.intercept": ("截距", "Intercept"),
+    "opr.model.share_bound": ("网关分值的最大幅度", "Largest gateway share"),
+    "opr.model.dominant": ("最大权重占比", "Share of the largest weight"),
+    "opr.model.largest": ("绝对值最大的网关权重", "The largest gateway weights"),
+    "opr.model.weight": ("权重", "Weight"),
+    "opr.model.decide": ("审核决定", "Decision"),
+    "opr.model.decide_intro": (
+        "通过后，机构即可用该模型评分；拒绝后该版本永不使用。决定写入审计日志，不可更改。",
+        "Once approved, institutions can score with this version; a rejected version is "
+        "never used. The decision is written to the audit log and cannot be changed.",
+    ),
+    "opr.model.approve": ("通过，允许评分", "Approve for scoring"),
+    "opr.model.reject": ("拒绝", "Reject"),
+    "modelstatus.pending": ("待审核", "Pending review"),
+    "modelstatus.approved": ("已通过", "Approved"),
+    "modelstatus.rejected": ("已拒绝", "Rejected"),
+    "col.owner": ("所有者", "Owner"),
+    "notice.model_approved": (
+        "模型 {model} 已通过审核（审计日志第 {index} 条）。",
+        "Model {model} is approved (audit log entry {index}).",
+    ),
+    "notice.model_rejected": (
+        "模型 {model} 已被拒绝（审计日志第 {index} 条）。",
+        "Model {model} is rejected (audit log entry {index}).",
+    ),
     "title.opr.stats": ("统计", "Statistics"),
     "opr.stats.intro": (
         "最近 {days} 天（{first} 至 {last}，北京时间）。图表下方可展开数据表。",

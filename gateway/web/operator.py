@@ -3,6 +3,9 @@
 Invariants:
 - the operator sees registrations, key metadata (never a private key), model metadata
   and counts; no page shows a data value of any enterprise;
+- a trained model serves only after the operator approved it on its review page
+  (features, departments, training size, weight summary); the decision is taken once
+  and logged in the audit log in the transaction that records it;
 - adding, suspending and resuming go through the registry (the same calls as
   ``xinyi admin``); suspending and rotating go through a confirmation page that says
   what stops;
@@ -13,12 +16,13 @@ Invariants:
 from __future__ import annotations
 
 import json
+import secrets
 import time
 from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
-from flask import Blueprint, Response, redirect, request, url_for
+from flask import Blueprint, Response, g, redirect, request, url_for
 from werkzeug.wrappers import Response as BaseResponse
 
 from common.db import read_session
@@ -26,6 +30,7 @@ from common.errors import Conflict, InvalidInput
 from consent import store as consent_store
 from consent.policy import STATES
 from federated import store as model_store
+from federated.models import JointModel, WeightSummary, review_entry, weight_summary
 from gateway.services import services
 from gateway.web import charts, common, views
 from gateway.web.common import install, notify, render, t
@@ -324,33 +329,112 @@ def rotate(purpose: str) -> BaseResponse:
 # Models -------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class ModelView:
-    """What the operator sees of a joint model: its shape, never its weights."""
+    """What the operator sees of a joint model version: its shape, its review status and
+    a summary of its weights; never a data value."""
 
     id: str
     version: int
+    owner: str
+    status: str
     gateway_features: tuple[str, ...]
     bank_features: tuple[str, ...]
     description: str
     registered_by: str | None
     created_at: int | None
+    reviewed_by: str | None
+    reviewed_at: int | None
+    training_enterprises: int | None
+    departments: tuple[str, ...]
+    summary: WeightSummary
+
+    @property
+    def ref(self) -> str:
+        return f"{self.id}@{self.version}"
+
+
+def _model_view(record: model_store.ModelRecord) -> ModelView:
+    m = record.model
+    cats = services().settings.config.categories
+    training = (m.metadata or {}).get("training")
+    size = training.get("enterprises") if isinstance(training, dict) else None
+    return ModelView(
+        m.id,
+        int(m.version),
+        m.owner,
+        str(m.status),
+        tuple(m.gateway_features),
+        tuple(m.bank_features),
+        str(m.description or ""),
+        m.registered_by,
+        m.created_at,
+        record.reviewed_by,
+        record.reviewed_at,
+        int(size) if isinstance(size, int) else None,
+        tuple(sorted({cats[c].department for c in m.gateway_categories if c in cats})),
+        weight_summary(m),
+    )
 
 
 def model_views() -> list[ModelView]:
-    """The registered joint models (newest version of each)."""
-    return [
-        ModelView(
-            m.id,
-            int(m.version),
-            tuple(m.gateway_features),
-            tuple(m.bank_features),
-            str(m.description or ""),
-            m.registered_by,
-            m.created_at,
-        )
-        for m in model_store.list_models(services().engine)
-    ]
+    """Every registered version, pending first."""
+    return [_model_view(r) for r in model_store.list_versions(services().engine)]
+
+
+def _find(ref: str) -> model_store.ModelRecord:
+    model_id, _, version = ref.rpartition("@")
+    if not model_id or not version.isdigit() or len(version) > 18:
+        raise InvalidInput("a model is named id@version", code="invalid_model_ref")
+    for record in model_store.list_versions(services().engine):
+        if record.model.id == model_id and record.model.version == int(version):
+            return record
+    raise model_store.ModelNotFound(f"no joint model {ref!r}")
 
 
 @bp.get("/models")
 def models() -> Response:
     return render("web/operator/models.html", title_key="title.opr.models", models=model_views())
+
+
+@bp.get("/models/<path:ref>")
+def review(ref: str) -> Response:
+    """The review page: features, departments, training size, weight summary."""
+    return render("web/operator/model.html", title_key="title.opr.model", m=_model_view(_find(ref)))
+
+
+@bp.post("/models/<path:ref>/review")
+def decide(ref: str) -> BaseResponse:
+    """Approve or reject a pending version; the decision is logged in the audit log in
+    the transaction that records it."""
+    decision = request.form.get("decision", "")
+    if decision not in ("approve", "reject"):
+        raise InvalidInput("decision: approve or reject", code="invalid_decision")
+    record = _find(ref)
+    svc = services()
+    principal = g.get("principal")
+    reviewer = f"operator:{principal.id}" if principal is not None else "operator"
+    queued: list[int] = []
+
+    def audit(session: Any, model: JointModel, status: str) -> None:
+        entry = review_entry(
+            model,
+            status,
+            svc.settings.config.categories,
+            request_id=g.get("request_id") or secrets.token_hex(8),
+            now=int(time.time()),
+        )
+        queued.append(int(svc.audit.enqueue(session, entry)))
+
+    model = model_store.review_model(
+        svc.engine,
+        record.model.id,
+        record.model.version,
+        approve=decision == "approve",
+        reviewer=reviewer,
+        audit=audit,
+    )
+    index = svc.audit.await_index(queued[0], svc.settings.config.audit.integrate_wait_seconds)
+    common.log.info(
+        "operator_model_reviewed", model=model.ref, status=model.status, audit_index=index
+    )
+    notify(f"notice.model_{model.status}", model=model.ref, index=index)
+    return redirect(url_for(".review", ref=model.ref))

@@ -54,3 +54,26 @@ def test_init_needs_a_passphrase(tmp_path: Path) -> None:
         env={"XINYI_BANK_PASSPHRASE": ""},
     )
     assert result.exit_code == 2 and "XINYI_BANK_PASSPHRASE" in result.output
+
+
+def test_score_refuses_a_model_of_an_untrusted_owner_before_asking_the_gateway(
+    tmp_path: Path,
+) -> None:
+    from bank.profile import BankProfile
+
+    runner = CliRunner()
+    home = tmp_path / "bank"
+    url = "http://127.0.0.1:9"  # nothing listens: any request would be gateway_unreachable
+    args = ["bank", "init", "--id", "demo_bank", "--home", str(home), "--gateway", url]
+    assert runner.invoke(main, args, env=PASS).exit_code == 0
+    BankProfile.open(home, PASS["XINYI_BANK_PASSPHRASE"]).remember_context("ctx_test", url)
+    score = ["bank", "score", "--grant", "g", "--home", str(home), "--model"]
+    hijacked = runner.invoke(main, [*score, "evil_bank/sme-risk@2"], env=PASS)
+    assert hijacked.exit_code == 2
+    assert "model_owner_untrusted" in hijacked.output and "evil_bank" in hijacked.output
+    trusted = runner.invoke(
+        main, [*score, "evil_bank/sme-risk", "--trust-owner", "evil_bank"], env=PASS
+    )
+    assert trusted.exit_code == 2 and "gateway_unreachable" in trusted.output
+    own = runner.invoke(main, [*score, "demo_bank/sme-risk"], env=PASS)
+    assert own.exit_code == 2 and "gateway_unreachable" in own.output

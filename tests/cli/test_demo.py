@@ -14,7 +14,7 @@ from tests.live import free_port
 def test_the_whole_demo_story_runs(tmp_path: Path) -> None:
     env = {"XINYI_HOME": str(tmp_path), "XINYI_KEY_PASSPHRASE": "demo-test", "CI": "true"}
     result = CliRunner().invoke(
-        main, ["demo", "--port", str(free_port()), "--enterprises", "400", "--no-serve"], env=env
+        main, ["demo", "--port", str(free_port()), "--enterprises", "700", "--no-serve"], env=env
     )
     out = result.output
     assert result.exit_code == 0, out[-3000:]
@@ -33,7 +33,9 @@ def test_the_whole_demo_story_runs(tmp_path: Path) -> None:
     assert "xinyi audit verify: OK" in out
     # federated training
     assert "training without them" in out and "grant_revoked" in out
-    assert "using sme-risk-federated@1 from federated training" in out
+    assert "is refused: 403 too_few_gateway_features (no grant used" in out
+    assert "using hz_demo_bank/sme-risk-federated@1 from federated training" in out
+    assert "approved on the console" in out
     # scoring
     assert "after the enterprise revoked: refused — grant_revoked" in out
     assert "AUC joint HE model" in out

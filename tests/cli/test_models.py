@@ -53,3 +53,40 @@ def test_a_bad_model_file_names_the_problem(database_url: str, tmp_path: Path) -
     path.write_text("{not json", encoding="utf-8")
     result = runner.invoke(main, ["models", "import", str(path)], env=env)
     assert result.exit_code == 2 and "not a JSON document" in result.output
+
+
+def test_the_operators_import_is_approved_and_logged_unless_left_pending(
+    database_url: str, tmp_path: Path
+) -> None:
+    import sqlalchemy as sa
+
+    from common.db import make_engine
+
+    runner = CliRunner()
+    env = _env(database_url, tmp_path)
+    path = tmp_path / "model.json"
+    raw = {**model_json(np.random.default_rng(1)), "id": "bank_a/risk"}
+    path.write_text(json.dumps(raw), encoding="utf-8")
+    engine = make_engine(database_url)
+
+    def queued() -> int:
+        with engine.connect() as conn:
+            return int(conn.execute(sa.text("SELECT count(*) FROM audit_queue")).scalar() or 0)
+
+    before = queued()
+    pending = runner.invoke(main, ["models", "import", "--pending", str(path)], env=env)
+    assert pending.exit_code == 0, pending.output
+    assert "bank_a/risk@1" in pending.output and "pending" in pending.output
+    assert queued() == before  # nothing decided, nothing logged
+    listed = runner.invoke(main, ["models", "list", "--json"], env=env)
+    assert json.loads(listed.output) == []
+    raw["intercept"] = raw["intercept"] + 1.0
+    path.write_text(json.dumps(raw), encoding="utf-8")
+    approved = runner.invoke(main, ["models", "import", str(path)], env=env)
+    assert approved.exit_code == 0, approved.output
+    assert "bank_a/risk@2" in approved.output and "approved" in approved.output
+    assert queued() == before + 1  # the operator's approval is in the audit queue
+    every = runner.invoke(main, ["models", "list", "--all"], env=env)
+    assert "bank_a/risk@1" in every.output and "pending" in every.output
+    assert "bank_a/risk@2" in every.output and "approved" in every.output
+    engine.dispose()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,6 +25,7 @@ from common import uscc
 from federated import he
 from federated import store as fstore
 from federated.models import JointModel, parse_model
+from federated.scoring import round_share
 from records.catalog import Catalog
 from records.service import import_csv
 from tests.gateway.conftest import ENTERPRISE, OTHER_ENTERPRISE, Bank, grant_for
@@ -92,7 +94,10 @@ class World:
         paid, revenue = TAX[enterprise]
         employees, arrears = SOCIAL[enterprise]
         x_g = [np.log1p(paid), np.log1p(revenue), employees, arrears, None]
-        return self.model.logit(x_g, bank_columns)
+        precision = self.app.extensions["xinyi"].settings.config.scoring.share_precision
+        share = round_share(self.model.gateway_share(x_g), precision)
+        bank = float(np.dot(self.model.bank_weights, self.model.bank_inputs(bank_columns)))
+        return share + bank
 
     def body(self, grant: str | None, ct: bytes, **kw: Any) -> dict[str, Any]:
         return {
@@ -365,3 +370,163 @@ def test_batch_scores_each_enterprise_and_refuses_one_visibly(
     body["grants"] = ["g"] * 5000
     resp = world.bank.post(world.client, "/v1/score/batch", body)
     assert resp.status_code == 413
+
+
+# Governance: approval, ownership, the score-extraction bound (issue 12) ----------------
+
+
+def _log_size(world: World) -> int:
+    """Entries in the audit log once everything queued is integrated."""
+    from audit import store as audit_store
+
+    svc = world.app.extensions["xinyi"]
+    svc.audit.integrate_pending()
+    with svc.engine.connect() as conn:
+        return audit_store.read_state(conn).size
+
+
+def _entry(world: World, index: int) -> dict[str, Any]:
+    return dict(world.bank.get(world.client, f"/v1/audit/entries/{index}").get_json()["entry"])
+
+
+def _register(world: World, model_id: str, *, owner: str = "_operator", **changes: Any) -> str:
+    raw = {**_model_json(), "id": model_id, **changes}
+    svc = world.app.extensions["xinyi"]
+    stored = fstore.register_model(
+        svc.engine,
+        parse_model(raw),
+        "operator:test" if owner == "_operator" else "training:trn_test",
+        owner=owner,
+        catalog=svc.settings.config.categories,
+    )
+    return stored.ref
+
+
+def test_a_pending_model_is_neither_listed_nor_scored_until_the_operator_approves_it(
+    world: World, secret: he.SecretContext
+) -> None:
+    ref = _register(world, "demo_bank/own-risk", owner="demo_bank", intercept=-1.0)
+    assert ref == "demo_bank/own-risk@1"
+    listed = [m["id"] for m in world.bank.get(world.client, "/v1/models").get_json()["models"]]
+    assert listed == ["sme-risk"]
+    grant = world.grant()
+    before = _uses(world)
+    ct = base64.b64encode(he.encrypt_seeded(secret, [0.0, 0.0, 0.0])).decode()
+    for model in (ref, "demo_bank/own-risk"):
+        body = {"grant": grant, "model": model, "context": world.context_id, "ciphertext": ct}
+        resp = world.bank.post(world.client, "/v1/score", body)
+        assert (resp.status_code, resp.get_json()["error"]) == (403, "model_not_approved")
+    with pytest.raises(BankError) as e:
+        world.scorer.model(ref)
+    assert e.value.code == "model_not_approved"
+    assert _uses(world) == before  # refused before any grant use
+
+    # The operator reviews it on the console and approves it; the decision is logged.
+    operator = world.make_person("operator")
+    page = operator.get(f"/operator/models/{ref}")
+    assert page.status_code == 200
+    text = page.get_data(as_text=True)
+    token = operator.environ_base["HTTP_X_CSRF_TOKEN"]
+    assert "待审核" in text and "税务局" in text and "log1p(tax.paid_12m)" in text
+    size = _log_size(world)
+    resp = operator.post(
+        f"/operator/models/{ref}/review", data={"decision": "approve", "csrf_token": token}
+    )
+    assert resp.status_code == 302
+    assert _log_size(world) == size + 1
+    entry = _entry(world, size)
+    assert (entry["operation"], entry["model_id"], entry["institution"]) == (
+        "model.approve",
+        ref,
+        "demo_bank",
+    )
+    assert entry["departments"] == ["market_regulation", "social_security", "tax"]
+    resp = operator.post(
+        f"/operator/models/{ref}/review", data={"decision": "reject", "csrf_token": token}
+    )
+    assert resp.status_code == 409  # decided once
+    info = world.scorer.model("demo_bank/own-risk")
+    assert info.ref == ref and info.owner == "demo_bank"
+    assert world.scorer.score(info, grant, [1.0, 1.0, 1.0]).audit_index is not None
+
+
+def test_another_owners_model_gets_no_version_and_the_victims_score_is_unchanged(
+    world: World, make_bank: Callable[..., Bank]
+) -> None:
+    victim_model = _register(world, "demo_bank/risk")
+    info = world.scorer.model("demo_bank/risk")
+    grant = world.grant()
+    first = world.scorer.score(info, grant, [6.0, 80_000.0, 1.0])
+    # Another bank's session registers under its own prefix only: the victim's id is
+    # refused, whoever's session it is, and nothing is stored.
+    with pytest.raises(fstore.ModelNotOwned):
+        _register(world, "demo_bank/risk", owner="evil_bank", intercept=9.0)
+    with pytest.raises(fstore.ModelNotOwned):
+        _register(world, "sme-risk", owner="evil_bank", intercept=9.0)
+    assert fstore.newest_version(world.app.extensions["xinyi"].engine, "demo_bank/risk") == 1
+    # The victim's next score is the same (an unpinned reference too).
+    again = world.scorer.score(world.scorer.model("demo_bank/risk"), grant, [6.0, 80_000.0, 1.0])
+    assert abs(again.logit - first.logit) < TOLERANCE and again.model == victim_model
+    # The SDK refuses a model of an owner the bank does not trust.
+    _register(world, "evil_bank/risk", owner="evil_bank")
+    with pytest.raises(BankError) as e:
+        world.scorer.model("evil_bank/risk")
+    assert e.value.code == "model_owner_untrusted"
+
+
+def test_a_third_distinct_model_for_one_enterprise_in_a_grants_period_is_refused(
+    world: World,
+) -> None:
+    second = _register(world, "second", intercept=-1.0)
+    third = _register(world, "third", intercept=-0.5)
+    grant = world.grant()
+    row = [6.0, 80_000.0, 1.0]
+    for ref in ("sme-risk@1", second, "sme-risk@1"):
+        world.scorer.score(world.scorer.model(ref), grant, row)
+    before = _uses(world)
+    with pytest.raises(BankError) as e:
+        world.scorer.score(world.scorer.model(third), grant, row)
+    assert (e.value.code, e.value.status) == ("score_model_limit", 403)
+    assert e.value.audit_index is not None
+    entry = _entry(world, e.value.audit_index)
+    assert (entry["decision"], entry["model_id"], entry["enterprise"]) == (
+        "score_model_limit",
+        third,
+        ENTERPRISE,
+    )
+    assert _uses(world) == before  # the refused score took no use
+    # A second grant from the same enterprise, issued later, opens no second allowance.
+    time.sleep(1.1)
+    with pytest.raises(BankError) as e:
+        world.scorer.score(world.scorer.model(third), world.grant(), row)
+    assert e.value.code == "score_model_limit"
+    # In a batch too, enterprise by enterprise: another enterprise may use the third.
+    other = grant_for(
+        world.bank, world.client, world.person_of(OTHER_ENTERPRISE), enterprise=OTHER_ENTERPRISE
+    )
+    results = world.scorer.score_batch(
+        world.scorer.model(third), [grant, other], np.array([row, row])
+    )
+    assert isinstance(results[0], Refusal) and results[0].error == "score_model_limit"
+    assert isinstance(results[1], Score)
+    # The models already used still score.
+    assert world.scorer.score(world.scorer.model(second), grant, row).audit_index is not None
+
+
+def test_thousands_of_junk_pairs_in_a_batch_write_one_audit_entry(
+    world: World, secret: he.SecretContext
+) -> None:
+    grant = world.grant()
+    other_bank_grant = "eyJhbGciOiJFZERTQSIsImtpZCI6Im5vcGUifQ.e30.c2ln"
+    grants = [grant] + [f"junk-{i}" for i in range(2999)] + [other_bank_grant]
+    info = world.scorer.model("sme-risk")
+    size = _log_size(world)
+    results = world.scorer.score_batch(info, grants, np.ones((len(grants), 3)))
+    written = _log_size(world) - size
+    assert written <= 2  # the real grant's entry and one for every junk pair
+    assert isinstance(results[0], Score)
+    junk = results[1:]
+    assert all(isinstance(r, Refusal) and r.error == "grant_invalid" for r in junk)
+    (shared,) = {r.audit_index for r in junk}
+    entry = _entry(world, int(shared))  # type: ignore[arg-type]
+    assert entry["enterprise"] is None and entry["decision"] == "grant_invalid"

@@ -68,7 +68,26 @@ def feature_source(city: City, missing: set[str]) -> Any:
                 out[i] = city.gateway[u]
         return out
 
+    source.city = city  # type: ignore[attr-defined]  # the population (see _population)
     return source
+
+
+@pytest.fixture
+def settings(database_url: str, make_settings: Callable[..., Any]) -> Any:
+    """These sessions are small (tens of enterprises) to stay fast; the governance
+    minimums at their defaults are tested in tests/gateway/test_governance.py."""
+    return make_settings(database_url=database_url, training={"min_enterprises": 2})
+
+
+@pytest.fixture(autouse=True)
+def _population(app: Flask) -> None:
+    """The gateway's population is the whole fake city the feature source serves."""
+
+    def population(svc: Any, columns: list[str]) -> np.ndarray:
+        source = svc.extras["train.feature_source"]
+        return np.asarray(source(svc, source.city.usccs, columns))
+
+    app.extensions["xinyi"].extras["train.population_source"] = population
 
 
 def grants(
@@ -160,11 +179,16 @@ def test_training_leaves_out_enterprises_without_an_active_train_grant_and_says_
     # Registered under the session, the gateway half from the gateway, the bank half as sent.
     from federated import store as fstore
 
-    model = fstore.get_model(app.extensions["xinyi"].engine, "trained-model")
+    model = fstore.get_model(app.extensions["xinyi"].engine, "train_bank/trained-model")
     assert model.registered_by == f"training:{outcome.session_id}"
     assert model.gateway_features == tuple(COLUMNS)
     assert model.bank_weights == outcome.bank_half.weights
-    assert outcome.model == {"id": "trained-model", "version": model.version}
+    assert (model.owner, model.status) == ("train_bank", "pending")
+    assert outcome.model == {
+        "id": "train_bank/trained-model",
+        "version": model.version,
+        "status": "pending",
+    }
     # The joint model ranks the enterprises it learned from.
     xs = np.array([city.gateway[c] for c in u[1:61]])
     xs[:, 1] = np.log1p(np.maximum(xs[:, 1], 0))  # log1p(tax.revenue_12m) as the store encodes
@@ -505,7 +529,11 @@ def test_xinyi_bank_train_against_a_served_gateway(
 
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    settings = make_settings(database_url=database_url, server={"public_url": url, "port": port})
+    settings = make_settings(
+        database_url=database_url,
+        server={"public_url": url, "port": port},
+        training={"min_enterprises": 2},
+    )
     app = create_app(settings, background=False)
     svc = app.extensions["xinyi"]
     server = make_server("127.0.0.1", port, app, threaded=True)
@@ -524,6 +552,9 @@ def test_xinyi_bank_train_against_a_served_gateway(
         svc.registry.add_institution("cli_bank", name="CLI 银行", jwk=jwk)
         city = make_city(30)
         svc.extras["train.feature_source"] = feature_source(city, set())
+        svc.extras["train.population_source"] = lambda s, cols: feature_source(city, set())(
+            s, city.usccs, cols
+        )
         profile = BankProfile.open(home, env["XINYI_BANK_PASSPHRASE"])
         sdk = GatewayClient(url, "cli_bank", profile.signing_key)
         with app.test_request_context():
@@ -569,10 +600,116 @@ def test_xinyi_bank_train_against_a_served_gateway(
         assert r.exit_code == 0, r.output
         assert "26 enterprises have granted cli_bank op train on social_security, tax" in r.output
         assert "4 enterprises of the loan book have no op-train grant" in r.output
-        assert "joint model cli-model@1 registered" in r.output
-        assert json.loads(report.read_text())["registered"] == {"id": "cli-model", "version": 1}
+        assert "joint model cli_bank/cli-model@1 registered" in r.output
+        assert "pending the operator's approval" in r.output
+        assert json.loads(report.read_text())["registered"] == {
+            "id": "cli_bank/cli-model",
+            "version": 1,
+            "status": "pending",
+        }
         assert report.with_suffix(".png").read_bytes().startswith(b"\x89PNG")
-        assert fstore.get_model(svc.engine, "cli-model").bank_features == ("balance", "years")
+        stored = fstore.get_model(svc.engine, "cli_bank/cli-model")
+        assert stored.bank_features == ("balance", "years")
     finally:
         server.shutdown()
         svc.stop()
+
+
+# Governance: ownership at finish, the recheck reads grants by id (issues 12 and 13) -------
+
+
+def test_finish_cannot_publish_a_version_of_another_owners_model(
+    app: Flask, client: FlaskClient, bank: Bank, make_bank: Callable[..., Bank]
+) -> None:
+    from federated import store as fstore
+    from federated.models import parse_model
+    from tests.federated.conftest import model_json
+
+    svc = app.extensions["xinyi"]
+    victim = fstore.register_model(
+        svc.engine,
+        parse_model({**model_json(np.random.default_rng(2)), "id": "victim_bank/sme-risk"}),
+        "operator:test",
+    )
+    city = make_city(30)
+    g = grants(app, client, bank, city.usccs, ops=["train"])
+    svc.extras["train.feature_source"] = feature_source(city, set())
+    outcome = train_with_gateway(
+        http_for(app, bank),
+        city.book,
+        g,
+        COLUMNS,
+        epochs=1,
+        seed=2,
+        progress=False,
+        say=lambda _s: None,
+    )
+    half = {
+        "bank_features": ["balance", "years"],
+        "bank_weights": [9.0, 9.0],
+        "intercept": 9.0,
+    }
+    for target, refusal in (
+        ("victim_bank/sme-risk", (403, "model_not_owner")),
+        ("_operator/x", (400, "invalid_json")),  # not even an id an owner could have
+    ):
+        r = bank.post(
+            client,
+            f"/v1/training/sessions/{outcome.session_id}/finish",
+            {"register": True, "model_id": target, "bank_half": half},
+        )
+        assert (r.status_code, r.get_json()["error"]) == refusal, target
+    assert fstore.newest_version(svc.engine, "victim_bank/sme-risk") == victim.version == 1
+    # Its own name is registered under its own prefix, pending review.
+    r = bank.post(
+        client,
+        f"/v1/training/sessions/{outcome.session_id}/finish",
+        {"register": True, "model_id": "sme-risk", "bank_half": half},
+    )
+    assert r.status_code == 200, r.get_json()
+    assert r.get_json()["model"] == {"id": "train_bank/sme-risk", "version": 1, "status": "pending"}
+
+
+def test_the_recheck_sees_a_revoked_grant_behind_thousands_of_newer_consents(
+    app: Flask, client: FlaskClient, bank: Bank
+) -> None:
+    from consent import store as consent_store
+    from federated import training_store as tstore
+    from gateway.api.train import recheck_consent
+
+    city = make_city(6)
+    g = grants(app, client, bank, city.usccs, ops=["train"])
+    svc = app.extensions["xinyi"]
+    svc.extras["train.feature_source"] = feature_source(city, set())
+    opened = bank.post(client, "/v1/training/sessions", _open_body(g)).get_json()
+    leaver = opened["train"][0]
+    mine = bank.get(client, "/v1/consents").get_json()["consents"]
+    consent_id = next(c["id"] for c in mine if c["enterprise"] == leaver)
+    with app.test_request_context():
+        svc.consent.act(consent_id, "revoke", leaver, audit=ConsentAudit(svc))
+    # The bank files more newer consents than the old listing looked at (10·n + 1000).
+    newer = 10 * 6 + 1001
+    with svc.engine.begin() as conn:
+        rows = conn.execute(
+            consent_store.consents.select().where(consent_store.consents.c.id == consent_id)
+        ).mappings()
+        template = dict(next(iter(rows)))
+        conn.execute(
+            consent_store.consents.insert(),
+            [
+                {
+                    **template,
+                    "id": f"cst_newer{k:06d}",
+                    "enterprise": uscc(100 + k % 50),
+                    "status": "pending",
+                    "grant_jwt": None,
+                    "created_at": template["created_at"] + 10 + k,
+                }
+                for k in range(newer)
+            ],
+        )
+    rec = tstore.get_session(svc.engine, opened["id"], bank.id)
+    with app.test_request_context(headers=bank.headers()):
+        assert recheck_consent(svc, rec) is True
+    rec = tstore.get_session(svc.engine, opened["id"], bank.id)
+    assert [r["error"] for r in rec.refused if r["uscc"] == leaver] == ["grant_revoked"]

@@ -190,6 +190,7 @@ def story(
         client, "/v1/verify", {"grant": "bad", "feature": "tax.paid_12m", "op": ">=", "value": 1}
     )
     settle(app)
+    model = _pending_model(app)
     return Walk(
         people={
             "enterprise": ent,
@@ -203,6 +204,7 @@ def story(
             "purpose": "grants",
             "fmt": "csv",
             "filename": "xinyi.css",
+            "ref": model,
         },
         extra=[
             ("enterprise", f"/enterprise/consents/{pending}"),
@@ -214,6 +216,21 @@ def story(
             ("department", "/department/?decision=refused&from=2020-01-01"),
         ],
     )
+
+
+def _pending_model(app: Flask) -> str:
+    """A trained model awaiting the operator's review (its review page is walked)."""
+    import numpy as np
+
+    from federated import store as model_store
+    from federated.models import parse_model
+    from tests.federated.conftest import model_json
+
+    raw = {**model_json(np.random.default_rng(3)), "id": "walk_bank/risk"}
+    stored = model_store.register_model(
+        app.extensions["xinyi"].engine, parse_model(raw), "training:trn_walk", owner="walk_bank"
+    )
+    return stored.ref
 
 
 ACTIONS = {"confirm": "pause", "confirm_party": "suspend"}

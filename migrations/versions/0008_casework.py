@@ -1,14 +1,14 @@
 """Objections and credit-repair applications (owned by the casework package)
 
-Revision ID: 0007_casework
-Revises: 0006_person_sessions
+Revision ID: 0008_casework
+Revises: 0007_model_governance
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0007_casework"
-down_revision = "0006_person_sessions"
+revision = "0008_casework"
+down_revision = "0007_model_governance"
 branch_labels = None
 depends_on = None
 
