@@ -626,6 +626,29 @@ def insert_witness(
     )
 
 
+def latest_cosignature_of(ex: Executor, department: str) -> Mapping[str, Any] | None:
+    """The cosignature of the largest checkpoint by any witness key of ``department``,
+    with that key's vkey: ``{size, witness, signature, vkey}``."""
+    row = ex.execute(
+        sa.select(
+            cosignatures.c.size, cosignatures.c.witness, cosignatures.c.signature, witnesses.c.vkey
+        )
+        .select_from(
+            cosignatures.join(
+                witnesses,
+                sa.and_(
+                    cosignatures.c.witness == witnesses.c.name,
+                    cosignatures.c.key_id == witnesses.c.key_id,
+                ),
+            )
+        )
+        .where(witnesses.c.department == department)
+        .order_by(cosignatures.c.size.desc())
+        .limit(1)
+    ).first()
+    return None if row is None else dict(row._mapping)
+
+
 def list_witnesses(ex: Executor) -> list[Mapping[str, Any]]:
     query = sa.select(witnesses).order_by(witnesses.c.department, witnesses.c.name)
     return [dict(row._mapping) for row in ex.execute(query)]

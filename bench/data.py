@@ -27,12 +27,10 @@ import numpy as np
 import yaml
 
 from common.db import make_engine, migrate
-from common.settings import load_settings
+from common.settings import DEFAULT_CONFIG, load_settings
 from records import synth
 from records.catalog import Catalog
 from records.service import import_csv
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def run() -> dict[str, Any]:
@@ -118,7 +116,7 @@ def bench_verify(tmp: Path, database_url: str | None) -> dict[str, Any]:
     port = free_port()
     # A verification budget of 100 per grant and feature (the most config allows) so
     # each grant carries 200 verifications: 100 on each of two features.
-    config = (ROOT / "config.yaml").read_text(encoding="utf-8")
+    config = DEFAULT_CONFIG.read_text(encoding="utf-8")
     # ``xinyi serve --port`` derives the public URL from the port it serves on.
     for old, new in (("default_verify_budget: 5", "default_verify_budget: 100"),):
         assert old in config, old

@@ -169,7 +169,7 @@ def prepare(
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
     from bank.profile import public_jwk
-    from bench.score import bench_model
+    from bench.score_model import bench_model
     from common.db import make_engine, migrate
     from common.settings import load_settings
     from federated import store as fstore
@@ -239,7 +239,7 @@ def add_score_material(world: World, base: str, n: int = 24) -> None:
     """Register the bank's CKKS context over HTTP and encrypt ``n`` requests' features."""
     import numpy as np
 
-    from bench.score import BANK_FEATURES
+    from bench.score_model import BANK_FEATURES
     from federated import he
 
     client = GatewayClient(base, BANK_ID, world.key)

@@ -17,7 +17,6 @@ The machine is shared: figures are indicative; rerun with ``python -m bench scor
 from __future__ import annotations
 
 import base64
-import importlib
 import json
 import os
 import statistics
@@ -26,44 +25,8 @@ from typing import Any
 
 import numpy as np
 
+from bench.score_model import BANK_FEATURES, GATEWAY_FEATURES, bench_model
 from federated import he, scoring
-from federated.models import JointModel, parse_model
-
-BANK_FEATURES = 10
-GATEWAY_FEATURES = 6
-CATALOG_FEATURES = [
-    "tax.paid_12m",
-    "tax.revenue_12m",
-    "social_security.insured_employees",
-    "social_security.months_in_arrears_12m",
-    "housing_fund.contributors",
-    "utilities.power_kwh_12m",
-]
-
-
-def bench_model(params: he.CKKSParams = he.DEFAULT_PARAMS, seed: int = 1) -> JointModel:
-    rng = np.random.default_rng(seed)
-    return parse_model(
-        {
-            "id": "bench-model",
-            "gateway_features": CATALOG_FEATURES[:GATEWAY_FEATURES],
-            "bank_features": [f"bank_f{j}" for j in range(BANK_FEATURES)],
-            "gateway_weights": rng.uniform(-2, 2, GATEWAY_FEATURES).tolist(),
-            "bank_weights": rng.uniform(-2, 2, BANK_FEATURES).tolist(),
-            "intercept": -1.2,
-            "gateway_standardization": {
-                "mean": [1e6] * GATEWAY_FEATURES,
-                "std": [5e5] * GATEWAY_FEATURES,
-                "clip": 5.0,
-            },
-            "bank_standardization": {
-                "mean": [0.0] * BANK_FEATURES,
-                "std": [1.0] * BANK_FEATURES,
-                "clip": 5.0,
-            },
-            "context_params": params.as_dict(),
-        }
-    )
 
 
 def _ms(samples: list[float]) -> dict[str, float]:
@@ -266,7 +229,7 @@ def run() -> dict[str, Any]:
         "parameters": parameter_survey(),
     }
     try:
-        score_http = importlib.import_module("bench.score_http")
+        from bench import score_http
     except ImportError as e:  # the HTTP part needs the whole gateway
         figures["http"] = {"skipped": f"{type(e).__name__}: {e}"}
     else:

@@ -31,7 +31,7 @@ import httpx
 import numpy as np
 import yaml
 
-from bench.score import BANK_FEATURES, bench_model
+from bench.score_model import BANK_FEATURES, bench_model
 from tests.live import free_port
 
 ENTERPRISES = 40
@@ -48,8 +48,8 @@ def bench_app(settings: Any = None, *, background: bool = True) -> Any:
     from consent.errors import ConsentRefused
     from gateway import create_app
     from gateway.api import score as score_api
-    from gateway.api.consent import json_body
     from gateway.auth import authenticated, current_principal
+    from gateway.contract import json_body
     from gateway.enforce import enforce_each
     from gateway.services import services
 

@@ -9,8 +9,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from cli.instance import instance_settings, require_instance
-from cli.server import settings_from
+from cli.instance import instance_settings, require_instance, settings_from
 from common.db import make_engine
 from common.errors import InvalidInput
 

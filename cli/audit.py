@@ -23,8 +23,7 @@ from audit.note import ALG_COSIGNATURE_V1, ALG_ED25519, Ed25519Signer, Verifier,
 from audit.service import AuditLog
 from audit.store import StoredLog
 from audit.verify import verify_log
-from cli.instance import instance_settings
-from cli.server import settings_from
+from cli.instance import instance_settings, settings_from
 from common.db import make_engine
 from common.errors import Error, InvalidInput
 

@@ -28,7 +28,7 @@ SHOWN_REJECTS = 20
 
 
 def _settings(ctx: click.Context) -> Any:
-    from cli.server import settings_from
+    from cli.instance import settings_from
 
     return settings_from(ctx)
 

@@ -10,12 +10,22 @@ the service's real keys stay as they were.
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import click
 
 from common.errors import ConfigError
-from common.settings import Settings
+from common.settings import Settings, load_settings
 from keys.ring import DEV_PASSPHRASE_FILE
+
+
+def settings_from(ctx: click.Context, **server: Any) -> Settings:
+    """The settings of this invocation; ``server`` items that are not None override the
+    file's ``server`` section (``host``, ``port``, ``public_url``)."""
+    given = {k: v for k, v in server.items() if v is not None}
+    return load_settings(
+        (ctx.obj or {}).get("config_path"), overrides={"server": given} if given else None
+    )
 
 
 class InstanceMissing(ConfigError):
@@ -47,8 +57,6 @@ def require_instance(settings: Settings) -> None:
 
 def instance_settings(ctx: click.Context) -> Settings:
     """The settings of an existing instance (see ``require_instance``)."""
-    from cli.server import settings_from
-
     settings = settings_from(ctx)
     require_instance(settings)
     return settings

@@ -18,7 +18,7 @@ import click
 
 from audit import store as audit_store
 from audit.entry import seal
-from cli.server import settings_from
+from cli.instance import settings_from
 from common.db import make_engine
 from common.errors import InvalidInput
 from federated import he

@@ -34,23 +34,15 @@ from typing import Any
 
 import click
 
+from cli.instance import settings_from
 from common.db import migrate
 from common.errors import ConfigError
 from common.files import check_private_dir, make_private_dir
 from common.logging import get_logger
-from common.settings import DEFAULT_CONFIG, Settings, derived_public_url, load_settings
+from common.settings import DEFAULT_CONFIG, derived_public_url, load_settings
 
 log = get_logger("serve")
 LAST_GOOD_CONFIG = "config.last-good.yaml"
-
-
-def settings_from(ctx: click.Context, **server: Any) -> Settings:
-    """The settings of this invocation; ``server`` items that are not None override the
-    file's ``server`` section (``host``, ``port``, ``public_url``)."""
-    given = {k: v for k, v in server.items() if v is not None}
-    return load_settings(
-        (ctx.obj or {}).get("config_path"), overrides={"server": given} if given else None
-    )
 
 
 # Files the gateway creates (the SQLite database and its -wal/-shm, keys, dev secrets,

@@ -8,6 +8,7 @@ file; production is PostgreSQL through psycopg 3. The schema is owned by Alembic
 
 from __future__ import annotations
 
+import importlib.resources
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,7 +20,8 @@ from sqlalchemy.orm import Session
 
 from common.errors import ConfigError
 
-MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
+MIGRATIONS = Path(str(importlib.resources.files("migrations")))
+"""The Alembic scripts, shipped as the ``migrations`` package (versions as its data)."""
 
 
 def normalize_url(url: str) -> str:

@@ -36,7 +36,8 @@ Operation = Literal["report", "verify", "score", "train"]
 VerifyOp = Literal[">=", "<=", "==", "!="]
 FeatureType = Literal["integer", "amount", "number", "string", "enum", "date", "boolean"]
 
-DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "config.yaml"
+DEFAULT_CONFIG = Path(__file__).resolve().parent / "default_config.yaml"
+"""The bundled default: it ships inside the package, so an installed wheel needs no checkout."""
 
 Identifier = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,47}$")]
 

@@ -76,7 +76,7 @@ def validate(code: str) -> str:
     otherwise raise :class:`InvalidUSCC` naming the reason."""
     why = problem(code)
     if why is not None:
-        raise InvalidUSCC(f"invalid USCC {code!r}: {why}", value=code)
+        raise InvalidUSCC(f"invalid USCC: {why}")  # never the value: it may be anything
     return code
 
 

@@ -22,9 +22,7 @@ from __future__ import annotations
 
 import hmac
 import secrets
-import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import wraps
@@ -36,6 +34,7 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from common.errors import AuthenticationFailed, Error, Forbidden
 from common.logging import get_logger
+from gateway.caches import VerifiedToken, VerifiedTokens
 from gateway.services import Services, services
 from registry import User
 from registry.sessions import PersonSession, SignInThrottled
@@ -43,7 +42,6 @@ from registry.sessions import PersonSession, SignInThrottled
 F = TypeVar("F", bound=Callable[..., Any])
 KINDS = ("institution", "enterprise", "department", "operator")
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
-_CACHE_LOCK = threading.Lock()
 SESSION_COOKIE = "xinyi_session"  # the random id of a person's server-side session
 PAGE_COOKIE = "xinyi_page"  # Flask's signed cookie: page state only, never who is in
 log = get_logger("gateway.auth")
@@ -80,24 +78,6 @@ def issue_access_token(client_id: str) -> tuple[str, int]:
     return token, ttl
 
 
-_VERIFIED_TOKENS = 4096  # access tokens whose signature verified, per process
-
-
-@dataclass(frozen=True)
-class _VerifiedToken:
-    kid: str
-    client_id: str
-    not_before: float
-    expires: float
-
-
-def _verified_tokens() -> OrderedDict[str, _VerifiedToken]:
-    cache: OrderedDict[str, _VerifiedToken] = services().extras.setdefault(
-        "auth.verified_tokens", OrderedDict()
-    )
-    return cache
-
-
 def _bearer_principal(token: str) -> Principal:
     """Verify an access token and look its institution's status up in the store (on
     every request, never cached).
@@ -106,7 +86,7 @@ def _bearer_principal(token: str) -> Principal:
     once is remembered (bounded LRU); its time window and its key's publication are
     checked again on every request, the institution's status is read from the store."""
     svc = services()
-    cache = _verified_tokens()
+    cache = svc.verified_tokens
     hit = cache.get(token)
     now = time.time()
     if hit is not None and svc.keys.public_key(hit.kid, "tokens") is not None:
@@ -124,13 +104,13 @@ def _institution_principal(svc: Services, client_id: str) -> Principal:
         raise AuthenticationFailed("unknown institution", code="invalid_token")
     if status != "active":
         raise InstitutionSuspended("the institution is suspended")
-    from gateway.metrics import limit
+    from gateway.ratelimit import limit
 
     limit(current_app, client_id)
     return Principal(kind="institution", id=client_id)
 
 
-def _verify_access_token(svc: Services, token: str, cache: OrderedDict[str, _VerifiedToken]) -> str:
+def _verify_access_token(svc: Services, token: str, cache: VerifiedTokens) -> str:
     try:
         header = jwt.get_unverified_header(token)
     except jwt.PyJWTError as e:
@@ -155,16 +135,13 @@ def _verify_access_token(svc: Services, token: str, cache: OrderedDict[str, _Ver
         raise AuthenticationFailed("invalid access token", code="invalid_token") from e
     client_id = str(claims["sub"])
     nbf = claims.get("nbf")
-    verified = _VerifiedToken(
+    verified = VerifiedToken(
         header["kid"],
         client_id,
         float(nbf) if isinstance(nbf, int | float) else 0.0,
         float(claims["exp"]),
     )
-    with _CACHE_LOCK:
-        cache[token] = verified
-        while len(cache) > _VERIFIED_TOKENS:
-            cache.popitem(last=False)
+    cache.put(token, verified)
     return client_id
 
 
@@ -313,6 +290,8 @@ def authenticated(*kinds: str) -> Callable[[F], F]:
                 raise Forbidden(f"this call is for {', '.join(kinds)}", code="wrong_role")
             return view(*args, **kwargs)
 
+        # Who may call, as the OpenAPI document states it (``gateway.openapi``).
+        wrapper.roles = kinds  # type: ignore[attr-defined]
         return wrapper  # type: ignore[return-value]
 
     return decorate

@@ -34,7 +34,7 @@ from casework.errors import NotRepairable, ObjectionNotFound, RepairNotFound
 from common.db import read_session, write_session
 from common.errors import Forbidden, InvalidInput
 from common.logging import get_logger
-from common.workdays import WorkCalendar, china_date
+from common.workdays import china_date
 from consent import store as consent_store
 from consent.service import Viewer
 from gateway.auth import Principal
@@ -47,14 +47,6 @@ log = get_logger("gateway.casework")
 
 EVENT_CORRECTED = "data.corrected"
 EVENT_REPAIRED = "credit.repaired"
-
-
-def calendar(svc: Services) -> WorkCalendar:
-    cached = svc.extras.get("work_calendar")
-    if not isinstance(cached, WorkCalendar):
-        cached = WorkCalendar.from_config(svc.settings.config.calendar)
-        svc.extras["work_calendar"] = cached
-    return cached
 
 
 def today() -> date:
@@ -82,7 +74,7 @@ def file_objection(svc: Services, principal: Principal, feature: str, claim: str
         claim=claim,
         filed_by=_actor(principal),
         now=int(time.time()),
-        calendar=calendar(svc),
+        calendar=svc.calendar,
         working_days=cfg.objection_working_days,
         max_claim_chars=cfg.max_claim_chars,
     )
@@ -252,7 +244,7 @@ def file_repair(svc: Services, principal: Principal, record: str, reason: str) -
         reason=reason,
         filed_by=_actor(principal),
         now=int(time.time()),
-        calendar=calendar(svc),
+        calendar=svc.calendar,
         working_days=cfg.repair_working_days,
         max_reason_chars=cfg.max_claim_chars,
     )

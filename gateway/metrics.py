@@ -19,9 +19,7 @@ from __future__ import annotations
 
 import hmac
 import os
-import threading
 import time
-from collections import deque
 from collections.abc import Iterator
 from typing import Any
 
@@ -37,8 +35,10 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from common.errors import AuthenticationFailed, Forbidden, RateLimited
+from common.errors import AuthenticationFailed, Forbidden
 from gateway.auth import current_principal
+from gateway.contract import operation
+from gateway.ratelimit import RateLimiter
 from gateway.services import Services
 
 REQUESTS = Counter("xinyi_requests_total", "HTTP requests", ["method", "route", "status"])
@@ -87,27 +87,6 @@ class StoreCollector(Collector):
         )
 
 
-class RateLimiter:
-    """Sliding one-minute window per key, in this process."""
-
-    def __init__(self, per_minute: int) -> None:
-        self.per_minute = max(per_minute, 1)
-        self._hits: dict[str, deque[float]] = {}
-        self._lock = threading.Lock()
-
-    def hit(self, key: str, now: float | None = None) -> None:
-        now = time.monotonic() if now is None else now
-        with self._lock:
-            window = self._hits.setdefault(key, deque())
-            while window and window[0] <= now - 60:
-                window.popleft()
-            if len(window) >= self.per_minute:
-                raise RateLimited(
-                    f"more than {self.per_minute} requests a minute", code="rate_limited"
-                )
-            window.append(now)
-
-
 def init_app(app: Flask, services: Services) -> None:
     workers = int(os.environ.get("XINYI_WORKERS", "1"))
     limiter = RateLimiter(services.settings.config.limits.requests_per_minute // workers)
@@ -130,6 +109,12 @@ def init_app(app: Flask, services: Services) -> None:
         return resp
 
     @app.get("/metrics")
+    @operation(
+        "Prometheus metrics (text exposition format), for operators only: the bearer of "
+        "XINYI_METRICS_TOKEN or an operator's session",
+        tag="ops",
+        answer_media="text/plain",
+    )
     def metrics() -> Response:
         admit_scraper(services)
         registry = CollectorRegistry()
@@ -159,9 +144,3 @@ def admit_scraper(services: Services) -> None:
         raise AuthenticationFailed("not the metrics token", code="invalid_token")
     if current_principal().kind != "operator":
         raise Forbidden("metrics are for operators", code="wrong_role")
-
-
-def limit(app: Flask, key: str) -> None:
-    """Count one request of ``key`` (an institution) against its rate limit."""
-    limiter: RateLimiter = app.extensions["xinyi_rate_limiter"]
-    limiter.hit(key)

@@ -8,12 +8,10 @@ JWTs signed by the gateway's *tokens* key (see ``gateway.auth``).
 
 from __future__ import annotations
 
-import json
 import time
 import warnings
 from typing import Any
 
-import sqlalchemy as sa
 from authlib.integrations.flask_oauth2 import AuthorizationServer
 from authlib.oauth2.rfc6749 import ClientMixin, InvalidClientError, grants
 from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
@@ -21,9 +19,10 @@ from flask import Flask, Response
 from joserfc import jwt as jose_jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import Key
-from sqlalchemy.exc import IntegrityError
 
+from gateway.api.schemas import OAuthError, Token, TokenForm
 from gateway.auth import issue_access_token
+from gateway.contract import operation
 from gateway.services import services
 
 ASSERTION_ALGORITHMS = ["EdDSA", "Ed25519", "ES256"]
@@ -97,22 +96,9 @@ class PrivateKeyJWTAuth(JWTBearerClientAssertion):  # type: ignore[misc]
         return token.claims
 
     def validate_jti(self, claims: dict[str, Any], jti: str) -> bool:
-        svc = services()
         now = int(time.time())
         exp = int(claims.get("exp", now + 600))
-        try:
-            with svc.engine.begin() as conn:
-                conn.execute(
-                    sa.text("DELETE FROM used_assertions WHERE expires_at < :now"),
-                    {"now": now - 3600},
-                )
-                conn.execute(
-                    sa.text("INSERT INTO used_assertions (jti, expires_at) VALUES (:jti, :exp)"),
-                    {"jti": f"{claims['sub']}:{jti}"[:200], "exp": exp},
-                )
-        except IntegrityError:
-            return False
-        return True
+        return services().registry.use_assertion(f"{claims['sub']}:{jti}", exp)
 
 
 class ClientCredentials(grants.ClientCredentialsGrant):  # type: ignore[misc]
@@ -120,13 +106,10 @@ class ClientCredentials(grants.ClientCredentialsGrant):  # type: ignore[misc]
 
 
 def _query_client(client_id: str) -> InstitutionClient | None:
-    with services().engine.connect() as conn:
-        row = conn.execute(
-            sa.text("SELECT jwk, status FROM institutions WHERE id = :id"), {"id": client_id}
-        ).first()
-    if row is None:
+    found = services().registry.client(client_id)
+    if found is None:
         return None
-    return InstitutionClient(client_id, json.loads(row[0]), row[1])
+    return InstitutionClient(client_id, found.jwk, found.status)
 
 
 def _generate_token(
@@ -153,6 +136,15 @@ def init_app(app: Flask) -> None:
     server.register_token_generator("default", _generate_token)
 
     @app.post("/oauth/token")
+    @operation(
+        "Access token: client_credentials with private_key_jwt (RFC 7523); errors are "
+        "OAuth's {error, error_description}",
+        tag="auth",
+        body=TokenForm,
+        body_media=("application/x-www-form-urlencoded",),
+        answer=Token,
+        error=OAuthError,
+    )
     def token() -> Response:
         resp: Response = server.create_token_response()
         return resp

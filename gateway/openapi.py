@@ -1,243 +1,211 @@
-"""The OpenAPI 3.1 document served at ``/openapi.json``.
+"""The OpenAPI 3.1 document served at ``/openapi.json``, generated from the route table
+and each route's declared operation (``gateway.contract.operation``) and models
+(``gateway.api.schemas``): nothing about a path is written twice.
 
-Kept as data beside the routes; a test checks that every route the app registers is
-documented here and every documented path exists, so the two cannot drift apart.
+Pages (blueprints named ``web…``) and static files are not part of the JSON API and
+are left out; every other route must declare its operation (a test checks it).
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
 from typing import Any
 
-from flask import Blueprint, Response, jsonify
+from flask import Blueprint, Flask, current_app
+from pydantic import BaseModel, TypeAdapter
+from pydantic.json_schema import JsonSchemaMode, models_json_schema
+from werkzeug.routing import IntegerConverter, Rule
+
+from gateway.contract import JSON, Error, OpenAnswer, Operation, operation, operation_of
 
 bp = Blueprint("openapi", __name__)
 
 S = dict[str, Any]
+REF = "#/components/schemas/{model}"
+PEOPLE = frozenset({"enterprise", "department", "operator"})
+INFO = {
+    "title": "Xinyi Gateway API",
+    "version": "1",
+    "description": "Consent, data services under consent, HE joint scoring "
+    "and a Merkle audit log for SME credit (信易贷).",
+}
 
 
-def _obj(props: S, required: list[str] | None = None, extra: bool = False) -> S:
-    out: S = {"type": "object", "properties": props, "additionalProperties": extra}
-    if required:
-        out["required"] = required
+class OpenApiDocument(OpenAnswer):
+    openapi: str
+    info: dict[str, Any]
+    paths: dict[str, Any]
+
+
+def is_api(rule: Rule) -> bool:
+    """Is ``rule`` part of the JSON API (not a page, not a static file)?"""
+    endpoint = rule.endpoint
+    return not (endpoint.startswith("web") or endpoint == "static")
+
+
+def api_rules(app: Flask) -> list[Rule]:
+    return [r for r in app.url_map.iter_rules() if is_api(r)]
+
+
+def openapi_path(rule: Rule) -> str:
+    """``/v1/consents/<consent_id>`` → ``/v1/consents/{consent_id}``."""
+    return re.sub(r"<(?:[^:<>]+:)?([^<>]+)>", r"{\1}", rule.rule)
+
+
+def _methods(rule: Rule) -> list[str]:
+    return sorted((rule.methods or set()) - {"HEAD", "OPTIONS"})
+
+
+def _security(roles: tuple[str, ...] | None) -> list[S]:
+    if roles is None:
+        return []
+    kinds = set(roles)
+    if not kinds:
+        return [{"bearer": []}, {"session": []}]
+    out: list[S] = []
+    if "institution" in kinds:
+        out.append({"bearer": []})
+    if kinds & PEOPLE:
+        out.append({"session": []})
     return out
 
 
-STR: S = {"type": "string"}
-INT: S = {"type": "integer"}
-USCC: S = {
-    "type": "string",
-    "pattern": "^[0-9A-HJ-NP-RTUWXY]{18}$",
-    "description": "统一社会信用代码 (GB 32100-2015)",
-}
-STR_LIST: S = {"type": "array", "items": STR}
-ERROR: S = _obj({"error": STR, "message": STR}, ["error", "message"], extra=True)
+class _Schemas:
+    """Every model the operations name, as one set of components."""
 
-CONSENT: S = _obj(
-    {
-        "id": STR,
-        "status": STR,
-        "enterprise": USCC,
-        "institution": STR,
-        "purpose": STR,
-        "ops": STR_LIST,
-        "categories": STR_LIST,
-        "expires_at": {"type": ["integer", "null"]},
-        "uses": INT,
-        "max_uses": INT,
-        "grant": {"type": ["string", "null"]},
-    },
-    extra=True,
-)
+    def __init__(self, ops: Iterable[Operation]) -> None:
+        wanted: dict[tuple[type[BaseModel], JsonSchemaMode], None] = {
+            (Error, "serialization"): None
+        }
+        for op in ops:
+            if op.body is not None:
+                wanted[(op.body, "validation")] = None
+            if op.query is not None:
+                wanted[(op.query, "validation")] = None
+            if op.answer is not None:
+                wanted[(op.answer, "serialization")] = None
+            if op.error is not None:
+                wanted[(op.error, "serialization")] = None
+        refs, defs = models_json_schema(list(wanted), ref_template=REF)
+        self.refs = refs
+        self.components: S = defs.get("$defs", {})
 
+    def ref(self, model: type[BaseModel], mode: JsonSchemaMode) -> S:
+        return dict(self.refs[(model, mode)])
 
-def _json(schema: S) -> S:
-    return {"content": {"application/json": {"schema": schema}}}
+    def properties(self, model: type[BaseModel]) -> tuple[S, set[str]]:
+        """A query model's parameters: (name → schema, required names)."""
+        schema = model.model_json_schema(ref_template=REF)
+        return schema.get("properties", {}), set(schema.get("required", []))
 
 
-def _op(
-    summary: str,
-    *,
-    tag: str,
-    body: S | None = None,
-    ok: S | None = None,
-    ok_status: str = "200",
-    params: list[S] | None = None,
-    security: str = "bearer",
-    text: bool = False,
-) -> S:
-    op: S = {
-        "summary": summary,
-        "tags": [tag],
+def _path_parameters(rule: Rule, op: Operation) -> list[S]:
+    out = []
+    for name in sorted(rule.arguments, key=rule.rule.index):
+        if name in op.path:
+            schema = TypeAdapter(op.path[name]).json_schema()
+        elif isinstance(rule._converters.get(name), IntegerConverter):
+            schema = {"type": "integer", "minimum": 0, "maximum": 2**63 - 1}
+        else:
+            schema = {"type": "string"}
+        out.append({"name": name, "in": "path", "required": True, "schema": schema})
+    return out
+
+
+def _query_parameters(schemas: _Schemas, op: Operation) -> list[S]:
+    if op.query is None:
+        return []
+    props, required = schemas.properties(op.query)
+    return [
+        {"name": name, "in": "query", "required": name in required, "schema": schema}
+        for name, schema in props.items()
+    ]
+
+
+def _content(media: str, schema: S) -> S:
+    return {media: {"schema": schema}}
+
+
+def _media_schema(media: str) -> S:
+    if media == "application/octet-stream":
+        return {"type": "string", "format": "binary"}
+    return {"type": "string"}
+
+
+def _operation(rule: Rule, method: str, op: Operation, roles: Any, schemas: _Schemas) -> S:
+    ok: S = {"description": "OK"}
+    if op.answer is not None:
+        ok["content"] = _content(op.answer_media, schemas.ref(op.answer, "serialization"))
+    elif op.status != 204:
+        ok["content"] = _content(op.answer_media, _media_schema(op.answer_media))
+    out: S = {
+        "operationId": rule.endpoint,
+        "summary": op.summary,
+        "tags": [op.tag],
         "responses": {
-            ok_status: (
-                {"description": "OK", "content": {"text/plain": {"schema": STR}}}
-                if text
-                else {"description": "OK", **_json(ok or {"type": "object"})}
-            ),
-            "default": {"description": "error", **_json(ERROR)},
+            str(op.status): ok,
+            "default": {
+                "description": "refused: a stable code and a message",
+                "content": _content(JSON, schemas.ref(op.error or Error, "serialization")),
+            },
         },
     }
-    if body is not None:
-        op["requestBody"] = {"required": True, **_json(body)}
+    params = _path_parameters(rule, op) + _query_parameters(schemas, op)
     if params:
-        op["parameters"] = params
-    if security == "bearer":
-        op["security"] = [{"bearer": []}]
-    elif security == "any":
-        op["security"] = [{"bearer": []}, {"session": []}]
-    elif security == "session":
-        op["security"] = [{"session": []}]
-    return op
+        out["parameters"] = params
+    if op.body_media:
+        content: S = {}
+        for media in op.body_media:
+            if op.body is not None and media in (
+                JSON,
+                "application/x-www-form-urlencoded",
+                "multipart/form-data",
+            ):
+                content[media] = {"schema": schemas.ref(op.body, "validation")}
+            else:
+                content[media] = {"schema": _media_schema(media)}
+        out["requestBody"] = {"required": True, "content": content}
+    security = _security(roles)
+    if security:
+        out["security"] = security
+    return out
 
 
-def _path_param(name: str, schema: S | None = None) -> S:
-    return {"name": name, "in": "path", "required": True, "schema": schema or STR}
-
-
-def _query(name: str, schema: S, required: bool = False) -> S:
-    return {"name": name, "in": "query", "required": required, "schema": schema}
-
-
-PATHS: S = {
-    "/oauth/token": {
-        "post": {
-            "summary": "Access token: client_credentials with private_key_jwt (RFC 7523)",
-            "tags": ["auth"],
-            "requestBody": {
-                "required": True,
-                "content": {
-                    "application/x-www-form-urlencoded": {
-                        "schema": _obj(
-                            {
-                                "grant_type": {"const": "client_credentials"},
-                                "client_assertion_type": STR,
-                                "client_assertion": STR,
-                            },
-                            ["grant_type"],
-                        )
-                    }
-                },
-            },
-            "responses": {
-                "200": {
-                    "description": "token",
-                    **_json(
-                        _obj(
-                            {"access_token": STR, "token_type": STR, "expires_in": INT}, extra=True
-                        )
-                    ),
-                },
-                "default": {"description": "OAuth error", **_json({"type": "object"})},
-            },
-        }
-    },
-    "/.well-known/jwks.json": {
-        "get": _op("Public signing keys (grants, tokens, checkpoints)", tag="auth", security="none")
-    },
-    "/v1/session": {
-        "post": _op(
-            "Sign in (enterprise, department, operator users)",
-            tag="auth",
-            security="none",
-            body=_obj({"login": STR, "password": STR}, ["login", "password"]),
-        ),
-        "get": _op("Who is signed in", tag="auth", security="session"),
-        "delete": {
-            "summary": "Sign out",
-            "tags": ["auth"],
-            "responses": {"204": {"description": "signed out"}},
-        },
-    },
-    "/v1/catalog": {
-        "get": _op("Departments, purposes, categories and features", tag="catalog", security="any")
-    },
-    "/v1/consents": {
-        "post": _op(
-            "Ask an enterprise for consent",
-            tag="consent",
-            ok_status="201",
-            ok=CONSENT,
-            body=_obj(
-                {
-                    "enterprise": USCC,
-                    "purpose": STR,
-                    "ops": STR_LIST,
-                    "categories": STR_LIST,
-                    "duration_days": INT,
-                    "max_uses": INT,
-                },
-                ["enterprise", "purpose", "ops", "categories", "duration_days", "max_uses"],
-            ),
-        ),
-        "get": _op(
-            "My consents (institution or enterprise)",
-            tag="consent",
-            security="any",
-            params=[_query("status", STR)],
-        ),
-    },
-    "/v1/consents/{consent_id}": {
-        "get": _op(
-            "One consent",
-            tag="consent",
-            security="any",
-            ok=CONSENT,
-            params=[_path_param("consent_id")],
+def document(app: Flask) -> S:
+    """The whole document for ``app``'s routes."""
+    declared: list[tuple[Rule, str, Operation, Any]] = []
+    for rule in api_rules(app):
+        view = app.view_functions[rule.endpoint]
+        op = operation_of(view)
+        if op is None:
+            continue
+        for method in _methods(rule):
+            declared.append((rule, method, op, getattr(view, "roles", None)))
+    schemas = _Schemas(op for _, _, op, _ in declared)
+    paths: S = {}
+    for rule, method, op, roles in sorted(declared, key=lambda d: (d[0].rule, d[1])):
+        paths.setdefault(openapi_path(rule), {})[method.lower()] = _operation(
+            rule, method, op, roles, schemas
         )
-    },
-    "/v1/consents/{consent_id}/{action}": {
-        "post": _op(
-            "Enterprise decision: approve, reject, pause, resume, revoke",
-            tag="consent",
-            security="session",
-            ok=CONSENT,
-            params=[
-                _path_param("consent_id"),
-                _path_param("action", {"enum": ["approve", "reject", "pause", "resume", "revoke"]}),
-            ],
-        )
-    },
-    "/v1/webhook": {
-        "get": _op("My webhook URL (institution)", tag="consent"),
-        "put": _op(
-            "Register or remove my webhook URL (signed consent events)",
-            tag="consent",
-            body=_obj({"url": {"type": ["string", "null"]}}, ["url"]),
-        ),
-    },
-    "/healthz": {"get": _op("Liveness", tag="ops", security="none")},
-    "/readyz": {"get": _op("Readiness (database reachable)", tag="ops", security="none")},
-    "/openapi.json": {"get": _op("This document", tag="ops", security="none")},
-}
-
-
-def document(extra_paths: S | None = None) -> S:
     return {
         "openapi": "3.1.0",
-        "info": {
-            "title": "Xinyi Gateway API",
-            "version": "1",
-            "description": "Consent, data services under consent, HE joint scoring "
-            "and a Merkle audit log for SME credit (信易贷).",
-        },
-        "paths": {**PATHS, **(extra_paths or {})},
+        "info": INFO,
+        "paths": paths,
         "components": {
+            "schemas": schemas.components,
             "securitySchemes": {
                 "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
                 "session": {"type": "apiKey", "in": "cookie", "name": "xinyi_session"},
-            }
+            },
         },
     }
 
 
-EXTRA: S = {}
-
-
-def add_paths(paths: S) -> None:
-    """Areas document their own paths here (called at import of their blueprint)."""
-    EXTRA.update(paths)
-
-
 @bp.get("/openapi.json")
-def openapi() -> Response:
-    return jsonify(document(EXTRA))
+@operation("This document", tag="ops", answer=OpenApiDocument)
+def openapi() -> S:
+    doc: S | None = current_app.extensions.get("xinyi_openapi")
+    if doc is None:  # the route table is fixed once the app serves
+        doc = current_app.extensions.setdefault("xinyi_openapi", document(current_app))
+    return doc

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+import numpy as np
 from flask import current_app
 from sqlalchemy import Engine
 
@@ -20,15 +22,23 @@ from audit.service import AuditLog
 from common.db import read_connection, read_session
 from common.logging import get_logger
 from common.settings import Settings
+from common.workdays import WorkCalendar
 from consent import store as consent_store
 from consent.outbox import OutboxDelivery
 from consent.service import ConsentService
+from gateway.caches import ContextCache, Evaluators, ModelCache, Trainers, VerifiedTokens
 from keys import KeyRing
 from records.catalog import Catalog
 from registry import Registry
 from registry.sessions import Sessions, SignInThrottle
 
 log = get_logger("gateway.services")
+
+FeatureSource = Callable[["Services", Sequence[str], Sequence[str]], np.ndarray]
+"""(services, USCCs, gateway columns) → matrix of raw model inputs, NaN where absent."""
+PopulationSource = Callable[["Services", Sequence[str]], np.ndarray]
+"""(services, gateway columns) → matrix of every enterprise's raw model inputs, NaN
+where absent: the population the gateway standardization is fitted on."""
 
 
 @dataclass
@@ -41,9 +51,22 @@ class Services:
     audit: AuditLog
     outbox: OutboxDelivery
     catalog: Catalog  # the data catalog's rules, built once
+    calendar: WorkCalendar  # the official working days (deadlines of casework)
     sessions: Sessions  # people's sessions (server-side rows)
     throttle: SignInThrottle  # failed sign-ins per login and address
-    extras: dict[str, Any] = field(default_factory=dict)
+    # This worker's caches (gateway.caches).
+    models: ModelCache = field(default_factory=ModelCache)
+    contexts: ContextCache = field(default_factory=ContextCache)
+    evaluators: Evaluators = field(default_factory=Evaluators)
+    trainers: Trainers = field(default_factory=Trainers)
+    verified_tokens: VerifiedTokens = field(default_factory=VerifiedTokens)
+    training_features: FeatureSource | None = None
+    """Where training sessions read the gateway's features; ``None``: the department
+    data store (``gateway.api.train.records_features``). Tools and tests put a
+    synthetic source here."""
+    training_population: PopulationSource | None = None
+    """The population training standardizes on; ``None``: every enterprise of the
+    department data store (``gateway.api.train.records_population``)."""
     _stop: threading.Event = field(default_factory=threading.Event)
     _threads: list[threading.Thread] = field(default_factory=list)
 
@@ -116,6 +139,7 @@ def build(settings: Settings, engine: Engine, secret: bytes) -> Services:
         audit=audit,
         outbox=outbox,
         catalog=Catalog(settings.config),
+        calendar=WorkCalendar.from_config(settings.config.calendar),
         sessions=Sessions(engine, lifetime_seconds=settings.config.tokens.session_seconds),
         throttle=SignInThrottle(engine, secret),
     )

@@ -28,7 +28,7 @@ from sqlalchemy.exc import IntegrityError
 
 from common import uscc as uscc_rules
 from common.errors import Conflict, InvalidInput, NotFound
-from registry.store import departments, institutions, person_sessions, users
+from registry.store import departments, institutions, person_sessions, used_assertions, users
 
 ROLES = ("enterprise", "department", "operator")
 _ID = re.compile(r"^[a-z][a-z0-9_]{1,47}$")
@@ -153,6 +153,37 @@ class Registry:
         if row is None:
             raise UnknownParty(f"no institution {institution_id!r}")
         return _institution(row._mapping)
+
+    def client(self, institution_id: str) -> Institution | None:
+        """The institution as an OAuth client (None when unknown)."""
+        with self.engine.connect() as c:
+            row = c.execute(
+                institutions.select().where(institutions.c.id == institution_id)
+            ).first()
+        return None if row is None else _institution(row._mapping)
+
+    def use_assertion(self, key: str, expires_at: int) -> bool:
+        """Record a client assertion (``client:jti``) as used until it expires; False
+        when it was used before (a replay). Assertions expired an hour ago are forgotten."""
+        try:
+            with self.engine.begin() as c:
+                c.execute(
+                    used_assertions.delete().where(
+                        used_assertions.c.expires_at < self._now() - 3600
+                    )
+                )
+                c.execute(used_assertions.insert().values(jti=key[:200], expires_at=expires_at))
+        except IntegrityError:
+            return False
+        return True
+
+    def enterprise_usccs(self) -> list[str]:
+        """The USCCs of the enterprises that have a sign-in account."""
+        with self.engine.connect() as c:
+            found = c.execute(
+                sa.select(users.c.uscc).where(users.c.role == "enterprise").distinct()
+            ).scalars()
+            return [str(u) for u in found if u]
 
     def institutions(self) -> list[Institution]:
         with self.engine.connect() as c:

@@ -1,4 +1,5 @@
-"""Registry persistence: institutions, departments and users (tables of migration 0001)."""
+"""Registry persistence: institutions, departments, users and the client assertions
+already used (tables of migration 0001)."""
 
 from __future__ import annotations
 
@@ -41,6 +42,14 @@ users = sa.Table(
     sa.Column("department_id", sa.String(48)),
     sa.Column("created_at", sa.BigInteger, nullable=False),
     sa.Column("disabled", sa.Boolean, nullable=False),
+    extend_existing=True,
+)
+
+used_assertions = sa.Table(
+    "used_assertions",
+    metadata,
+    sa.Column("jti", sa.String(200), primary_key=True),
+    sa.Column("expires_at", sa.BigInteger, nullable=False, index=True),
     extend_existing=True,
 )
 

@@ -22,6 +22,7 @@ from sqlalchemy import Engine, text
 from common.db import make_engine, migrate, normalize_url
 from common.settings import Settings, load_settings
 from gateway import create_app
+from tests.answers import check_answers
 
 PG_URL = os.environ.get("XINYI_TEST_DATABASE_URL")
 BACKENDS = ["sqlite", "postgresql"]
@@ -111,9 +112,13 @@ def app(settings: Settings) -> Iterator[Flask]:
     the sequencer and the outbox themselves)."""
     app = create_app(settings, background=False)
     app.config["TESTING"] = True
+    mismatches = check_answers(app)
     yield app
     app.extensions["xinyi"].stop()
     app.extensions["xinyi"].engine.dispose()
+    assert not mismatches, "answers that differ from their declared model:\n" + "\n".join(
+        mismatches
+    )
 
 
 @pytest.fixture

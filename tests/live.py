@@ -10,6 +10,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from common.settings import DEFAULT_CONFIG
+
 ROOT = Path(__file__).resolve().parent.parent
 XINYI = [sys.executable, "-m", "cli"]
 
@@ -25,7 +27,7 @@ def env_for(home: Path, database_url: str) -> dict[str, str]:
     if not config.exists():
         home.mkdir(parents=True, exist_ok=True)
         # No public_url: `xinyi serve --port` derives it from the port it serves on.
-        text = (ROOT / "config.yaml").read_text(encoding="utf-8")
+        text = DEFAULT_CONFIG.read_text(encoding="utf-8")
         text = text.replace("checkpoint_interval_seconds: 3", "checkpoint_interval_seconds: 0.5")
         config.write_text(text, encoding="utf-8")
     return {

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, request
+from flask import Blueprint
 
 from common.errors import InvalidInput
 from consent.service import Viewer, describe
+from gateway.api import schemas
 from gateway.auth import Principal, authenticated, current_principal
+from gateway.contract import operation
 from gateway.enforce import ConsentAudit
 from gateway.services import services
 
@@ -20,24 +22,27 @@ def _viewer(p: Principal) -> Viewer:
     return Viewer("enterprise" if p.kind == "enterprise" else "institution", p.id)
 
 
-def json_body() -> dict[str, Any]:
-    body = request.get_json(silent=True)
-    if not isinstance(body, dict):
-        raise InvalidInput("the body must be a JSON object", code="invalid_json")
-    return body
-
-
 @bp.post("/v1/consents")
 @authenticated("institution")
-def create() -> tuple[dict[str, Any], int]:
+@operation(
+    "Ask an enterprise for consent",
+    tag="consent",
+    body=schemas.ConsentRequest,
+    answer=schemas.ConsentView,
+    status=201,
+)
+def create(body: schemas.ConsentRequest) -> tuple[dict[str, Any], int]:
     svc = services()
     audit = ConsentAudit(svc)
-    row = svc.consent.request(current_principal().id, json_body(), audit=audit)
+    row = svc.consent.request(current_principal().id, body.model_dump(), audit=audit)
     return {**describe(row), "audit_index": audit.index()}, 201
 
 
 @bp.get("/v1/consents/<consent_id>")
 @authenticated("institution", "enterprise")
+@operation(
+    "One consent (its requester or its enterprise)", tag="consent", answer=schemas.ConsentView
+)
 def get(consent_id: str) -> dict[str, Any]:
     svc = services()
     p = current_principal()
@@ -50,14 +55,26 @@ def get(consent_id: str) -> dict[str, Any]:
 
 @bp.get("/v1/consents")
 @authenticated("institution", "enterprise")
-def list_() -> dict[str, Any]:
+@operation(
+    "My consents (institution or enterprise)",
+    tag="consent",
+    query=schemas.ConsentFilter,
+    answer=schemas.ConsentList,
+)
+def list_(query: schemas.ConsentFilter) -> dict[str, Any]:
     svc = services()
-    rows = svc.consent.list(_viewer(current_principal()), request.args.get("status"))
+    rows = svc.consent.list(_viewer(current_principal()), query.status)
     return {"consents": [describe(r) for r in rows]}
 
 
 @bp.post("/v1/consents/<consent_id>/<action>")
 @authenticated("enterprise")
+@operation(
+    "Enterprise decision: approve, reject, pause, resume, revoke",
+    tag="consent",
+    answer=schemas.ConsentView,
+    path={"action": schemas.ConsentAction},
+)
 def act(consent_id: str, action: str) -> dict[str, Any]:
     if action not in ACTIONS:
         raise InvalidInput(f"action must be one of {list(ACTIONS)}", code="unknown_action")

@@ -8,9 +8,9 @@ import sqlalchemy as sa
 from flask import Blueprint, Response, jsonify
 
 from common.db import is_sqlite, read_connection
-from common.errors import Error, InvalidInput
+from common.errors import Error
 from common.privileges import missing_privileges
-from gateway.api.consent import json_body
+from gateway.api import schemas
 from gateway.auth import (
     authenticate_person,
     authenticated,
@@ -19,18 +19,22 @@ from gateway.auth import (
     end_session,
     start_session,
 )
+from gateway.contract import operation
 from gateway.services import services
 
 bp = Blueprint("core", __name__)
 
 
 @bp.post("/v1/session")
-def sign_in() -> dict[str, Any]:
-    body = json_body()
-    login, password = body.get("login"), body.get("password")
-    if not isinstance(login, str) or not isinstance(password, str):
-        raise InvalidInput("login and password are required strings", code="invalid_json")
-    user = authenticate_person(login, password)
+@operation(
+    "Sign in (enterprise, department, operator users); attempts are throttled per login "
+    "and address (429 sign_in_throttled)",
+    tag="auth",
+    body=schemas.SignIn,
+    answer=schemas.SignedIn,
+)
+def sign_in(body: schemas.SignIn) -> dict[str, Any]:
+    user = authenticate_person(body.login, body.password)
     csrf = start_session(user)
     return {
         "login": user.login,
@@ -42,6 +46,7 @@ def sign_in() -> dict[str, Any]:
 
 
 @bp.delete("/v1/session")
+@operation("Sign out", tag="auth", status=204)
 def sign_out() -> tuple[str, int]:
     end_session()
     return "", 204
@@ -49,6 +54,7 @@ def sign_out() -> tuple[str, int]:
 
 @bp.get("/v1/session")
 @authenticated("enterprise", "department", "operator")
+@operation("Who is signed in", tag="auth", answer=schemas.SignedIn)
 def whoami() -> dict[str, Any]:
     p = current_principal()
     return {
@@ -62,6 +68,7 @@ def whoami() -> dict[str, Any]:
 
 @bp.get("/v1/webhook")
 @authenticated("institution")
+@operation("My webhook URL (institution)", tag="consent", answer=schemas.WebhookView)
 def webhook() -> dict[str, Any]:
     """The URL that receives this institution's signed consent events."""
     inst = services().registry.institution(current_principal().id)
@@ -70,17 +77,22 @@ def webhook() -> dict[str, Any]:
 
 @bp.put("/v1/webhook")
 @authenticated("institution")
-def set_webhook() -> dict[str, Any]:
+@operation(
+    "Register or remove my webhook URL (signed consent events)",
+    tag="consent",
+    body=schemas.Webhook,
+    answer=schemas.WebhookView,
+)
+def set_webhook(body: schemas.Webhook) -> dict[str, Any]:
     """Register (or with ``{"url": null}`` remove) the webhook URL; events that waited
     for it are delivered from the outbox."""
-    url = json_body().get("url")
-    if url is not None and not isinstance(url, str):
-        raise InvalidInput("url: an http(s) URL or null", code="invalid_json", field="url")
+    url = body.url
     inst = services().registry.set_webhook(current_principal().id, url)
     return {"url": inst.webhook_url}
 
 
 @bp.get("/.well-known/jwks.json")
+@operation("Public signing keys (grants, tokens, checkpoints)", tag="auth", answer=schemas.Jwks)
 def jwks() -> Response:
     resp = jsonify(services().keys.jwks())
     resp.headers["Cache-Control"] = "public, max-age=60"
@@ -89,6 +101,9 @@ def jwks() -> Response:
 
 @bp.get("/v1/catalog")
 @authenticated()
+@operation(
+    "Departments, purposes, categories and features", tag="catalog", answer=schemas.CatalogView
+)
 def catalog() -> dict[str, Any]:
     cfg = services().settings.config
     features: dict[str, Any] = {}
@@ -124,12 +139,20 @@ def catalog() -> dict[str, Any]:
 
 
 @bp.get("/healthz")
+@operation("Liveness", tag="ops", answer=schemas.Health)
 def health() -> dict[str, str]:
     """Liveness: the process answers (a load balancer restarts it when it does not)."""
     return {"status": "ok"}
 
 
 @bp.get("/readyz")
+@operation(
+    "Readiness: the database answers with the privileges requests need and the audit log "
+    "is readable (503 with the same shape when not)",
+    tag="ops",
+    answer=schemas.Readiness,
+    error=schemas.Readiness,
+)
 def ready() -> tuple[dict[str, Any], int]:
     """Readiness: this worker can serve now. The database answers and the audit log's
     state is readable (a request that cannot be logged is not served, so without it

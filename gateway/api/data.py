@@ -20,9 +20,10 @@ from flask import Blueprint, Response, request
 
 from common import uscc as uscc_rules
 from common.errors import Forbidden, InvalidInput, NotFound
-from gateway import openapi
-from gateway.api.consent import json_body
+from gateway import casework
+from gateway.api import schemas
 from gateway.auth import Principal, authenticated, current_principal
+from gateway.contract import operation
 from gateway.enforce import enforce
 from gateway.services import Services, services
 from records import catalog as rules
@@ -65,12 +66,20 @@ def _grant_categories(svc: Services, grant: str) -> list[str]:
 
 @bp.get("/v1/enterprises/<uscc>/report")
 @authenticated("institution")
-def report(uscc: str) -> dict[str, Any]:
+@operation(
+    "Report on an enterprise: public categories; with ?grant= (op report) also its "
+    "non-public categories as bands, never values",
+    tag="data",
+    query=schemas.ReportQuery,
+    answer=schemas.Report,
+    path={"uscc": schemas.Uscc},
+)
+def report(uscc: str, query: schemas.ReportQuery) -> dict[str, Any]:
     code = uscc_rules.validate(uscc)
     svc = services()
     cat = svc.catalog
     principal = current_principal()
-    grant = request.args.get("grant")
+    grant = query.grant
     public_cats, public_feats = _public_features(svc)
     banded_cats = _grant_categories(svc, grant) if grant else []
     if grant is not None and not banded_cats:
@@ -109,23 +118,29 @@ def report(uscc: str) -> dict[str, Any]:
     values = records.current_values(svc.engine, code, public_feats + banded_feats)
     public = {f: values[f] for f in public_feats if f in values}
     banded = {f: rules.band(cat.rule(f).spec, values[f]) for f in banded_feats if f in values}
-    return {"enterprise": code, "public": public, "banded": banded, "audit_index": access.finish()}
+    used = [*public, *banded]
+    return {
+        "enterprise": code,
+        "public": public,
+        "banded": banded,
+        "disputed": casework.disputed(svc, code, used),
+        "repaired": casework.repaired(svc, code, public),
+        "audit_index": access.finish(),
+    }
 
 
 @bp.post("/v1/verify")
 @authenticated("institution")
-def verify() -> dict[str, Any]:
-    body = json_body()
-    unknown = set(body) - {"grant", "feature", "op", "value"}
-    if unknown:
-        field = sorted(unknown)[0]
-        raise InvalidInput(f"unknown field {field!r}", code="invalid_json", field=field)
+@operation(
+    "Yes/no on one non-public feature under a grant for op verify; each grant has a "
+    "verification budget per feature (403 verify_budget_exhausted)",
+    tag="data",
+    body=schemas.Verification,
+    answer=schemas.Verified,
+)
+def verify(body: schemas.Verification) -> dict[str, Any]:
     svc = services()
-    feature_id, op = body.get("feature"), body.get("op")
-    if not isinstance(feature_id, str):
-        raise InvalidInput(
-            "feature: a feature id such as tax.paid_12m", code="invalid_json", field="feature"
-        )
+    feature_id, op = body.feature, body.op
     rule = svc.catalog.features.get(feature_id)
     if rule is None:
         raise InvalidInput(
@@ -141,11 +156,10 @@ def verify() -> dict[str, Any]:
             code="op_not_allowed",
             field="op",
         )
-    expected = rules.parse_value(rule.spec, body.get("value"))
-    grant = body.get("grant")
+    expected = rules.parse_value(rule.spec, body.value)
     access = enforce(
         current_principal(),
-        grant=grant if isinstance(grant, str) else None,
+        grant=body.grant,
         op="verify",
         enterprise=None,
         categories=[rule.category],
@@ -163,6 +177,7 @@ def verify() -> dict[str, Any]:
         )
     return {
         "result": rules.evaluate(rule.spec, stored[feature_id], op, expected),
+        "disputed": casework.disputed(svc, access.enterprise, [feature_id]),
         "audit_index": index,
     }
 
@@ -186,7 +201,7 @@ def _department(svc: Services, department: str) -> Principal:
     return principal
 
 
-def _upload() -> tuple[bytes, str]:
+def _upload(file_name: str | None) -> tuple[bytes, str]:
     """The CSV of an import: a multipart ``file`` field (web form) or the raw body."""
     upload = request.files.get("file")
     if upload is not None:
@@ -196,16 +211,26 @@ def _upload() -> tuple[bytes, str]:
             "send the CSV as the body (Content-Type: text/csv) or as a multipart 'file'",
             code="invalid_upload",
         )
-    name = request.args.get("file_name") or "upload.csv"
+    name = file_name or "upload.csv"
     return request.get_data(cache=False), name
 
 
 @bp.post("/v1/departments/<department>/imports")
 @authenticated("department", "operator")
-def import_file(department: str) -> tuple[dict[str, Any], int]:
+@operation(
+    "Load a CSV (uscc + the department's feature ids) as the department's next snapshot; "
+    "all or nothing: 400 import_rejected lists every bad row",
+    tag="departments",
+    body=schemas.ImportUpload,
+    body_media=("text/csv", "multipart/form-data"),
+    query=schemas.ImportName,
+    answer=schemas.ImportRecord,
+    status=201,
+)
+def import_file(department: str, query: schemas.ImportName) -> tuple[dict[str, Any], int]:
     svc = services()
     principal = _department(svc, department)
-    data, name = _upload()
+    data, name = _upload(query.file_name)
     record = import_csv(
         svc.engine,
         svc.catalog,
@@ -219,13 +244,16 @@ def import_file(department: str) -> tuple[dict[str, Any], int]:
 
 @bp.get("/v1/departments/<department>/imports")
 @authenticated("department", "operator")
-def import_history(department: str) -> dict[str, Any]:
+@operation(
+    "The department's import history (loaded snapshots and refused files)",
+    tag="departments",
+    query=schemas.ImportHistoryQuery,
+    answer=schemas.ImportHistory,
+)
+def import_history(department: str, query: schemas.ImportHistoryQuery) -> dict[str, Any]:
     svc = services()
     _department(svc, department)
-    limit = request.args.get("limit", "50")
-    if not limit.isdigit() or not 1 <= int(limit) <= 500:
-        raise InvalidInput("limit: a number from 1 to 500", code="invalid_query", field="limit")
-    history = records.import_history(svc.engine, department, limit=int(limit))
+    history = records.import_history(svc.engine, department, limit=query.limit)
     return {"imports": [r.as_json() for r in history]}
 
 
@@ -239,12 +267,18 @@ def _own_import(svc: Services, department: str, import_id: int) -> records.Impor
 
 @bp.get("/v1/departments/<department>/imports/<int:import_id>")
 @authenticated("department", "operator")
+@operation("One import", tag="departments", answer=schemas.ImportRecord)
 def import_one(department: str, import_id: int) -> dict[str, Any]:
     return _own_import(services(), department, import_id).as_json()
 
 
 @bp.get("/v1/departments/<department>/imports/<int:import_id>/rejects")
 @authenticated("department", "operator")
+@operation(
+    "The reasons a file was refused, as CSV (line, column, code, reason)",
+    tag="departments",
+    answer_media="text/csv",
+)
 def import_rejects(department: str, import_id: int) -> Response:
     svc = services()
     record = _own_import(svc, department, import_id)
@@ -254,130 +288,3 @@ def import_rejects(department: str, import_id: int) -> Response:
         mimetype="text/csv",
         headers={"Content-Disposition": f'attachment; filename="import-{record.id}-rejects.csv"'},
     )
-
-
-# OpenAPI -----------------------------------------------------------------------------
-
-_BAND = openapi._obj(
-    {
-        "band": openapi.STR,
-        "band_en": openapi.STR,
-        "lower": {"type": ["number", "null"]},
-        "upper": {"type": ["number", "null"]},
-        "unit": {"type": ["string", "null"]},
-    },
-    ["band", "band_en", "lower", "upper"],
-)
-_IMPORT = openapi._obj(
-    {
-        "id": openapi.INT,
-        "department": openapi.STR,
-        "version": {"type": ["integer", "null"]},
-        "status": {"enum": ["loaded", "rejected"]},
-        "file_name": openapi.STR,
-        "sha256": openapi.STR,
-        "rows": openapi.INT,
-        "features": openapi.STR_LIST,
-        "reject_count": openapi.INT,
-        "bad_rows": openapi.INT,
-        "imported_at": openapi.INT,
-        "imported_by": openapi.STR,
-    },
-    extra=True,
-)
-_DEPT = openapi._path_param("department")
-_IMPORT_ID = openapi._path_param("import_id", openapi.INT)
-
-openapi.add_paths(
-    {
-        "/v1/enterprises/{uscc}/report": {
-            "get": openapi._op(
-                "Report on an enterprise: public categories; with ?grant= (op report) also "
-                "its non-public categories as bands, never values",
-                tag="data",
-                params=[
-                    openapi._path_param("uscc", openapi.USCC),
-                    openapi._query("grant", openapi.STR),
-                ],
-                ok=openapi._obj(
-                    {
-                        "enterprise": openapi.USCC,
-                        "public": {"type": "object"},
-                        "banded": {"type": "object", "additionalProperties": _BAND},
-                        "audit_index": openapi.INT,
-                    },
-                    ["enterprise", "public", "banded", "audit_index"],
-                ),
-            )
-        },
-        "/v1/verify": {
-            "post": openapi._op(
-                "Yes/no on one non-public feature under a grant for op verify; each grant "
-                "has a verification budget per feature (403 verify_budget_exhausted)",
-                tag="data",
-                body=openapi._obj(
-                    {
-                        "grant": openapi.STR,
-                        "feature": openapi.STR,
-                        "op": {"enum": [">=", "<=", "==", "!="]},
-                        "value": {"type": ["number", "string", "boolean"]},
-                    },
-                    ["grant", "feature", "op", "value"],
-                ),
-                ok=openapi._obj(
-                    {"result": {"type": "boolean"}, "audit_index": openapi.INT},
-                    ["result", "audit_index"],
-                ),
-            )
-        },
-        "/v1/departments/{department}/imports": {
-            "post": {
-                **openapi._op(
-                    "Load a CSV (uscc + the department's feature ids) as the department's "
-                    "next snapshot; all or nothing: 400 import_rejected lists every bad row",
-                    tag="departments",
-                    security="session",
-                    ok_status="201",
-                    ok=_IMPORT,
-                    params=[_DEPT, openapi._query("file_name", openapi.STR)],
-                ),
-                "requestBody": {
-                    "required": True,
-                    "content": {
-                        "text/csv": {"schema": openapi.STR},
-                        "multipart/form-data": {
-                            "schema": openapi._obj(
-                                {"file": {"type": "string", "format": "binary"}}, ["file"]
-                            )
-                        },
-                    },
-                },
-            },
-            "get": openapi._op(
-                "The department's import history (loaded snapshots and refused files)",
-                tag="departments",
-                security="session",
-                params=[_DEPT, openapi._query("limit", openapi.INT)],
-                ok=openapi._obj({"imports": {"type": "array", "items": _IMPORT}}, ["imports"]),
-            ),
-        },
-        "/v1/departments/{department}/imports/{import_id}": {
-            "get": openapi._op(
-                "One import",
-                tag="departments",
-                security="session",
-                ok=_IMPORT,
-                params=[_DEPT, _IMPORT_ID],
-            )
-        },
-        "/v1/departments/{department}/imports/{import_id}/rejects": {
-            "get": openapi._op(
-                "The reasons a file was refused, as CSV (line, column, code, reason)",
-                tag="departments",
-                security="session",
-                text=True,
-                params=[_DEPT, _IMPORT_ID],
-            )
-        },
-    }
-)

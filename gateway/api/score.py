@@ -28,9 +28,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import threading
 import time
-from collections import OrderedDict
 from collections.abc import Sequence
 from datetime import date
 from typing import Any
@@ -43,9 +41,11 @@ from common.logging import get_logger
 from federated import he, scoring
 from federated import store as fstore
 from federated.models import JointModel
-from gateway import openapi
-from gateway.api.consent import json_body
+from gateway import casework
+from gateway.api import schemas
 from gateway.auth import authenticated, current_principal
+from gateway.caches import CachedContext
+from gateway.contract import operation
 from gateway.enforce import Access, DataRequest, enforce_each, enforce_request
 from gateway.metrics import HE_SECONDS
 from gateway.services import Services, services
@@ -54,7 +54,6 @@ from records import store as records
 
 bp = Blueprint("score", __name__)
 log = get_logger("gateway.score")
-CONTEXT_CACHE_SIZE = 64
 
 
 class NoData(NotFound):
@@ -62,12 +61,6 @@ class NoData(NotFound):
 
 
 # Helpers --------------------------------------------------------------------------------
-
-
-def _only(body: dict[str, Any], allowed: set[str]) -> None:
-    unknown = sorted(set(body) - allowed)
-    if unknown:
-        raise InvalidInput(f"unknown field {unknown[0]!r}", code="invalid_json", field=unknown[0])
 
 
 def _b64(value: Any, field: str, limit: int) -> bytes:
@@ -111,123 +104,22 @@ def _model(svc: Services, ref: Any) -> JointModel:
     if version and not (version.isdigit() and len(version) <= 18):
         raise InvalidInput("model: 'id' or 'id@version'", code="invalid_json", field="model")
     try:
-        return _models(svc).get(svc, model_id, int(version) if version else None)
+        return svc.models.get(svc.engine, model_id, int(version) if version else None)
     except (fstore.ModelNotApproved, fstore.ModelNotFound) as e:
         log.info("score_model_refused", model=ref[:100], code=e.code)
         raise
 
 
-class _ModelCache:
-    """Approved models by (id, version): an approved version never changes, so only the
-    newest-approved lookup goes to the database, and its answer is kept NEWEST_SECONDS
-    (a newly approved version serves unpinned requests within that time; the SDK pins
-    versions). A version that is not approved is never cached."""
-
-    NEWEST_SECONDS = 2.0
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._models: dict[tuple[str, int], JointModel] = {}
-        self._newest: dict[str, tuple[float, int]] = {}
-
-    def get(self, svc: Services, model_id: str, version: int | None) -> JointModel:
-        if version is None:
-            now = time.monotonic()
-            with self._lock:
-                seen = self._newest.get(model_id)
-            if seen is not None and now - seen[0] < self.NEWEST_SECONDS:
-                version = seen[1]
-            else:
-                version = fstore.newest_version(svc.engine, model_id, approved=True)
-                if version is None:  # says whether it is unknown or not approved
-                    fstore.get_model(svc.engine, model_id, approved=True)
-                    raise fstore.ModelNotFound(f"no joint model {model_id!r}")
-                with self._lock:
-                    self._newest[model_id] = (now, version)
-        with self._lock:
-            found = self._models.get((model_id, version))
-        if found is None:
-            found = fstore.get_model(svc.engine, model_id, version, approved=True)
-            with self._lock:
-                self._models[(model_id, version)] = found
-        return found
-
-
-class _Context:
-    """A registered context as the scoring routes use it: owner and parameters always,
-    the parsed public context only when a batch needs to encrypt (all refused)."""
-
-    def __init__(self, stored: fstore.StoredContext) -> None:
-        self.owner = stored.institution_id
-        self.params = stored.params
-        self._data = stored.data
-        self._public: he.PublicContext | None = None
-
-    def public(self) -> he.PublicContext:
-        if self._public is None:
-            self._public = he.PublicContext.load(
-                self._data, expected=self.params, max_bytes=len(self._data)
-            )
-        return self._public
-
-
-class _ContextCache:
-    """Registered contexts by id (contexts never change), least recently used out.
-    The owner is kept with the context so that one institution never uses another's."""
-
-    def __init__(self, size: int) -> None:
-        self._lock = threading.Lock()
-        self._size = size
-        self._items: OrderedDict[str, _Context] = OrderedDict()
-
-    def get(self, svc: Services, institution: str, context_id: str) -> _Context:
-        with self._lock:
-            hit = self._items.get(context_id)
-            if hit is not None:
-                self._items.move_to_end(context_id)
-        if hit is not None:
-            if hit.owner != institution:
-                raise fstore.ContextNotFound(
-                    f"no context {context_id!r} registered by this institution"
-                )
-            return hit
-        found = _Context(fstore.get_context(svc.engine, context_id, institution))
-        with self._lock:
-            self._items[context_id] = found
-            while len(self._items) > self._size:
-                self._items.popitem(last=False)
-        return found
-
-
 def _evaluator(svc: Services, params: he.CKKSParams) -> he.Evaluator:
-    """One evaluator per parameter set and process (it caches encoded weights)."""
-    cache: dict[he.CKKSParams, he.Evaluator] = svc.extras.setdefault("score.evaluators", {})
-    ev = cache.get(params)
-    if ev is None:
-        ev = cache.setdefault(params, he.Evaluator(params))
-    return ev
+    return svc.evaluators.get(params)
 
 
-def _models(svc: Services) -> _ModelCache:
-    cache = svc.extras.get("score.models")
-    if cache is None:
-        cache = svc.extras.setdefault("score.models", _ModelCache())
-    return cache  # type: ignore[no-any-return]
-
-
-def _contexts(svc: Services) -> _ContextCache:
-    cache = svc.extras.get("score.contexts")
-    if cache is None:
-        cache = svc.extras.setdefault("score.contexts", _ContextCache(CONTEXT_CACHE_SIZE))
-    return cache  # type: ignore[no-any-return]
-
-
-def _context_for(svc: Services, institution: str, ref: Any, model: JointModel) -> _Context:
+def _context_for(svc: Services, institution: str, ref: Any, model: JointModel) -> CachedContext:
     if not isinstance(ref, str) or not ref:
         raise InvalidInput(
             "context: the id POST /v1/contexts returned", code="invalid_json", field="context"
         )
-    context = _contexts(svc).get(svc, institution, ref)
+    context = svc.contexts.get(svc.engine, institution, ref)
     if context.params != model.params:
         raise he.WrongParameters(
             f"context {ref} has parameters {context.params.as_dict()}; model {model.ref} needs "
@@ -303,13 +195,19 @@ def _score_request(model: JointModel, grant: Any) -> DataRequest:
 
 @bp.post("/v1/contexts")
 @authenticated("institution")
-def register_context() -> tuple[dict[str, Any], int]:
+@operation(
+    "Register the institution's CKKS public context (no secret key, no relinearization "
+    "or Galois keys)",
+    tag="score",
+    body=schemas.ContextRegistration,
+    answer=schemas.RegisteredContext,
+    status=201,
+)
+def register_context(body: schemas.ContextRegistration) -> tuple[dict[str, Any], int]:
     """Register the institution's CKKS public context (no secret, no evaluation keys)."""
-    body = json_body()
-    _only(body, {"context"})
     svc = services()
     limit = svc.settings.config.limits.max_context_bytes
-    data = _b64(body.get("context"), "context", limit)
+    data = _b64(body.context, "context", limit)
     public = he.PublicContext.load(
         data, max_bytes=limit, allow_evaluation_keys=False, require_public_key=True
     )
@@ -331,6 +229,7 @@ def register_context() -> tuple[dict[str, Any], int]:
 
 @bp.get("/v1/contexts")
 @authenticated("institution")
+@operation("The institution's registered contexts", tag="score", answer=schemas.Contexts)
 def list_contexts() -> dict[str, Any]:
     svc = services()
     return {"contexts": fstore.list_contexts(svc.engine, current_principal().id)}
@@ -338,6 +237,11 @@ def list_contexts() -> dict[str, Any]:
 
 @bp.get("/v1/models")
 @authenticated()
+@operation(
+    "Registered joint models (newest versions; never the gateway's weights)",
+    tag="score",
+    answer=schemas.Models,
+)
 def list_models() -> dict[str, Any]:
     svc = services()
     return {"models": [_view(svc, m) for m in fstore.list_models(svc.engine)]}
@@ -345,6 +249,11 @@ def list_models() -> dict[str, Any]:
 
 @bp.get("/v1/models/<path:model_ref>")
 @authenticated()
+@operation(
+    "One joint model: 'id' (newest version) or 'id@version'",
+    tag="score",
+    answer=schemas.ModelView,
+)
 def get_model(model_ref: str) -> dict[str, Any]:
     svc = services()
     return _view(svc, _model(svc, model_ref))
@@ -352,18 +261,23 @@ def get_model(model_ref: str) -> dict[str, Any]:
 
 @bp.post("/v1/score")
 @authenticated("institution")
-def score() -> Response:
-    body = json_body()
-    _only(body, {"grant", "model", "context", "ciphertext"})
+@operation(
+    "Score one enterprise under its grant: the ciphertext holds the model's bank features "
+    "in slots 0…k−1; the logit is the sum of the decrypted vector",
+    tag="score",
+    body=schemas.ScoreRequest,
+    answer=schemas.Scored,
+)
+def score(body: schemas.ScoreRequest) -> Response:
     svc = services()
     limit = svc.settings.config.limits.max_ciphertext_bytes
     principal = current_principal()
-    model = _model(svc, body.get("model"))
-    _context_for(svc, principal.id, body.get("context"), model)
+    model = _model(svc, body.model)
+    _context_for(svc, principal.id, body.context, model)
     ev = _evaluator(svc, model.params)
-    data = _b64(body.get("ciphertext"), "ciphertext", limit)
+    data = _b64(body.ciphertext, "ciphertext", limit)
     ct = ev.ciphertext(data, size=len(model.bank_features), max_bytes=limit)
-    access = enforce_request(principal, _score_request(model, body.get("grant")))
+    access = enforce_request(principal, _score_request(model, body.grant))
     assert access.enterprise is not None
     values = gateway_values(svc, [access.enterprise], model)[0]
     if np.isnan(values).all():
@@ -382,36 +296,40 @@ def score() -> Response:
         imputed=int(np.isnan(values).sum()),
         ms=round(spent * 1e3, 2),
     )
+    disputed = casework.disputed(svc, access.enterprise, model.gateway_feature_ids)
     return _json_with_blobs(
-        {"audit_index": access.finish(), "model": model.ref}, {"ciphertext": _b64out(out)}
+        {"audit_index": access.finish(), "model": model.ref, "disputed": disputed},
+        {"ciphertext": _b64out(out)},
     )
 
 
 @bp.post("/v1/score/batch")
 @authenticated("institution")
-def score_batch() -> Response:
-    body = json_body()
-    _only(body, {"grants", "model", "context", "ciphertexts"})
+@operation(
+    "Score many enterprises: one column-packed ciphertext per bank feature and chunk "
+    "(slot i = enterprise i of grants); answer slot i = logit i; refused enterprises are "
+    "listed and their slots carry nothing",
+    tag="score",
+    body=schemas.BatchRequest,
+    answer=schemas.BatchScored,
+)
+def score_batch(body: schemas.BatchRequest) -> Response:
     svc = services()
     limits = svc.settings.config.limits
     principal = current_principal()
-    grants = body.get("grants")
-    if not isinstance(grants, list) or not grants:
-        raise InvalidInput(
-            "grants: a non-empty list of grants", code="invalid_json", field="grants"
-        )
+    grants = body.grants
     if len(grants) > limits.max_batch:
         raise TooLarge(
             f"grants: {len(grants)} enterprises; at most {limits.max_batch} per batch",
             code="too_large",
             field="grants",
         )
-    model = _model(svc, body.get("model"))
-    context = _context_for(svc, principal.id, body.get("context"), model)
+    model = _model(svc, body.model)
+    context = _context_for(svc, principal.id, body.context, model)
     ev = _evaluator(svc, model.params)
     layout = scoring.BatchLayout(len(grants), len(model.bank_features), model.params.slots)
-    raw = body.get("ciphertexts")
-    if not isinstance(raw, list) or len(raw) != layout.ciphertexts:
+    raw = body.ciphertexts
+    if len(raw) != layout.ciphertexts:
         raise InvalidInput(
             f"ciphertexts: {layout.ciphertexts} expected ({layout.chunks} chunk(s) of "
             f"{layout.slots} enterprises × {layout.features} bank features, chunk-major)",
@@ -477,8 +395,20 @@ def score_batch() -> Response:
             }
         )
     refused.sort(key=lambda r: int(r["index"]))
+    served = [i for i in accesses if bool(allowed[i])]
+    open_ = casework.disputed_each(
+        svc, [str(accesses[i].enterprise) for i in served], model.gateway_feature_ids
+    )
+    disputed: list[list[str]] = [[] for _ in range(n)]
+    for i in served:
+        disputed[i] = open_.get(str(accesses[i].enterprise), [])
     return _json_with_blobs(
-        {"audit_indexes": audit_indexes, "refused": refused, "model": model.ref},
+        {
+            "audit_indexes": audit_indexes,
+            "refused": refused,
+            "model": model.ref,
+            "disputed": disputed,
+        },
         {"ciphertexts": encoded},
     )
 
@@ -499,120 +429,3 @@ def _parse_batch(
                 e.details.setdefault("field", field)
                 raise
     return cts
-
-
-# OpenAPI ---------------------------------------------------------------------------------
-
-_B64 = {"type": "string", "contentEncoding": "base64"}
-_PARAMS = openapi._obj(
-    {
-        "poly_modulus_degree": openapi.INT,
-        "coeff_mod_bit_sizes": {"type": "array", "items": openapi.INT},
-        "global_scale_bits": openapi.INT,
-    },
-    extra=True,
-)
-_MODEL = openapi._obj(
-    {
-        "id": openapi.STR,
-        "version": openapi.INT,
-        "gateway_features": openapi.STR_LIST,
-        "gateway_categories": openapi.STR_LIST,
-        "grant_categories": openapi.STR_LIST,
-        "bank_features": openapi.STR_LIST,
-        "context_params": _PARAMS,
-        "bank_standardization": {"type": ["object", "null"]},
-        "created_at": {"type": ["integer", "null"]},
-        "owner": openapi.STR,
-        "status": openapi.STR,
-    },
-    extra=True,
-)
-_REFUSED = openapi._obj(
-    {
-        "index": openapi.INT,
-        "error": openapi.STR,
-        "message": openapi.STR,
-        "audit_index": {"type": ["integer", "null"]},
-    },
-    extra=True,
-)
-
-openapi.add_paths(
-    {
-        "/v1/contexts": {
-            "post": openapi._op(
-                "Register the institution's CKKS public context (no secret key, no "
-                "relinearization or Galois keys)",
-                tag="score",
-                ok_status="201",
-                body=openapi._obj({"context": _B64}, ["context"]),
-                ok=openapi._obj({"id": openapi.STR, "context_params": _PARAMS}, extra=True),
-            ),
-            "get": openapi._op("The institution's registered contexts", tag="score"),
-        },
-        "/v1/models": {
-            "get": openapi._op(
-                "Approved joint models (newest approved versions; never the gateway's weights)",
-                tag="score",
-                security="any",
-                ok=openapi._obj({"models": {"type": "array", "items": _MODEL}}, extra=True),
-            )
-        },
-        "/v1/models/{model_ref}": {
-            "get": openapi._op(
-                "One approved joint model: 'id' (newest approved version) or 'id@version'",
-                tag="score",
-                security="any",
-                ok=_MODEL,
-                params=[openapi._path_param("model_ref")],
-            )
-        },
-        "/v1/score": {
-            "post": openapi._op(
-                "Score one enterprise under its grant: the ciphertext holds the model's bank "
-                "features in slots 0…k−1; the logit is the sum of the decrypted vector",
-                tag="score",
-                body=openapi._obj(
-                    {
-                        "grant": openapi.STR,
-                        "model": openapi.STR,
-                        "context": openapi.STR,
-                        "ciphertext": _B64,
-                    },
-                    ["grant", "model", "context", "ciphertext"],
-                ),
-                ok=openapi._obj(
-                    {"ciphertext": _B64, "audit_index": openapi.INT, "model": openapi.STR},
-                    extra=True,
-                ),
-            )
-        },
-        "/v1/score/batch": {
-            "post": openapi._op(
-                "Score many enterprises: one column-packed ciphertext per bank feature and "
-                "chunk (slot i = enterprise i of grants); answer slot i = logit i; refused "
-                "enterprises are listed and their slots carry nothing",
-                tag="score",
-                body=openapi._obj(
-                    {
-                        "grants": openapi.STR_LIST,
-                        "model": openapi.STR,
-                        "context": openapi.STR,
-                        "ciphertexts": {"type": "array", "items": _B64},
-                    },
-                    ["grants", "model", "context", "ciphertexts"],
-                ),
-                ok=openapi._obj(
-                    {
-                        "ciphertexts": {"type": "array", "items": _B64},
-                        "audit_indexes": {"type": "array", "items": {"type": ["integer", "null"]}},
-                        "refused": {"type": "array", "items": _REFUSED},
-                        "model": openapi.STR,
-                    },
-                    extra=True,
-                ),
-            )
-        },
-    }
-)

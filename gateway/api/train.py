@@ -44,7 +44,6 @@ from __future__ import annotations
 import base64
 import binascii
 import secrets
-import threading
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -57,7 +56,6 @@ from flask import Blueprint, Response, request
 from common.db import read_session
 from common.errors import Conflict, Error, Forbidden, InvalidInput, TooLarge
 from common.logging import get_logger
-from common.uscc import is_valid as is_valid_uscc
 from consent.errors import ConsentRefused
 from federated import training_store as tstore
 from federated.he import PublicContext
@@ -72,17 +70,14 @@ from federated.training import (
     TrainingPlan,
     auto_batch_size,
 )
-from gateway import openapi
-from gateway.api.consent import json_body
+from gateway.api import schemas
 from gateway.auth import authenticated, current_principal
+from gateway.contract import operation
 from gateway.enforce import Access, DataRequest, enforce_each
-from gateway.services import Services, services
+from gateway.services import FeatureSource, PopulationSource, Services, services
 
 bp = Blueprint("train", __name__)
 log = get_logger("gateway.train")
-
-FeatureSource = Callable[[Services, Sequence[str], Sequence[str]], np.ndarray]
-"""(services, USCCs, gateway columns) → matrix of raw model inputs, NaN where absent."""
 
 
 class NoData(Conflict):
@@ -124,14 +119,9 @@ def records_features(svc: Services, usccs: Sequence[str], columns: Sequence[str]
 
 
 def feature_source(svc: Services) -> FeatureSource:
-    """``records_features`` unless a test or tool put another in ``svc.extras``."""
-    found = svc.extras.get("train.feature_source")
+    """``records_features`` unless a test or tool put another in ``svc.training_features``."""
+    found = svc.training_features
     return found if found is not None else records_features
-
-
-PopulationSource = Callable[[Services, Sequence[str]], np.ndarray]
-"""(services, gateway columns) → matrix of every enterprise's raw model inputs, NaN
-where absent: the population the gateway standardization is fitted on."""
 
 
 def records_population(svc: Services, columns: Sequence[str]) -> np.ndarray:
@@ -145,8 +135,9 @@ def records_population(svc: Services, columns: Sequence[str]) -> np.ndarray:
 
 
 def population_source(svc: Services) -> PopulationSource:
-    """``records_population`` unless a test or tool put another in ``svc.extras``."""
-    found = svc.extras.get("train.population_source")
+    """``records_population`` unless a test or tool put another in
+    ``svc.training_population``."""
+    found = svc.training_population
     return found if found is not None else records_population
 
 
@@ -239,64 +230,36 @@ def standardize(
     return stdz, stdz.apply(filled)
 
 
-# Parsing the opening request -------------------------------------------------------------
-
-_OPEN_FIELDS = {"enterprises", "gateway_features", "bank_features", "context", "plan", "model_id"}
-_PLAN_FIELDS = {"epochs", "batch_size", "learning_rate", "l2", "seed"}
+# Checking the opening request beyond its shape (schemas.OpenSession) ----------------------
 
 
-def _list(body: dict[str, Any], key: str, limit: int) -> list[Any]:
-    value = body.get(key)
-    if not isinstance(value, list) or not value:
-        raise InvalidInput(f"{key}: a non-empty list is required", code="invalid_json", field=key)
-    if len(value) > limit:
+def _limit(values: Sequence[Any], key: str, limit: int) -> list[Any]:
+    if len(values) > limit:
         raise TooLarge(f"{key}: at most {limit} entries", code="too_large", field=key)
-    return value
+    return list(values)
 
 
-def _enterprises(raw: list[Any]) -> list[tuple[str, str, bool]]:
+def _enterprises(raw: Sequence[schemas.TrainingEnterprise]) -> list[tuple[str, str, bool]]:
     out: list[tuple[str, str, bool]] = []
     seen: set[str] = set()
     for i, item in enumerate(raw):
         field = f"enterprises[{i}]"
-        if not isinstance(item, dict) or not set(item) <= {"uscc", "grant", "validation"}:
-            raise InvalidInput(
-                f"{field}: {{uscc, grant, validation?}} expected", code="invalid_json", field=field
-            )
-        uscc, grant, val = item.get("uscc"), item.get("grant"), item.get("validation", False)
-        if not isinstance(uscc, str) or not is_valid_uscc(uscc):
-            raise InvalidInput(f"{field}.uscc: not a valid USCC", code="invalid_uscc", field=field)
-        if uscc in seen:
-            raise InvalidInput(f"{field}: {uscc} is listed twice", code="invalid_json", field=field)
-        if not isinstance(grant, str) or not grant or len(grant) > 8192:
-            raise InvalidInput(f"{field}.grant: a grant JWT", code="invalid_json", field=field)
-        if not isinstance(val, bool):
-            raise InvalidInput(f"{field}.validation: a boolean", code="invalid_json", field=field)
-        seen.add(uscc)
-        out.append((uscc, grant, val))
+        if item.uscc in seen:
+            raise InvalidInput(f"{field}: listed twice", code="invalid_json", field=field)
+        seen.add(item.uscc)
+        out.append((item.uscc, item.grant, item.validation))
     return out
 
 
-def _plan_options(raw: Any, max_epochs: int) -> dict[str, Any]:
+def _plan_options(raw: schemas.PlanOptions | None, max_epochs: int) -> dict[str, Any]:
     if raw is None:
         return {}
-    if not isinstance(raw, dict) or not set(raw) <= _PLAN_FIELDS:
-        raise InvalidInput(
-            f"plan: an object with some of {sorted(_PLAN_FIELDS)}",
-            code="invalid_json",
-            field="plan",
-        )
-    epochs = raw.get("epochs", 16)
-    if not isinstance(epochs, int) or isinstance(epochs, bool) or not 1 <= epochs <= max_epochs:
+    if raw.epochs > max_epochs:
         raise InvalidInput(f"plan.epochs: 1 to {max_epochs}", code="training_plan", field="plan")
-    return dict(raw)
+    return raw.model_dump(exclude_unset=True)
 
 
-def _context(value: Any, limit: int) -> PublicContext:
-    if not isinstance(value, str) or not value:
-        raise InvalidInput(
-            "context: base64 CKKS public context", code="invalid_json", field="context"
-        )
+def _context(value: str, limit: int) -> PublicContext:
     if len(value) > 4 * (-(-limit // 3)) + 4:
         raise TooLarge(f"context: more than {limit} bytes", code="too_large", field="context")
     try:
@@ -328,28 +291,29 @@ def _grant_id(access: Access) -> str:
 
 @bp.post("/v1/training/sessions")
 @authenticated("institution")
-def open_session() -> tuple[dict[str, Any], int]:
+@operation(
+    "Open a training session: the (USCC, grant) pairs of the training set (op train), "
+    "gateway columns, bank feature names, the bank's public CKKS training context; "
+    "enterprises without an active grant or without data are left out and listed",
+    tag="training",
+    body=schemas.OpenSession,
+    answer=schemas.OpenedSession,
+    status=201,
+)
+def open_session(body: schemas.OpenSession) -> tuple[dict[str, Any], int]:
     svc = services()
     cfg = svc.settings.config.training
     principal = current_principal()
-    body = json_body()
-    unknown = sorted(set(body) - _OPEN_FIELDS)
-    if unknown:
-        raise InvalidInput(f"unknown field {unknown[0]!r}", code="invalid_json", field=unknown[0])
-    enterprises = _enterprises(_list(body, "enterprises", cfg.max_rows))
-    columns = [str(c) for c in _list(body, "gateway_features", cfg.max_gateway_features)]
+    enterprises = _enterprises(_limit(body.enterprises, "enterprises", cfg.max_rows))
+    columns = _limit(body.gateway_features, "gateway_features", cfg.max_gateway_features)
     if len(set(columns)) != len(columns):
         raise InvalidInput("gateway_features: a column twice", code="invalid_json")
-    bank_features = _list(body, "bank_features", cfg.max_bank_features)
-    if not all(isinstance(b, str) and 0 < len(b) <= 64 for b in bank_features) or len(
-        set(bank_features)
-    ) != len(bank_features):
+    bank_features = _limit(body.bank_features, "bank_features", cfg.max_bank_features)
+    if len(set(bank_features)) != len(bank_features):
         raise InvalidInput("bank_features: distinct names", code="invalid_json")
-    bank_public = _context(body.get("context"), svc.settings.config.limits.max_context_bytes)
-    options = _plan_options(body.get("plan"), cfg.max_epochs)
-    model_id = body.get("model_id")
-    if model_id is not None and (not isinstance(model_id, str) or not 0 < len(model_id) <= 64):
-        raise InvalidInput("model_id: a short string", code="invalid_json", field="model_id")
+    bank_public = _context(body.context, svc.settings.config.limits.max_context_bytes)
+    options = _plan_options(body.plan, cfg.max_epochs)
+    model_id = body.model_id
     if model_id is not None:
         name: str = model_id
         model_id = _refused_if(lambda: owned_model_id(principal.id, name), principal.id)
@@ -485,6 +449,7 @@ def open_session() -> tuple[dict[str, Any], int]:
 
 @bp.get("/v1/training/sessions")
 @authenticated("institution")
+@operation("The institution's training sessions", tag="training", answer=schemas.Sessions)
 def list_sessions() -> dict[str, Any]:
     svc = services()
     return {"sessions": tstore.list_sessions(svc.engine, current_principal().id)}
@@ -492,32 +457,16 @@ def list_sessions() -> dict[str, Any]:
 
 @bp.get("/v1/training/sessions/<session_id>")
 @authenticated("institution")
+@operation(
+    "A session's status: the next batch, the last message taken (resume from here after a "
+    "dropped connection), the enterprises left out",
+    tag="training",
+    answer=schemas.TrainingSession,
+)
 def get_session(session_id: str) -> dict[str, Any]:
     svc = services()
     rec = tstore.get_session(svc.engine, session_id, current_principal().id)
     return {**rec.summary(), "refused_enterprises": rec.refused}
-
-
-class _Trainers:
-    """Parsed trainers per session in this worker, valid while their version is the
-    stored one; one lock per session so two threads never run the same trainer."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        # session id → (version, trainer, owner, created_at)
-        self.items: dict[str, tuple[int, GatewayTrainer, str, int]] = {}
-        self.locks: dict[str, threading.Lock] = {}
-
-    def lock(self, session_id: str) -> threading.Lock:
-        with self._lock:
-            return self.locks.setdefault(session_id, threading.Lock())
-
-
-def _trainers(svc: Services) -> _Trainers:
-    found = svc.extras.get("train.trainers")
-    if found is None:
-        found = svc.extras.setdefault("train.trainers", _Trainers())
-    return found  # type: ignore[no-any-return]
 
 
 def _privacy(svc: Services) -> Privacy:
@@ -612,6 +561,12 @@ def recheck_consent(svc: Services, rec: tstore.SessionRecord) -> bool:
 
 @bp.post("/v1/training/sessions/<session_id>/messages")
 @authenticated("institution")
+@operation(
+    "One protocol frame of federated.training; the answer frame back",
+    tag="training",
+    body_media=("application/octet-stream",),
+    answer_media="application/octet-stream",
+)
 def message(session_id: str) -> Response:
     svc = services()
     cfg = svc.settings.config.training
@@ -620,7 +575,7 @@ def message(session_id: str) -> Response:
         raise InvalidInput("send the frame as application/octet-stream", code="invalid_media_type")
     frame = request.get_data(cache=False)
     institution = current_principal().id
-    cache = _trainers(svc)
+    cache = svc.trainers
     with cache.lock(session_id):
         stored = tstore.version_of(svc.engine, session_id)
         cached = cache.items.get(session_id)
@@ -659,13 +614,16 @@ def message(session_id: str) -> Response:
 
 @bp.post("/v1/training/sessions/<session_id>/finish")
 @authenticated("institution")
-def finish(session_id: str) -> dict[str, Any]:
+@operation(
+    "End a trained session: the gateway keeps its half; with register=true and the bank's "
+    "half (weights on raw bank features) the joint model is registered for serving",
+    tag="training",
+    body=schemas.Finish,
+    answer=schemas.Finished,
+)
+def finish(session_id: str, body: schemas.Finish) -> dict[str, Any]:
     svc = services()
     institution = current_principal().id
-    body = json_body()
-    unknown = sorted(set(body) - {"model_id", "register", "bank_half", "description"})
-    if unknown:
-        raise InvalidInput(f"unknown field {unknown[0]!r}", code="invalid_json", field=unknown[0])
     rec = tstore.get_session(svc.engine, session_id, institution)
     if rec.state.next_epoch < rec.plan.epochs:
         raise NotFinished(
@@ -678,10 +636,7 @@ def finish(session_id: str) -> dict[str, Any]:
         "gateway_weights": list(rec.state.weights),
         "gateway_standardization": rec.standardization.as_dict(),
     }
-    register = body.get("register", False)
-    if not isinstance(register, bool):
-        raise InvalidInput("register: a boolean", code="invalid_json", field="register")
-    if not register:
+    if not body.serve:
         tstore.record_result(
             svc.engine,
             session_id,
@@ -697,15 +652,13 @@ def finish(session_id: str) -> dict[str, Any]:
             "message": "the gateway keeps its half of the model; finish again with "
             "register=true and the bank's half to serve it",
         }
-    requested = body.get("model_id")
-    if requested is not None and (not isinstance(requested, str) or not 0 < len(requested) <= 64):
-        raise InvalidInput("model_id: a short string", code="invalid_json", field="model_id")
+    requested = body.model_id
     model_id = _refused_if(
         lambda: owned_model_id(institution, requested or rec.model_id or session_id),
         institution,
     )
-    half = body.get("bank_half")
-    if not isinstance(half, dict) or set(half) != {"bank_features", "bank_weights", "intercept"}:
+    half = body.bank_half.model_dump() if body.bank_half is not None else None
+    if half is None:
         raise InvalidInput(
             "bank_half: {bank_features, bank_weights, intercept} on raw bank features",
             code="invalid_json",
@@ -724,8 +677,8 @@ def finish(session_id: str) -> dict[str, Any]:
         "bank_weights": half["bank_weights"],
         "intercept": half["intercept"],
     }
-    if isinstance(body.get("description"), str):
-        definition["description"] = body["description"]
+    if body.description is not None:
+        definition["description"] = body.description
     definition["metadata"] = {
         "training": {
             "session": session_id,
@@ -778,129 +731,3 @@ def register_trained_model(
     except Error as e:
         raise _refusal(e, institution) from None
     return registered.id, registered.version
-
-
-# OpenAPI ---------------------------------------------------------------------------------
-
-_S = openapi.S
-_SESSION = openapi._obj(
-    {
-        "id": openapi.STR,
-        "status": openapi.STR,
-        "plan": {"type": "object"},
-        "next_epoch": openapi.INT,
-        "next_batch": openapi.INT,
-        "last_seq": openapi.INT,
-        "rows": {"type": "object"},
-        "refused": openapi.INT,
-    },
-    extra=True,
-)
-_FRAME: _S = {
-    "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}
-}
-
-openapi.add_paths(
-    {
-        "/v1/training/sessions": {
-            "post": openapi._op(
-                "Open a training session: the (USCC, grant) pairs of the training set "
-                "(op train), gateway columns, bank feature names, the bank's public CKKS "
-                "training context; enterprises without an active grant or without data "
-                "are left out and listed",
-                tag="training",
-                ok_status="201",
-                body=openapi._obj(
-                    {
-                        "enterprises": {
-                            "type": "array",
-                            "items": openapi._obj(
-                                {
-                                    "uscc": openapi.USCC,
-                                    "grant": openapi.STR,
-                                    "validation": {"type": "boolean"},
-                                },
-                                ["uscc", "grant"],
-                            ),
-                        },
-                        "gateway_features": openapi.STR_LIST,
-                        "bank_features": openapi.STR_LIST,
-                        "context": openapi.STR,
-                        "plan": openapi._obj(
-                            {
-                                "epochs": openapi.INT,
-                                "batch_size": openapi.INT,
-                                "learning_rate": {"type": "number"},
-                                "l2": {"type": "number"},
-                                "seed": openapi.INT,
-                            }
-                        ),
-                        "model_id": openapi.STR,
-                    },
-                    ["enterprises", "gateway_features", "bank_features", "context"],
-                ),
-                ok=openapi._obj(
-                    {
-                        "id": openapi.STR,
-                        "plan": {"type": "object"},
-                        "train": openapi.STR_LIST,
-                        "validation": openapi.STR_LIST,
-                        "refused": {"type": "array", "items": {"type": "object"}},
-                    },
-                    extra=True,
-                ),
-            ),
-            "get": openapi._op("The institution's training sessions", tag="training"),
-        },
-        "/v1/training/sessions/{session_id}": {
-            "get": {
-                **openapi._op(
-                    "A session's status: the next batch, the last message taken (resume "
-                    "from here after a dropped connection), the enterprises left out",
-                    tag="training",
-                    ok=_SESSION,
-                ),
-                "parameters": [openapi._path_param("session_id")],
-            }
-        },
-        "/v1/training/sessions/{session_id}/messages": {
-            "post": {
-                "summary": "One protocol frame of federated.training; the answer frame back",
-                "tags": ["training"],
-                "security": [{"bearer": []}],
-                "parameters": [openapi._path_param("session_id")],
-                "requestBody": {"required": True, **_FRAME},
-                "responses": {
-                    "200": {"description": "the answer frame", **_FRAME},
-                    "default": {"description": "error", **openapi._json(openapi.ERROR)},
-                },
-            }
-        },
-        "/v1/training/sessions/{session_id}/finish": {
-            "post": {
-                **openapi._op(
-                    "End a trained session: the gateway keeps its half; with register=true "
-                    "and the bank's half (weights on raw bank features) the joint model is "
-                    "registered as '<institution>/NAME', pending the operator's approval "
-                    "(another owner's id: 403 model_not_owner)",
-                    tag="training",
-                    body=openapi._obj(
-                        {
-                            "model_id": openapi.STR,
-                            "register": {"type": "boolean"},
-                            "bank_half": openapi._obj(
-                                {
-                                    "bank_features": openapi.STR_LIST,
-                                    "bank_weights": {"type": "array", "items": {"type": "number"}},
-                                    "intercept": {"type": "number"},
-                                }
-                            ),
-                            "description": openapi.STR,
-                        }
-                    ),
-                ),
-                "parameters": [openapi._path_param("session_id")],
-            }
-        },
-    }
-)

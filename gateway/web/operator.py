@@ -21,7 +21,6 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-import sqlalchemy as sa
 from flask import Blueprint, Response, g, redirect, request, url_for
 from werkzeug.wrappers import Response as BaseResponse
 
@@ -35,7 +34,6 @@ from gateway.services import services
 from gateway.web import charts, common, views
 from gateway.web.common import install, notify, render, t
 from keys.ring import PURPOSES, publish_seconds
-from registry.store import users
 
 bp = Blueprint("web_operator", __name__, url_prefix="/operator")
 install(bp, "operator")
@@ -57,22 +55,10 @@ def stats() -> Response:
     with read_session(svc.engine) as s:
         consents = consent_store.list_consents(s, limit=1_000_000)
         events = [
-            views.StatusEvent(r.consent_id, int(r.at), r.to_status)
-            for r in s.execute(
-                sa.select(
-                    consent_store.consent_events.c.consent_id,
-                    consent_store.consent_events.c.at,
-                    consent_store.consent_events.c.to_status,
-                )
-            )
+            views.StatusEvent(r["consent_id"], int(r["at"]), r["to_status"])
+            for r in consent_store.status_history(s)
         ]
-        registered = [
-            str(u)
-            for u in s.execute(
-                sa.select(users.c.uscc).where(users.c.role == "enterprise").distinct()
-            ).scalars()
-            if u
-        ]
+    registered = svc.registry.enterprise_usccs()
     times = [
         views.ConsentTimes(c.id, c.created_at, c.expires_at, c.pending_until) for c in consents
     ]

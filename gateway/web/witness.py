@@ -18,8 +18,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import sqlalchemy as sa
-
 from audit import merkle
 from audit import store as audit_store
 from audit.checkpoint import Checkpoint, open_checkpoint
@@ -65,19 +63,10 @@ class WitnessStatus:
 
 
 def for_department(svc: Services, department: str) -> WitnessStatus:
-    cos, wit = audit_store.cosignatures, audit_store.witnesses
     with read_session(svc.engine) as s:
-        row = s.execute(
-            sa.select(cos.c.size, cos.c.witness, cos.c.signature, wit.c.vkey)
-            .select_from(
-                cos.join(wit, sa.and_(cos.c.witness == wit.c.name, cos.c.key_id == wit.c.key_id))
-            )
-            .where(wit.c.department == department)
-            .order_by(cos.c.size.desc())
-            .limit(1)
-        ).first()
+        row = audit_store.latest_cosignature_of(s, department)
         latest = audit_store.latest_checkpoint(s)
-        cosigned_note = audit_store.checkpoint_at(s, int(row.size)) if row is not None else None
+        cosigned_note = audit_store.checkpoint_at(s, int(row["size"])) if row is not None else None
 
     failures: list[Failure] = []
     current: CheckpointView | None = None
@@ -95,15 +84,15 @@ def for_department(svc: Services, department: str) -> WitnessStatus:
     if row is None:
         return WitnessStatus(None, current, tuple(failures))
 
-    size = int(row.size)
+    size = int(row["size"])
     if cosigned_note is None:
         failures.append(Failure(size, "the checkpoint the department cosigned is gone"))
         return WitnessStatus(None, current, tuple(failures))
     note = parse_note(cosigned_note.note)
-    sig = parse_note("x\n\n" + str(row.signature).rstrip("\n") + "\n").signatures[0]
+    sig = parse_note("x\n\n" + str(row["signature"]).rstrip("\n") + "\n").signatures[0]
     cosigned = Checkpoint.parse(note.text)
-    last = Cosigned(str(row.witness), size, b64(cosigned.root), cosignature_time(sig))
-    if not Verifier.from_vkey(str(row.vkey)).verify(note.text, sig):
+    last = Cosigned(str(row["witness"]), size, b64(cosigned.root), cosignature_time(sig))
+    if not Verifier.from_vkey(str(row["vkey"])).verify(note.text, sig):
         failures.append(Failure(size, "the stored cosignature does not verify"))
     if current is not None and current_root is not None:
         if current.size < size:

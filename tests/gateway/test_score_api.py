@@ -291,23 +291,22 @@ def test_bad_ciphertexts_are_400_or_413_and_cost_no_use(
     good = he.encrypt_seeded(secret, [0.1, 0.2, 0.3])
     used = he.PublicContext.load(secret.public_bytes()).ciphertext(good).mul_scalar(2.0).to_bytes()
     other = he.SecretContext.generate(he.CKKSParams(8192, (60, 40, 40, 60), 40))
-    cases: list[tuple[bytes, int]] = [
-        (b"", 400),
-        (b"\x00\x01garbage", 400),
-        (good[: len(good) // 2], 400),  # truncated
-        (secret.encrypt([0.1, 0.2]).to_bytes(), 400),  # wrong size for the model
-        (used, 400),  # not fresh
-        (other.encrypt([0.1, 0.2, 0.3]).to_bytes(), 400),  # other parameters
-        (b"\x00" * (600 * 1024), 413),  # oversized
+    cases: list[tuple[bytes, int, str]] = [
+        (b"", 400, "invalid_json"),
+        (b"\x00\x01garbage", 400, "invalid_ciphertext"),
+        (good[: len(good) // 2], 400, "invalid_ciphertext"),  # truncated
+        (secret.encrypt([0.1, 0.2]).to_bytes(), 400, "invalid_ciphertext"),  # wrong size
+        (used, 400, "invalid_ciphertext"),  # not fresh
+        (other.encrypt([0.1, 0.2, 0.3]).to_bytes(), 400, "invalid_ciphertext"),  # other params
+        (b"\x00" * (600 * 1024), 413, "too_large"),  # oversized
     ]
     before = _uses(world)
-    for data, status in cases:
+    for data, status, code in cases:
         body = world.body(grant, data)
         if not data:
             body["ciphertext"] = ""
         resp = world.bank.post(world.client, "/v1/score", body)
-        assert resp.status_code == status, (status, resp.get_json())
-        assert resp.get_json()["error"] in ("invalid_ciphertext", "too_large", "invalid_json")
+        assert (resp.status_code, resp.get_json()["error"]) == (status, code), resp.get_json()
     assert _uses(world) == before
     # The worker still serves.
     ok = world.bank.post(world.client, "/v1/score", world.body(grant, good))
@@ -530,3 +529,44 @@ def test_thousands_of_junk_pairs_in_a_batch_write_one_audit_entry(
     (shared,) = {r.audit_index for r in junk}
     entry = _entry(world, int(shared))  # type: ignore[arg-type]
     assert entry["enterprise"] is None and entry["decision"] == "grant_invalid"
+
+
+# Objections (JS 14) ------------------------------------------------------------------------
+
+
+def test_scores_say_which_features_they_used_are_disputed(
+    world: World, secret: he.SecretContext
+) -> None:
+    grant = world.grant()
+    other_grant = grant_for(
+        world.bank, world.client, world.person_of(OTHER_ENTERPRISE), enterprise=OTHER_ENTERPRISE
+    )
+    info = world.scorer.model("sme-risk")
+    rows = np.array([[6.0, 80_000.0, 1.0], [1.0, 2_000.0, 3.0], [2.0, 5_000.0, 0.0]])
+    z = info.inputs(rows)
+
+    def single() -> Any:
+        resp = world.bank.post(
+            world.client, "/v1/score", world.body(grant, secret.encrypt(z[0]).to_bytes())
+        )
+        assert resp.status_code == 200, resp.get_json()
+        return resp.get_json()["disputed"]
+
+    def batch() -> Any:
+        cts = [base64.b64encode(secret.encrypt(z[:, j]).to_bytes()).decode() for j in range(3)]
+        body = {
+            "grants": [grant, other_grant, "not-a-grant"],
+            "model": "sme-risk",
+            "context": world.context_id,
+            "ciphertexts": cts,
+        }
+        resp = world.bank.post(world.client, "/v1/score/batch", body)
+        assert resp.status_code == 200, resp.get_json()
+        return resp.get_json()["disputed"]
+
+    assert single() == [] and batch() == [[], [], []]
+    for feature in ("tax.paid_12m", "registration.industry"):  # the second is not in the model
+        resp = world.person.post("/v1/objections", json={"feature": feature, "claim": "wrong"})
+        assert resp.status_code == 201, resp.get_json()
+    assert single() == ["tax.paid_12m"]
+    assert batch() == [["tax.paid_12m"], [], []]

@@ -103,3 +103,29 @@ def test_a_suspended_department_cannot_sign_in(registry: Registry) -> None:
     assert registry.authenticate("tax_clerk", "correct horse battery") is None
     registry.resume_department("tax")
     assert registry.authenticate("tax_clerk", "correct horse battery") is not None
+
+
+def test_a_client_assertion_is_accepted_once_until_it_expires(engine: Engine) -> None:
+    now = [1_000_000.0]
+    registry = Registry(engine, clock=lambda: now[0])
+    assert registry.use_assertion("hz_bank:jti-1", expires_at=1_000_120)
+    assert not registry.use_assertion("hz_bank:jti-1", expires_at=1_000_120)  # a replay
+    assert registry.use_assertion("other_bank:jti-1", expires_at=1_000_120)
+    now[0] = 1_000_120 + 3601.0  # an hour after it expired, it is forgotten
+    assert registry.use_assertion("hz_bank:jti-2", expires_at=int(now[0]) + 120)
+    with engine.connect() as c:
+        kept = c.execute(sa.text("SELECT jti FROM used_assertions ORDER BY jti")).scalars().all()
+    assert kept == ["hz_bank:jti-2"]
+
+
+def test_the_oauth_client_view_and_the_enterprises_with_accounts(registry: Registry) -> None:
+    key = jwk()
+    registry.add_institution("hz_bank", name="杭州银行", jwk=key)
+    registry.suspend_institution("hz_bank")
+    found = registry.client("hz_bank")
+    assert found is not None and (found.jwk, found.status) == (key, "suspended")
+    assert registry.client("nobody") is None
+    registry.add_user(login="ent-a", password="a long password", role="enterprise", uscc=ENTERPRISE)
+    registry.add_user(login="ent-b", password="a long password", role="enterprise", uscc=ENTERPRISE)
+    registry.add_user(login="operator1", password="a long password", role="operator")
+    assert registry.enterprise_usccs() == [ENTERPRISE]

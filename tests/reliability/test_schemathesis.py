@@ -1,7 +1,8 @@
 """Every operation of ``/openapi.json``, fed schemathesis-generated requests (valid and
 invalid), called as every kind of caller: anonymous, an institution (bearer token), an
 enterprise, a department and the operator (session cookies with their CSRF tokens).
-Zero 5xx: whatever arrives, the gateway answers with a coded 2xx, 3xx or 4xx.
+Zero 5xx: whatever arrives, the gateway answers with a coded 2xx, 3xx or 4xx, and every
+JSON answer has the shape the document declares for it (``tests.answers``).
 
 The document is loaded from the app itself, so it must be a valid OpenAPI 3.1 document
 that schemathesis can generate requests from (a wrong document fails here, and is fixed
@@ -25,6 +26,7 @@ from schemathesis.generation import GenerationMode
 from bank.profile import public_jwk
 from common.settings import Settings
 from gateway import create_app
+from tests.answers import check_answers
 from tests.gateway.conftest import Bank
 
 ENTERPRISE = "91330100716105852F"
@@ -36,9 +38,11 @@ def app(database_url: str, make_settings: Any) -> Iterator[Flask]:
     s: Settings = make_settings(database_url=database_url, limits={"requests_per_minute": 10**6})
     app = create_app(s, background=False)
     app.config["TESTING"] = True
+    mismatches = check_answers(app)
     yield app
     app.extensions["xinyi"].stop()
     app.extensions["xinyi"].engine.dispose()
+    assert not mismatches, "\n".join(mismatches[:20])
 
 
 def callers(app: Flask) -> dict[str, dict[str, str]]:

@@ -18,7 +18,7 @@ ENTERPRISE = uscc.complete("91330106MA2H0YQ57")
 def test_enterprise_objects_and_the_department_corrects(live: Live, page: Any) -> None:
     # Filing "now" must never meet an unknown year, whatever day the test runs.
     year = date.today().year
-    live.svc.extras["work_calendar"] = WorkCalendar({year: Notice(), year + 1: Notice()})
+    live.svc.calendar = WorkCalendar({year: Notice(), year + 1: Notice()})
     live.load_tax({ENTERPRISE: 1234567})
     sign_in(page, live.base, live.add_user("enterprise", uscc=ENTERPRISE))
 

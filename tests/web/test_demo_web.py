@@ -9,8 +9,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from cli.demo import Story
-from cli.demo_web import print_web, step_web_accounts
+from cli.demo.story import Story
+from cli.demo.web import print_web, step_web_accounts
 from common.db import make_engine, migrate
 from common.settings import Settings
 from registry import Registry
@@ -31,11 +31,11 @@ def test_demo_creates_one_account_per_role_and_prints_how_to_sign_in(
         base="http://127.0.0.1:8600",
         http=httpx.Client(),
         home=tmp_path,
-        facts={"enterprise": ENTERPRISE},
+        enterprise=ENTERPRISE,
     )
     step_web_accounts(story)
     step_web_accounts(story)  # a second call adds nobody
-    accounts = story.facts["accounts"]
+    accounts = story.accounts
     assert sorted(role for role, _, _ in accounts) == ["department", "enterprise", "operator"]
     for role, login, password in accounts:
         user = registry.authenticate(login, password)
@@ -64,8 +64,8 @@ def test_demo_keeps_the_accounts_other_steps_made(
         base="http://127.0.0.1:8600",
         http=httpx.Client(),
         home=tmp_path,
-        facts={"accounts": [("department", "tax_bureau", "pw of the data step")]},
+        accounts=[("department", "tax_bureau", "pw of the data step")],
     )
     step_web_accounts(story)
-    roles = [role for role, _, _ in story.facts["accounts"]]
+    roles = [role for role, _, _ in story.accounts]
     assert roles == ["department", "operator"]  # no enterprise in this story yet

@@ -10,13 +10,13 @@
    the extraction of issue 12 (a session of two enterprises and one gateway column,
    which would have let it read raw values) and is refused. The bank consents to
    serving, so the joint model is registered under the bank's own prefix
-   (``facts["model_ref"]``, which the scoring steps use), pending review. The training
+   (``story.model_ref``, which the scoring steps use), pending review. The training
    report (JSON and PNG) goes into the demo folder;
 3. ``step_train_review``: the operator opens the model's review page on the console
    (features, departments, training size, weight summary) and approves it; only then
    does it serve.
 
-Run them after ``cli.demo_score.step_bank_onboarding`` and ``step_city`` and before
+Run them after ``cli.demo.score.step_bank_onboarding`` and ``step_city`` and before
 ``step_joint_model``. Facts read: ``bank`` (``DemoBank``), ``city_dir``, optional
 ``train_epochs`` (default 8) and ``train_enterprises`` (default: the whole training
 half). Facts written: ``train_grants``, ``train_revoked``, ``model_ref``,
@@ -31,29 +31,27 @@ from typing import Any
 import httpx
 import numpy as np
 
-from cli.demo import Story, say, step
+from cli.demo.story import Story, say, step
 
 MODEL_ID = "sme-risk-federated"
 LOG_COLUMNS = ("avg_balance", "loan_amount")
 
 
 def _bank(story: Story) -> Any:
-    from cli.demo_score import _demo_bank
-
-    return _demo_bank(story)
+    return story.the_bank()
 
 
 def _training_book(story: Story) -> Any:
     """The training half of the bank's loan book, amounts on a log scale (the model's
     bank features name it: ``log1p(avg_balance)``)."""
     from bank.training import LoanBook
-    from cli.demo_score import _loan_book
+    from cli.demo.score import _loan_book
 
     book = _loan_book(story)
     train, _ = book.split()
-    limit = story.facts.get("train_enterprises")
+    limit = story.train_enterprises
     if limit:
-        train = train[: int(limit)]
+        train = train[:limit]
     x = book.x[train].copy()
     names = []
     for j, c in enumerate(book.columns):
@@ -75,7 +73,7 @@ def _columns() -> list[str]:
 def step_train_grants(story: Story) -> None:
     """The training set's enterprises grant op train; a few decline, a few revoke."""
     from bank.training import TokenAuth, grant_categories
-    from cli.demo_score import _approve_in_process
+    from cli.demo.score import _approve_in_process
 
     step("Consent to joint training / 联合建模授权")
     bank = _bank(story)
@@ -105,8 +103,8 @@ def step_train_grants(story: Story) -> None:
         f"{len(grants)} approved, {declined} did not answer, {len(revoked)} approved and "
         "then revoked"
     )
-    story.facts["train_grants"] = grants
-    story.facts["train_revoked"] = revoked
+    story.train_grants = grants
+    story.train_revoked = revoked
 
 
 def _revoke_some(story: Story, consents: list[tuple[str, str]]) -> list[str]:
@@ -157,7 +155,7 @@ def step_train(story: Story) -> None:
     step("Federated training under HE / 同态加密联合建模")
     bank = _bank(story)
     book = _training_book(story)
-    grants: dict[str, str] = story.facts.get("train_grants", {})
+    grants = story.train_grants
     http = httpx.Client(base_url=story.base, auth=TokenAuth(bank.client.token), timeout=300)
     _extraction_attempt(http, grants)
     say("the honest session: the training half of the loan book over the model's 16 columns")
@@ -166,7 +164,7 @@ def step_train(story: Story) -> None:
         book,
         grants,
         _columns(),
-        epochs=int(story.facts.get("train_epochs", 8)),
+        epochs=story.train_epochs,
         seed=7,
         model_id=MODEL_ID,
         register=True,
@@ -186,21 +184,21 @@ def step_train(story: Story) -> None:
     png = write_report(r, report)
     say(f"training report: {report} and {png}")
     if outcome.model:
-        story.facts["model_ref"] = f"{outcome.model['id']}@{outcome.model['version']}"
+        story.model_ref = f"{outcome.model['id']}@{outcome.model['version']}"
         say(
-            f"joint model {story.facts['model_ref']} registered (the bank consented to "
+            f"joint model {story.model_ref} registered (the bank consented to "
             "serving); it is pending until the operator approves it"
         )
-    story.facts["train_report"] = str(report)
+    story.train_report = str(report)
 
 
 def step_train_review(story: Story) -> None:
     """The operator reviews the trained model on the console and approves it."""
     import re
 
-    from cli.demo_data import account
+    from cli.demo.data import account
 
-    ref = story.facts.get("model_ref")
+    ref = story.model_ref
     if not ref:
         return
     step("The operator reviews the model / 运营方审核模型")

@@ -2,8 +2,8 @@
 approves, the bank holds a grant it can verify against the published keys, the
 enterprise revokes, and the bank's very next request is refused.
 
-Facts read: ``bank`` (from ``demo_score.step_bank_onboarding``), ``data_enterprise``
-(from ``demo_data.step_city``).
+Reads ``story.bank`` (from ``score.step_bank_onboarding``) and ``story.enterprise``
+(from ``data.step_city``).
 """
 
 from __future__ import annotations
@@ -11,14 +11,14 @@ from __future__ import annotations
 import jwt
 
 from bank.errors import BankError
-from cli.demo import Story, say, step
-from cli.demo_data import account
+from cli.demo.data import account
+from cli.demo.story import Story, say, step
 
 
 def step_consent_story(story: Story) -> None:
     step("Consent: ask, read the letter, approve, verify the grant, revoke / 授权与撤销")
-    client = story.facts["bank"].client
-    code = str(story.facts["data_enterprise"])
+    client = story.the_bank().client
+    code = story.the_enterprise()
     enterprise = account(story, "enterprise", f"ent_{code[-6:].lower()}", uscc=code)
     asked = client.request_consent(
         code,

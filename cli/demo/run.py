@@ -15,40 +15,14 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import click
 import httpx
 
+from cli.demo.story import Story, say
 from common.settings import Settings, load_settings
-
-STEP = "\n\033[1m== {} ==\033[0m" if sys.stdout.isatty() else "\n== {} =="
-
-
-def say(text: str) -> None:
-    click.echo(text)
-
-
-def step(title: str) -> None:
-    click.echo(STEP.format(title))
-
-
-@dataclass
-class Story:
-    settings: Settings
-    base: str
-    http: httpx.Client
-    home: Path
-    facts: dict[str, Any] = field(default_factory=dict)
-
-    def person(self, login: str, password: str) -> httpx.Client:
-        c = httpx.Client(base_url=self.base, timeout=30)
-        r = c.post("/v1/session", json={"login": login, "password": password})
-        r.raise_for_status()
-        c.headers["X-CSRF-Token"] = r.json()["csrf_token"]
-        return c
 
 
 def _serve(settings: Settings, port: int) -> tuple[Any, threading.Thread]:
@@ -95,7 +69,7 @@ def prepare_instance(base_env: dict[str, str], port: int) -> Settings:
 )
 def demo(port: int, enterprises: int, keep_serving: bool | None) -> None:
     """The whole story on the embedded default, printing what happens."""
-    from cli.demo_steps import STEPS, print_accounts
+    from cli.demo.steps import STEPS, print_accounts
     from common.logging import configure
 
     # The story speaks for itself; the gateway's own log lines would drown it. Warnings
@@ -112,7 +86,7 @@ def demo(port: int, enterprises: int, keep_serving: bool | None) -> None:
         base=base,
         http=httpx.Client(base_url=base, timeout=60),
         home=settings.home,
-        facts={"enterprises": enterprises},
+        enterprises=enterprises,
     )
     steps: list[Callable[[Story], None]] = STEPS
     try:

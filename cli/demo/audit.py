@@ -1,4 +1,4 @@
-"""Demo steps for the audit log (wired into `xinyi demo` by ``cli.demo_steps``).
+"""Demo steps for the audit log (wired into `xinyi demo` by ``cli.demo.steps``).
 
 Run them after the steps that create traffic (consents, reports, verifications):
 ``step_audit_witness_joins`` → ``step_audit_department_view`` →
@@ -22,7 +22,7 @@ from audit.checkpoint import open_checkpoint
 from audit.note import ALG_COSIGNATURE_V1, Verifier, parse_note
 from audit.service import AuditLog
 from cli.audit import _load_or_create_key, run_witness
-from cli.demo import Story, say, step
+from cli.demo.story import Story, say, step
 from common.db import make_engine
 from registry import Registry
 
@@ -72,7 +72,7 @@ def _auditor(story: Story) -> httpx.Client:
             )
     finally:
         engine.dispose()
-    story.facts["tax_auditor"] = AUDITOR
+    story.tax_auditor = AUDITOR
     return story.person(*AUDITOR)
 
 

@@ -1,12 +1,17 @@
-"""The order of ``xinyi demo``: each area writes its steps in ``cli/demo_<area>.py``;
+"""The order of ``xinyi demo``: each area writes its steps in ``cli/demo/<area>.py``;
 this list tells them as one story."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from cli import demo_audit, demo_consent, demo_data, demo_score, demo_train, demo_web
-from cli.demo import Story
+from cli.demo import audit as demo_audit
+from cli.demo import consent as demo_consent
+from cli.demo import data as demo_data
+from cli.demo import score as demo_score
+from cli.demo import train as demo_train
+from cli.demo import web as demo_web
+from cli.demo.story import Story
 
 STEPS: list[Callable[[Story], None]] = [
     demo_score.step_bank_onboarding,

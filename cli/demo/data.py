@@ -1,4 +1,4 @@
-"""Demo steps for department data (wired into ``xinyi demo`` by ``cli/demo_steps.py``).
+"""Demo steps for department data (wired into ``xinyi demo`` by ``cli/demo/steps.py``).
 
 ``step_city``: a synthetic city; every department loads its file (the tax bureau
 through the department import API, the others as ``xinyi data import`` does).
@@ -6,11 +6,10 @@ through the department import API, the others as ``xinyi data import`` does).
 and a banded one, verifies "tax paid in 12 months ≥ 1M", and runs out of verification
 budget when it tries to narrow a value down; the enterprise sees what is left.
 
-Facts read: ``bank`` (the SDK client made at onboarding), optional ``enterprises``
-(city size) and ``password`` (for the people this module creates).
-Facts written: ``city_dir``, ``city_loaded``, ``city`` (the manifest),
-``data_enterprise`` (the USCC the story is about), ``data_grant``, ``data_consent_id``,
-``accounts`` (list of ``(role, login, password)``).
+Reads ``story.bank`` (the SDK client made at onboarding), ``enterprises`` (city size)
+and ``password`` (for the people this module creates). Writes ``city_dir``, ``city``
+(the manifest), ``enterprise`` (the USCC the story is about), ``data_grant``,
+``data_consent_id`` and ``accounts``.
 """
 
 from __future__ import annotations
@@ -19,44 +18,42 @@ from typing import Any
 
 import httpx
 
-from cli.demo import Story, say, step
+from cli.demo.story import Story, say, step
 from common.db import make_engine
 from records import synth
 from records.catalog import Catalog
 from records.service import import_csv
 from registry import Registry
 
-DEMO_PASSWORD = "demo password 2025"  # noqa: S105 (a published demo sign-in, printed on screen)
 SEED = 2025
 THRESHOLD = 1_000_000
 
 
 def _registry(story: Story) -> Registry:
-    engine = story.facts.get("_engine")
-    if engine is None:
-        engine = story.facts["_engine"] = make_engine(story.settings.database_url)
-    return Registry(engine)
+    if story.engine is None:
+        story.engine = make_engine(story.settings.database_url)
+    return Registry(story.engine)
 
 
 def account(story: Story, role: str, login: str, **kw: Any) -> httpx.Client:
     """A signed-in person (created when missing)."""
-    password = str(story.facts.get("password", DEMO_PASSWORD))
+    password = story.password
     registry = _registry(story)
     if registry.authenticate(login, password) is None:
         registry.add_user(login=login, password=password, role=role, **kw)
-        story.facts.setdefault("accounts", []).append((role, login, password))
+        story.accounts.append((role, login, password))
     return story.person(login, password)
 
 
 def step_city(story: Story) -> None:
     step("A synthetic city: departments load their data")
-    n = int(story.facts.get("enterprises", 3000))
+    n = story.enterprises
     catalog = Catalog(story.settings.config)
     city = synth.generate(catalog, n, SEED)
     out = story.home / "city"
     synth.write(city, out)
-    story.facts["city_dir"] = out
-    story.facts["city"] = city.manifest()
+    story.city_dir = out
+    story.city = city.manifest()
     say(f"{n} enterprises (seed {SEED}) written to {out}")
     registry = _registry(story)
     names = {d.id: d.name for d in story.settings.config.departments}
@@ -73,7 +70,8 @@ def step_city(story: Story) -> None:
     resp.raise_for_status()
     loaded = resp.json()
     say(f"  {names['tax']}: {loaded['rows']} rows, snapshot v{loaded['version']} (via the API)")
-    engine = story.facts["_engine"]
+    engine = story.engine
+    assert engine is not None  # made by _registry above
     for department in catalog.departments:
         if department == "tax":
             continue
@@ -101,19 +99,18 @@ def step_city(story: Story) -> None:
         for u, p in zip(tax_rows["uscc"].tolist(), paid.tolist(), strict=True)
         if THRESHOLD * 1.2 <= p < 4_000_000
     )
-    story.facts["data_enterprise"] = chosen
-    story.facts["city_loaded"] = True  # other areas' steps reuse the loaded city
+    story.enterprise = chosen  # other areas' steps reuse the loaded city
 
 
 def _bank(story: Story) -> tuple[str, dict[str, str]]:
     """The demo bank's id and bearer header (its SDK client is made at onboarding)."""
-    client = story.facts["bank"].client
+    client = story.the_bank().client
     return client.institution_id, {"Authorization": f"Bearer {client.token()}"}
 
 
 def step_data_services(story: Story) -> None:
     step("Usable, not visible: a banded report and yes/no verifications")
-    code = str(story.facts["data_enterprise"])
+    code = story.the_enterprise()
     http = story.http
     bank_id, bank = _bank(story)
     enterprise = account(story, "enterprise", f"ent_{code[-6:].lower()}", uscc=code)
@@ -140,7 +137,7 @@ def step_data_services(story: Story) -> None:
     approved = enterprise.post(f"/v1/consents/{cid}/approve")
     approved.raise_for_status()
     grant = approved.json()["grant"]
-    story.facts["data_grant"], story.facts["data_consent_id"] = grant, cid
+    story.data_grant, story.data_consent_id = grant, cid
     say(f"the enterprise approves consent {cid} (report, verify; tax, social security)")
     banded = http.get(url, params={"grant": grant}, headers=bank).json()
     catalog = Catalog(story.settings.config)

@@ -15,8 +15,7 @@ from __future__ import annotations
 import click
 import sqlalchemy as sa
 
-from cli.demo import Story, step
-from cli.demo_data import DEMO_PASSWORD
+from cli.demo.story import Story, step
 from common.db import make_engine
 from consent import store as consent_store
 from registry import Registry
@@ -29,10 +28,8 @@ ROLE_NAMES = {
 
 
 def _story_enterprise(story: Story, registry: Registry) -> str | None:
-    for key in ("data_enterprise", "enterprise", "uscc"):
-        value = story.facts.get(key)
-        if isinstance(value, str) and len(value) == 18:
-            return value
+    if story.enterprise is not None:
+        return story.enterprise
     with registry.engine.connect() as c:
         found = c.execute(
             sa.select(consent_store.consents.c.enterprise)
@@ -44,7 +41,7 @@ def _story_enterprise(story: Story, registry: Registry) -> str | None:
 
 def _story_department(story: Story, registry: Registry) -> str | None:
     active = [d.id for d in registry.departments() if d.status == "active"]
-    wanted = story.facts.get("department")
+    wanted = story.department
     for candidate in (wanted, "tax", "social_security", *active):
         if isinstance(candidate, str) and candidate in active:
             return candidate
@@ -55,9 +52,9 @@ def step_web_accounts(story: Story) -> None:
     """Make sure each role has an account to sign in to the pages with: the operator
     always, a department and the story's enterprise when the story has them."""
     step("Web consoles: one account per role")
-    accounts: list[tuple[str, str, str]] = list(story.facts.get("accounts", []))
+    accounts = list(story.accounts)
     have = {role for role, _, _ in accounts}
-    password = str(story.facts.get("password", DEMO_PASSWORD))
+    password = story.password
     engine = make_engine(story.settings.database_url)
     try:
         registry = Registry(engine)
@@ -78,14 +75,14 @@ def step_web_accounts(story: Story) -> None:
             accounts.append((role, login, password))
     finally:
         engine.dispose()
-    story.facts["accounts"] = accounts
+    story.accounts = accounts
     for role, login, _ in accounts:
         click.echo(f"  {ROLE_NAMES.get(role, role)}: {login}")
 
 
 def print_web(story: Story) -> None:
     """The URL of the consoles and the accounts to sign in with."""
-    accounts: list[tuple[str, str, str]] = list(story.facts.get("accounts", []))
+    accounts = list(story.accounts)
     click.echo("")
     click.echo(click.style("Web consoles / 网页控制台", bold=True))
     click.echo(

@@ -3,8 +3,8 @@
 1. ``step_bank_onboarding``: the bank's SDK makes its keys (encrypted at rest), the
    operator registers its public JWK, the bank registers its CKKS public context;
 2. (``demo_data.step_city`` loads the synthetic city's department files;)
-3. ``step_joint_model``: the joint model in the registry (``facts["model_ref"]`` or
-   ``facts["model_file"]`` from federated training; otherwise a clearly labelled
+3. ``step_joint_model``: the joint model in the registry (``story.model_ref`` or
+   ``story.model_file`` from federated training; otherwise a clearly labelled
    stand-in fitted by the demo itself);
 4. ``step_score_one``: one enterprise grants, the bank scores it under HE, the enterprise
    revokes, the next score is refused;
@@ -23,7 +23,6 @@ import csv
 import json
 import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -32,7 +31,7 @@ from bank.client import GatewayClient
 from bank.errors import BankError
 from bank.profile import PASSPHRASE_ENV, BankProfile
 from bank.scoring import ModelInfo, Refusal, Score, Scorer, sigmoid
-from cli.demo import Story, say, step
+from cli.demo.story import DemoBank, Story, say, step
 from common.errors import NotFound
 from common.logging import get_logger
 from federated.training import roc_auc
@@ -40,16 +39,9 @@ from federated.training import roc_auc
 BANK_ID = "hz_demo_bank"
 BANK_NAME = "杭州示范银行 (Hangzhou Demo Bank)"
 UNSAFE_DEMO_PASSPHRASE = "unsafe-demo-bank-passphrase"  # noqa: S105 (a labelled demo value)
-log = get_logger("cli.demo_score")
+log = get_logger("cli.demo.score")
 SEED = 20250630
 DEMO_PASSWORD = "demo password 1"  # noqa: S105 (the demo enterprise's printed password)
-
-
-@dataclass
-class DemoBank:
-    profile: BankProfile
-    client: GatewayClient
-    scorer: Scorer
 
 
 def _engine(story: Story) -> Any:
@@ -96,8 +88,8 @@ def step_bank_onboarding(story: Story) -> None:
     profile.remember_context(context_id, story.base)
     params = profile.secret.params.as_dict()
     say(f"CKKS public context registered: {context_id} {params} (no secret, no Galois keys)")
-    story.facts["bank"] = DemoBank(profile, client, Scorer(client, profile.secret, context_id))
-    story.facts["bank_id"] = profile.institution_id
+    story.bank = DemoBank(profile, client, Scorer(client, profile.secret, context_id))
+    story.bank_id = profile.institution_id
 
 
 # The bank's loan book -------------------------------------------------------------------
@@ -120,7 +112,7 @@ class LoanBook:
 def _loan_book(story: Story) -> LoanBook:
     from records import synth
 
-    path = Path(story.facts["city_dir"]) / "bank_loans.csv"
+    path = story.the_city() / "bank_loans.csv"
     columns = tuple(synth.BANK_COLUMNS[1:-1])
     with path.open(encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
@@ -173,16 +165,16 @@ def step_joint_model(story: Story) -> None:
 
     step("Joint model / 联合模型")
     engine = _engine(story)
-    if story.facts.get("model_ref"):
-        say(f"using {story.facts['model_ref']} from federated training")
+    if story.model_ref:
+        say(f"using {story.model_ref} from federated training")
         return
-    if story.facts.get("model_file"):
-        raw = json.loads(Path(story.facts["model_file"]).read_text(encoding="utf-8"))
+    if story.model_file is not None:
+        raw = json.loads(story.model_file.read_text(encoding="utf-8"))
         stored = fstore.register_model(
             engine, parse_model(raw), "training:demo", catalog=story.settings.config.categories
         )
-        story.facts["model_ref"] = stored.ref
-        say(f"imported {stored.ref} (xinyi models import {story.facts['model_file']})")
+        story.model_ref = stored.ref
+        say(f"imported {stored.ref} (xinyi models import {story.model_file})")
         return
     # Stand-in: no federated training ran before this step. The demo fits the model on
     # the training half of the loan book with both sides' data in one place, which the
@@ -221,7 +213,7 @@ def step_joint_model(story: Story) -> None:
     stored = fstore.register_model(
         engine, model, "operator:demo-stand-in", catalog=story.settings.config.categories
     )
-    story.facts["model_ref"] = stored.ref
+    story.model_ref = stored.ref
     say(
         f"stand-in model {stored.ref} registered (operator import; in production it comes "
         "from xinyi federated simulate / training)"
@@ -231,14 +223,11 @@ def step_joint_model(story: Story) -> None:
 
 
 def _demo_bank(story: Story) -> DemoBank:
-    bank = story.facts.get("bank")
-    if not isinstance(bank, DemoBank):
-        raise BankError("bank_not_initialized", "run step_bank_onboarding first")
-    return bank
+    return story.the_bank()
 
 
 def _model(story: Story, bank: DemoBank) -> ModelInfo:
-    return bank.scorer.model(str(story.facts["model_ref"]))
+    return bank.scorer.model(story.the_model())
 
 
 def step_score_one(story: Story) -> None:
@@ -309,7 +298,7 @@ def step_score_applicants(story: Story) -> None:
     info = _model(story, bank)
     book = _loan_book(story)
     train, test = book.split()
-    applicants = test[: int(story.facts.get("score_applicants", 400))]
+    applicants = test[: story.score_applicants]
     consents = []
     for i in applicants:
         answer = bank.client.request_consent(
@@ -343,4 +332,4 @@ def step_score_applicants(story: Story) -> None:
     say(f"{len(scored)} scored in one batch request, {len(refused)} refused")
     say(f"  AUC bank-only model : {bank_auc:.3f}")
     say(f"  AUC joint HE model  : {joint_auc:.3f}   (+{joint_auc - bank_auc:.3f})")
-    story.facts["auc"] = {"joint": joint_auc, "bank_only": bank_auc, "applicants": len(scored)}
+    story.auc = {"joint": joint_auc, "bank_only": bank_auc, "applicants": len(scored)}
