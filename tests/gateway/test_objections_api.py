@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import Callable
+from datetime import date
 from typing import Any
 
 import httpx
@@ -18,7 +19,8 @@ from flask.testing import FlaskClient
 from casework import objections as core
 from casework import store as objection_store
 from common.db import read_session, write_session
-from common.workdays import WorkCalendar
+from common.settings import Settings
+from common.workdays import WorkCalendar, china_date
 from consent import store as consent_store
 from records import store as records
 from tests.gateway.conftest import ENTERPRISE, OTHER_ENTERPRISE, Bank, grant_for
@@ -30,6 +32,14 @@ TAX = (
     f"{OTHER_ENTERPRISE},5000.00,1200.50\n"
 )
 REGISTRATION = f"uscc,registration.industry,registration.size\n{ENTERPRISE},F,small\n"
+
+
+@pytest.fixture
+def settings(database_url: str, make_settings: Callable[..., Settings]) -> Settings:
+    """This year's and next year's calendar known (next year as plain weekends until its
+    notice is configured): filings "now" never meet an unknown year, whatever the day."""
+    year = date.today().year
+    return make_settings(database_url=database_url, calendar={"notices": {year: {}, year + 1: {}}})
 
 
 @pytest.fixture
@@ -77,7 +87,8 @@ def test_filing_routes_to_the_owning_department_with_a_due_date(
     assert body["status"] == "open" and body["department"] == "tax"
     assert body["enterprise"] == ENTERPRISE and body["feature"] == "tax.paid_12m"
     assert body["overdue"] is False and body["resolution"] is None
-    due = WorkCalendar().add_working_days(core.china_date(body["filed_at"]), 2)
+    calendar = loaded.extensions["xinyi"].calendar
+    due = calendar.add_working_days(china_date(body["filed_at"]), 2)
     assert body["due"] == due.isoformat()
     # Listed for the enterprise, the owning department and the operator only.
     assert _ids(enterprise) == [body["id"]]
@@ -163,6 +174,7 @@ def test_a_correction_is_the_next_snapshot_naming_the_objection(
     oid = _filed(enterprise)["id"]
     path = f"/v1/objections/{oid}/resolve"
     before = records.import_history(svc.engine, "tax")
+    assert before[0].version is not None
     for bad in (-5, "lots", True):
         refusal(
             tax_dept.post(path, json={"decision": "corrected", "value": bad, "reason": "x"}),

@@ -21,7 +21,10 @@ from hypothesis import strategies as st
 from bank.client import GatewayClient
 from bank.errors import BankError
 from bank.scoring import Refusal, Score, Scorer
+from casework import objections
+from casework import store as objection_store
 from common import uscc
+from common.db import write_session
 from federated import he
 from federated import store as fstore
 from federated.models import JointModel, parse_model
@@ -565,8 +568,21 @@ def test_scores_say_which_features_they_used_are_disputed(
         return resp.get_json()["disputed"]
 
     assert single() == [] and batch() == [[], [], []]
-    for feature in ("tax.paid_12m", "registration.industry"):  # the second is not in the model
-        resp = world.person.post("/v1/objections", json={"feature": feature, "claim": "wrong"})
-        assert resp.status_code == 201, resp.get_json()
+    svc = world.app.extensions["xinyi"]
+    with write_session(svc.engine) as s:
+        for feature in ("tax.paid_12m", "registration.industry"):  # the second: not in the model
+            filed = objections.file(
+                id=f"obj_{feature}",
+                enterprise=ENTERPRISE,
+                feature=feature,
+                department=svc.catalog.rule(feature).department,
+                claim="wrong",
+                filed_by="enterprise:x",
+                now=1790733600,
+                calendar=svc.calendar,
+                working_days=2,
+                max_claim_chars=100,
+            )
+            objection_store.insert(s, filed)
     assert single() == ["tax.paid_12m"]
     assert batch() == [["tax.paid_12m"], [], []]
