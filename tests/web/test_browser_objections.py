@@ -1,6 +1,6 @@
-"""An objection in a real browser (Debian chromium through Playwright) against a live
-gateway: the enterprise files it from its data page, the tax department corrects it from
-its console, the enterprise sees the corrected value and the decision."""
+"""An objection and a credit repair in a real browser (Debian chromium through
+Playwright) against a live gateway: the enterprise files each from its pages, the owning
+department decides from its console, the enterprise sees the result."""
 
 from __future__ import annotations
 
@@ -9,10 +9,13 @@ from typing import Any
 
 from common import uscc
 from common.workdays import Notice, WorkCalendar
+from records.catalog import Catalog
+from records.service import import_csv
 from tests.web.browser import Live, shot, sign_in
 
 # An enterprise of its own: the live gateway is shared by the browser tests.
 ENTERPRISE = uscc.complete("91330106MA2H0YQ57")
+REPAIRING = uscc.complete("91440300MA5FQ1C91")
 
 
 def test_enterprise_objects_and_the_department_corrects(live: Live, page: Any) -> None:
@@ -57,3 +60,41 @@ def test_enterprise_objects_and_the_department_corrects(live: Live, page: Any) -
     page.get_by_role("link", name="English", exact=True).click()
     assert "Object" in page.locator("table").inner_text()
     shot(page, "objection-4-corrected")
+
+
+def test_enterprise_applies_for_repair_and_the_department_repairs(live: Live, page: Any) -> None:
+    year = date.today().year
+    live.svc.calendar = WorkCalendar({year: Notice(), year + 1: Notice()})
+    import_csv(
+        live.svc.engine,
+        Catalog(live.settings.config),
+        "market_regulation",
+        f"uscc,admin_penalty.dishonest\n{REPAIRING},true\n".encode(),
+        file_name="mr.csv",
+        actor="test",
+    )
+    sign_in(page, live.base, live.add_user("enterprise", uscc=REPAIRING))
+    page.get_by_role("link", name="信用修复", exact=True).click()
+    assert "信用修复提醒" in page.locator(".notice").first.inner_text()
+    page.get_by_label("记录").select_option("admin_penalty.dishonest")
+    page.get_by_label("申请理由").fill("已全部履行法定义务")
+    page.get_by_role("button", name="提交修复申请").click()
+    assert "修复申请已提交" in page.locator(".notice").inner_text()
+
+    mr_page = page.context.browser.new_context().new_page()
+    try:
+        sign_in(mr_page, live.base, live.add_user("department", department="market_regulation"))
+        mr_page.get_by_role("link", name="信用修复申请", exact=True).click()
+        row = mr_page.locator("tr", has_text=REPAIRING)
+        row.get_by_label("结果").select_option("repaired")
+        row.get_by_label("原因").fill("已核实")
+        row.get_by_role("button", name="提交处理结果").click()
+        assert "已修复" in mr_page.locator(".notice").inner_text()
+    finally:
+        mr_page.context.close()
+
+    page.reload()
+    assert "已修复" in page.locator("table").inner_text()
+    page.get_by_role("link", name="我的数据", exact=True).click()
+    assert "已修复" in page.locator("table").inner_text()
+    shot(page, "repair-1-repaired")
