@@ -744,11 +744,11 @@ MESSAGES: dict[str, tuple[str, str]] = {
     # Objections (异议, JS 14)
     "nav.ent_objections": ("我的异议", "My objections"),
     "nav.dep_objections": ("异议处理", "Objections"),
-    "nav.opr_objections": ("异议督办", "Objections"),
+    "nav.opr_objections": ("异议督办", "Objections and repairs"),
     "title.ent.objections": ("本企业提出的异议", "My objections"),
     "title.ent.objection_new": ("对本企业数据提出异议", "Object to my data"),
     "title.dep.objections": ("对本单位数据的异议", "Objections to our data"),
-    "title.opr.objections": ("全部异议", "All objections"),
+    "title.opr.objections": ("全部异议与信用修复申请", "All objections and repair applications"),
     "ent.objections.intro": (
         "认为网关中本企业的某项数据有误时，可以提出异议。异议转交提供该数据的单位，"
         "在规定的工作日内处理（更正或驳回并说明理由）。",
@@ -806,6 +806,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "{n} objections are past their due date and still open.",
     ),
     "opr.objections.none": ("平台上还没有异议。", "No objection on the platform yet."),
+    "opr.repairs.caption": ("信用修复申请（{n} 件）", "Credit repair applications ({n})"),
     "notice.objection_filed": (
         "异议已提交，处理期限为 {due}。",
         "Objection filed; it is due by {due}.",

@@ -155,11 +155,16 @@ def department_objection_resolve(objection_id: str) -> BaseResponse:
 def operator_objections() -> Response:
     rows = _rows(casework.visible_objections(services(), g.principal))
     rows.sort(key=lambda r: (not (r["overdue"] and r["o"].status == "open"), r["o"].due))
+    today = casework.today()
+    found = casework.visible_repairs(services(), g.principal)
+    found.sort(key=lambda r: (not (r.overdue(today) and r.status == "open"), r.due))
+    repair_rows = [{"r": r, "overdue": r.overdue(today)} for r in found]
     return render(
         "web/operator/objections.html",
         title_key="title.opr.objections",
         rows=rows,
         overdue_open=sum(1 for r in rows if r["overdue"] and r["o"].status == "open"),
+        repair_rows=repair_rows,
     )
 
 

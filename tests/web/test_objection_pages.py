@@ -206,3 +206,5 @@ def test_enterprise_is_reminded_applies_for_repair_and_the_department_repairs(
     assert [i for i, _ in repaired] == ["holder_bank"]
     assert repaired[0][1]["record"] == "admin_penalty.dishonest"
     assert repaired[0][1]["enterprise"] == ENTERPRISE
+    overseen = make_person("operator").page("/operator/objections")
+    assert rid.group(1) in overseen and "已修复" in overseen
