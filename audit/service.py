@@ -72,10 +72,35 @@ class EntryView:
         return {"index": self.index, "entry": self.entry, "leaf_hash": b64(self.leaf_hash)}
 
 
-def _view(index: int, raw: bytes) -> EntryView:
+def _view(
+    index: int,
+    raw: bytes,
+    opening: bytes | None,
+    viewer: Viewer,
+    category_departments: Mapping[str, str],
+) -> EntryView:
     # The leaf hash is recomputed from the stored bytes: what a caller can check is
-    # what is stored, and a tampered row fails its inclusion proof.
-    return EntryView(index, entries.decode(raw), merkle.leaf_hash(raw))
+    # what is stored, and a tampered row fails its inclusion proof. A department sees
+    # only its own part of the entry (``audit.entry``).
+    department = viewer.id if viewer.kind == "department" else None
+    shown = entries.view(
+        raw, opening, department=department, category_departments=category_departments
+    )
+    return EntryView(index, shown, merkle.leaf_hash(raw))
+
+
+def _concerns(entry: Mapping[str, Any], viewer: Viewer) -> bool:
+    """Whether the entry itself (not its index columns) gives ``viewer`` sight of it."""
+    if viewer.kind == "operator":
+        return True
+    if viewer.kind == "enterprise":
+        return entry.get("enterprise") == viewer.id
+    if viewer.kind == "institution":
+        return entry.get("institution") == viewer.id
+    if viewer.kind == "department":
+        departments = entry.get("departments")
+        return isinstance(departments, list) and viewer.id in departments
+    return False
 
 
 class AuditLog:
@@ -94,6 +119,10 @@ class AuditLog:
         self.signer = signer
         self.config = settings.config.audit
         self.origin = self.config.origin
+        # The catalog's category -> department: how an entry is split into parts.
+        self.category_departments = {
+            name: category.department for name, category in settings.config.categories.items()
+        }
         if signer.name != self.origin:
             raise ConfigError(
                 f"the checkpoint key is named {signer.name!r}, the log origin is {self.origin!r}"
@@ -112,9 +141,9 @@ class AuditLog:
 
     def enqueue(self, session: Session, entry: Mapping[str, Any]) -> int:
         """Queue one entry in the caller's transaction; returns its queue id."""
-        _, raw = entries.seal(entry)
+        sealed = entries.seal(entry, self.category_departments)
         try:
-            return store.enqueue(session, raw, self._clock())
+            return store.enqueue(session, sealed.committed, self._clock(), sealed.opening)
         except SQLAlchemyError as e:
             raise AuditUnavailable("the audit log cannot record this request") from e
 
@@ -377,15 +406,19 @@ class AuditLog:
         limit = max(1, min(limit, MAX_PAGE))
         with read_connection(self.engine) as s:
             rows = store.list_entries(s, viewer, after, limit, before=before)
-        views = [_view(i, raw) for i, raw in rows]
-        return views, (views[-1].index if len(views) == limit else None)
+        views = [_view(i, raw, o, viewer, self.category_departments) for i, raw, o in rows]
+        # The index columns chose the rows; the hashed entry decides who sees it (an
+        # edited index column never shows an entry to someone it does not concern).
+        shown = [v for v in views if _concerns(v.entry, viewer)]
+        return shown, (rows[-1][0] if len(rows) == limit else None)
 
     def entry(self, viewer: Viewer, index: int) -> EntryView:
         with read_connection(self.engine) as s:
-            raw = store.get_entry(s, viewer, index)
-        if raw is None:
+            found = store.get_entry(s, viewer, index)
+        view = None if found is None else _view(index, *found, viewer, self.category_departments)
+        if view is None or not _concerns(view.entry, viewer):
             raise EntryNotFound(f"no audit entry {index} visible to you")
-        return _view(index, raw)
+        return view
 
     def inclusion_proof(
         self, viewer: Viewer, index: int, size: int | None

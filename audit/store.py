@@ -26,6 +26,7 @@ import sqlalchemy as sa
 from sqlalchemy import Connection, Engine
 from sqlalchemy.orm import Session
 
+from audit import entry as audit_entry
 from audit import merkle
 from common.db import is_sqlite
 
@@ -56,6 +57,12 @@ entries = sa.Table(
     sa.Column("time", sa.BigInteger, nullable=False),
     sa.Column("institution", sa.String(200)),
     sa.Column("enterprise", sa.String(200)),
+)
+openings = sa.Table(
+    "audit_openings",
+    metadata,
+    sa.Column("queue_id", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("opening", sa.LargeBinary, nullable=False),
 )
 entry_departments = sa.Table(
     "audit_entry_departments",
@@ -184,13 +191,27 @@ def locked(engine: Engine, timeout: float) -> Iterator[tuple[Connection, LogStat
 # Queue and sequencing --------------------------------------------------------------------
 
 
-_ENQUEUE = queue.insert()
+_ENQUEUE_SQL = {
+    "sqlite": "INSERT INTO audit_queue (entry, enqueued_at) VALUES (?, ?)",
+    "postgresql": "INSERT INTO audit_queue (entry, enqueued_at) VALUES (%s, %s) RETURNING id",
+}
+_OPENING_SQL = {
+    "sqlite": "INSERT INTO audit_openings (queue_id, opening) VALUES (?, ?)",
+    "postgresql": "INSERT INTO audit_openings (queue_id, opening) VALUES (%s, %s)",
+}
 
 
-def enqueue(ex: Executor, entry: bytes, now: float) -> int:
+def enqueue(ex: Executor, entry: bytes, now: float, opening: bytes | None = None) -> int:
+    """Queue the committed entry and keep its opening, in the caller's transaction.
+    Every request pays for this: two statements straight on the DBAPI cursor."""
     conn = ex.connection() if isinstance(ex, Session) else ex  # same transaction, less overhead
-    result = conn.execute(_ENQUEUE, {"entry": entry, "enqueued_at": now})
-    return int(result.inserted_primary_key[0])  # type: ignore[index]
+    dialect = "postgresql" if conn.dialect.name == "postgresql" else "sqlite"
+    with raw_cursor(conn) as cursor:
+        cursor.execute(_ENQUEUE_SQL[dialect], (entry, now))
+        queue_id = int(cursor.fetchone()[0] if dialect == "postgresql" else cursor.lastrowid)
+        if opening is not None:
+            cursor.execute(_OPENING_SQL[dialect], (queue_id, opening))
+    return queue_id
 
 
 def read_state(ex: Executor) -> LogState:
@@ -404,29 +425,52 @@ def _visible(query: sa.Select[Any], kind: str) -> sa.Select[Any]:
     return query.where(sa.false())
 
 
+_WITH_OPENING = entries.outerjoin(openings, openings.c.queue_id == entries.c.queue_id)
+
+
 def list_entries(
     ex: Executor, viewer: Viewer, after: int, limit: int, *, before: int | None = None
-) -> list[tuple[int, bytes]]:
+) -> list[tuple[int, bytes, bytes | None]]:
     """Entries the viewer may see with index > ``after``, in index order; or, given
-    ``before``, those with index < ``before``, newest first (``after`` ignored)."""
+    ``before``, those with index < ``before``, newest first (``after`` ignored); each
+    with its opening (None for format 1 entries)."""
     query: sa.Select[Any]
+    columns = (entries.c.idx, entries.c.entry, openings.c.opening)
     if viewer.kind == "department":
         # Walk the department index, then fetch the entries by primary key.
         idx = entry_departments.c.idx
         query = (
-            sa.select(entries.c.idx, entries.c.entry)
-            .select_from(entry_departments.join(entries, entries.c.idx == idx))
+            sa.select(*columns)
+            .select_from(
+                entry_departments.join(entries, entries.c.idx == idx).outerjoin(
+                    openings, openings.c.queue_id == entries.c.queue_id
+                )
+            )
             .where(entry_departments.c.department == viewer.id)
         )
     else:
         idx = entries.c.idx
-        query = _visible(sa.select(entries.c.idx, entries.c.entry), viewer.kind)
+        query = _visible(sa.select(*columns).select_from(_WITH_OPENING), viewer.kind)
     if before is None:
         bound, order = idx > after, idx.asc()
     else:
         bound, order = idx < before, idx.desc()
     rows = ex.execute(query.where(bound).order_by(order).limit(limit), {"viewer": viewer.id})
-    return [(int(i), bytes(e)) for i, e in rows]
+    return [(int(i), bytes(e), None if o is None else bytes(o)) for i, e, o in rows]
+
+
+def get_entry(ex: Executor, viewer: Viewer, index: int) -> tuple[bytes, bytes | None] | None:
+    """The entry ``index`` and its opening, when the viewer may see it."""
+    query = _visible(
+        sa.select(entries.c.entry, openings.c.opening)
+        .select_from(_WITH_OPENING)
+        .where(entries.c.idx == index),
+        viewer.kind,
+    )
+    row = ex.execute(query, {"viewer": viewer.id}).first()
+    if row is None:
+        return None
+    return bytes(row[0]), None if row[1] is None else bytes(row[1])
 
 
 def institutions_answered(ex: Executor, enterprise: str, feature: str, since: int) -> set[str]:
@@ -434,26 +478,23 @@ def institutions_answered(ex: Executor, enterprise: str, feature: str, since: in
     (``category.feature``, as the entry's ``features`` lists it) at or after ``since``
     (UNIX seconds of the entry's ``time``): who received an answer built on its value."""
     rows = ex.execute(
-        sa.select(entries.c.institution, entries.c.entry).where(
+        sa.select(entries.c.institution, entries.c.entry, openings.c.opening)
+        .select_from(_WITH_OPENING)
+        .where(
             entries.c.enterprise == enterprise,
             entries.c.time >= since,
             entries.c.institution.is_not(None),
         )
     )
     out: set[str] = set()
-    for institution, raw in rows:
+    for institution, raw, opening in rows:
         if institution in out:
             continue
-        entry = json.loads(bytes(raw))
-        if entry.get("decision") == "allowed" and feature in (entry.get("features") or ()):
+        # Format 2 entries keep their features in the opening (format 1 in the entry).
+        shown = audit_entry.view(bytes(raw), None if opening is None else bytes(opening))
+        if shown.get("decision") == "allowed" and feature in (shown.get("features") or ()):
             out.add(str(institution))
     return out
-
-
-def get_entry(ex: Executor, viewer: Viewer, index: int) -> bytes | None:
-    query = _visible(sa.select(entries.c.entry).where(entries.c.idx == index), viewer.kind)
-    value = ex.execute(query, {"viewer": viewer.id}).scalar()
-    return None if value is None else bytes(value)
 
 
 def _proof_context_statement(kind: str) -> sa.Select[Any]:
@@ -695,10 +736,26 @@ class StoredLog:
     def checkpoints(self) -> list[StoredCheckpoint]:
         return list(all_checkpoints(self.conn))
 
+    def first_index_mismatch(self, start: int, end: int) -> tuple[int | None, int]:
+        return first_index_mismatch(self.conn, start, end)
+
+    def department_row_count(self) -> int:
+        return department_row_count(self.conn)
+
+    def first_missing_department(self, start: int, end: int) -> tuple[int, str] | None:
+        return first_missing_department(self.conn, start, end)
+
+    def first_stray_department(self) -> tuple[int, str] | None:
+        return first_stray_department(self.conn)
+
+    def index_columns(self, index: int) -> dict[str, Any] | None:
+        return index_columns(self.conn, index)
+
 
 WRITER_ROLE = "xinyi_audit"
 _APPEND_ONLY = (
     "audit_entries",
+    "audit_openings",
     "audit_entry_departments",
     "audit_tree",
     "audit_checkpoints",
@@ -727,3 +784,112 @@ def grant_writer_role(conn: Connection) -> None:
     ]
     for statement in statements:
         conn.execute(sa.text(statement))
+
+
+# Index columns against the canonical entries (``audit verify``) ----------------------------
+#
+# Every column and table that indexes entries (who may see an entry is decided by them)
+# is recomputed from the hashed entry bytes by the database itself: JSON extraction in C,
+# one range query per chunk, while the verifier hashes the previous chunk.
+
+_ENTRY_JSON = {
+    "sqlite": "CAST(e.entry AS TEXT)",
+    "postgresql": "convert_from(e.entry, 'UTF8')::jsonb",
+}
+_COLUMNS_SQL = {
+    # (first index whose columns differ, number of departments the entries name)
+    "sqlite": (
+        "SELECT min(CASE WHEN e.time IS NOT json_extract({j}, '$.time') "
+        "OR e.institution IS NOT json_extract({j}, '$.institution') "
+        "OR e.enterprise IS NOT json_extract({j}, '$.enterprise') THEN e.idx END), "
+        "coalesce(sum(json_array_length({j}, '$.departments')), 0) "
+        "FROM audit_entries e WHERE e.idx >= ? AND e.idx < ?"
+    ),
+    "postgresql": (
+        "SELECT min(CASE WHEN e.time IS DISTINCT FROM (j ->> 'time')::bigint "
+        "OR e.institution IS DISTINCT FROM j ->> 'institution' "
+        "OR e.enterprise IS DISTINCT FROM j ->> 'enterprise' THEN e.idx END), "
+        "coalesce(sum(jsonb_array_length(j -> 'departments')), 0) "
+        "FROM (SELECT e.idx, e.time, e.institution, e.enterprise, {j} AS j "
+        "FROM audit_entries e WHERE e.idx >= %s AND e.idx < %s) e"
+    ),
+}
+_MISSING_DEPARTMENT_SQL = {
+    "sqlite": (
+        "SELECT e.idx, d.value FROM audit_entries e, json_each({j}, '$.departments') d "
+        "WHERE e.idx >= ? AND e.idx < ? AND NOT EXISTS (SELECT 1 FROM audit_entry_departments x "
+        "WHERE x.department = d.value AND x.idx = e.idx) ORDER BY e.idx LIMIT 1"
+    ),
+    "postgresql": (
+        "SELECT e.idx, d.value FROM audit_entries e "
+        "CROSS JOIN LATERAL jsonb_array_elements_text({j} -> 'departments') AS d(value) "
+        "WHERE e.idx >= %s AND e.idx < %s AND NOT EXISTS (SELECT 1 FROM audit_entry_departments x "
+        "WHERE x.department = d.value AND x.idx = e.idx) ORDER BY e.idx LIMIT 1"
+    ),
+}
+_STRAY_DEPARTMENT_SQL = {
+    "sqlite": (
+        "SELECT x.idx, x.department FROM audit_entry_departments x WHERE NOT EXISTS ("
+        "SELECT 1 FROM audit_entries e, json_each({j}, '$.departments') d "
+        "WHERE e.idx = x.idx AND d.value = x.department) ORDER BY x.idx LIMIT 1"
+    ),
+    "postgresql": (
+        "SELECT x.idx, x.department FROM audit_entry_departments x WHERE NOT EXISTS ("
+        "SELECT 1 FROM audit_entries e "
+        "CROSS JOIN LATERAL jsonb_array_elements_text({j} -> 'departments') AS d(value) "
+        "WHERE e.idx = x.idx AND d.value = x.department) ORDER BY x.idx LIMIT 1"
+    ),
+}
+INDEX_COLUMNS = ("time", "institution", "enterprise")
+
+
+class IndexUnreadable(Exception):
+    """The database could not read an entry's bytes as JSON while checking the index."""
+
+
+def _first_row(conn: Connection, sql: dict[str, str], params: tuple[int, ...]) -> Any:
+    dialect = "postgresql" if conn.dialect.name == "postgresql" else "sqlite"
+    statement = sql[dialect].format(j=_ENTRY_JSON[dialect])
+    try:
+        with conn.begin_nested(), raw_cursor(conn) as cursor:
+            cursor.execute(statement, params)
+            return cursor.fetchone()
+    except sa.exc.DBAPIError as e:
+        raise IndexUnreadable(str(e.orig)[:200]) from e
+
+
+def first_index_mismatch(conn: Connection, start: int, end: int) -> tuple[int | None, int]:
+    """The first index in [start, end) whose ``time``, ``institution`` or ``enterprise``
+    column differs from its entry's bytes, and how many departments those entries name."""
+    row = _first_row(conn, _COLUMNS_SQL, (start, end))
+    return (None if row[0] is None else int(row[0])), int(row[1])
+
+
+def department_row_count(conn: Connection) -> int:
+    with raw_cursor(conn) as cursor:
+        cursor.execute("SELECT count(*) FROM audit_entry_departments")
+        return int(cursor.fetchone()[0])
+
+
+def first_missing_department(conn: Connection, start: int, end: int) -> tuple[int, str] | None:
+    """The first (index, department) in [start, end) that the entry names and
+    ``audit_entry_departments`` lacks."""
+    row = _first_row(conn, _MISSING_DEPARTMENT_SQL, (start, end))
+    return None if row is None else (int(row[0]), str(row[1]))
+
+
+def first_stray_department(conn: Connection) -> tuple[int, str] | None:
+    """The first ``audit_entry_departments`` row whose entry does not name it (or that
+    has no entry at all)."""
+    row = _first_row(conn, _STRAY_DEPARTMENT_SQL, ())
+    return None if row is None else (int(row[0]), str(row[1]))
+
+
+def index_columns(ex: Executor, index: int) -> dict[str, Any] | None:
+    """The index columns stored for entry ``index``."""
+    row = ex.execute(
+        sa.select(entries.c.time, entries.c.institution, entries.c.enterprise).where(
+            entries.c.idx == index
+        )
+    ).first()
+    return None if row is None else dict(row._mapping)

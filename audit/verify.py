@@ -10,7 +10,12 @@ What is checked, in one pass over the entries in index order:
   checkpoint note carries a valid signature of a log key and agrees with its row, and
   consecutive checkpoints are consistent (RFC 9162 proof from the stored tree);
 - an external checkpoint (kept outside the database, e.g. by a witness) has a valid
-  signature, is not beyond the log, and matches the recomputed root at its size.
+  signature, is not beyond the log, and matches the recomputed root at its size;
+- every column and table that indexes entries, and so decides who sees an entry
+  (``audit_entries.time``, ``.institution``, ``.enterprise`` and the rows of
+  ``audit_entry_departments``), agrees with the hashed entry: an insider who edits an
+  index column hides an entry from the enterprise or department it concerns without
+  touching a hashed byte, and verification names the first such index and column.
 
 The first bad index is the smallest index at which an entry or node stops matching;
 when only a checkpoint root disagrees it is the first index not covered by an
@@ -27,13 +32,13 @@ import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Protocol
+from typing import Any, Protocol
 
 from audit import merkle
 from audit.checkpoint import Checkpoint, open_checkpoint
 from audit.errors import NoteInvalid, SignatureInvalid
 from audit.note import Verifier, parse_note
-from audit.store import LogState, StoredCheckpoint
+from audit.store import INDEX_COLUMNS, IndexUnreadable, LogState, StoredCheckpoint
 
 CHUNK_LEVEL = 14  # chunks of 16384 leaves: one range read per level per chunk
 _sha256 = hashlib.sha256
@@ -57,6 +62,16 @@ class LogSource(Protocol):
     def read_nodes(self, ids: Sequence[merkle.NodeId]) -> dict[merkle.NodeId, bytes]: ...
 
     def checkpoints(self) -> Iterable[StoredCheckpoint]: ...
+
+    def first_index_mismatch(self, start: int, end: int) -> tuple[int | None, int]: ...
+
+    def department_row_count(self) -> int: ...
+
+    def first_missing_department(self, start: int, end: int) -> tuple[int, str] | None: ...
+
+    def first_stray_department(self) -> tuple[int, str] | None: ...
+
+    def index_columns(self, index: int) -> dict[str, Any] | None: ...
 
 
 @dataclass(frozen=True)
@@ -108,6 +123,12 @@ class _Chunk:
     raws: list[bytes]
     levels: list[list[bytes]]  # stored hashes of the complete nodes inside the chunk
     upper: dict[merkle.NodeId, bytes]  # stored nodes that complete at the chunk's end
+    # The first index whose index columns, and the first (index, department) whose
+    # department row, disagree with the entry bytes; or why they could not be read.
+    bad_columns: int | None = None
+    departments_named: int = 0
+    missing_department: tuple[int, str] | None = None
+    index_error: str | None = None
 
 
 def _level_counts(n: int) -> list[int]:
@@ -155,7 +176,15 @@ class _Reader(threading.Thread):
                     if end - start == chunk
                     else {}
                 )
-                self.chunks.put(_Chunk(start, end, raws, levels, upper))
+                found = _Chunk(start, end, raws, levels, upper)
+                try:
+                    found.bad_columns, found.departments_named = self.source.first_index_mismatch(
+                        start, end
+                    )
+                    found.missing_department = self.source.first_missing_department(start, end)
+                except IndexUnreadable as e:
+                    found.index_error = str(e)
+                self.chunks.put(found)
             self.chunks.put(None)
         except BaseException as e:  # handed to the verifying thread, which re-raises it
             self.chunks.put(e)
@@ -188,6 +217,9 @@ class _Pass:
         self.report = report
         self.upper: list[tuple[int, bytes]] = []  # frontier above the chunk level
         self.computed_roots: dict[int, bytes] = {}
+        self.index_problems: list[Problem] = []
+        self.bad_columns: list[tuple[int, bytes]] = []  # (index, entry bytes), to name
+        self.departments_named = 0  # by the entries checked, to count department rows
 
     def fail(self, index: int | None, message: str) -> None:
         self.report.problems.append(Problem(index, message))
@@ -232,6 +264,7 @@ class _Pass:
                 return partial(self._bad_node, level, start >> level, computed)
             self.report.nodes_checked += len(computed)
         self.report.entries_checked += len(raws)
+        self._index(chunk)
         for size in sorted(s for s in self.roots if start < s <= end and s < start + self.chunk):
             self._root_at(size, start, levels)
         if end - start == self.chunk:
@@ -246,6 +279,49 @@ class _Pass:
             if end in self.roots:
                 self._root_at(end, end, [])
         return None
+
+    def _index(self, chunk: _Chunk) -> None:
+        """Record the chunk's first index-column or department-row mismatch (the entry
+        bytes are intact: they hashed to the stored tree)."""
+        if chunk.index_error is not None:
+            self.index_problems.append(
+                Problem(
+                    chunk.start,
+                    f"entries {chunk.start}..{chunk.end - 1}: the index "
+                    f"could not be checked: {chunk.index_error}",
+                )
+            )
+            return
+        self.departments_named += chunk.departments_named
+        if chunk.bad_columns is not None:
+            # Named once the reader has stopped (it owns the connection until then).
+            self.bad_columns.append(
+                (chunk.bad_columns, chunk.raws[chunk.bad_columns - chunk.start])
+            )
+        if chunk.missing_department is not None:
+            index, department = chunk.missing_department
+            self.index_problems.append(
+                Problem(
+                    index,
+                    f"entry {index}: audit_entry_departments lacks its department {department!r}",
+                )
+            )
+
+    def name_bad_columns(self) -> None:
+        """Turn the chunks' first column mismatches into problems naming the columns
+        (after the pass: this reads the source)."""
+        for index, raw in self.bad_columns:
+            fields = json.loads(raw)
+            stored = self.source.index_columns(index) or {}
+            differ = [c for c in INDEX_COLUMNS if stored.get(c) != fields.get(c)]
+            named = ", ".join(repr(c) for c in differ) or "(type)"
+            self.index_problems.append(
+                Problem(
+                    index,
+                    f"entry {index}: index column {named} of audit_entries differs from the entry",
+                )
+            )
+        self.bad_columns.clear()
 
     def _missing_entry(self, start: int, end: int) -> None:
         # Indices are unique, so only a short count means a gap: find it.
@@ -390,6 +466,29 @@ def verify_log(
         report.problems.append(
             Problem(state.size, f"{count} entries are stored for a log of size {state.size}")
         )
+    # Chunks that hashed correctly had their index checked, whether or not a later one
+    # stopped the pass.
+    walk.name_bad_columns()
+    report.problems.extend(walk.index_problems)
+    try:
+        # Each entry names distinct departments and has a row for each (checked per
+        # chunk), so equal counts leave no room for a stray row: only a difference pays
+        # for the search that names it.
+        rows = source.department_row_count()
+        counted = complete and walk.departments_named == rows and not walk.index_problems
+        stray = None if counted else source.first_stray_department()
+    except IndexUnreadable as e:
+        report.problems.append(Problem(None, f"department index not checked: {e}"))
+    else:
+        if stray is not None:
+            index, department = stray
+            report.problems.append(
+                Problem(
+                    index,
+                    f"entry {index}: audit_entry_departments names department "
+                    f"{department!r}, which the entry does not",
+                )
+            )
     return report
 
 

@@ -73,8 +73,13 @@ def _percentiles(samples: list[float]) -> dict[str, float]:
 
 
 def _fill_queue(log: AuditLog, start: int, n: int, rng: random.Random) -> None:
+    # The committed entries only: the sequencer never reads the openings.
     rows = [
-        {"entry": entries.seal(_entry(start + i, rng))[1], "enqueued_at": 0.0} for i in range(n)
+        {
+            "entry": entries.seal(_entry(start + i, rng), log.category_departments).committed,
+            "enqueued_at": 0.0,
+        }
+        for i in range(n)
     ]
     with log.engine.begin() as conn:
         conn.execute(store.queue.insert(), rows)

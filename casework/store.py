@@ -1,5 +1,5 @@
 """Casework persistence: objections and credit-repair applications (tables
-``objections`` and ``repairs``, migration 0008_casework).
+``objections`` and ``repairs``, migration 0009_casework).
 
 Invariants:
 - one open objection per enterprise and feature, one open repair application per

@@ -16,11 +16,17 @@ from common.errors import InvalidInput
 if TYPE_CHECKING:
     from registry import Registry
 
+# keys.ring.PURPOSES, spelled out: importing the key ring costs every `xinyi` command
+# its start-up time (tests/cli/test_admin.py checks the two agree).
+KEY_PURPOSES = ("grants", "tokens", "checkpoints", "events")
+
 
 def _registry(ctx: click.Context) -> Registry:
+    from common.webhook_address import policy_for
     from registry import Registry  # imported here: hashing set-up costs `xinyi keys` time
 
-    return Registry(make_engine(instance_settings(ctx).database_url))
+    settings = instance_settings(ctx)
+    return Registry(make_engine(settings.database_url), webhooks=policy_for(settings))
 
 
 MIN_PASSPHRASE = 12
@@ -138,7 +144,7 @@ def keys() -> None:
 
 
 @keys.command("rotate")
-@click.argument("purpose", type=click.Choice(["grants", "tokens", "checkpoints"]))
+@click.argument("purpose", type=click.Choice(KEY_PURPOSES))
 @click.pass_context
 def rotate(ctx: click.Context, purpose: str) -> None:
     """A new signing key; the old one stays published until what it signed expired.

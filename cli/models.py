@@ -13,17 +13,23 @@ import json
 import secrets
 import time
 from pathlib import Path
+from typing import Any
 
 import click
 
 from audit import store as audit_store
-from audit.entry import seal
+from audit.entry import Sealed, seal
 from cli.instance import settings_from
 from common.db import make_engine
 from common.errors import InvalidInput
 from federated import he
 from federated import store as fstore
 from federated.models import OPERATOR, parse_model, review_entry
+
+
+def _enqueue(session: Any, sealed: Sealed) -> int:
+    """Queue a sealed entry with its opening (as ``AuditLog.enqueue`` does)."""
+    return audit_store.enqueue(session, sealed.committed, time.time(), sealed.opening)
 
 
 @click.group(name="models")
@@ -66,7 +72,7 @@ def import_(ctx: click.Context, file: Path, registered_by: str, pending: bool) -
             owner=OPERATOR,
             status="pending" if pending else "approved",
             catalog=settings.config.categories,
-            audit=lambda session, m, status: audit_store.enqueue(
+            audit=lambda session, m, status: _enqueue(
                 session,
                 seal(
                     review_entry(
@@ -75,9 +81,9 @@ def import_(ctx: click.Context, file: Path, registered_by: str, pending: bool) -
                         settings.config.categories,
                         request_id="cli-" + secrets.token_hex(8),
                         now=int(time.time()),
-                    )
-                )[1],
-                time.time(),
+                    ),
+                    {name: c.department for name, c in settings.config.categories.items()},
+                ),
             ),
         )
     finally:

@@ -52,6 +52,7 @@ APP_TABLES: Mapping[str, tuple[str, ...]] = {
 
 AUDIT_TABLES: Mapping[str, tuple[str, ...]] = {
     "audit_entries": ("SELECT", "INSERT"),
+    "audit_openings": ("SELECT", "INSERT"),  # each entry's parts, written with its queue row
     "audit_entry_departments": ("SELECT", "INSERT"),
     "audit_tree": ("SELECT", "INSERT"),
     "audit_checkpoints": ("SELECT", "INSERT"),

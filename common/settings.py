@@ -166,6 +166,16 @@ class Consent(_Frozen):
     # How long a worker owns an event it is sending; a worker that dies mid-delivery
     # holds its institution's events back this long (then another sends, at least once).
     webhook_lease_seconds: float = Field(default=60.0, gt=0)
+    # Each phase of one delivery (connect, send, wait for the answer) is bounded by this;
+    # deliveries of different institutions run side by side, so a slow or dead receiver
+    # delays only its own institution's events.
+    webhook_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
+    # Webhook URLs must be https; None: required unless the gateway's own public_url is
+    # plain http on loopback (a developer's machine). See common/webhook_address.py.
+    webhook_require_https: bool | None = None
+    # UNSAFE, tests and laptop demos only: let webhooks reach loopback and private
+    # addresses (inside the platform's network). Warns on every use.
+    unsafe_webhook_private_addresses: bool = False
 
 
 class Audit(_Frozen):

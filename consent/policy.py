@@ -17,7 +17,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from common import uscc
+from common import jwt_rules, uscc
+from common.errors import InvalidInput
 from common.settings import OPERATIONS, Settings
 from consent.errors import ConsentRefused, InvalidConsentRequest, TransitionRefused
 
@@ -211,8 +212,11 @@ def check_claims(
         raise refuse("grant_wrong_audience", "this grant was issued to another institution")
     if enterprise is not None and claims["sub"] != enterprise:
         raise refuse("grant_invalid", "this grant is about another enterprise")
-    if not isinstance(claims["nbf"], int) or not isinstance(claims["exp"], int):
-        raise refuse("grant_invalid", "the grant's validity period is malformed")
+    try:
+        # Numbers, never booleans (True is an int to Python), finite and in range.
+        jwt_rules.check_numeric_dates(claims, required=("nbf", "exp"))
+    except InvalidInput as e:
+        raise refuse("grant_invalid", "the grant's validity period is malformed") from e
     if now < claims["nbf"]:
         raise refuse("grant_not_yet_valid", "the grant is not valid yet")
     if now >= claims["exp"]:

@@ -24,7 +24,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
+from common import jwt_rules
 from common.db import read_session, write_session
+from common.errors import InvalidInput
 from common.settings import Settings
 from consent import letter as letters
 from consent import policy, store
@@ -199,7 +201,7 @@ class ConsentService:
                 extra.update(
                     not_before=claims["nbf"],
                     expires_at=claims["exp"],
-                    grant_jwt=self.keys.sign_jwt("grants", claims, {"typ": "xinyi-grant+jwt"}),
+                    grant_jwt=self.keys.sign_jwt("grants", claims, {"typ": jwt_rules.TYP_GRANT}),
                 )
             changed = store.change_status(
                 s,
@@ -285,6 +287,10 @@ class ConsentService:
             raise refuse("grant_invalid", "the grant is not a well-formed JWT") from e
         if header.get("alg") != "EdDSA" or not isinstance(header.get("kid"), str):
             raise refuse("grant_invalid", "the grant must be signed with EdDSA and name a kid")
+        try:
+            jwt_rules.require_typ(header, jwt_rules.TYP_GRANT)
+        except InvalidInput as e:
+            raise refuse("grant_invalid", "the token is not a consent grant") from e
         key = self.keys.public_key(header["kid"], "grants")
         if key is None:
             raise refuse("grant_invalid", "the grant's signing key is unknown")

@@ -7,24 +7,20 @@ asked not to (tests drive them by hand).
 
 from __future__ import annotations
 
-import re
-import secrets
 from datetime import timedelta
 
-import structlog
-from flask import Flask, Response, g, request
+from flask import Flask, Response, g
 from werkzeug.routing import IntegerConverter, Map
 
 from common.db import make_engine
 from common.files import generated_secret
 from common.logging import get_logger
 from common.settings import Settings, load_settings
-from gateway import errors, metrics, oauth
+from gateway import errors, metrics, oauth, request_ids
 from gateway.auth import PAGE_COOKIE
 from gateway.services import build
 
 log = get_logger("gateway")
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
 
 
 def create_app(settings: Settings | None = None, *, background: bool = True) -> Flask:
@@ -54,16 +50,7 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
     svc = build(settings, engine, secret.encode("utf-8"))
     app.extensions["xinyi"] = svc
 
-    @app.before_request
-    def _request_id() -> None:
-        given = request.headers.get("X-Request-Id", "")
-        g.request_id = given if _REQUEST_ID.match(given) else secrets.token_hex(12)
-        structlog.contextvars.clear_contextvars()
-        structlog.contextvars.bind_contextvars(request_id=g.request_id)
-
-    @app.teardown_request
-    def _forget_request_id(_error: BaseException | None) -> None:
-        structlog.contextvars.clear_contextvars()
+    request_ids.init_app(app)
 
     @app.after_request
     def _headers(resp: Response) -> Response:

@@ -32,7 +32,8 @@ import jwt
 from flask import after_this_request, current_app, g, request, session
 from werkzeug.wrappers import Response as BaseResponse
 
-from common.errors import AuthenticationFailed, Error, Forbidden
+from common import jwt_rules
+from common.errors import AuthenticationFailed, Error, Forbidden, InvalidInput
 from common.logging import get_logger
 from gateway.caches import VerifiedToken, VerifiedTokens
 from gateway.services import Services, services
@@ -74,7 +75,7 @@ def issue_access_token(client_id: str) -> tuple[str, int]:
         "exp": now + ttl,
         "jti": secrets.token_urlsafe(16),
     }
-    token = svc.keys.sign_jwt("tokens", claims, {"typ": "at+jwt"})
+    token = svc.keys.sign_jwt("tokens", claims, {"typ": jwt_rules.TYP_ACCESS_TOKEN})
     return token, ttl
 
 
@@ -117,6 +118,10 @@ def _verify_access_token(svc: Services, token: str, cache: VerifiedTokens) -> st
         raise AuthenticationFailed("malformed access token", code="invalid_token") from e
     if header.get("alg") != "EdDSA" or not isinstance(header.get("kid"), str):
         raise AuthenticationFailed("access tokens are EdDSA JWTs with a kid", code="invalid_token")
+    try:
+        jwt_rules.require_typ(header, jwt_rules.TYP_ACCESS_TOKEN)
+    except InvalidInput as e:
+        raise AuthenticationFailed("not an access token", code="invalid_token") from e
     key = svc.keys.public_key(header["kid"], "tokens")
     if key is None:
         raise AuthenticationFailed("unknown token key", code="invalid_token")
@@ -132,6 +137,10 @@ def _verify_access_token(svc: Services, token: str, cache: VerifiedTokens) -> st
     except jwt.ExpiredSignatureError as e:
         raise AuthenticationFailed("the access token has expired", code="token_expired") from e
     except jwt.PyJWTError as e:
+        raise AuthenticationFailed("invalid access token", code="invalid_token") from e
+    try:
+        jwt_rules.check_numeric_dates(claims, required=("exp",))
+    except InvalidInput as e:
         raise AuthenticationFailed("invalid access token", code="invalid_token") from e
     client_id = str(claims["sub"])
     nbf = claims.get("nbf")

@@ -26,6 +26,7 @@ from flask import request
 from pydantic import BaseModel, ConfigDict, ValidationError
 from pydantic_core import ErrorDetails
 
+from common import json_input
 from common.errors import InvalidInput
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -150,8 +151,12 @@ def operation_of(view: Callable[..., Any]) -> Operation | None:
 
 
 def json_body() -> dict[str, Any]:
-    """The request's JSON object (400 ``invalid_json`` for anything else)."""
-    body = request.get_json(silent=True)
+    """The request's JSON object (400 ``invalid_json`` for anything else), its nesting
+    bounded before the parser recurses (``common.json_input``: 400 ``json_too_deep``;
+    50,000 levels were a RecursionError, a 500, on the unauthenticated sign-in)."""
+    if not request.is_json:
+        raise InvalidInput("the body must be a JSON object", code="invalid_json")
+    body = json_input.loads(request.get_data(cache=True))
     if not isinstance(body, dict):
         raise InvalidInput("the body must be a JSON object", code="invalid_json")
     return body

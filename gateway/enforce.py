@@ -23,13 +23,11 @@ Invariants:
 
 from __future__ import annotations
 
-import secrets
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from flask import g
 from sqlalchemy.exc import SQLAlchemyError
 
 from audit.errors import AuditUnavailable
@@ -38,6 +36,7 @@ from common.errors import Error, Forbidden
 from common.logging import get_logger
 from consent.errors import ConsentRefused
 from consent.service import GrantUse
+from gateway import request_ids
 from gateway.auth import Principal
 from gateway.services import Services, services
 
@@ -82,7 +81,7 @@ def _entry(
     else:
         grant_id = use.grant_id if use else None
     return {
-        "request_id": g.get("request_id") or secrets.token_hex(8),
+        **request_ids.for_entry(),
         "time": int(time.time()),
         "institution": principal.id,
         "enterprise": enterprise,
@@ -338,7 +337,7 @@ class ConsentAudit:
 
     def __call__(self, session: Any, fields: Any) -> int:
         entry = {
-            "request_id": g.get("request_id") or secrets.token_hex(8),
+            **request_ids.for_entry(),
             "time": int(time.time()),
             **fields,
         }

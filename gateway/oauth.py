@@ -8,8 +8,11 @@ JWTs signed by the gateway's *tokens* key (see ``gateway.auth``).
 
 from __future__ import annotations
 
+import binascii
+import math
 import time
 import warnings
+from base64 import urlsafe_b64decode
 from typing import Any
 
 from authlib.integrations.flask_oauth2 import AuthorizationServer
@@ -20,6 +23,8 @@ from joserfc import jwt as jose_jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import Key
 
+from common import json_input, jwt_rules
+from common.errors import InvalidInput
 from gateway.api.schemas import OAuthError, Token, TokenForm
 from gateway.auth import issue_access_token
 from gateway.contract import operation
@@ -73,6 +78,19 @@ class PrivateKeyJWTAuth(JWTBearerClientAssertion):  # type: ignore[misc]
     def resolve_client_public_key(self, client: InstitutionClient) -> dict[str, Any]:
         return client.jwk
 
+    def extract_assertion(self, assertion: str) -> tuple[Any, dict[str, Any]]:
+        # Authlib parses the payload before anything is verified, with a parser that
+        # recurses per nesting level: bound the nesting first (a RecursionError was a
+        # 500 for anyone).
+        for segment in assertion.split(".")[:2]:
+            try:
+                raw = urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+            except (ValueError, binascii.Error):
+                continue  # Authlib refuses it as not a JWT
+            if json_input.nesting_depth(raw) > json_input.MAX_DEPTH:
+                raise InvalidClientError(description="the client assertion is not a JWT")
+        return super().extract_assertion(assertion)  # type: ignore[no-any-return]
+
     def process_assertion_claims(self, assertion: str, resolve_key: Key) -> Any:
         # Only asymmetric algorithms: an HMAC assertion "signed" with the public key
         # (algorithm confusion) or alg=none never verifies.
@@ -80,9 +98,16 @@ class PrivateKeyJWTAuth(JWTBearerClientAssertion):  # type: ignore[misc]
             token = jose_jwt.decode(assertion, resolve_key, algorithms=ASSERTION_ALGORITHMS)
         except (JoseError, ValueError) as e:
             raise InvalidClientError(description="the client assertion does not verify") from e
+        try:
+            # A grant, access token or event is never a client assertion.
+            jwt_rules.require_client_assertion_typ(token.header)
+            # int or float, never bool, finite and in range: a float ``exp`` once skipped
+            # the lifetime cap and ``1e20`` overflowed the jti table (500).
+            jwt_rules.check_numeric_dates(token.claims, required=("exp",))
+        except InvalidInput as e:
+            raise InvalidClientError(description=e.message) from e
         max_age = services().settings.config.tokens.client_assertion_max_seconds
-        exp = token.claims.get("exp")
-        if isinstance(exp, int) and exp - time.time() > max_age:
+        if token.claims["exp"] - time.time() > max_age:
             raise InvalidClientError(description=f"assertions may live at most {max_age} s")
         expected = self.get_audiences()[0]
         aud = token.claims.get("aud")
@@ -97,7 +122,8 @@ class PrivateKeyJWTAuth(JWTBearerClientAssertion):  # type: ignore[misc]
 
     def validate_jti(self, claims: dict[str, Any], jti: str) -> bool:
         now = int(time.time())
-        exp = int(claims.get("exp", now + 600))
+        # ``exp`` was checked (a number within the lifetime cap) before this is called.
+        exp = math.ceil(claims.get("exp", now + 600))
         return services().registry.use_assertion(f"{claims['sub']}:{jti}", exp)
 
 

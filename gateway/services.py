@@ -13,7 +13,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
 import numpy as np
 from flask import current_app
 from sqlalchemy import Engine
@@ -22,6 +21,7 @@ from audit.service import AuditLog
 from common.db import read_connection, read_session
 from common.logging import get_logger
 from common.settings import Settings
+from common.webhook_address import policy_for
 from common.workdays import WorkCalendar
 from consent import store as consent_store
 from consent.outbox import OutboxDelivery
@@ -118,6 +118,7 @@ class Services:
         for t in self._threads:
             t.join(timeout=5)
         self._threads.clear()
+        self.outbox.close()
 
 
 def build(settings: Settings, engine: Engine, secret: bytes) -> Services:
@@ -127,14 +128,12 @@ def build(settings: Settings, engine: Engine, secret: bytes) -> Services:
     keys.ensure_all()
     consent = ConsentService(settings=settings, engine=engine, keys=keys)
     audit = AuditLog(engine, settings, keys.checkpoint_signer())
-    outbox = OutboxDelivery(
-        settings=settings, engine=engine, keys=keys, client=httpx.Client(timeout=5.0)
-    )
+    outbox = OutboxDelivery(settings=settings, engine=engine, keys=keys)
     return Services(
         settings=settings,
         engine=engine,
         keys=keys,
-        registry=Registry(engine),
+        registry=Registry(engine, webhooks=policy_for(settings)),
         consent=consent,
         audit=audit,
         outbox=outbox,

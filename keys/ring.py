@@ -1,15 +1,16 @@
 """The key ring: one Ed25519 signing key per purpose, rotation with overlap, the JWKS.
 
 Invariants:
-- purposes are fixed: ``grants`` (consent grants and webhook events), ``tokens``
-  (access tokens), ``checkpoints`` (audit log checkpoints); a key signs for one purpose
-  only and a verifier asks for a kid *and* its purpose, so a token key can never pass
-  for a grant key;
+- purposes are fixed: ``grants`` (consent grants), ``tokens`` (access tokens),
+  ``checkpoints`` (audit log checkpoints), ``events`` (webhook events); a key signs for
+  one purpose only and a verifier asks for a kid *and* its purpose, so a token key can
+  never pass for a grant key, nor an event for a grant (each kind also has its own
+  ``typ``, ``common.jwt_rules``);
 - ``kid`` is the RFC 7638 thumbprint of the public JWK;
 - the newest unretired key of a purpose signs; a retired key stays published in the
   JWKS until everything it could have signed has expired (tokens: the token lifetime;
-  grants: the longest purpose duration; checkpoints: forever, since old checkpoints
-  must stay verifiable by witnesses);
+  grants: the longest purpose duration; events: the longest retry of a delivery;
+  checkpoints: forever, since old checkpoints must stay verifiable by witnesses);
 - several worker processes share the key folder: a worker notices a rotation done by
   ``xinyi keys rotate`` within a second, and reloads at once when asked for an unknown
   kid.
@@ -36,7 +37,7 @@ from common.settings import Settings
 from keys.jwk import public_jwk, raw_public, thumbprint
 from keys.store import FileKeyStore, KeyRecord, KeyStore
 
-PURPOSES: tuple[str, ...] = ("grants", "tokens", "checkpoints")
+PURPOSES: tuple[str, ...] = ("grants", "tokens", "checkpoints", "events")
 _REFRESH_SECONDS = 1.0
 log = get_logger("keys")
 
@@ -80,6 +81,13 @@ def publish_seconds(settings: Settings, purpose: str) -> int | None:
         return cfg.tokens.access_token_seconds + 60
     if purpose == "grants":
         return max(p.max_days for p in cfg.purposes.values()) * 86_400 + 86_400
+    if purpose == "events":
+        # An event signed just before the rotation may be retried this long after it.
+        c = cfg.consent
+        retries = sum(
+            c.webhook_backoff_seconds * 2 ** min(k, 16) for k in range(c.webhook_max_attempts)
+        )
+        return int(retries + c.webhook_lease_seconds) + 86_400
     return None
 
 

@@ -341,6 +341,8 @@ def _plain(x: float) -> str:
 
 # Request values ------------------------------------------------------------------------
 
+MAX_REQUEST_NUMBER = 10**15  # the largest magnitude a request may compare a feature with
+
 
 def parse_value(spec: Feature, raw: Any) -> Value:
     """A value given in JSON (a verification threshold) for ``spec``; raises
@@ -349,7 +351,12 @@ def parse_value(spec: Feature, raw: Any) -> Value:
     if kind in ("integer", "amount", "number"):
         if isinstance(raw, bool) or not isinstance(raw, int | float):
             raise InvalidValue("value: a JSON number is required for this feature", field="value")
-        if not math.isfinite(raw) or abs(raw) > 1e15:
+        # An int is compared exactly (math.isfinite(10**400) raises OverflowError).
+        if isinstance(raw, int):
+            out_of_range = abs(raw) > MAX_REQUEST_NUMBER
+        else:
+            out_of_range = not math.isfinite(raw) or abs(raw) > MAX_REQUEST_NUMBER
+        if out_of_range:
             raise InvalidValue("value: the number is out of range", field="value")
         if kind == "integer" and not float(raw).is_integer():
             raise InvalidValue("value: a whole number is required", field="value")

@@ -28,6 +28,7 @@ from sqlalchemy.exc import IntegrityError
 
 from common import uscc as uscc_rules
 from common.errors import Conflict, InvalidInput, NotFound
+from common.webhook_address import WebhookPolicy
 from registry.store import departments, institutions, person_sessions, used_assertions, users
 
 ROLES = ("enterprise", "department", "operator")
@@ -98,18 +99,26 @@ def validate_public_jwk(jwk: Any) -> dict[str, Any]:
     raise InvalidRegistration("the JWK must be an Ed25519 (OKP) or P-256 (EC) public key")
 
 
-def _validate_url(url: str | None) -> str | None:
-    if url is None:
-        return None
-    if not re.match(r"^https?://[^\s/$.?#][^\s]{0,480}$", url):
-        raise InvalidRegistration("the webhook URL must be an http(s) URL", field="webhook_url")
-    return url
-
-
 class Registry:
-    def __init__(self, engine: Engine, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        clock: Callable[[], float] = time.time,
+        webhooks: WebhookPolicy | None = None,
+    ) -> None:
         self.engine = engine
         self.clock = clock
+        # Webhook URLs: public https addresses only unless the gateway's settings say
+        # otherwise (``common.webhook_address.policy_for``).
+        self.webhooks = webhooks or WebhookPolicy()
+
+    def _validate_url(self, url: str | None) -> str | None:
+        if url is None:
+            return None
+        try:
+            return self.webhooks.check_registration(url)
+        except InvalidInput as e:
+            raise InvalidRegistration(e.message, code=e.code, field="webhook_url") from e
 
     def _now(self) -> int:
         return int(self.clock())
@@ -136,7 +145,7 @@ class Registry:
                         name=name.strip(),
                         jwk=json.dumps(key),
                         status="active",
-                        webhook_url=_validate_url(webhook_url),
+                        webhook_url=self._validate_url(webhook_url),
                         created_at=now,
                         status_changed_at=now,
                     )
@@ -203,7 +212,7 @@ class Registry:
             c.execute(
                 institutions.update()
                 .where(institutions.c.id == institution_id)
-                .values(webhook_url=_validate_url(url))
+                .values(webhook_url=self._validate_url(url))
             )
         return self.institution(institution_id)
 

@@ -1,7 +1,10 @@
 """Audit log endpoints (CONTRACT.md "Audit log"), plus what witnesses need.
 
 Who sees what: a department the entries that touch its data, an enterprise the entries
-about itself, an institution its own, the operator all. Checkpoints, the verifier key,
+about itself, an institution its own, the operator all. Of an entry, a department is
+shown only its own part opened, the other departments' parts and the grant and model
+ids as salted commitments, from which it still recomputes the leaf hash; the others are
+shown everything (``audit/entry.py``, ``docs/audit.md``). Checkpoints, the verifier key,
 consistency proofs and leaf hashes are public: they reveal no entry (entries are
 salted), and witnesses and outside verifiers need them without an account. A
 cosignature authenticates itself: it must verify under a registered witness key.
@@ -103,7 +106,8 @@ def cosign(body: schemas.Cosignature) -> tuple[dict[str, Any], int]:
 @bp.get("/v1/audit/entries")
 @authenticated(*VIEWERS)
 @operation(
-    "Entries visible to the caller after index `after`",
+    "Entries visible to the caller after index `after` (a department: its own part of "
+    "each, the rest as commitments; see docs/audit.md)",
     tag="audit",
     query=schemas.EntriesQuery,
     answer=schemas.Entries,

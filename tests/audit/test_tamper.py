@@ -13,11 +13,17 @@ from sqlalchemy.exc import DBAPIError
 
 from audit import merkle, store
 from audit.checkpoint import Checkpoint, sign_checkpoint
-from audit.errors import LogInconsistent, SignatureInvalid
+from audit.errors import EntryNotFound, LogInconsistent, SignatureInvalid
 from audit.note import ALG_COSIGNATURE_V1, Ed25519Signer, b64
 from audit.service import AuditLog
 from audit.witness import WitnessState, run
-from tests.audit.conftest import Clock, InProcessLog, allow_rewrites
+from tests.audit.conftest import (
+    ENTERPRISE,
+    OTHER_ENTERPRISE,
+    Clock,
+    InProcessLog,
+    allow_rewrites,
+)
 
 APPEND_ONLY = {  # table -> a WHERE clause naming an existing row
     "audit_entries": "idx = 1",
@@ -25,6 +31,7 @@ APPEND_ONLY = {  # table -> a WHERE clause naming an existing row
     "audit_tree": "node = 1",
     "audit_checkpoints": "size = 20",
     "audit_cosignatures": "size = 40",
+    "audit_openings": "queue_id = (SELECT min(queue_id) FROM audit_openings)",
 }
 
 
@@ -64,8 +71,11 @@ def refused_to_rewrite(engine: Engine, table: str, row: str) -> None:
         "audit_tree": "hash",
         "audit_checkpoints": "note",
         "audit_cosignatures": "signature",
+        "audit_openings": "opening",
     }[table]
-    value = {"time": 1, "department": "court", "hash": b"x" * 32}.get(column, "forged")
+    value = {"time": 1, "department": "court", "hash": b"x" * 32, "opening": b"{}"}.get(
+        column, "forged"
+    )
     for statement, params in (
         (f"UPDATE {table} SET {column} = :v WHERE {row}", {"v": value}),
         (f"DELETE FROM {table} WHERE {row}", {}),
@@ -312,3 +322,89 @@ def test_a_changed_entry_is_named_whatever_the_chunk_size(grown: AuditLog, engin
         conn.execute(sa.text("DELETE FROM audit_entries WHERE idx = 29"))
     for chunk_level in (0, 2, 14):
         assert grown.verify(chunk_level=chunk_level).first_bad_index == 29
+
+
+# Index columns: who sees an entry is decided by them, so verify checks them too ------------
+
+
+def _viewer_indices(log: AuditLog, kind: str, viewer: str) -> list[int]:
+    views, _ = log.entries(store.Viewer(kind, viewer), -1, 1000)
+    return [v.index for v in views]
+
+
+def test_an_edited_enterprise_column_fails_verify_and_shows_no_one_the_entry(
+    grown: AuditLog, engine: Engine
+) -> None:
+    """An insider moves entry 7 to another enterprise's index: no hashed byte changes,
+    the entry vanishes from its enterprise's view. verify names index 7 and the column;
+    the other enterprise is not shown an entry its canonical bytes do not give it."""
+    before = _viewer_indices(grown, "enterprise", ENTERPRISE)
+    assert 7 in before
+    allow_rewrites(engine, "audit_entries")
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text("UPDATE audit_entries SET enterprise = :e WHERE idx = 7"),
+            {"e": OTHER_ENTERPRISE},
+        )
+    report = grown.verify()
+    assert not report.ok
+    assert report.first_bad_index == 7
+    assert any("'enterprise'" in p.message and p.index == 7 for p in report.problems)
+    assert 7 not in _viewer_indices(grown, "enterprise", OTHER_ENTERPRISE)
+    with pytest.raises(EntryNotFound):
+        grown.entry(store.Viewer("enterprise", OTHER_ENTERPRISE), 7)
+    # What the enterprise is shown is only ever what the canonical entries give it.
+    assert set(_viewer_indices(grown, "enterprise", ENTERPRISE)) <= set(before)
+
+
+@pytest.mark.parametrize(
+    ("column", "value"),
+    [("institution", "bank_z"), ("time", 1), ("institution", None), ("enterprise", None)],
+)
+def test_every_index_column_is_checked(
+    grown: AuditLog, engine: Engine, column: str, value: object
+) -> None:
+    allow_rewrites(engine, "audit_entries")
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text(f"UPDATE audit_entries SET {column} = :v WHERE idx = 23"), {"v": value}
+        )
+    report = grown.verify()
+    assert report.first_bad_index == 23, report.problems
+    assert f"'{column}'" in report.problems[0].message
+
+
+def test_edited_department_rows_fail_verify(grown: AuditLog, engine: Engine) -> None:
+    allow_rewrites(engine, "audit_entry_departments")
+    with engine.begin() as conn:  # entry 12's department row now points at another one
+        conn.execute(
+            sa.text("UPDATE audit_entry_departments SET department = 'court' WHERE idx = 12")
+        )
+    report = grown.verify()
+    assert report.first_bad_index == 12
+    messages = " ".join(p.message for p in report.problems)
+    assert "lacks its department 'tax'" in messages and "'court'" in messages
+    assert 12 not in _viewer_indices(grown, "department", "court")
+
+
+def test_a_deleted_or_added_department_row_fails_verify(grown: AuditLog, engine: Engine) -> None:
+    allow_rewrites(engine, "audit_entry_departments")
+    with engine.begin() as conn:
+        conn.execute(sa.text("DELETE FROM audit_entry_departments WHERE idx = 30"))
+    assert grown.verify().first_bad_index == 30
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text("INSERT INTO audit_entry_departments (department, idx) VALUES ('tax', 30)")
+        )
+        conn.execute(
+            sa.text("INSERT INTO audit_entry_departments (department, idx) VALUES ('court', 5)")
+        )
+    report = grown.verify()
+    assert report.first_bad_index == 5
+    assert "'court'" in report.problems[0].message
+    with engine.begin() as conn:
+        conn.execute(sa.text("DELETE FROM audit_entry_departments WHERE department = 'court'"))
+        conn.execute(
+            sa.text("INSERT INTO audit_entry_departments (department, idx) VALUES ('tax', 999)")
+        )
+    assert grown.verify().first_bad_index == 999

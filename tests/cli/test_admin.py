@@ -30,7 +30,7 @@ def xinyi(env: dict[str, str], *args: str, stdin: str | None = None) -> tuple[in
 def test_onboarding_through_the_cli(env: dict[str, str], tmp_path: Path) -> None:
     code, out = xinyi(env, "init")
     assert code == 0, out
-    assert out.count("key: ") == 3
+    assert out.count("key: ") == 4  # grants, tokens, checkpoints, events
     jwk_file = tmp_path / "bank.jwk"
     jwk_file.write_text(json.dumps(public_jwk(Ed25519PrivateKey.generate().public_key())))
     assert (
@@ -153,3 +153,10 @@ def test_disable_user_ends_the_open_session_and_enable_user_lets_them_back(
         assert code == 2 and "nobody" in out
     finally:
         app.extensions["xinyi"].engine.dispose()
+
+
+def test_the_cli_rotates_every_key_purpose() -> None:
+    from cli.admin import KEY_PURPOSES
+    from keys.ring import PURPOSES
+
+    assert set(KEY_PURPOSES) == set(PURPOSES)

@@ -20,8 +20,10 @@ from casework import objections as core
 from casework import store as objection_store
 from common.db import read_session, write_session
 from common.settings import Settings
+from common.webhook_address import WebhookPolicy
 from common.workdays import WorkCalendar, china_date
 from consent import store as consent_store
+from consent.outbox import EVENTS_PURPOSE
 from records import store as records
 from tests.gateway.conftest import ENTERPRISE, OTHER_ENTERPRISE, Bank, grant_for
 from tests.gateway.test_data_api import load, refusal
@@ -348,7 +350,7 @@ def test_data_corrected_goes_only_to_institutions_that_used_the_old_value(
         "at": payload["at"],
     }
 
-    # Delivered signed with the published grants key, as consent events are.
+    # Delivered signed with the published events key, as consent events are.
     svc = loaded.extensions["xinyi"]
     svc.registry.set_webhook("bank_used", "https://bank-used.example/hook")
     seen: list[str] = []
@@ -358,12 +360,14 @@ def test_data_corrected_goes_only_to_institutions_that_used_the_old_value(
         return httpx.Response(204)
 
     outbox = dataclasses.replace(
-        svc.outbox, client=httpx.Client(transport=httpx.MockTransport(receive))
+        svc.outbox,
+        client=httpx.Client(transport=httpx.MockTransport(receive)),
+        policy=WebhookPolicy(resolver=lambda host, port: ["93.184.216.34"]),  # a public address
     )
     outbox.deliver_due()
     claims = []
     for token in seen:
-        key = svc.keys.public_key(jwt.get_unverified_header(token)["kid"], "grants")
+        key = svc.keys.public_key(jwt.get_unverified_header(token)["kid"], EVENTS_PURPOSE)
         claims.append(jwt.decode(token, key, algorithms=["EdDSA"], audience="bank_used"))
     corrected = [c for c in claims if c["type"] == "data.corrected"]
     assert [c["event_id"] for c in corrected] == [payload["event_id"]]

@@ -36,6 +36,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy import Engine
 
+from audit import entry as audit_entry
 from bench.load import BANK_ID, Server, World, fetch_token, instance_env, prepare
 from common.db import make_engine
 from registry import Registry
@@ -49,6 +50,9 @@ LIVE_CONFIG: dict[str, Any] = {
         "default_verify_budget": 100,
         "webhook_backoff_seconds": 0.2,
         "webhook_lease_seconds": 3,
+        "webhook_timeout_seconds": 1,
+        # The test's receiver listens on loopback (UNSAFE outside tests).
+        "unsafe_webhook_private_addresses": True,
     },
     "limits": {"requests_per_minute": 10**6},
 }
@@ -64,6 +68,7 @@ class Outcome:
     body: dict[str, Any]
     sent: float
     answered: float
+    server_request_id: str = ""  # the gateway's own id (X-Request-Id of the answer)
 
     @property
     def audit_index(self) -> int | None:
@@ -110,14 +115,15 @@ class Live:
             resp = conn.getresponse()
             raw = resp.read()
             status = resp.status
+            server_id = resp.getheader("X-Request-Id") or ""
         except (OSError, http.client.HTTPException):
             conn.close()
-            status, raw = 0, b""
+            status, raw, server_id = 0, b"", ""
         try:
             parsed = json.loads(raw) if raw[:1] == b"{" else {}
         except ValueError:
             parsed = {}
-        out = Outcome(rid, path, status, parsed, sent, time.monotonic())
+        out = Outcome(rid, path, status, parsed, sent, time.monotonic(), server_id)
         with self._lock:
             self.outcomes.append(out)
         return out
@@ -185,17 +191,28 @@ class Live:
         self.engine.dispose()  # the test's own pooled connections may predate the fault
         self.wait_until(lambda: self.queue_depth() == 0, 30, "the audit queue drains")
         with self.engine.connect() as conn:
-            rows = conn.execute(sa.text("SELECT idx, queue_id, entry FROM audit_entries")).all()
+            rows = conn.execute(
+                sa.text(
+                    "SELECT e.idx, e.queue_id, e.entry, o.opening FROM audit_entries e "
+                    "LEFT JOIN audit_openings o ON o.queue_id = e.queue_id"
+                )
+            ).all()
             consents = conn.execute(sa.text("SELECT id, uses FROM consents")).all()
-        entries = {int(i): json.loads(bytes(e)) for i, _, e in rows}
+        # Every entry as the operator sees it: parts and grant ids opened.
+        entries = {
+            int(i): audit_entry.view(bytes(e), None if o is None else bytes(o))
+            for i, _, e, o in rows
+        }
         assert sorted(entries) == list(range(len(entries))), "indices are contiguous from 0"
-        queue_ids = [int(q) for _, q, _ in rows]
+        queue_ids = [int(q) for _, q, _, _ in rows]
         assert len(set(queue_ids)) == len(queue_ids), "no queued entry was integrated twice"
         ok = [o for o in self.outcomes if o.status == 200 and o.audit_index is not None]
         for o in ok:
             entry = entries.get(o.audit_index)  # type: ignore[arg-type]
             assert entry is not None, f"{o.request_id}: said 200, entry {o.audit_index} missing"
-            assert entry["request_id"] == o.request_id, f"{o.request_id}: another entry"
+            # The gateway's id names the entry; the caller's is kept apart, untrusted.
+            assert entry["request_id"] == o.server_request_id, f"{o.request_id}: another entry"
+            assert entry["client_request_id"] == o.request_id, f"{o.request_id}: not its label"
             assert entry["decision"] == "allowed"
         allowed: dict[str, int] = {}
         for entry in entries.values():

@@ -1,6 +1,8 @@
 """Hostile input to the parsers every outside party can reach, fuzzed with Hypothesis:
 grants (the JWT parser and the claim checks), department CSV files, signed checkpoints,
-cosignature lines, verifier keys and the witness's state file.
+cosignature lines, verifier keys and the witness's state file, JSON bodies of any
+depth, verify values of any size and the numeric dates of every JWT kind (with the three
+inputs that were 500s as explicit examples: nesting 50,000 deep, 10**400, ``exp`` 1e20).
 
 Each parser may refuse, but only with a project error carrying a stable code (which the
 gateway maps to a 4xx), never with another exception (a 500, or a crash of the
@@ -21,12 +23,13 @@ import time
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
 from audit.checkpoint import Checkpoint, open_checkpoint, sign_checkpoint
 from audit.note import Ed25519Signer, Verifier, parse_note
 from audit.witness import WitnessState
+from common import json_input, jwt_rules
 from common.errors import Error
 from common.settings import Settings, load_settings
 from common.uscc import ALPHABET
@@ -34,7 +37,7 @@ from consent import policy
 from consent.errors import ConsentRefused
 from consent.service import ConsentService
 from keys import KeyRing
-from records.catalog import Catalog
+from records.catalog import Catalog, parse_value
 from records.importer import check
 
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -300,3 +303,93 @@ def test_random_cosignature_lines_are_refused_cleanly(line: str) -> None:
 def test_a_corrupt_witness_state_file_is_refused_cleanly(state: str) -> None:
     with contextlib.suppress(Error):
         WitnessState.from_json(state)
+
+
+# JSON bodies, verify values and numeric dates (each was a 500) ------------------------------
+
+
+@FUZZ
+@given(
+    depth=st.integers(0, 70_000),
+    opener=st.sampled_from(["[", '{"a":']),
+    noise=st.text(alphabet='[]{}",:\\ 01a', max_size=40),
+)
+@example(depth=50_000, opener="[", noise="")
+@example(depth=50_000, opener='{"a":', noise="")
+def test_json_of_any_depth_is_parsed_or_refused_with_a_code(
+    depth: int, opener: str, noise: str
+) -> None:
+    closer = "]" if opener == "[" else "}"
+    text = opener * depth + "1" + closer * depth + noise
+    code: str | None = None
+    try:
+        json_input.loads(text)
+    except Error as e:
+        code = e.code
+    if code is None:
+        assert depth <= json_input.MAX_DEPTH
+    else:
+        assert code in ("json_too_deep", "invalid_json")
+        assert depth > json_input.MAX_DEPTH or noise, "valid JSON within the bound was refused"
+
+
+@FUZZ
+@given(data=st.binary(max_size=2048))
+def test_random_bytes_are_never_a_json_crash(data: bytes) -> None:
+    with contextlib.suppress(Error):
+        json_input.loads(data)
+
+
+VERIFY_FEATURES = ("tax.paid_12m", "social_security.insured_employees", "tax.credit_rating")
+
+
+@FUZZ
+@given(
+    value=st.one_of(
+        st.integers(),
+        st.integers(-(10**500), 10**500),
+        st.floats(),
+        json_values,
+    )
+)
+@example(value=10**400)
+@example(value=-(10**400))
+@example(value=float("inf"))
+def test_any_verify_value_is_refused_cleanly_or_in_range(catalog: Catalog, value: Any) -> None:
+    for feature in VERIFY_FEATURES:
+        spec = catalog.rule(feature).spec
+        code: str | None = None
+        try:
+            parsed = parse_value(spec, value)
+        except Error as e:
+            code = e.code
+        if code is not None:
+            assert code == "invalid_value"
+        elif isinstance(parsed, int | float) and not isinstance(parsed, bool):
+            assert abs(parsed) <= 10**15
+
+
+@FUZZ
+@given(
+    claims=st.dictionaries(
+        st.sampled_from(jwt_rules.NUMERIC_DATES),
+        st.one_of(json_values, st.integers(-(10**30), 10**30), st.floats()),
+        max_size=3,
+    )
+)
+@example(claims={"exp": 1e20})
+@example(claims={"exp": 10**400})
+@example(claims={"exp": True})
+@example(claims={"exp": float("nan")})
+def test_numeric_dates_of_every_jwt_kind_are_numbers_in_range(claims: dict[str, Any]) -> None:
+    code: str | None = None
+    try:
+        jwt_rules.check_numeric_dates(claims, required=("exp",))
+    except Error as e:
+        code = e.code
+    if code is not None:
+        assert code == "jwt_claim_invalid"
+        return
+    for value in claims.values():
+        assert isinstance(value, int | float) and not isinstance(value, bool)
+        assert 0 <= value <= jwt_rules.MAX_NUMERIC_DATE

@@ -4,6 +4,10 @@ enterprise, a department and the operator (session cookies with their CSRF token
 Zero 5xx: whatever arrives, the gateway answers with a coded 2xx, 3xx or 4xx, and every
 JSON answer has the shape the document declares for it (``tests.answers``).
 
+Besides the generated requests, explicit examples replay the inputs that were once 500s
+(issue 13): a client assertion with ``exp = 1e20``, a verify ``value`` of 10**400 and a
+JSON body nested 50,000 levels; each must be a 400 with a stable code.
+
 The document is loaded from the app itself, so it must be a valid OpenAPI 3.1 document
 that schemathesis can generate requests from (a wrong document fails here, and is fixed
 in the document). Hypothesis runs derandomized, so the test is deterministic.
@@ -31,6 +35,7 @@ from tests.gateway.conftest import Bank
 
 ENTERPRISE = "91330100716105852F"
 EXAMPLES = 8
+ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 
 
 @pytest.fixture
@@ -120,3 +125,53 @@ def test_no_request_from_any_caller_gets_a_5xx(app: Flask) -> None:
 
         run()
     assert not failures, "\n".join(failures[:20])
+
+
+DEEP = 50_000
+
+
+def test_the_inputs_that_were_500s_are_400s(app: Flask) -> None:
+    schema = schemathesis.openapi.from_wsgi("/openapi.json", app)
+    headers = callers(app)
+    svc = app.extensions["xinyi"]
+    key = Ed25519PrivateKey.generate()
+    svc.registry.add_institution("fuzz_bank_2", name="模糊测试银行二", jwk=public_jwk(key))
+    bank = Bank("fuzz_bank_2", key, app)
+    token = schema["/oauth/token"]["POST"]
+    session = schema["/v1/session"]["POST"]
+    verify = schema["/v1/verify"]["POST"]
+    deep = b"[" * DEEP + b"]" * DEEP
+    examples: list[tuple[Any, str, str]] = [
+        (
+            token.Case(
+                body={
+                    "grant_type": "client_credentials",
+                    "client_assertion_type": ASSERTION_TYPE,
+                    "client_assertion": bank.assertion(exp=1e20),
+                },
+                media_type="application/x-www-form-urlencoded",
+            ),
+            "anonymous",
+            "invalid_client",
+        ),
+        (
+            session.Case(body=b'{"login": ' + deep + b', "password": "x"}'),
+            "anonymous",
+            "json_too_deep",
+        ),
+        (
+            verify.Case(
+                body={"grant": "g", "feature": "tax.paid_12m", "op": ">=", "value": 10**400}
+            ),
+            "institution",
+            "invalid_value",
+        ),
+        (verify.Case(body=deep), "institution", "json_too_deep"),
+    ]
+    for case, role, code in examples:
+        sent = headers[role]
+        extra = {k: v for k, v in sent.items() if k != "xinyi_session"}
+        cookies = {"xinyi_session": sent["xinyi_session"]} if "xinyi_session" in sent else None
+        response = case.call(headers={**(case.headers or {}), **extra}, cookies=cookies)
+        assert response.status_code == 400, (case.path, response.text[:200])
+        assert response.json()["error"] == code, (case.path, response.text[:200])

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from audit import entry as entries
 from audit import merkle
 from common.canonical import canonical_json
 from tests.audit.test_merkle import INCLUSION, LEAVES, ROOTS
@@ -146,3 +147,42 @@ def test_checkpoint_signature_is_checked_against_the_logs_key(js: Any, live: Liv
     assert result[0] is True
     assert result[1] is False
     assert result[2] == int(note.split("\n")[1])
+
+
+def test_format_2_views_rebuild_the_leaf_as_the_log_hashes_it(js: Any) -> None:
+    """The full view (enterprise) and a department's view of the same format 2 entry
+    both lead the browser to the leaf the log stored; a changed part does not."""
+    categories = {"tax": "tax", "social_security": "social_security"}
+    fields = {
+        "request_id": "r-2",
+        "client_request_id": "bank-ref-1",
+        "time": 1732300000,
+        "institution": "浙商银行",
+        "enterprise": "91330100716105852F",
+        "departments": ["social_security", "tax"],
+        "categories": ["social_security", "tax"],
+        "features": ["social_security.insured_employees", "tax.paid_12m"],
+        "operation": "verify",
+        "grant_id": "g-1",
+        "model_id": None,
+        "decision": "allowed",
+    }
+    sealed = entries.seal(fields, categories)
+    leaf = b64(merkle.leaf_hash(sealed.committed))
+    full = entries.view(sealed.committed, sealed.opening)
+    tax = entries.view(sealed.committed, sealed.opening, department="tax")
+    forged = {**tax, "parts": {**tax["parts"], "tax": {**tax["parts"]["tax"], "features": []}}}
+    got = js.evaluate(
+        """async (views) => {
+          const V = window.XinyiVerify, out = [];
+          for (const [view, forceJs] of views) {
+            const committed = await V.committedEntry(view, forceJs);
+            const leaf = await V.leafHash(V.entryBytes(committed), forceJs);
+            out.push(V.b64encode(leaf));
+          }
+          return out;
+        }""",
+        [[full, False], [tax, False], [tax, True], [forged, False]],
+    )
+    assert got[:3] == [leaf, leaf, leaf]
+    assert got[3] != leaf

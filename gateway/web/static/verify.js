@@ -3,8 +3,11 @@
  * For entry #i the page fetches (with the signed-in enterprise's session) the entry,
  * the newest signed checkpoint, an RFC 9162 inclusion proof for i in that checkpoint's
  * tree and the log's verifier key, then, here in the browser:
- *   1. leaf = SHA-256(0x00 || RFC 8785 canonical JSON of the entry), compared with the
- *      leaf hash the log states;
+ *   1. leaf = SHA-256(0x00 || RFC 8785 canonical JSON of the committed entry), compared
+ *      with the leaf hash the log states. Format 2 entries (docs/audit.md) commit to
+ *      each department's part and to the grant and model ids with salted SHA-256
+ *      commitments: an opened part is replaced by its commitment, a part shown only as
+ *      a commitment is used as it is, the convenience copies are left out;
  *   2. walks the inclusion proof (RFC 9162 §2.1.3.2) up to a root;
  *   3. compares that root with the root in the checkpoint;
  *   4. checks the checkpoint's Ed25519 signature (C2SP signed note) with the log's key,
@@ -198,6 +201,29 @@
     return enc.encode(typeof entry === "string" ? entry : canonical(entry));
   }
 
+  /* What a format 2 entry shows in clear (and hashes as it is). */
+  var CLEAR = ["request_id", "client_request_id", "time", "institution", "enterprise",
+               "departments", "operation", "decision", "v", "salt"];
+
+  async function commitment(opened, forceJs) {
+    return hex(await sha256(enc.encode(canonical(opened)), forceJs));
+  }
+
+  /* The committed entry a view stands for (format 1 entries are hashed as they are). */
+  async function committedEntry(view, forceJs) {
+    if (view === null || typeof view !== "object" || view.v !== 2) return view;
+    var out = {}, parts = {}, names = Object.keys(view.parts || {}), i;
+    CLEAR.forEach(function (k) { if (Object.prototype.hasOwnProperty.call(view, k)) out[k] = view[k]; });
+    for (i = 0; i < names.length; i++) {
+      var d = names[i], p = view.parts[d];
+      parts[d] = typeof p === "string" ? p : await commitment(Object.assign({ department: d }, p), forceJs);
+    }
+    out.parts = parts;
+    out["private"] = typeof view["private"] === "string" ? view["private"]
+      : await commitment(view["private"] || {}, forceJs);
+    return out;
+  }
+
   async function getText(url) {
     var r = await fetch(url, { credentials: "same-origin", headers: { "Accept": "text/plain" } });
     if (!r.ok) throw new Error(url + ": HTTP " + r.status);
@@ -215,7 +241,7 @@
     var entry = await getJson(api + "/v1/audit/entries/" + index);
     var cp = parseCheckpoint(await getText(api + "/v1/audit/checkpoint"));
     if (index >= cp.size) return { status: "not-yet", size: cp.size };
-    var leaf = await leafHash(entryBytes(entry.entry));
+    var leaf = await leafHash(entryBytes(await committedEntry(entry.entry)));
     if (entry.leaf_hash && !equal(leaf, b64decode(entry.leaf_hash))) return { status: "bad-leaf" };
     var proof = await getJson(api + "/v1/audit/proof/inclusion?index=" + index + "&size=" + cp.size);
     var root = await rootFromInclusionProof(index, cp.size, leaf, proof.hashes.map(b64decode));
@@ -266,7 +292,8 @@
     nodeHash: nodeHash, rootFromInclusionProof: rootFromInclusionProof,
     parseCheckpoint: parseCheckpoint, parseVkey: parseVkey,
     verifyCheckpointSignature: verifyCheckpointSignature, verifyIndex: verifyIndex,
-    b64decode: b64decode, b64encode: b64encode, hex: hex, entryBytes: entryBytes
+    b64decode: b64decode, b64encode: b64encode, hex: hex, entryBytes: entryBytes,
+    committedEntry: committedEntry
   };
   wire();
 })();

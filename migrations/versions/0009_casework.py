@@ -1,14 +1,14 @@
 """Objections and credit-repair applications (owned by the casework package)
 
-Revision ID: 0008_casework
-Revises: 0007_model_governance
+Revision ID: 0009_casework
+Revises: 0008_audit_openings
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0008_casework"
-down_revision = "0007_model_governance"
+revision = "0009_casework"
+down_revision = "0008_audit_openings"
 branch_labels = None
 depends_on = None
 
