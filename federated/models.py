@@ -53,6 +53,9 @@ import numpy as np
 
 from common.errors import InvalidInput
 from common.settings import Category
+from federated.errors import (
+    InvalidModel as InvalidModel,
+)
 from federated.he import DEFAULT_PARAMS, CKKSParams
 
 LOGIT_BOUND = 2.0**14
@@ -83,10 +86,6 @@ REQUIRED_FIELDS = (
 IMPORT_FIELDS = frozenset(
     {*REQUIRED_FIELDS, "bank_standardization", "context_params", "description", "metadata"}
 )
-
-
-class InvalidModel(InvalidInput):
-    code = "invalid_model"
 
 
 @dataclass(frozen=True)
