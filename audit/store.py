@@ -26,6 +26,7 @@ import sqlalchemy as sa
 from sqlalchemy import Connection, Engine
 from sqlalchemy.orm import Session
 
+from audit import entry as audit_entry
 from audit import merkle
 from common.db import is_sqlite
 
@@ -470,6 +471,30 @@ def get_entry(ex: Executor, viewer: Viewer, index: int) -> tuple[bytes, bytes | 
     if row is None:
         return None
     return bytes(row[0]), None if row[1] is None else bytes(row[1])
+
+
+def institutions_answered(ex: Executor, enterprise: str, feature: str, since: int) -> set[str]:
+    """Institutions whose allowed requests about ``enterprise`` used ``feature``
+    (``category.feature``, as the entry's ``features`` lists it) at or after ``since``
+    (UNIX seconds of the entry's ``time``): who received an answer built on its value."""
+    rows = ex.execute(
+        sa.select(entries.c.institution, entries.c.entry, openings.c.opening)
+        .select_from(_WITH_OPENING)
+        .where(
+            entries.c.enterprise == enterprise,
+            entries.c.time >= since,
+            entries.c.institution.is_not(None),
+        )
+    )
+    out: set[str] = set()
+    for institution, raw, opening in rows:
+        if institution in out:
+            continue
+        # Format 2 entries keep their features in the opening (format 1 in the entry).
+        shown = audit_entry.view(bytes(raw), None if opening is None else bytes(opening))
+        if shown.get("decision") == "allowed" and feature in (shown.get("features") or ()):
+            out.add(str(institution))
+    return out
 
 
 def _proof_context_statement(kind: str) -> sa.Select[Any]:

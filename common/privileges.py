@@ -48,6 +48,9 @@ APP_TABLES: Mapping[str, tuple[str, ...]] = {
     # Credit grades by month: history, never rewritten.
     "grade_runs": ("SELECT", "INSERT"),
     "grades": ("SELECT", "INSERT"),
+    # Objections and credit repair: decided by a conditional UPDATE, never deleted.
+    "objections": _RW,
+    "repairs": _RW,
 }
 
 AUDIT_TABLES: Mapping[str, tuple[str, ...]] = {

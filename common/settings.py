@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from datetime import timedelta
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
@@ -307,6 +307,47 @@ class Grading(_Frozen):
         return self
 
 
+class CalendarNotice(_Frozen):
+    """One year's State Council holiday notice: rest days and make-up working days."""
+
+    holidays: tuple[date, ...] = ()
+    workdays: tuple[date, ...] = ()
+
+
+class Calendar(_Frozen):
+    """The official working-day calendar (``common/workdays.py``): notices for years
+    the installed ``chinese-calendar`` package does not know yet (a year listed here is
+    known in full), or corrections to a year it does."""
+
+    notices: Mapping[int, CalendarNotice] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Calendar:
+        for year, notice in self.notices.items():
+            if set(notice.holidays) & set(notice.workdays):
+                raise ValueError(f"notices.{year}: a day is both a holiday and a working day")
+            if any(d.year != year for d in (*notice.holidays, *notice.workdays)):
+                raise ValueError(f"notices.{year}: every day must fall in {year}")
+        return self
+
+
+class Casework(_Frozen):
+    """Objections and credit repair (``casework``, docs/objections.md)."""
+
+    # JS 14: an objection is forwarded (here: decided by the owning department) within
+    # 2 working days.
+    objection_working_days: int = Field(default=2, ge=1, le=30)
+    max_claim_chars: int = Field(default=2000, ge=10, le=20000)
+    # Institutions that received an answer using a corrected feature this many days
+    # back are told of the correction (data.corrected).
+    notify_days: int = Field(default=90, ge=1, le=3650)
+    # YX 四(四)四: credit repair is handled within 5 working days.
+    repair_working_days: int = Field(default=5, ge=1, le=60)
+    # The dishonesty and penalty records an enterprise may apply to repair (feature ids
+    # of the catalog).
+    repairable: tuple[str, ...] = ()
+
+
 class Database(_Frozen):
     # None means the embedded default: SQLite in the instance folder.
     url: str | None = None
@@ -328,6 +369,8 @@ class ConfigFile(_Frozen):
     regions: Mapping[Annotated[str, Field(pattern=r"^[0-9]{6}$")], Region] = Field(
         default_factory=dict
     )
+    calendar: Calendar = Calendar()
+    casework: Casework = Casework()
     departments: tuple[Department, ...]
     purposes: Mapping[Identifier, Purpose]
     categories: Mapping[Identifier, Category]
@@ -348,6 +391,10 @@ class ConfigFile(_Frozen):
                 raise ValueError(
                     f"categories.{name}.department: unknown department {cat.department!r}"
                 )
+        for record in self.casework.repairable:
+            category, _, feature = record.partition(".")
+            if feature not in getattr(self.categories.get(category), "features", {}):
+                raise ValueError(f"casework.repairable: unknown feature {record!r}")
         return self
 
 

@@ -53,6 +53,9 @@ import numpy as np
 
 from common.errors import InvalidInput
 from common.settings import Category
+from federated.errors import (
+    InvalidModel as InvalidModel,
+)
 from federated.he import DEFAULT_PARAMS, CKKSParams
 
 LOGIT_BOUND = 2.0**14
@@ -71,25 +74,18 @@ GATEWAY_COLUMN = re.compile(
 _BANK_NAME = r"[A-Za-z_][A-Za-z0-9_.-]{0,63}"
 BANK_FEATURE = re.compile(rf"^(?:log1p\((?P<log>{_BANK_NAME})\)|(?P<raw>{_BANK_NAME}))$")
 NUMERIC_TYPES = ("integer", "amount", "number")
-IMPORT_FIELDS = frozenset(
-    {
-        "id",
-        "gateway_features",
-        "bank_features",
-        "gateway_weights",
-        "bank_weights",
-        "intercept",
-        "gateway_standardization",
-        "bank_standardization",
-        "context_params",
-        "description",
-        "metadata",
-    }
+REQUIRED_FIELDS = (
+    "id",
+    "gateway_features",
+    "bank_features",
+    "gateway_weights",
+    "bank_weights",
+    "intercept",
+    "gateway_standardization",
 )
-
-
-class InvalidModel(InvalidInput):
-    code = "invalid_model"
+IMPORT_FIELDS = frozenset(
+    {*REQUIRED_FIELDS, "bank_standardization", "context_params", "description", "metadata"}
+)
 
 
 @dataclass(frozen=True)
@@ -416,15 +412,7 @@ def parse_model(raw: Any, *, default_params: CKKSParams = DEFAULT_PARAMS) -> Joi
     unknown = set(raw) - IMPORT_FIELDS
     if unknown:
         raise _fail(sorted(unknown)[0], "unknown field")
-    for key in (
-        "id",
-        "gateway_features",
-        "bank_features",
-        "gateway_weights",
-        "bank_weights",
-        "intercept",
-        "gateway_standardization",
-    ):
+    for key in REQUIRED_FIELDS:
         if key not in raw:
             raise _fail(key, "is required")
     model_id = raw["id"]

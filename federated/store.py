@@ -39,8 +39,23 @@ from sqlalchemy.orm import Session
 from sqlmodel import SQLModel
 
 from common.db import read_session, write_session
-from common.errors import Conflict, Forbidden, InvalidInput, NotFound
+from common.errors import Conflict, InvalidInput
 from common.settings import Category
+from federated.errors import (
+    ContextNotFound as ContextNotFound,
+)
+from federated.errors import (
+    ModelAlreadyReviewed as ModelAlreadyReviewed,
+)
+from federated.errors import (
+    ModelNotApproved as ModelNotApproved,
+)
+from federated.errors import (
+    ModelNotFound as ModelNotFound,
+)
+from federated.errors import (
+    ModelNotOwned as ModelNotOwned,
+)
 from federated.he import CKKSParams
 from federated.models import OPERATOR, JointModel, check_catalog, parse_model
 
@@ -83,30 +98,6 @@ score_model_uses = sa.Table(
     sa.Column("first_at", sa.BigInteger, nullable=False),
     extend_existing=True,
 )
-
-
-class ContextNotFound(NotFound):
-    code = "context_not_found"
-
-
-class ModelNotFound(NotFound):
-    code = "model_not_found"
-
-
-class ModelNotOwned(Forbidden):
-    """A version of another owner's model id (issue 12, attack 3)."""
-
-    code = "model_not_owner"
-
-
-class ModelNotApproved(Forbidden):
-    """A model version the operator has not approved (pending or rejected)."""
-
-    code = "model_not_approved"
-
-
-class ModelAlreadyReviewed(Conflict):
-    code = "model_already_reviewed"
 
 
 @dataclass(frozen=True)

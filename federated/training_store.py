@@ -39,7 +39,15 @@ from sqlalchemy import Engine
 from sqlmodel import SQLModel
 
 from common.db import read_session, write_session
-from common.errors import Conflict, Error, NotFound
+from federated.errors import (
+    ConcurrentMessage as ConcurrentMessage,
+)
+from federated.errors import (
+    SealBroken as SealBroken,
+)
+from federated.errors import (
+    TrainingSessionNotFound as TrainingSessionNotFound,
+)
 from federated.models import Standardization
 from federated.training import GatewayState, TrainingPlan
 
@@ -73,18 +81,6 @@ training_sessions = sa.Table(
 )
 
 STATUSES = ("training", "trained", "registered")
-
-
-class TrainingSessionNotFound(NotFound):
-    code = "training_session_not_found"
-
-
-class ConcurrentMessage(Conflict):
-    code = "training_concurrent_message"
-
-
-class SealBroken(Error):
-    code = "training_secret_unreadable"
 
 
 @dataclass(frozen=True)

@@ -27,24 +27,20 @@ from typing import Any, Protocol
 
 import httpx
 
-from common.errors import Conflict, Error, Unavailable
+from common.errors import Conflict, Error
 from common.logging import get_logger
+from federated.errors import (
+    ConnectionLost as ConnectionLost,
+)
+from federated.errors import (
+    PeerRefused as PeerRefused,
+)
 from federated.training import BankTrainer, BatchResult, GatewayTrainer, Kind
 
 log = get_logger("federated.transport")
 
 ERROR_MAGIC = b"XYER"
 CLOSE = b"XYBYE"
-
-
-class PeerRefused(Conflict):
-    """The gateway refused a frame; ``code`` is the gateway's code."""
-
-    code = "training_peer_refused"
-
-
-class ConnectionLost(Unavailable):
-    code = "training_connection_lost"
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from common.db import read_connection, read_session
 from common.logging import get_logger
 from common.settings import Settings
 from common.webhook_address import policy_for
+from common.workdays import WorkCalendar
 from consent import store as consent_store
 from consent.outbox import OutboxDelivery
 from consent.service import ConsentService
@@ -50,6 +51,7 @@ class Services:
     audit: AuditLog
     outbox: OutboxDelivery
     catalog: Catalog  # the data catalog's rules, built once
+    calendar: WorkCalendar  # the official working days (deadlines of casework)
     sessions: Sessions  # people's sessions (server-side rows)
     throttle: SignInThrottle  # failed sign-ins per login and address
     # This worker's caches (gateway.caches).
@@ -136,6 +138,7 @@ def build(settings: Settings, engine: Engine, secret: bytes) -> Services:
         audit=audit,
         outbox=outbox,
         catalog=Catalog(settings.config),
+        calendar=WorkCalendar.from_config(settings.config.calendar),
         sessions=Sessions(engine, lifetime_seconds=settings.config.tokens.session_seconds),
         throttle=SignInThrottle(engine, secret),
     )

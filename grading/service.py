@@ -1,5 +1,5 @@
 """Monthly grading over the records store, and the grades kept per month (tables of
-migration 0009_grades). The only module of ``grading`` that touches a database; the rules
+migration 0010_grades). The only module of ``grading`` that touches a database; the rules
 are in the pure core (``grading.engine``).
 
 Invariants:

@@ -7,6 +7,8 @@ Log lines name the department, counts and reason codes, never a cell's value.
 
 from __future__ import annotations
 
+import csv
+import io
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -17,7 +19,7 @@ from sqlalchemy import Engine
 from common.errors import InvalidInput
 from common.logging import get_logger
 from records import importer, store
-from records.catalog import Catalog
+from records.catalog import Catalog, InvalidValue, parse_value
 from records.importer import Checked, Reject
 
 log = get_logger("records")
@@ -99,3 +101,24 @@ def import_csv(
         seconds=round(time.monotonic() - started, 3),
     )
     return record
+
+
+def single_value(catalog: Catalog, uscc: str, feature: str, raw: Any) -> Checked:
+    """One enterprise's new value of one feature (a JSON value, as a department sends it
+    when it corrects an objection) checked exactly as an import cell would be, ready for
+    ``store.save_snapshot``. Raises InvalidValue (field ``value``, never echoing it)."""
+    rule = catalog.rule(feature)
+    value = parse_value(rule.spec, raw)
+    if isinstance(value, bool):
+        cell = "true" if value else "false"
+    elif isinstance(value, float) and value.is_integer():
+        cell = str(int(value))
+    else:
+        cell = str(value)
+    text = io.StringIO()
+    csv.writer(text, lineterminator="\n").writerows([("uscc", feature), (uscc, cell)])
+    checked = importer.check(catalog, rule.department, text.getvalue().encode("utf-8"))
+    if not checked.ok:
+        problem = checked.rejects[0]
+        raise InvalidValue(f"value: {problem.reason}", field="value", reason_code=problem.code)
+    return checked

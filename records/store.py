@@ -197,35 +197,13 @@ def save_loaded(
     """Store a clean file as the department's next snapshot, in one transaction.
     ``progress(rows_written)`` is called after each bulk chunk."""
     assert checked.ok, "a file with problems is never loaded"
-    rows = sorted(checked.rows, key=itemgetter(0))  # key order: the B-tree is appended to
     try:
         with engine.connect() as conn:
             conn.execution_options(sqlite_begin="IMMEDIATE")
             with conn.begin():
-                latest = conn.execute(
-                    sa.select(sa.func.max(record_imports.c.version)).where(
-                        record_imports.c.department == checked.department
-                    )
-                ).scalar()
-                version = int(latest or 0) + 1
-                values = _history_row(
-                    checked,
-                    status="loaded",
-                    version=version,
-                    file_name=file_name,
-                    actor=actor,
-                    now=now,
+                import_id, _version = save_snapshot(
+                    conn, checked, file_name=file_name, actor=actor, now=now, progress=progress
                 )
-                import_id = int(
-                    conn.execute(
-                        record_imports.insert().values(**values).returning(record_imports.c.id)
-                    ).scalar_one()
-                )
-                conn.execute(
-                    record_import_features.insert(),
-                    [{"feature": f, "import_id": import_id} for f in checked.features],
-                )
-                _bulk_rows(conn, import_id, rows, progress)
     except IntegrityError as e:
         raise ConcurrentImport(
             f"another import of {checked.department} committed meanwhile; import again"
@@ -233,6 +211,44 @@ def save_loaded(
     found = get_import(engine, import_id)
     assert found is not None
     return found
+
+
+def save_snapshot(
+    conn: sa.Connection,
+    checked: Checked,
+    *,
+    file_name: str,
+    actor: str,
+    now: int,
+    progress: Callable[[int], None] | None = None,
+) -> tuple[int, int]:
+    """Store a clean file as the department's next snapshot inside the caller's
+    transaction (which must hold the write lock on SQLite); returns the import id and
+    the snapshot version. A
+    caller that commits more in the same transaction (an objection's correction and its
+    events) uses this; ``save_loaded`` wraps it in a transaction of its own."""
+    assert checked.ok, "a file with problems is never loaded"
+    rows = sorted(checked.rows, key=itemgetter(0))  # key order: the B-tree is appended to
+    latest = conn.execute(
+        sa.select(sa.func.max(record_imports.c.version)).where(
+            record_imports.c.department == checked.department
+        )
+    ).scalar()
+    version = int(latest or 0) + 1
+    values = _history_row(
+        checked, status="loaded", version=version, file_name=file_name, actor=actor, now=now
+    )
+    import_id = int(
+        conn.execute(
+            record_imports.insert().values(**values).returning(record_imports.c.id)
+        ).scalar_one()
+    )
+    conn.execute(
+        record_import_features.insert(),
+        [{"feature": f, "import_id": import_id} for f in checked.features],
+    )
+    _bulk_rows(conn, import_id, rows, progress)
+    return import_id, version
 
 
 def _bulk_rows(

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import structlog
 from argon2 import PasswordHasher
 from flask import Flask
 from flask.testing import FlaskClient
@@ -83,6 +84,16 @@ def make_settings(tmp_path: Path) -> Callable[..., Settings]:
         return load_settings(env=env, overrides=overrides or None)
 
     return factory
+
+
+@pytest.fixture(autouse=True)
+def _structlog_as_it_was() -> Iterator[None]:
+    """A test that configures logging (the demo sets its own level and stream) leaves
+    the next one the configuration it found: ``capture_logs`` sees nothing behind a
+    logger that filters below WARNING."""
+    before = structlog.get_config()
+    yield
+    structlog.configure(**before)
 
 
 @pytest.fixture(autouse=True)

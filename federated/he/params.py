@@ -6,31 +6,25 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from common.errors import InvalidInput, TooLarge
-
-
-class InvalidContext(InvalidInput):
-    code = "invalid_context"
-
-
-class ContextHasSecretKey(InvalidInput):
-    code = "context_has_secret_key"
-
-
-class ContextHasEvaluationKeys(InvalidInput):
-    code = "context_has_evaluation_keys"
-
-
-class WrongParameters(InvalidInput):
-    code = "context_parameters"
-
-
-class InvalidCiphertext(InvalidInput):
-    code = "invalid_ciphertext"
-
-
-class PayloadTooLarge(TooLarge):
-    code = "too_large"
+from common.errors import InvalidInput
+from federated.errors import (
+    ContextHasEvaluationKeys as ContextHasEvaluationKeys,
+)
+from federated.errors import (
+    ContextHasSecretKey as ContextHasSecretKey,
+)
+from federated.errors import (
+    InvalidCiphertext as InvalidCiphertext,
+)
+from federated.errors import (
+    InvalidContext as InvalidContext,
+)
+from federated.errors import (
+    PayloadTooLarge as PayloadTooLarge,
+)
+from federated.errors import (
+    WrongParameters as WrongParameters,
+)
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,9 @@ from typing import Any
 import numpy as np
 
 from common.errors import InvalidInput
+from federated.errors import (
+    InvalidPlan as InvalidPlan,
+)
 from federated.he import CKKSParams
 from federated.training.wire import UnexpectedMessage
 
@@ -22,10 +25,6 @@ under the two data primes (60 + 50 bits); the gateway multiplies it by a plainte
 an inner product S is the coefficient S·2^40, so |S| < 2^19 fits with the flooding noise
 and the one-time pads (uniform mod q0). 170 of the 218 bits N = 8192 allows at 128-bit
 security; a block is ``batch_size`` coefficients, N / batch_size blocks per ciphertext."""
-
-
-class InvalidPlan(InvalidInput):
-    code = "training_plan"
 
 
 def auto_batch_size(n_train: int, slots: int = PARAMS.slots) -> int:

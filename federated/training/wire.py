@@ -14,31 +14,25 @@ from enum import StrEnum
 
 import numpy as np
 
-from common.errors import Conflict, InvalidInput
+from federated.errors import (
+    MalformedMessage as MalformedMessage,
+)
+from federated.errors import (
+    ReplayedMessage as ReplayedMessage,
+)
+from federated.errors import (
+    RestartLimit as RestartLimit,
+)
+from federated.errors import (
+    TrainingFinished as TrainingFinished,
+)
+from federated.errors import (
+    UnexpectedMessage as UnexpectedMessage,
+)
 
 MAGIC = b"XYVT\x02"
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 STORED_RESPONSE_BYTES = 64 * 1024
-
-
-class MalformedMessage(InvalidInput):
-    code = "training_message_malformed"
-
-
-class ReplayedMessage(Conflict):
-    code = "training_message_replayed"
-
-
-class UnexpectedMessage(Conflict):
-    code = "training_message_unexpected"
-
-
-class RestartLimit(Conflict):
-    code = "training_restart_limit"
-
-
-class TrainingFinished(Conflict):
-    code = "training_finished"
 
 
 class Kind(StrEnum):

@@ -20,6 +20,7 @@ from flask import Blueprint, Response, request
 
 from common import uscc as uscc_rules
 from common.errors import Forbidden, InvalidInput, NotFound
+from gateway import casework
 from gateway.api import schemas
 from gateway.auth import Principal, authenticated, current_principal
 from gateway.contract import operation
@@ -117,7 +118,15 @@ def report(uscc: str, query: schemas.ReportQuery) -> dict[str, Any]:
     values = records.current_values(svc.engine, code, public_feats + banded_feats)
     public = {f: values[f] for f in public_feats if f in values}
     banded = {f: rules.band(cat.rule(f).spec, values[f]) for f in banded_feats if f in values}
-    return {"enterprise": code, "public": public, "banded": banded, "audit_index": access.finish()}
+    used = [*public, *banded]
+    return {
+        "enterprise": code,
+        "public": public,
+        "banded": banded,
+        "disputed": casework.disputed(svc, code, used),
+        "repaired": casework.repaired(svc, code, public),
+        "audit_index": access.finish(),
+    }
 
 
 @bp.post("/v1/verify")
@@ -168,6 +177,7 @@ def verify(body: schemas.Verification) -> dict[str, Any]:
         )
     return {
         "result": rules.evaluate(rule.spec, stored[feature_id], op, expected),
+        "disputed": casework.disputed(svc, access.enterprise, [feature_id]),
         "audit_index": index,
     }
 

@@ -288,6 +288,13 @@ class Report(Answer):
     enterprise: str
     public: dict[str, Any]
     banded: dict[str, Band]
+    disputed: list[str] = Field(
+        default_factory=list,
+        description="features this answer used that are under an open objection (JS 14)",
+    )
+    repaired: list[str] = Field(
+        default_factory=list, description="public records marked repaired (信用修复)"
+    )
     audit_index: int
 
 
@@ -301,6 +308,10 @@ class Verification(Body):
 
 class Verified(Answer):
     result: bool
+    disputed: list[str] = Field(
+        default_factory=list,
+        description="features this answer used that are under an open objection (JS 14)",
+    )
     audit_index: int
 
 
@@ -395,6 +406,10 @@ class Scored(Answer):
     ciphertext: Base64
     audit_index: int
     model: str
+    disputed: list[str] = Field(
+        default_factory=list,
+        description="features this answer used that are under an open objection (JS 14)",
+    )
 
 
 class BatchRequest(Body):
@@ -420,6 +435,10 @@ class BatchScored(Answer):
     audit_indexes: list[int | None]
     refused: list[Refused]
     model: str
+    disputed: list[list[str]] = Field(
+        default_factory=list,
+        description="per enterprise (as grants): the features used under an open objection",
+    )
 
 
 # Federated training -------------------------------------------------------------------
@@ -537,3 +556,89 @@ class Finished(Answer):
     registered: bool
     message: str | None = None
     model: ModelRef | None = None
+
+
+# Objections (异议, JS 14) --------------------------------------------------------------
+
+
+class ObjectionFiling(Body):
+    feature: Annotated[str, Field(min_length=1, description="a feature id such as tax.paid_12m")]
+    claim: Annotated[str, Field(description="why the value is wrong (plain text)")]
+
+
+class ObjectionDecision(Body):
+    """``value`` only with ``corrected`` (the new value, typed as the feature is)."""
+
+    CODES: ClassVar[dict[str, str]] = {"value": "invalid_value"}
+    decision: Literal["corrected", "rejected"]
+    value: bool | int | float | str | None = None
+    reason: str
+
+
+class ObjectionQuery(Query):
+    status: Literal["open", "corrected", "rejected"] | None = None
+
+
+class ObjectionResolution(Answer):
+    decision: Literal["corrected", "rejected"]
+    reason: str
+    by: str
+    at: int
+    version: int | None = Field(description="the records snapshot holding a corrected value")
+
+
+class ObjectionView(Answer):
+    id: str
+    enterprise: str
+    feature: str
+    department: str
+    claim: str
+    status: Literal["open", "corrected", "rejected"]
+    filed_at: int
+    due: Annotated[str, Field(description="YYYY-MM-DD, China Standard Time")]
+    overdue: bool
+    resolution: ObjectionResolution | None
+
+
+class Objections(Answer):
+    objections: list[ObjectionView]
+
+
+class RepairApplication(Body):
+    record: Annotated[
+        str, Field(min_length=1, description="a repairable record such as admin_penalty.dishonest")
+    ]
+    reason: Annotated[str, Field(description="why the record should be repaired")]
+
+
+class RepairDecision(Body):
+    decision: Literal["repaired", "rejected"]
+    reason: str
+
+
+class RepairQuery(Query):
+    status: Literal["open", "repaired", "rejected"] | None = None
+
+
+class RepairResolution(Answer):
+    decision: Literal["repaired", "rejected"]
+    reason: str
+    by: str
+    at: int
+
+
+class RepairView(Answer):
+    id: str
+    enterprise: str
+    record: str
+    department: str
+    reason: str
+    status: Literal["open", "repaired", "rejected"]
+    filed_at: int
+    due: Annotated[str, Field(description="YYYY-MM-DD, China Standard Time")]
+    overdue: bool
+    resolution: RepairResolution | None
+
+
+class Repairs(Answer):
+    repairs: list[RepairView]

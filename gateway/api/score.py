@@ -41,6 +41,7 @@ from common.logging import get_logger
 from federated import he, scoring
 from federated import store as fstore
 from federated.models import JointModel
+from gateway import casework
 from gateway.api import schemas
 from gateway.auth import authenticated, current_principal
 from gateway.caches import CachedContext
@@ -295,8 +296,10 @@ def score(body: schemas.ScoreRequest) -> Response:
         imputed=int(np.isnan(values).sum()),
         ms=round(spent * 1e3, 2),
     )
+    disputed = casework.disputed(svc, access.enterprise, model.gateway_feature_ids)
     return _json_with_blobs(
-        {"audit_index": access.finish(), "model": model.ref}, {"ciphertext": _b64out(out)}
+        {"audit_index": access.finish(), "model": model.ref, "disputed": disputed},
+        {"ciphertext": _b64out(out)},
     )
 
 
@@ -392,8 +395,20 @@ def score_batch(body: schemas.BatchRequest) -> Response:
             }
         )
     refused.sort(key=lambda r: int(r["index"]))
+    served = [i for i in accesses if bool(allowed[i])]
+    open_ = casework.disputed_each(
+        svc, [str(accesses[i].enterprise) for i in served], model.gateway_feature_ids
+    )
+    disputed: list[list[str]] = [[] for _ in range(n)]
+    for i in served:
+        disputed[i] = open_.get(str(accesses[i].enterprise), [])
     return _json_with_blobs(
-        {"audit_indexes": audit_indexes, "refused": refused, "model": model.ref},
+        {
+            "audit_indexes": audit_indexes,
+            "refused": refused,
+            "model": model.ref,
+            "disputed": disputed,
+        },
         {"ciphertexts": encoded},
     )
 

@@ -12,7 +12,13 @@ from flask import Flask
 
 
 def register(app: Flask) -> None:
-    from gateway.web import common, department, enterprise, operator
+    from gateway.web import (
+        common,
+        department,
+        enterprise,
+        objections,  # noqa: F401  (its routes sit on the role blueprints)
+        operator,
+    )
 
     for bp in (common.bp, enterprise.bp, department.bp, operator.bp):
         app.register_blueprint(bp)

@@ -82,11 +82,15 @@ NAV: dict[str, tuple[NavItem, ...]] = {
         NavItem("nav.grants", "web_enterprise.grants"),
         NavItem("nav.accesses", "web_enterprise.accesses"),
         NavItem("nav.data", "web_enterprise.data"),
+        NavItem("nav.ent_objections", "web_enterprise.enterprise_objections"),
+        NavItem("nav.ent_repairs", "web_enterprise.enterprise_repairs"),
     ),
     "department": (
         NavItem("nav.dep_accesses", "web_department.accesses"),
         NavItem("nav.imports", "web_department.imports"),
         NavItem("nav.witness", "web_department.witness"),
+        NavItem("nav.dep_objections", "web_department.department_objections"),
+        NavItem("nav.dep_repairs", "web_department.department_repairs"),
     ),
     "operator": (
         NavItem("nav.stats", "web_operator.stats"),
@@ -94,6 +98,7 @@ NAV: dict[str, tuple[NavItem, ...]] = {
         NavItem("nav.departments", "web_operator.departments"),
         NavItem("nav.keys", "web_operator.keys"),
         NavItem("nav.models", "web_operator.models"),
+        NavItem("nav.opr_objections", "web_operator.operator_objections"),
     ),
 }
 

@@ -181,7 +181,17 @@ def _held() -> list[views.HeldValue]:
 
 @bp.get("/data")
 def data() -> Response:
-    return render("web/enterprise/data.html", title_key="title.ent.data", held=_held())
+    from gateway import casework
+
+    held = _held()
+    features = [h.feature for h in held]
+    return render(
+        "web/enterprise/data.html",
+        title_key="title.ent.data",
+        held=held,
+        disputed=casework.disputed(services(), _uscc(), features),
+        repaired=casework.repaired(services(), _uscc(), features),
+    )
 
 
 @bp.get("/data.<fmt>")

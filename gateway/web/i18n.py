@@ -743,6 +743,126 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "审计日志中被拒绝请求的原因分布",
         "Reasons of refused requests in the audit log",
     ),
+    # Objections (异议, JS 14)
+    "nav.ent_objections": ("我的异议", "My objections"),
+    "nav.dep_objections": ("异议处理", "Objections"),
+    "nav.opr_objections": ("异议督办", "Objections and repairs"),
+    "title.ent.objections": ("本企业提出的异议", "My objections"),
+    "title.ent.objection_new": ("对本企业数据提出异议", "Object to my data"),
+    "title.dep.objections": ("对本单位数据的异议", "Objections to our data"),
+    "title.opr.objections": ("全部异议与信用修复申请", "All objections and repair applications"),
+    "ent.objections.intro": (
+        "认为网关中本企业的某项数据有误时，可以提出异议。异议转交提供该数据的单位，"
+        "在规定的工作日内处理（更正或驳回并说明理由）。",
+        "If a value the gateway holds about your enterprise is wrong, object to it. The "
+        "objection goes to the department that supplies the value, which decides it within "
+        "the set working days (corrects it, or rejects the objection with a reason).",
+    ),
+    "ent.objections.new": ("提出异议", "File an objection"),
+    "ent.objections.caption": ("异议（{n} 件）", "Objections ({n})"),
+    "ent.objections.none": ("尚未提出异议。", "You have filed no objection."),
+    "ent.objection_new.intro": (
+        "请选择有误的数据项并说明理由。提供该数据的单位将在 {days} 个工作日内处理"
+        "（按国务院公布的节假日和调休安排计算，提交当日不计）。处理期间，使用该数据项的"
+        "每一个答复都会标注“有异议”。",
+        "Choose the wrong feature and say why. The department that supplies it decides "
+        "within {days} working days (on the State Council's holiday and make-up working "
+        "day calendar; the day you file does not count). Meanwhile every answer that uses "
+        "the feature is marked as disputed.",
+    ),
+    "ent.objection_new.claim": ("异议理由", "Your claim"),
+    "ent.objection_new.submit": ("提交异议", "Submit the objection"),
+    "ent.data.object": ("提出异议", "Object"),
+    "ent.data.disputed": ("异议处理中", "Under objection"),
+    "col.objection": ("异议", "Objection"),
+    "objection.cancel": ("取消", "Cancel"),
+    "objection.overdue": ("已逾期", "Overdue"),
+    "objstatus.open": ("处理中", "Open"),
+    "objstatus.corrected": ("已更正", "Corrected"),
+    "objstatus.rejected": ("已驳回", "Rejected"),
+    "col.filed_at": ("提出时间", "Filed"),
+    "col.claim": ("异议理由", "Claim"),
+    "col.due": ("处理期限", "Due"),
+    "col.resolution": ("处理结果", "Resolution"),
+    "dep.objections.intro": (
+        "企业对本单位提供的数据提出的异议，按处理期限排列。更正时填写正确的值：它作为该数据项"
+        "的新版本保存，来源注明该异议；曾使用旧值的机构会收到更正通知（不含数值）。驳回时请"
+        "说明理由。",
+        "Objections to the data your department supplies, earliest due first. To correct, "
+        "enter the right value: it is stored as a new version of the feature whose "
+        "provenance names the objection, and institutions that used the old value are told "
+        "(never the value). To reject, give the reason.",
+    ),
+    "dep.objections.open_caption": ("待处理的异议（{n} 件）", "Open objections ({n})"),
+    "dep.objections.decided_caption": ("已处理的异议（{n} 件）", "Decided objections ({n})"),
+    "dep.objections.none_open": ("没有待处理的异议。", "No open objection."),
+    "dep.objections.value": ("更正后的值（仅更正时填写）", "Corrected value (a correction only)"),
+    "dep.objections.decide": ("提交处理结果", "Submit the decision"),
+    "opr.objections.intro": (
+        "平台上的全部异议。逾期未处理的排在最前并标注。",
+        "Every objection on the platform. Overdue open ones come first, flagged.",
+    ),
+    "opr.objections.caption": ("异议（{n} 件）", "Objections ({n})"),
+    "opr.objections.overdue_open": (
+        "{n} 件异议已超过处理期限仍未处理。",
+        "{n} objections are past their due date and still open.",
+    ),
+    "opr.objections.none": ("平台上还没有异议。", "No objection on the platform yet."),
+    "opr.repairs.caption": ("信用修复申请（{n} 件）", "Credit repair applications ({n})"),
+    "notice.objection_filed": (
+        "异议已提交，处理期限为 {due}。",
+        "Objection filed; it is due by {due}.",
+    ),
+    "notice.objection_corrected": (
+        "已更正：新值已作为新版本保存，并已通知曾使用旧值的机构。",
+        "Corrected: the new value is stored as a new version and the institutions that used "
+        "the old value are told.",
+    ),
+    "notice.objection_rejected": ("已驳回该异议。", "Objection rejected."),
+    # Credit repair (信用修复; AH 10, YX 四(四)四)
+    "nav.ent_repairs": ("信用修复", "Credit repair"),
+    "nav.dep_repairs": ("信用修复申请", "Repair applications"),
+    "title.ent.repairs": ("信用修复", "Credit repair"),
+    "title.dep.repairs": ("信用修复申请", "Credit repair applications"),
+    "ent.repairs.intro": (
+        "已改正失信或违法行为的企业，可以申请修复相应的失信或行政处罚记录。申请转交提供该记录的"
+        "单位，在 {days} 个工作日内处理。修复后，该记录在报告中标注“已修复”，并通知持有本企业"
+        "有效授权的机构。",
+        "An enterprise that has put right a dishonesty or an offence may apply to repair "
+        "the record. The application goes to the department that supplies it, which decides "
+        "within {days} working days. A repaired record shows as repaired in reports, and the "
+        "institutions holding an active authorization from you are told.",
+    ),
+    "ent.repairs.reminder": (
+        "信用修复提醒：“{record}”有记录，可申请信用修复。",
+        "Credit repair reminder: “{record}” holds a record you may apply to repair.",
+    ),
+    "ent.repairs.reason": ("申请理由", "Grounds"),
+    "ent.repairs.submit": ("提交修复申请", "Apply for repair"),
+    "ent.repairs.caption": ("修复申请（{n} 件）", "Repair applications ({n})"),
+    "ent.repairs.none": ("尚未申请信用修复。", "You have made no repair application."),
+    "col.record": ("记录", "Record"),
+    "repstatus.open": ("处理中", "Open"),
+    "repstatus.repaired": ("已修复", "Repaired"),
+    "repstatus.rejected": ("不予修复", "Rejected"),
+    "dep.repairs.intro": (
+        "企业对本单位提供的失信或处罚记录提出的信用修复申请，按处理期限排列。",
+        "Applications to repair the dishonesty and penalty records your department "
+        "supplies, earliest due first.",
+    ),
+    "dep.repairs.open_caption": ("待处理的申请（{n} 件）", "Open applications ({n})"),
+    "dep.repairs.decided_caption": ("已处理的申请（{n} 件）", "Decided applications ({n})"),
+    "dep.repairs.none_open": ("没有待处理的修复申请。", "No open application."),
+    "notice.repair_filed": (
+        "修复申请已提交，处理期限为 {due}。",
+        "Application filed; it is due by {due}.",
+    ),
+    "notice.repair_repaired": (
+        "已修复：该记录标注为已修复，并已通知持有有效授权的机构。",
+        "Repaired: the record is marked repaired and institutions with an active "
+        "authorization are told.",
+    ),
+    "notice.repair_rejected": ("已决定不予修复。", "Application rejected."),
     "stats.as_table": ("以表格查看数据", "Show the numbers as a table"),
 }
 

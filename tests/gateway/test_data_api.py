@@ -181,7 +181,8 @@ def test_verify_answers_yes_or_no_and_logs_it(
     assert verify(bank, client, grant, "tax.credit_rating", "==", "B").get_json()["result"]
     assert not verify(bank, client, grant, "tax.credit_rating", "!=", "B").get_json()["result"]
     assert verify(bank, client, grant, "tax.arrears", "<=", 0).get_json()["result"] is True
-    assert set(yes.get_json()) == {"result", "audit_index"}
+    assert set(yes.get_json()) == {"result", "disputed", "audit_index"}
+    assert yes.get_json()["disputed"] == []
     # The audit entry names the feature and the decision, never the value.
     entry = bank.get(client, f"/v1/audit/entries/{no.get_json()['audit_index']}").get_json()
     assert entry["entry"]["operation"] == "verify"

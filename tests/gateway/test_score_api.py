@@ -21,7 +21,10 @@ from hypothesis import strategies as st
 from bank.client import GatewayClient
 from bank.errors import BankError
 from bank.scoring import Refusal, Score, Scorer
+from casework import objections
+from casework import store as objection_store
 from common import uscc
+from common.db import write_session
 from federated import he
 from federated import store as fstore
 from federated.models import JointModel, parse_model
@@ -529,3 +532,57 @@ def test_thousands_of_junk_pairs_in_a_batch_write_one_audit_entry(
     (shared,) = {r.audit_index for r in junk}
     entry = _entry(world, int(shared))  # type: ignore[arg-type]
     assert entry["enterprise"] is None and entry["decision"] == "grant_invalid"
+
+
+# Objections (JS 14) ------------------------------------------------------------------------
+
+
+def test_scores_say_which_features_they_used_are_disputed(
+    world: World, secret: he.SecretContext
+) -> None:
+    grant = world.grant()
+    other_grant = grant_for(
+        world.bank, world.client, world.person_of(OTHER_ENTERPRISE), enterprise=OTHER_ENTERPRISE
+    )
+    info = world.scorer.model("sme-risk")
+    rows = np.array([[6.0, 80_000.0, 1.0], [1.0, 2_000.0, 3.0], [2.0, 5_000.0, 0.0]])
+    z = info.inputs(rows)
+
+    def single() -> Any:
+        resp = world.bank.post(
+            world.client, "/v1/score", world.body(grant, secret.encrypt(z[0]).to_bytes())
+        )
+        assert resp.status_code == 200, resp.get_json()
+        return resp.get_json()["disputed"]
+
+    def batch() -> Any:
+        cts = [base64.b64encode(secret.encrypt(z[:, j]).to_bytes()).decode() for j in range(3)]
+        body = {
+            "grants": [grant, other_grant, "not-a-grant"],
+            "model": "sme-risk",
+            "context": world.context_id,
+            "ciphertexts": cts,
+        }
+        resp = world.bank.post(world.client, "/v1/score/batch", body)
+        assert resp.status_code == 200, resp.get_json()
+        return resp.get_json()["disputed"]
+
+    assert single() == [] and batch() == [[], [], []]
+    svc = world.app.extensions["xinyi"]
+    with write_session(svc.engine) as s:
+        for feature in ("tax.paid_12m", "registration.industry"):  # the second: not in the model
+            filed = objections.file(
+                id=f"obj_{feature}",
+                enterprise=ENTERPRISE,
+                feature=feature,
+                department=svc.catalog.rule(feature).department,
+                claim="wrong",
+                filed_by="enterprise:x",
+                now=1790733600,
+                calendar=svc.calendar,
+                working_days=2,
+                max_claim_chars=100,
+            )
+            objection_store.insert(s, filed)
+    assert single() == ["tax.paid_12m"]
+    assert batch() == [["tax.paid_12m"], [], []]

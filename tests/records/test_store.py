@@ -13,8 +13,8 @@ from sqlalchemy import Engine
 
 from common.errors import InvalidInput
 from records import store
-from records.catalog import Catalog
-from records.service import ImportRejected, UnknownDepartment, import_csv
+from records.catalog import Catalog, InvalidValue
+from records.service import ImportRejected, UnknownDepartment, import_csv, single_value
 from tests.records.conftest import A, B, C, csv_bytes
 
 TAX = ("uscc", "tax.paid_12m", "tax.revenue_12m", "tax.credit_rating", "tax.arrears")
@@ -184,3 +184,13 @@ def test_text_with_quotes_and_backslashes_round_trips(engine: Engine, catalog: C
     load(engine, catalog, "market_regulation",
          csv_bytes(("uscc", "registration.name"), (A, quoted)))  # fmt: skip
     assert store.current_values(engine, A, ["registration.name"]) == {"registration.name": name}
+
+
+def test_a_single_corrected_value_is_checked_like_an_import_cell(catalog: Catalog) -> None:
+    checked = single_value(catalog, A, "tax.paid_12m", 1234567.5)
+    assert checked.ok and checked.department == "tax"
+    assert checked.features == ("tax.paid_12m",) and checked.rows == [(A, "[1234567.5]")]
+    for bad in (-1, "12", 1.234, True):
+        with pytest.raises(InvalidValue) as e:
+            single_value(catalog, A, "tax.paid_12m", bad)
+        assert e.value.details["field"] == "value"

@@ -1,14 +1,14 @@
 """Credit grades by month (owned by the grading package)
 
-Revision ID: 0009_grades
-Revises: 0008_audit_openings
+Revision ID: 0010_grades
+Revises: 0009_casework
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0009_grades"
-down_revision = "0008_audit_openings"
+revision = "0010_grades"
+down_revision = "0009_casework"
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,327 @@
+"""Casework persistence: objections and credit-repair applications (tables
+``objections`` and ``repairs``, migration 0009_casework).
+
+Invariants:
+- one open objection per enterprise and feature, one open repair application per
+  enterprise and record: ``open_key`` (``uscc|feature``) is
+  unique while the objection is open and NULL once it is decided, so two racing filings
+  cannot both succeed, on SQLite and PostgreSQL alike;
+- a decision is a conditional UPDATE guarded by ``status = 'open'``: two racing
+  decisions cannot both succeed;
+- rows are never deleted; no row holds a feature value (a correction's value is in the
+  records store, named here by its import id and version).
+
+Every function takes the caller's connection or session, so a decision, the records
+snapshot holding its value and the webhook events it causes commit together.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import date
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import Connection
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from casework.errors import (
+    ObjectionAlreadyOpen,
+    ObjectionNotOpen,
+    RepairAlreadyOpen,
+    RepairNotOpen,
+)
+from casework.objections import Objection, Resolution
+from casework.repairs import Repair, RepairResolution
+
+metadata = sa.MetaData()
+
+objections = sa.Table(
+    "objections",
+    metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("enterprise", sa.String(18), nullable=False),
+    sa.Column("feature", sa.String(100), nullable=False),
+    sa.Column("department", sa.String(48), nullable=False),
+    sa.Column("claim", sa.Text, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("filed_at", sa.BigInteger, nullable=False),
+    sa.Column("filed_by", sa.String(120), nullable=False),
+    sa.Column("due", sa.String(10), nullable=False),
+    sa.Column("open_key", sa.String(120), unique=True),
+    sa.Column("decided_at", sa.BigInteger),
+    sa.Column("decided_by", sa.String(120)),
+    sa.Column("reason", sa.Text),
+    sa.Column("import_id", sa.Integer),
+    sa.Column("version", sa.Integer),
+)
+
+repairs = sa.Table(
+    "repairs",
+    metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("enterprise", sa.String(18), nullable=False),
+    sa.Column("record", sa.String(100), nullable=False),
+    sa.Column("department", sa.String(48), nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("filed_at", sa.BigInteger, nullable=False),
+    sa.Column("filed_by", sa.String(120), nullable=False),
+    sa.Column("due", sa.String(10), nullable=False),
+    sa.Column("open_key", sa.String(120), unique=True),
+    sa.Column("decided_at", sa.BigInteger),
+    sa.Column("decided_by", sa.String(120)),
+    sa.Column("decision_reason", sa.Text),
+)
+
+Executor = Connection | Session
+
+
+def _open_key(enterprise: str, feature: str) -> str:
+    return f"{enterprise}|{feature}"
+
+
+def _objection(m: Any) -> Objection:
+    resolution = None
+    if m["status"] != "open":
+        resolution = Resolution(
+            decision=m["status"],
+            reason=m["reason"],
+            by=m["decided_by"],
+            at=int(m["decided_at"]),
+            import_id=m["import_id"],
+            version=m["version"],
+        )
+    return Objection(
+        id=m["id"],
+        enterprise=m["enterprise"],
+        feature=m["feature"],
+        department=m["department"],
+        claim=m["claim"],
+        status=m["status"],
+        filed_at=int(m["filed_at"]),
+        filed_by=m["filed_by"],
+        due=date.fromisoformat(m["due"]),
+        resolution=resolution,
+    )
+
+
+def insert(ex: Executor, objection: Objection) -> None:
+    """Store a new open objection; raises ObjectionAlreadyOpen when the enterprise has
+    one open about that feature (checked first, and by the unique ``open_key``)."""
+    assert objection.status == "open"
+    key = _open_key(objection.enterprise, objection.feature)
+    clash = ObjectionAlreadyOpen(
+        f"an objection about {objection.feature} is already open", field="feature"
+    )
+    found = ex.execute(sa.select(objections.c.id).where(objections.c.open_key == key)).first()
+    if found is not None:
+        raise clash
+    try:
+        ex.execute(
+            objections.insert().values(
+                id=objection.id,
+                enterprise=objection.enterprise,
+                feature=objection.feature,
+                department=objection.department,
+                claim=objection.claim,
+                status="open",
+                filed_at=objection.filed_at,
+                filed_by=objection.filed_by,
+                due=objection.due.isoformat(),
+                open_key=key,
+            )
+        )
+    except IntegrityError as e:
+        raise clash from e
+
+
+def get(ex: Executor, objection_id: str) -> Objection | None:
+    m = ex.execute(sa.select(objections).where(objections.c.id == objection_id)).mappings().first()
+    return _objection(m) if m else None
+
+
+def listing(
+    ex: Executor,
+    *,
+    enterprise: str | None = None,
+    department: str | None = None,
+    status: str | None = None,
+    limit: int = 500,
+) -> list[Objection]:
+    """Objections (of ``enterprise`` / about ``department``'s features / with ``status``
+    when given), earliest due first, then oldest filing first."""
+    q = sa.select(objections)
+    if enterprise is not None:
+        q = q.where(objections.c.enterprise == enterprise)
+    if department is not None:
+        q = q.where(objections.c.department == department)
+    if status is not None:
+        q = q.where(objections.c.status == status)
+    q = q.order_by(objections.c.due, objections.c.filed_at, objections.c.id).limit(limit)
+    return [_objection(m) for m in ex.execute(q).mappings()]
+
+
+def record_resolution(ex: Executor, objection_id: str, resolution: Resolution) -> None:
+    """Store a decision; raises ObjectionNotOpen when it was decided meanwhile."""
+    done = ex.execute(
+        objections.update()
+        .where(objections.c.id == objection_id, objections.c.status == "open")
+        .values(
+            status=resolution.decision,
+            open_key=None,
+            decided_at=resolution.at,
+            decided_by=resolution.by,
+            reason=resolution.reason,
+            import_id=resolution.import_id,
+            version=resolution.version,
+        )
+        .returning(objections.c.id)
+    ).first()
+    if done is None:
+        raise ObjectionNotOpen(f"objection {objection_id} was decided meanwhile")
+
+
+def record_correction(ex: Executor, objection_id: str, import_id: int, version: int) -> None:
+    """Name the records snapshot that holds a correction's value (same transaction as
+    the decision)."""
+    ex.execute(
+        objections.update()
+        .where(objections.c.id == objection_id, objections.c.status == "corrected")
+        .values(import_id=import_id, version=version)
+    )
+
+
+_DISPUTED = (
+    sa.select(objections.c.enterprise, objections.c.feature)
+    .where(
+        objections.c.enterprise.in_(sa.bindparam("enterprises", expanding=True)),
+        objections.c.status == "open",
+    )
+    .order_by(objections.c.feature)
+)
+
+
+def disputed(
+    ex: Executor, enterprises: Sequence[str], features: Iterable[str]
+) -> dict[str, list[str]]:
+    """For each of ``enterprises``, the ``features`` (``category.feature``) it has an open
+    objection about, sorted; enterprises with none are absent. One query."""
+    wanted = set(features)
+    out: dict[str, list[str]] = {}
+    if not enterprises or not wanted:
+        return out
+    for enterprise, feature in ex.execute(_DISPUTED, {"enterprises": sorted(set(enterprises))}):
+        if feature in wanted:
+            out.setdefault(enterprise, []).append(feature)
+    return out
+
+
+# Credit repair ---------------------------------------------------------------------------
+
+
+def _repair(m: Any) -> Repair:
+    resolution = None
+    if m["status"] != "open":
+        resolution = RepairResolution(
+            decision=m["status"],
+            reason=m["decision_reason"],
+            by=m["decided_by"],
+            at=int(m["decided_at"]),
+        )
+    return Repair(
+        id=m["id"],
+        enterprise=m["enterprise"],
+        record=m["record"],
+        department=m["department"],
+        reason=m["reason"],
+        status=m["status"],
+        filed_at=int(m["filed_at"]),
+        filed_by=m["filed_by"],
+        due=date.fromisoformat(m["due"]),
+        resolution=resolution,
+    )
+
+
+def insert_repair(ex: Executor, repair: Repair) -> None:
+    """Store a new open application; raises RepairAlreadyOpen when one is open for the
+    same enterprise and record."""
+    assert repair.status == "open"
+    key = _open_key(repair.enterprise, repair.record)
+    clash = RepairAlreadyOpen(
+        f"an application to repair {repair.record} is already open", field="record"
+    )
+    if ex.execute(sa.select(repairs.c.id).where(repairs.c.open_key == key)).first() is not None:
+        raise clash
+    try:
+        ex.execute(
+            repairs.insert().values(
+                id=repair.id,
+                enterprise=repair.enterprise,
+                record=repair.record,
+                department=repair.department,
+                reason=repair.reason,
+                status="open",
+                filed_at=repair.filed_at,
+                filed_by=repair.filed_by,
+                due=repair.due.isoformat(),
+                open_key=key,
+            )
+        )
+    except IntegrityError as e:
+        raise clash from e
+
+
+def get_repair(ex: Executor, repair_id: str) -> Repair | None:
+    m = ex.execute(sa.select(repairs).where(repairs.c.id == repair_id)).mappings().first()
+    return _repair(m) if m else None
+
+
+def list_repairs(
+    ex: Executor,
+    *,
+    enterprise: str | None = None,
+    department: str | None = None,
+    status: str | None = None,
+    limit: int = 500,
+) -> list[Repair]:
+    """Applications, earliest due first."""
+    q = sa.select(repairs)
+    if enterprise is not None:
+        q = q.where(repairs.c.enterprise == enterprise)
+    if department is not None:
+        q = q.where(repairs.c.department == department)
+    if status is not None:
+        q = q.where(repairs.c.status == status)
+    q = q.order_by(repairs.c.due, repairs.c.filed_at, repairs.c.id).limit(limit)
+    return [_repair(m) for m in ex.execute(q).mappings()]
+
+
+def record_repair_resolution(ex: Executor, repair_id: str, resolution: RepairResolution) -> None:
+    """Store a decision; raises RepairNotOpen when it was decided meanwhile."""
+    done = ex.execute(
+        repairs.update()
+        .where(repairs.c.id == repair_id, repairs.c.status == "open")
+        .values(
+            status=resolution.decision,
+            open_key=None,
+            decided_at=resolution.at,
+            decided_by=resolution.by,
+            decision_reason=resolution.reason,
+        )
+        .returning(repairs.c.id)
+    ).first()
+    if done is None:
+        raise RepairNotOpen(f"repair {repair_id} was decided meanwhile")
+
+
+def repaired(ex: Executor, enterprise: str, records: Iterable[str]) -> list[str]:
+    """The ``records`` of ``enterprise`` with a granted repair, sorted."""
+    wanted = set(records)
+    if not wanted:
+        return []
+    q = sa.select(repairs.c.record).where(
+        repairs.c.enterprise == enterprise, repairs.c.status == "repaired"
+    )
+    return sorted({r for r in ex.execute(q).scalars() if r in wanted})

@@ -1,0 +1,319 @@
+"""Objections and credit repair composed with the stores they touch (used by the API
+and the web pages).
+
+Invariants:
+- an enterprise objects only about itself, to a feature of the catalog; the objection
+  goes to the department that owns the feature, due on the official calendar;
+- a correction, the records snapshot holding its value (provenance: file name
+  ``objection:<id>``, actor the deciding department user) and the ``data.corrected``
+  webhook events commit in ONE transaction, or none does;
+- ``data.corrected`` goes to each institution whose allowed request about the
+  enterprise used the feature in the last ``casework.notify_days`` days (from the audit
+  log), naming the enterprise and the feature, never a value;
+- a granted repair and its ``credit.repaired`` events (one per institution holding an
+  active grant for the enterprise, naming enterprise and record) commit together;
+- log lines name ids and codes, never a claim, a reason or a value.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+import uuid
+from collections.abc import Iterable, Sequence
+from datetime import date
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+
+from audit import store as audit_store
+from casework import objections as core
+from casework import repairs, store
+from casework.errors import NotRepairable, ObjectionNotFound, RepairNotFound
+from common.db import read_session, write_session
+from common.errors import Forbidden, InvalidInput
+from common.logging import get_logger
+from common.workdays import china_date
+from consent import store as consent_store
+from consent.service import Viewer
+from gateway.auth import Principal
+from gateway.services import Services
+from records import store as records
+from records.catalog import FeatureRule
+from records.service import single_value
+
+log = get_logger("gateway.casework")
+
+EVENT_CORRECTED = "data.corrected"
+EVENT_REPAIRED = "credit.repaired"
+
+
+def today() -> date:
+    """Today in China Standard Time (the calendar deadlines are counted in)."""
+    return china_date(time.time())
+
+
+def _actor(principal: Principal) -> str:
+    return f"{principal.kind}:{principal.login or principal.id}"
+
+
+def file_objection(svc: Services, principal: Principal, feature: str, claim: str) -> core.Objection:
+    """The enterprise ``principal`` objects to ``feature`` of its own data."""
+    if principal.kind != "enterprise" or principal.uscc is None:
+        raise Forbidden("only an enterprise files an objection", code="wrong_role")
+    rule = svc.catalog.features.get(feature)
+    if rule is None:
+        raise InvalidInput(f"unknown feature {feature!r}", code="unknown_feature", field="feature")
+    cfg = svc.settings.config.casework
+    objection = core.file(
+        id="obj_" + uuid.uuid4().hex[:24],
+        enterprise=principal.uscc,
+        feature=feature,
+        department=rule.department,
+        claim=claim,
+        filed_by=_actor(principal),
+        now=int(time.time()),
+        calendar=svc.calendar,
+        working_days=cfg.objection_working_days,
+        max_claim_chars=cfg.max_claim_chars,
+    )
+    with write_session(svc.engine) as s:
+        store.insert(s, objection)
+    log.info(
+        "objection_filed",
+        objection=objection.id,
+        feature=feature,
+        department=rule.department,
+        due=objection.due.isoformat(),
+    )
+    return objection
+
+
+def visible_objections(
+    svc: Services, principal: Principal, *, status: str | None = None
+) -> list[core.Objection]:
+    """Enterprise: its own; department: about its features; operator: all."""
+    with read_session(svc.engine) as s:
+        if principal.kind == "enterprise":
+            return store.listing(s, enterprise=principal.uscc or "", status=status)
+        if principal.kind == "department":
+            return store.listing(s, department=principal.department or "", status=status)
+        if principal.kind == "operator":
+            return store.listing(s, status=status)
+    raise Forbidden("institutions do not see objections", code="wrong_role")
+
+
+def resolve_objection(
+    svc: Services,
+    principal: Principal,
+    objection_id: str,
+    *,
+    decision: str,
+    reason: str,
+    value: Any = None,
+    has_value: bool = False,
+) -> core.Objection:
+    """The owning department decides; a correction stores ``value`` as the feature's
+    next snapshot and tells the institutions that used the old value."""
+    with read_session(svc.engine) as s:
+        objection = store.get(s, objection_id)
+    if objection is None or not _may_see(principal, objection):
+        raise ObjectionNotFound(f"no objection {objection_id}")
+    now = int(time.time())
+    department = principal.department if principal.kind == "department" else None
+    if department is not None:
+        registered = svc.registry.get_department(department)
+        if registered is None or registered.status != "active":
+            raise Forbidden("the department is suspended", code="department_suspended")
+    resolution = core.decide(
+        objection,
+        department=department,
+        decision=decision,
+        reason=reason,
+        has_value=has_value,
+        by=_actor(principal),
+        now=now,
+    )
+    recipients: set[str] = set()
+    if resolution.decision == "corrected":
+        checked = single_value(svc.catalog, objection.enterprise, objection.feature, value)
+        try:
+            with write_session(svc.engine) as s:
+                # The decision first: its conditional UPDATE settles a race between two
+                # deciders before anything else is written.
+                store.record_resolution(s, objection.id, resolution)
+                import_id, version = records.save_snapshot(
+                    s.connection(),
+                    checked,
+                    file_name=f"objection:{objection.id}",
+                    actor=resolution.by,
+                    now=now,
+                )
+                resolution = dataclasses.replace(resolution, import_id=import_id, version=version)
+                store.record_correction(s, objection.id, import_id, version)
+                since = now - svc.settings.config.casework.notify_days * 86400
+                recipients = audit_store.institutions_answered(
+                    s, objection.enterprise, objection.feature, since
+                )
+                for institution in sorted(recipients):
+                    _enqueue_corrected(s, institution, objection, now)
+        except IntegrityError as e:  # an import of the department took the version
+            raise records.ConcurrentImport(
+                f"another import of {objection.department} committed meanwhile; decide again"
+            ) from e
+    else:
+        with write_session(svc.engine) as s:
+            store.record_resolution(s, objection.id, resolution)
+    log.info(
+        "objection_resolved",
+        objection=objection.id,
+        decision=resolution.decision,
+        version=resolution.version,
+        notified=len(recipients),
+        overdue=china_date(now) > objection.due,
+    )
+    return core.resolved(objection, resolution)
+
+
+def _may_see(principal: Principal, objection: core.Objection) -> bool:
+    if principal.kind == "enterprise":
+        return principal.uscc == objection.enterprise
+    return principal.kind in ("department", "operator")
+
+
+def _enqueue_corrected(s: Any, institution: str, objection: core.Objection, now: int) -> None:
+    _enqueue(
+        s,
+        institution,
+        now,
+        type=EVENT_CORRECTED,
+        enterprise=objection.enterprise,
+        feature=objection.feature,
+        objection=objection.id,
+    )
+
+
+def _enqueue(s: Any, institution: str, now: int, **fields: str) -> None:
+    """One signed webhook event through the durable outbox (never a value)."""
+    event_id = "evt_" + uuid.uuid4().hex
+    payload = json.dumps({"event_id": event_id, "at": now, **fields}, sort_keys=True)
+    consent_store.enqueue_event(
+        s, institution_id=institution, event_id=event_id, payload=payload, now=now
+    )
+
+
+def disputed(svc: Services, enterprise: str, features: Iterable[str]) -> list[str]:
+    """The ``features`` of one enterprise under an open objection, sorted."""
+    return disputed_each(svc, [enterprise], features).get(enterprise, [])
+
+
+def disputed_each(
+    svc: Services, enterprises: Sequence[str], features: Iterable[str]
+) -> dict[str, list[str]]:
+    """For each enterprise, its ``features`` under an open objection (one query)."""
+    with read_session(svc.engine) as s:
+        return store.disputed(s, enterprises, features)
+
+
+def feature_of(svc: Services, objection_id: str, principal: Principal) -> FeatureRule | None:
+    """The catalog rule of the feature an objection visible to ``principal`` is about."""
+    with read_session(svc.engine) as s:
+        objection = store.get(s, objection_id)
+    if objection is None or not _may_see(principal, objection):
+        return None
+    return svc.catalog.features.get(objection.feature)
+
+
+# Credit repair ---------------------------------------------------------------------------
+
+
+def file_repair(svc: Services, principal: Principal, record: str, reason: str) -> repairs.Repair:
+    """The enterprise ``principal`` applies to repair one of its records."""
+    if principal.kind != "enterprise" or principal.uscc is None:
+        raise Forbidden("only an enterprise applies for credit repair", code="wrong_role")
+    cfg = svc.settings.config.casework
+    rule = svc.catalog.features.get(record)
+    if rule is None or record not in cfg.repairable:
+        raise NotRepairable(f"record: one of {list(cfg.repairable)}", field="record")
+    repair = repairs.file(
+        id="rep_" + uuid.uuid4().hex[:24],
+        enterprise=principal.uscc,
+        record=record,
+        department=rule.department,
+        reason=reason,
+        filed_by=_actor(principal),
+        now=int(time.time()),
+        calendar=svc.calendar,
+        working_days=cfg.repair_working_days,
+        max_reason_chars=cfg.max_claim_chars,
+    )
+    with write_session(svc.engine) as s:
+        store.insert_repair(s, repair)
+    log.info("repair_filed", repair=repair.id, record=record, department=rule.department)
+    return repair
+
+
+def visible_repairs(
+    svc: Services, principal: Principal, *, status: str | None = None
+) -> list[repairs.Repair]:
+    """Enterprise: its own; department: about its records; operator: all."""
+    with read_session(svc.engine) as s:
+        if principal.kind == "enterprise":
+            return store.list_repairs(s, enterprise=principal.uscc or "", status=status)
+        if principal.kind == "department":
+            return store.list_repairs(s, department=principal.department or "", status=status)
+        if principal.kind == "operator":
+            return store.list_repairs(s, status=status)
+    raise Forbidden("institutions do not see repair applications", code="wrong_role")
+
+
+def resolve_repair(
+    svc: Services, principal: Principal, repair_id: str, *, decision: str, reason: str
+) -> repairs.Repair:
+    """The owning department decides; a granted repair tells each institution holding an
+    active grant for the enterprise (``credit.repaired``)."""
+    with read_session(svc.engine) as s:
+        repair = store.get_repair(s, repair_id)
+    if repair is None or (principal.kind == "enterprise" and principal.uscc != repair.enterprise):
+        raise RepairNotFound(f"no repair application {repair_id}")
+    department = principal.department if principal.kind == "department" else None
+    if department is not None:
+        registered = svc.registry.get_department(department)
+        if registered is None or registered.status != "active":
+            raise Forbidden("the department is suspended", code="department_suspended")
+    now = int(time.time())
+    resolution = repairs.decide(
+        repair,
+        department=department,
+        decision=decision,
+        reason=reason,
+        by=_actor(principal),
+        now=now,
+    )
+    holders: set[str] = set()
+    if resolution.decision == "repaired":
+        active = svc.consent.list(Viewer("enterprise", repair.enterprise), "active")
+        holders = {row.institution_id for row in active}
+    with write_session(svc.engine) as s:
+        store.record_repair_resolution(s, repair.id, resolution)
+        for institution in sorted(holders):
+            _enqueue(
+                s,
+                institution,
+                now,
+                type=EVENT_REPAIRED,
+                enterprise=repair.enterprise,
+                record=repair.record,
+                repair=repair.id,
+            )
+    log.info(
+        "repair_resolved", repair=repair.id, decision=resolution.decision, notified=len(holders)
+    )
+    return repairs.resolved(repair, resolution)
+
+
+def repaired(svc: Services, enterprise: str, records: Iterable[str]) -> list[str]:
+    """The ``records`` of one enterprise marked repaired (已修复), sorted."""
+    with read_session(svc.engine) as s:
+        return store.repaired(s, enterprise, records)

@@ -1,0 +1,259 @@
+"""Objection pages (异议, JS 14): the enterprise files from its data page and follows its
+objections, the owning department decides the open ones by due date, the operator
+sees every objection with the overdue ones flagged.
+
+Invariants:
+- the pages act through ``gateway.casework`` exactly as the JSON API does (same checks,
+  same codes, same transaction for a correction and its notices);
+- a department sees and decides only objections about its own features;
+- no page shows a corrected value: only the snapshot version that holds it.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from flask import Response, g, redirect, request, url_for
+from werkzeug.wrappers import Response as BaseResponse
+
+from casework.objections import Objection
+from casework.repairs import Repair
+from common.errors import Error
+from gateway import casework
+from gateway.services import services
+from gateway.web import department, enterprise, operator
+from gateway.web.common import form_error, notify, render
+from records.catalog import FeatureRule
+
+
+def _rows(objections: list[Objection]) -> list[dict[str, Any]]:
+    today = casework.today()
+    return [{"o": o, "overdue": o.overdue(today)} for o in objections]
+
+
+# Enterprise ----------------------------------------------------------------------------
+
+
+def _objection_form(
+    feature: str = "", claim: str = "", error: str = "", status: int = 200
+) -> Response:
+    svc = services()
+    features = sorted(svc.catalog.features)
+    return render(
+        "web/enterprise/objection_new.html",
+        title_key="title.ent.objection_new",
+        status=status,
+        features=features,
+        feature=feature if feature in svc.catalog.features else "",
+        claim=claim,
+        error=error,
+        working_days=svc.settings.config.casework.objection_working_days,
+        max_claim=svc.settings.config.casework.max_claim_chars,
+    )
+
+
+@enterprise.bp.get("/objections")
+def enterprise_objections() -> Response:
+    svc = services()
+    return render(
+        "web/enterprise/objections.html",
+        title_key="title.ent.objections",
+        rows=_rows(casework.visible_objections(svc, g.principal)),
+    )
+
+
+@enterprise.bp.get("/objections/new")
+def enterprise_objection_new() -> Response:
+    return _objection_form(request.args.get("feature", ""))
+
+
+@enterprise.bp.post("/objections")
+def enterprise_objection_file() -> BaseResponse:
+    feature = request.form.get("feature", "")
+    claim = request.form.get("claim", "")
+    try:
+        objection = casework.file_objection(services(), g.principal, feature, claim)
+    except Error as e:
+        if e.code == "calendar_year_unknown":
+            raise
+        return _objection_form(
+            feature, claim, form_error(e), status=409 if e.code.endswith("open") else 400
+        )
+    notify("notice.objection_filed", due=objection.due.isoformat())
+    return redirect(url_for("web_enterprise.enterprise_objections"))
+
+
+# Department ----------------------------------------------------------------------------
+
+
+@department.bp.get("/objections")
+def department_objections() -> Response:
+    objections = casework.visible_objections(services(), g.principal)
+    return render(
+        "web/department/objections.html",
+        title_key="title.dep.objections",
+        open_rows=_rows([o for o in objections if o.status == "open"]),
+        decided_rows=_rows([o for o in objections if o.status != "open"][::-1]),
+    )
+
+
+def _form_value(rule: FeatureRule, text: str) -> Any:
+    """A value typed into the decision form, as the JSON value the API would receive:
+    numbers and booleans are parsed, the rest stays text (the catalog checks it)."""
+    text = text.strip()
+    kind = rule.spec.type
+    if kind in ("integer", "amount", "number"):
+        try:
+            number = json.loads(text)
+        except ValueError:
+            return text  # refused by the catalog check, with the reason
+        return number
+    if kind == "boolean":
+        low = text.lower()
+        if low in ("true", "1", "yes"):
+            return True
+        if low in ("false", "0", "no"):
+            return False
+    return text
+
+
+@department.bp.post("/objections/<objection_id>/resolve")
+def department_objection_resolve(objection_id: str) -> BaseResponse:
+    svc = services()
+    decision = request.form.get("decision", "")
+    reason = request.form.get("reason", "")
+    raw = request.form.get("value", "")
+    has_value = decision == "corrected" and raw.strip() != ""
+    value = None
+    if has_value:
+        with_rule = casework.feature_of(svc, objection_id, g.principal)
+        value = _form_value(with_rule, raw) if with_rule is not None else raw
+    try:
+        casework.resolve_objection(
+            svc,
+            g.principal,
+            objection_id,
+            decision=decision,
+            reason=reason,
+            value=value,
+            has_value=has_value,
+        )
+    except Error as e:
+        if e.code in ("objection_not_found", "not_owning_department", "department_suspended"):
+            raise
+        notify("error.invalid", "error", message=e.message)
+        return redirect(url_for("web_department.department_objections"))
+    notify(f"notice.objection_{decision}")
+    return redirect(url_for("web_department.department_objections"))
+
+
+# Operator ------------------------------------------------------------------------------
+
+
+@operator.bp.get("/objections")
+def operator_objections() -> Response:
+    rows = _rows(casework.visible_objections(services(), g.principal))
+    rows.sort(key=lambda r: (not (r["overdue"] and r["o"].status == "open"), r["o"].due))
+    today = casework.today()
+    found = casework.visible_repairs(services(), g.principal)
+    found.sort(key=lambda r: (not (r.overdue(today) and r.status == "open"), r.due))
+    repair_rows = [{"r": r, "overdue": r.overdue(today)} for r in found]
+    return render(
+        "web/operator/objections.html",
+        title_key="title.opr.objections",
+        rows=rows,
+        overdue_open=sum(1 for r in rows if r["overdue"] and r["o"].status == "open"),
+        repair_rows=repair_rows,
+    )
+
+
+# Credit repair (信用修复) ------------------------------------------------------------------
+
+
+def _reminders(held: dict[str, Any], repaired: list[str], open_records: set[str]) -> list[str]:
+    """Repairable records that hold a dishonesty or penalty (true, or a count above 0)
+    and are neither repaired nor applied for: the 信用修复提醒."""
+    out = []
+    for record in services().settings.config.casework.repairable:
+        value = held.get(record)
+        bad = value is True or (
+            isinstance(value, int | float) and not isinstance(value, bool) and value > 0
+        )
+        if bad and record not in repaired and record not in open_records:
+            out.append(record)
+    return out
+
+
+@enterprise.bp.get("/repairs")
+def enterprise_repairs() -> Response:
+    from records import store as records
+
+    svc = services()
+    uscc = str(g.principal.uscc)
+    repairable = list(svc.settings.config.casework.repairable)
+    mine = casework.visible_repairs(svc, g.principal)
+    held = records.current_values(svc.engine, uscc, repairable)
+    repaired = casework.repaired(svc, uscc, repairable)
+    open_records = {r.record for r in mine if r.status == "open"}
+    today = casework.today()
+    return render(
+        "web/enterprise/repairs.html",
+        title_key="title.ent.repairs",
+        rows=[{"r": r, "overdue": r.overdue(today)} for r in mine],
+        repairable=repairable,
+        reminders=_reminders(held, repaired, open_records),
+        working_days=svc.settings.config.casework.repair_working_days,
+        max_reason=svc.settings.config.casework.max_claim_chars,
+    )
+
+
+@enterprise.bp.post("/repairs")
+def enterprise_repair_file() -> BaseResponse:
+    try:
+        repair = casework.file_repair(
+            services(), g.principal, request.form.get("record", ""), request.form.get("reason", "")
+        )
+    except Error as e:
+        if e.code == "calendar_year_unknown":
+            raise
+        notify("error.invalid", "error", message=e.message)
+        return redirect(url_for("web_enterprise.enterprise_repairs"))
+    notify("notice.repair_filed", due=repair.due.isoformat())
+    return redirect(url_for("web_enterprise.enterprise_repairs"))
+
+
+@department.bp.get("/repairs")
+def department_repairs() -> Response:
+    found = casework.visible_repairs(services(), g.principal)
+    today = casework.today()
+
+    def rows(wanted: list[Repair]) -> list[dict[str, Any]]:
+        return [{"r": r, "overdue": r.overdue(today)} for r in wanted]
+
+    return render(
+        "web/department/repairs.html",
+        title_key="title.dep.repairs",
+        open_rows=rows([r for r in found if r.status == "open"]),
+        decided_rows=rows([r for r in found if r.status != "open"][::-1]),
+    )
+
+
+@department.bp.post("/repairs/<repair_id>/resolve")
+def department_repair_resolve(repair_id: str) -> BaseResponse:
+    decision = request.form.get("decision", "")
+    try:
+        casework.resolve_repair(
+            services(),
+            g.principal,
+            repair_id,
+            decision=decision,
+            reason=request.form.get("reason", ""),
+        )
+    except Error as e:
+        if e.code in ("repair_not_found", "not_owning_department", "department_suspended"):
+            raise
+        notify("error.invalid", "error", message=e.message)
+        return redirect(url_for("web_department.department_repairs"))
+    notify(f"notice.repair_{decision}")
+    return redirect(url_for("web_department.department_repairs"))
