@@ -74,9 +74,7 @@ class Objection:
 
     def overdue(self, today: date) -> bool:
         """Not decided by the end of ``due``: ``today`` is a China Standard Time date."""
-        if self.resolution is None:
-            return today > self.due
-        return china_date(self.resolution.at) > self.due
+        return is_overdue(self.due, self.resolution.at if self.resolution else None, today)
 
     def as_json(self, today: date) -> dict[str, Any]:
         """The contract's view (CONTRACT v2): never a feature value."""
@@ -92,6 +90,40 @@ class Objection:
             "overdue": self.overdue(today),
             "resolution": self.resolution.as_json() if self.resolution else None,
         }
+
+
+def is_overdue(due: date, decided_at: int | None, today: date) -> bool:
+    """A case (objection or repair application) not decided by the end of ``due``:
+    still open after it (``today`` is a China Standard Time date), or decided later."""
+    if decided_at is None:
+        return today > due
+    return china_date(decided_at) > due
+
+
+def check_decision(
+    *,
+    owner: str,
+    department: str | None,
+    refusal: str,
+    status: str,
+    not_open: Exception,
+    decision: str,
+    decisions: tuple[str, ...],
+    reason: str,
+) -> str:
+    """The checks every case decision passes, in order: ``department`` owns the case
+    (else NotOwningDepartment with ``refusal``), the case is open (else ``not_open``),
+    ``decision`` is one of ``decisions``, the reason is a valid text; returns the
+    reason stripped."""
+    if department != owner:
+        raise NotOwningDepartment(refusal)
+    if status != "open":
+        raise not_open
+    if decision not in decisions:
+        raise InvalidObjection(
+            f"decision: {' or '.join(repr(d) for d in decisions)}", field="decision"
+        )
+    return check_text(reason, "reason", MAX_REASON_CHARS)
 
 
 def check_text(value: str, field: str, limit: int) -> str:
@@ -149,15 +181,16 @@ def decide(
 ) -> Resolution:
     """Check one decision by ``department`` (None: the caller is no department) and
     return its resolution; the caller stores it (and, for a correction, the value)."""
-    if department != objection.department:
-        raise NotOwningDepartment(
-            f"only the department that owns {objection.feature} decides this objection"
-        )
-    if objection.status != "open":
-        raise ObjectionNotOpen(f"objection {objection.id} was already {objection.status}")
-    if decision not in DECISIONS:
-        raise InvalidObjection("decision: 'corrected' or 'rejected'", field="decision")
-    text = check_text(reason, "reason", MAX_REASON_CHARS)
+    text = check_decision(
+        owner=objection.department,
+        department=department,
+        refusal=f"only the department that owns {objection.feature} decides this objection",
+        status=objection.status,
+        not_open=ObjectionNotOpen(f"objection {objection.id} was already {objection.status}"),
+        decision=decision,
+        decisions=DECISIONS,
+        reason=reason,
+    )
     if decision == "corrected" and not has_value:
         raise InvalidObjection("value: a correction carries the corrected value", field="value")
     if decision == "rejected" and has_value:

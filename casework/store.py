@@ -107,38 +107,91 @@ def _objection(m: Any) -> Objection:
     )
 
 
-def insert(ex: Executor, objection: Objection) -> None:
-    """Store a new open objection; raises ObjectionAlreadyOpen when the enterprise has
-    one open about that feature (checked first, and by the unique ``open_key``)."""
-    assert objection.status == "open"
-    key = _open_key(objection.enterprise, objection.feature)
-    clash = ObjectionAlreadyOpen(
-        f"an objection about {objection.feature} is already open", field="feature"
-    )
-    found = ex.execute(sa.select(objections.c.id).where(objections.c.open_key == key)).first()
+def _insert_open(ex: Executor, table: sa.Table, key: str, clash: Exception, **values: Any) -> None:
+    """Insert an open case under ``key``; raises ``clash`` when one is open under the
+    same key (checked first, and by the unique ``open_key`` against a racing filing)."""
+    found = ex.execute(sa.select(table.c.id).where(table.c.open_key == key)).first()
     if found is not None:
         raise clash
     try:
-        ex.execute(
-            objections.insert().values(
-                id=objection.id,
-                enterprise=objection.enterprise,
-                feature=objection.feature,
-                department=objection.department,
-                claim=objection.claim,
-                status="open",
-                filed_at=objection.filed_at,
-                filed_by=objection.filed_by,
-                due=objection.due.isoformat(),
-                open_key=key,
-            )
-        )
+        ex.execute(table.insert().values(status="open", open_key=key, **values))
     except IntegrityError as e:
         raise clash from e
 
 
+def _filed(case: Objection | Repair) -> dict[str, Any]:
+    """The columns every filing has, from the case."""
+    return {
+        "id": case.id,
+        "enterprise": case.enterprise,
+        "department": case.department,
+        "filed_at": case.filed_at,
+        "filed_by": case.filed_by,
+        "due": case.due.isoformat(),
+    }
+
+
+def _get_row(ex: Executor, table: sa.Table, case_id: str) -> Any:
+    return ex.execute(sa.select(table).where(table.c.id == case_id)).mappings().first()
+
+
+def _list_rows(
+    ex: Executor,
+    table: sa.Table,
+    *,
+    enterprise: str | None,
+    department: str | None,
+    status: str | None,
+    limit: int,
+) -> Iterable[Any]:
+    """Rows (of ``enterprise`` / about ``department``'s features or records / with
+    ``status`` when given), earliest due first, then oldest filing first."""
+    q = sa.select(table)
+    for column, wanted in (
+        ("enterprise", enterprise),
+        ("department", department),
+        ("status", status),
+    ):
+        if wanted is not None:
+            q = q.where(table.c[column] == wanted)
+    q = q.order_by(table.c.due, table.c.filed_at, table.c.id).limit(limit)
+    return ex.execute(q).mappings()
+
+
+def _decide_open(
+    ex: Executor, table: sa.Table, case_id: str, not_open: Exception, **values: Any
+) -> None:
+    """Store a decision with a conditional UPDATE guarded by ``status = 'open'``; raises
+    ``not_open`` when the case was decided meanwhile."""
+    done = ex.execute(
+        table.update()
+        .where(table.c.id == case_id, table.c.status == "open")
+        .values(open_key=None, **values)
+        .returning(table.c.id)
+    ).first()
+    if done is None:
+        raise not_open
+
+
+def insert(ex: Executor, objection: Objection) -> None:
+    """Store a new open objection; raises ObjectionAlreadyOpen when the enterprise has
+    one open about that feature (checked first, and by the unique ``open_key``)."""
+    assert objection.status == "open"
+    _insert_open(
+        ex,
+        objections,
+        _open_key(objection.enterprise, objection.feature),
+        ObjectionAlreadyOpen(
+            f"an objection about {objection.feature} is already open", field="feature"
+        ),
+        feature=objection.feature,
+        claim=objection.claim,
+        **_filed(objection),
+    )
+
+
 def get(ex: Executor, objection_id: str) -> Objection | None:
-    m = ex.execute(sa.select(objections).where(objections.c.id == objection_id)).mappings().first()
+    m = _get_row(ex, objections, objection_id)
     return _objection(m) if m else None
 
 
@@ -152,35 +205,26 @@ def listing(
 ) -> list[Objection]:
     """Objections (of ``enterprise`` / about ``department``'s features / with ``status``
     when given), earliest due first, then oldest filing first."""
-    q = sa.select(objections)
-    if enterprise is not None:
-        q = q.where(objections.c.enterprise == enterprise)
-    if department is not None:
-        q = q.where(objections.c.department == department)
-    if status is not None:
-        q = q.where(objections.c.status == status)
-    q = q.order_by(objections.c.due, objections.c.filed_at, objections.c.id).limit(limit)
-    return [_objection(m) for m in ex.execute(q).mappings()]
+    rows = _list_rows(
+        ex, objections, enterprise=enterprise, department=department, status=status, limit=limit
+    )
+    return [_objection(m) for m in rows]
 
 
 def record_resolution(ex: Executor, objection_id: str, resolution: Resolution) -> None:
     """Store a decision; raises ObjectionNotOpen when it was decided meanwhile."""
-    done = ex.execute(
-        objections.update()
-        .where(objections.c.id == objection_id, objections.c.status == "open")
-        .values(
-            status=resolution.decision,
-            open_key=None,
-            decided_at=resolution.at,
-            decided_by=resolution.by,
-            reason=resolution.reason,
-            import_id=resolution.import_id,
-            version=resolution.version,
-        )
-        .returning(objections.c.id)
-    ).first()
-    if done is None:
-        raise ObjectionNotOpen(f"objection {objection_id} was decided meanwhile")
+    _decide_open(
+        ex,
+        objections,
+        objection_id,
+        ObjectionNotOpen(f"objection {objection_id} was decided meanwhile"),
+        status=resolution.decision,
+        decided_at=resolution.at,
+        decided_by=resolution.by,
+        reason=resolution.reason,
+        import_id=resolution.import_id,
+        version=resolution.version,
+    )
 
 
 def record_correction(ex: Executor, objection_id: str, import_id: int, version: int) -> None:
@@ -248,33 +292,21 @@ def insert_repair(ex: Executor, repair: Repair) -> None:
     """Store a new open application; raises RepairAlreadyOpen when one is open for the
     same enterprise and record."""
     assert repair.status == "open"
-    key = _open_key(repair.enterprise, repair.record)
-    clash = RepairAlreadyOpen(
-        f"an application to repair {repair.record} is already open", field="record"
+    _insert_open(
+        ex,
+        repairs,
+        _open_key(repair.enterprise, repair.record),
+        RepairAlreadyOpen(
+            f"an application to repair {repair.record} is already open", field="record"
+        ),
+        record=repair.record,
+        reason=repair.reason,
+        **_filed(repair),
     )
-    if ex.execute(sa.select(repairs.c.id).where(repairs.c.open_key == key)).first() is not None:
-        raise clash
-    try:
-        ex.execute(
-            repairs.insert().values(
-                id=repair.id,
-                enterprise=repair.enterprise,
-                record=repair.record,
-                department=repair.department,
-                reason=repair.reason,
-                status="open",
-                filed_at=repair.filed_at,
-                filed_by=repair.filed_by,
-                due=repair.due.isoformat(),
-                open_key=key,
-            )
-        )
-    except IntegrityError as e:
-        raise clash from e
 
 
 def get_repair(ex: Executor, repair_id: str) -> Repair | None:
-    m = ex.execute(sa.select(repairs).where(repairs.c.id == repair_id)).mappings().first()
+    m = _get_row(ex, repairs, repair_id)
     return _repair(m) if m else None
 
 
@@ -287,33 +319,24 @@ def list_repairs(
     limit: int = 500,
 ) -> list[Repair]:
     """Applications, earliest due first."""
-    q = sa.select(repairs)
-    if enterprise is not None:
-        q = q.where(repairs.c.enterprise == enterprise)
-    if department is not None:
-        q = q.where(repairs.c.department == department)
-    if status is not None:
-        q = q.where(repairs.c.status == status)
-    q = q.order_by(repairs.c.due, repairs.c.filed_at, repairs.c.id).limit(limit)
-    return [_repair(m) for m in ex.execute(q).mappings()]
+    rows = _list_rows(
+        ex, repairs, enterprise=enterprise, department=department, status=status, limit=limit
+    )
+    return [_repair(m) for m in rows]
 
 
 def record_repair_resolution(ex: Executor, repair_id: str, resolution: RepairResolution) -> None:
     """Store a decision; raises RepairNotOpen when it was decided meanwhile."""
-    done = ex.execute(
-        repairs.update()
-        .where(repairs.c.id == repair_id, repairs.c.status == "open")
-        .values(
-            status=resolution.decision,
-            open_key=None,
-            decided_at=resolution.at,
-            decided_by=resolution.by,
-            decision_reason=resolution.reason,
-        )
-        .returning(repairs.c.id)
-    ).first()
-    if done is None:
-        raise RepairNotOpen(f"repair {repair_id} was decided meanwhile")
+    _decide_open(
+        ex,
+        repairs,
+        repair_id,
+        RepairNotOpen(f"repair {repair_id} was decided meanwhile"),
+        status=resolution.decision,
+        decided_at=resolution.at,
+        decided_by=resolution.by,
+        decision_reason=resolution.reason,
+    )
 
 
 def repaired(ex: Executor, enterprise: str, records: Iterable[str]) -> list[str]:
