@@ -17,9 +17,10 @@ snapshot holding its value and the webhook events it causes commit together.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from datetime import date
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy import Connection
@@ -76,6 +77,8 @@ repairs = sa.Table(
 )
 
 Executor = Connection | Session
+C = TypeVar("C", Objection, Repair)
+R = TypeVar("R", Resolution, RepairResolution)
 
 
 def _open_key(enterprise: str, feature: str) -> str:
@@ -104,126 +107,6 @@ def _objection(m: Any) -> Objection:
         filed_by=m["filed_by"],
         due=date.fromisoformat(m["due"]),
         resolution=resolution,
-    )
-
-
-def _insert_open(ex: Executor, table: sa.Table, key: str, clash: Exception, **values: Any) -> None:
-    """Insert an open case under ``key``; raises ``clash`` when one is open under the
-    same key (checked first, and by the unique ``open_key`` against a racing filing)."""
-    found = ex.execute(sa.select(table.c.id).where(table.c.open_key == key)).first()
-    if found is not None:
-        raise clash
-    try:
-        ex.execute(table.insert().values(status="open", open_key=key, **values))
-    except IntegrityError as e:
-        raise clash from e
-
-
-def _filed(case: Objection | Repair) -> dict[str, Any]:
-    """The columns every filing has, from the case."""
-    return {
-        "id": case.id,
-        "enterprise": case.enterprise,
-        "department": case.department,
-        "filed_at": case.filed_at,
-        "filed_by": case.filed_by,
-        "due": case.due.isoformat(),
-    }
-
-
-def _get_row(ex: Executor, table: sa.Table, case_id: str) -> Any:
-    return ex.execute(sa.select(table).where(table.c.id == case_id)).mappings().first()
-
-
-def _list_rows(
-    ex: Executor,
-    table: sa.Table,
-    *,
-    enterprise: str | None,
-    department: str | None,
-    status: str | None,
-    limit: int,
-) -> Iterable[Any]:
-    """Rows (of ``enterprise`` / about ``department``'s features or records / with
-    ``status`` when given), earliest due first, then oldest filing first."""
-    q = sa.select(table)
-    for column, wanted in (
-        ("enterprise", enterprise),
-        ("department", department),
-        ("status", status),
-    ):
-        if wanted is not None:
-            q = q.where(table.c[column] == wanted)
-    q = q.order_by(table.c.due, table.c.filed_at, table.c.id).limit(limit)
-    return ex.execute(q).mappings()
-
-
-def _decide_open(
-    ex: Executor, table: sa.Table, case_id: str, not_open: Exception, **values: Any
-) -> None:
-    """Store a decision with a conditional UPDATE guarded by ``status = 'open'``; raises
-    ``not_open`` when the case was decided meanwhile."""
-    done = ex.execute(
-        table.update()
-        .where(table.c.id == case_id, table.c.status == "open")
-        .values(open_key=None, **values)
-        .returning(table.c.id)
-    ).first()
-    if done is None:
-        raise not_open
-
-
-def insert(ex: Executor, objection: Objection) -> None:
-    """Store a new open objection; raises ObjectionAlreadyOpen when the enterprise has
-    one open about that feature (checked first, and by the unique ``open_key``)."""
-    assert objection.status == "open"
-    _insert_open(
-        ex,
-        objections,
-        _open_key(objection.enterprise, objection.feature),
-        ObjectionAlreadyOpen(
-            f"an objection about {objection.feature} is already open", field="feature"
-        ),
-        feature=objection.feature,
-        claim=objection.claim,
-        **_filed(objection),
-    )
-
-
-def get(ex: Executor, objection_id: str) -> Objection | None:
-    m = _get_row(ex, objections, objection_id)
-    return _objection(m) if m else None
-
-
-def listing(
-    ex: Executor,
-    *,
-    enterprise: str | None = None,
-    department: str | None = None,
-    status: str | None = None,
-    limit: int = 500,
-) -> list[Objection]:
-    """Objections (of ``enterprise`` / about ``department``'s features / with ``status``
-    when given), earliest due first, then oldest filing first."""
-    rows = _list_rows(
-        ex, objections, enterprise=enterprise, department=department, status=status, limit=limit
-    )
-    return [_objection(m) for m in rows]
-
-
-def record_resolution(ex: Executor, objection_id: str, resolution: Resolution) -> None:
-    """Store a decision; raises ObjectionNotOpen when it was decided meanwhile."""
-    _decide_open(
-        ex,
-        objections,
-        objection_id,
-        ObjectionNotOpen(f"objection {objection_id} was decided meanwhile"),
-        status=resolution.decision,
-        decided_at=resolution.at,
-        decided_by=resolution.by,
-        reason=resolution.reason,
-        import_id=resolution.import_id,
-        version=resolution.version,
     )
 
 
@@ -262,7 +145,7 @@ def disputed(
     return out
 
 
-# Credit repair ---------------------------------------------------------------------------
+# Credit repair rows, and the store operations both kinds share ---------------------
 
 
 def _repair(m: Any) -> Repair:
@@ -288,55 +171,127 @@ def _repair(m: Any) -> Repair:
     )
 
 
-def insert_repair(ex: Executor, repair: Repair) -> None:
-    """Store a new open application; raises RepairAlreadyOpen when one is open for the
-    same enterprise and record."""
-    assert repair.status == "open"
-    _insert_open(
-        ex,
-        repairs,
-        _open_key(repair.enterprise, repair.record),
-        RepairAlreadyOpen(
-            f"an application to repair {repair.record} is already open", field="record"
-        ),
-        record=repair.record,
-        reason=repair.reason,
-        **_filed(repair),
-    )
+@dataclass(frozen=True)
+class _Cases(Generic[C, R]):
+    """One kind of case (objection or repair application) over its table: the same
+    filing, reading, listing and deciding, parameterised by the kind's columns."""
+
+    table: sa.Table
+    to_case: Callable[[Any], C]
+    subject: Callable[[C], str]
+    """What the case is about (feature or record): with the enterprise, its open key."""
+    columns: Callable[[C], dict[str, Any]]
+    """The kind's own filing columns (the subject and the filing's text)."""
+    already_open: Callable[[C], Exception]
+    not_open: Callable[[str], Exception]
+    decision: Callable[[R], dict[str, Any]]
+    """The kind's own decision columns (the reason, and what else it records)."""
+
+    def insert(self, ex: Executor, case: C) -> None:
+        """Store a new open case; raises ``already_open`` when the enterprise has one
+        open about the same subject (checked first, and by the unique ``open_key``)."""
+        assert case.status == "open"
+        table = self.table
+        key = _open_key(case.enterprise, self.subject(case))
+        clash = self.already_open(case)
+        found = ex.execute(sa.select(table.c.id).where(table.c.open_key == key)).first()
+        if found is not None:
+            raise clash
+        try:
+            ex.execute(
+                table.insert().values(
+                    id=case.id,
+                    enterprise=case.enterprise,
+                    department=case.department,
+                    status="open",
+                    filed_at=case.filed_at,
+                    filed_by=case.filed_by,
+                    due=case.due.isoformat(),
+                    open_key=key,
+                    **self.columns(case),
+                )
+            )
+        except IntegrityError as e:
+            raise clash from e
+
+    def get(self, ex: Executor, case_id: str) -> C | None:
+        table = self.table
+        m = ex.execute(sa.select(table).where(table.c.id == case_id)).mappings().first()
+        return self.to_case(m) if m else None
+
+    def listing(
+        self,
+        ex: Executor,
+        *,
+        enterprise: str | None = None,
+        department: str | None = None,
+        status: str | None = None,
+        limit: int = 500,
+    ) -> list[C]:
+        """Cases (of ``enterprise`` / about ``department``'s features or records / with
+        ``status`` when given), earliest due first, then oldest filing first."""
+        table = self.table
+        q = sa.select(table)
+        if enterprise is not None:
+            q = q.where(table.c.enterprise == enterprise)
+        if department is not None:
+            q = q.where(table.c.department == department)
+        if status is not None:
+            q = q.where(table.c.status == status)
+        q = q.order_by(table.c.due, table.c.filed_at, table.c.id).limit(limit)
+        return [self.to_case(m) for m in ex.execute(q).mappings()]
+
+    def record_resolution(self, ex: Executor, case_id: str, resolution: R) -> None:
+        """Store a decision (a conditional UPDATE guarded by ``status = 'open'``);
+        raises ``not_open`` when the case was decided meanwhile."""
+        table = self.table
+        done = ex.execute(
+            table.update()
+            .where(table.c.id == case_id, table.c.status == "open")
+            .values(
+                status=resolution.decision,
+                open_key=None,
+                decided_at=resolution.at,
+                decided_by=resolution.by,
+                **self.decision(resolution),
+            )
+            .returning(table.c.id)
+        ).first()
+        if done is None:
+            raise self.not_open(case_id)
 
 
-def get_repair(ex: Executor, repair_id: str) -> Repair | None:
-    m = _get_row(ex, repairs, repair_id)
-    return _repair(m) if m else None
+OBJECTIONS: _Cases[Objection, Resolution] = _Cases(
+    table=objections,
+    to_case=_objection,
+    subject=lambda o: o.feature,
+    columns=lambda o: {"feature": o.feature, "claim": o.claim},
+    already_open=lambda o: ObjectionAlreadyOpen(
+        f"an objection about {o.feature} is already open", field="feature"
+    ),
+    not_open=lambda i: ObjectionNotOpen(f"objection {i} was decided meanwhile"),
+    decision=lambda r: {"reason": r.reason, "import_id": r.import_id, "version": r.version},
+)
+REPAIRS: _Cases[Repair, RepairResolution] = _Cases(
+    table=repairs,
+    to_case=_repair,
+    subject=lambda r: r.record,
+    columns=lambda r: {"record": r.record, "reason": r.reason},
+    already_open=lambda r: RepairAlreadyOpen(
+        f"an application to repair {r.record} is already open", field="record"
+    ),
+    not_open=lambda i: RepairNotOpen(f"repair {i} was decided meanwhile"),
+    decision=lambda r: {"decision_reason": r.reason},
+)
 
-
-def list_repairs(
-    ex: Executor,
-    *,
-    enterprise: str | None = None,
-    department: str | None = None,
-    status: str | None = None,
-    limit: int = 500,
-) -> list[Repair]:
-    """Applications, earliest due first."""
-    rows = _list_rows(
-        ex, repairs, enterprise=enterprise, department=department, status=status, limit=limit
-    )
-    return [_repair(m) for m in rows]
-
-
-def record_repair_resolution(ex: Executor, repair_id: str, resolution: RepairResolution) -> None:
-    """Store a decision; raises RepairNotOpen when it was decided meanwhile."""
-    _decide_open(
-        ex,
-        repairs,
-        repair_id,
-        RepairNotOpen(f"repair {repair_id} was decided meanwhile"),
-        status=resolution.decision,
-        decided_at=resolution.at,
-        decided_by=resolution.by,
-        decision_reason=resolution.reason,
-    )
+insert = OBJECTIONS.insert
+get = OBJECTIONS.get
+listing = OBJECTIONS.listing
+record_resolution = OBJECTIONS.record_resolution
+insert_repair = REPAIRS.insert
+get_repair = REPAIRS.get
+list_repairs = REPAIRS.listing
+record_repair_resolution = REPAIRS.record_resolution
 
 
 def repaired(ex: Executor, enterprise: str, records: Iterable[str]) -> list[str]:
