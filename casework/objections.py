@@ -23,7 +23,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, replace
 from datetime import date
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from casework.errors import InvalidObjection, NotOwningDepartment, ObjectionNotOpen
 from common.workdays import WorkCalendar, china_date
@@ -59,8 +59,48 @@ class Resolution:
         }
 
 
+class _Decided(Protocol):
+    @property
+    def at(self) -> int: ...
+
+    def as_json(self) -> dict[str, Any]: ...
+
+
+class Case:
+    """What an objection and a repair application share: filed by an enterprise, owned
+    by a department, due on a date, decided once (``resolution``)."""
+
+    id: str
+    enterprise: str
+    department: str
+    status: str
+    filed_at: int
+    due: date
+    resolution: _Decided | None
+
+    def overdue(self, today: date) -> bool:
+        """Not decided by the end of ``due``: ``today`` is a China Standard Time date."""
+        return is_overdue(self.due, self.resolution.at if self.resolution else None, today)
+
+    def _json(self, today: date, subject: tuple[str, str], text: tuple[str, str]) -> dict[str, Any]:
+        """The contract's view, with the kind's ``subject`` and filing ``text`` fields
+        (name, value) in their places: never a feature value."""
+        return {
+            "id": self.id,
+            "enterprise": self.enterprise,
+            subject[0]: subject[1],
+            "department": self.department,
+            text[0]: text[1],
+            "status": self.status,
+            "filed_at": self.filed_at,
+            "due": self.due.isoformat(),
+            "overdue": self.overdue(today),
+            "resolution": self.resolution.as_json() if self.resolution else None,
+        }
+
+
 @dataclass(frozen=True)
-class Objection:
+class Objection(Case):
     id: str
     enterprise: str
     feature: str
@@ -72,24 +112,9 @@ class Objection:
     due: date
     resolution: Resolution | None = None
 
-    def overdue(self, today: date) -> bool:
-        """Not decided by the end of ``due``: ``today`` is a China Standard Time date."""
-        return is_overdue(self.due, self.resolution.at if self.resolution else None, today)
-
     def as_json(self, today: date) -> dict[str, Any]:
         """The contract's view (CONTRACT v2): never a feature value."""
-        return {
-            "id": self.id,
-            "enterprise": self.enterprise,
-            "feature": self.feature,
-            "department": self.department,
-            "claim": self.claim,
-            "status": self.status,
-            "filed_at": self.filed_at,
-            "due": self.due.isoformat(),
-            "overdue": self.overdue(today),
-            "resolution": self.resolution.as_json() if self.resolution else None,
-        }
+        return self._json(today, ("feature", self.feature), ("claim", self.claim))
 
 
 def is_overdue(due: date, decided_at: int | None, today: date) -> bool:

@@ -22,7 +22,7 @@ from datetime import date
 from typing import Any, Literal
 
 from casework.errors import RepairNotOpen
-from casework.objections import check_decision, check_text, is_overdue
+from casework.objections import Case, check_decision, check_text
 from common.workdays import WorkCalendar, china_date
 
 Status = Literal["open", "repaired", "rejected"]
@@ -42,7 +42,7 @@ class RepairResolution:
 
 
 @dataclass(frozen=True)
-class Repair:
+class Repair(Case):
     id: str
     enterprise: str
     record: str
@@ -54,22 +54,8 @@ class Repair:
     due: date
     resolution: RepairResolution | None = None
 
-    def overdue(self, today: date) -> bool:
-        return is_overdue(self.due, self.resolution.at if self.resolution else None, today)
-
     def as_json(self, today: date) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "enterprise": self.enterprise,
-            "record": self.record,
-            "department": self.department,
-            "reason": self.reason,
-            "status": self.status,
-            "filed_at": self.filed_at,
-            "due": self.due.isoformat(),
-            "overdue": self.overdue(today),
-            "resolution": self.resolution.as_json() if self.resolution else None,
-        }
+        return self._json(today, ("record", self.record), ("reason", self.reason))
 
 
 def file(
