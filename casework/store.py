@@ -38,41 +38,44 @@ from casework.repairs import Repair, RepairResolution
 
 metadata = sa.MetaData()
 
-objections = sa.Table(
+
+def _case_table(
+    name: str, subject: sa.Column[Any], text: sa.Column[Any], *decision: sa.Column[Any]
+) -> sa.Table:
+    """A case table: the columns both kinds have, with the kind's ``subject`` (what the
+    case is about), filing ``text`` and ``decision`` columns in their places."""
+    return sa.Table(
+        name,
+        metadata,
+        sa.Column("id", sa.String(40), primary_key=True),
+        sa.Column("enterprise", sa.String(18), nullable=False),
+        subject,
+        sa.Column("department", sa.String(48), nullable=False),
+        text,
+        sa.Column("status", sa.String(16), nullable=False),
+        sa.Column("filed_at", sa.BigInteger, nullable=False),
+        sa.Column("filed_by", sa.String(120), nullable=False),
+        sa.Column("due", sa.String(10), nullable=False),
+        sa.Column("open_key", sa.String(120), unique=True),
+        sa.Column("decided_at", sa.BigInteger),
+        sa.Column("decided_by", sa.String(120)),
+        *decision,
+    )
+
+
+objections = _case_table(
     "objections",
-    metadata,
-    sa.Column("id", sa.String(40), primary_key=True),
-    sa.Column("enterprise", sa.String(18), nullable=False),
     sa.Column("feature", sa.String(100), nullable=False),
-    sa.Column("department", sa.String(48), nullable=False),
     sa.Column("claim", sa.Text, nullable=False),
-    sa.Column("status", sa.String(16), nullable=False),
-    sa.Column("filed_at", sa.BigInteger, nullable=False),
-    sa.Column("filed_by", sa.String(120), nullable=False),
-    sa.Column("due", sa.String(10), nullable=False),
-    sa.Column("open_key", sa.String(120), unique=True),
-    sa.Column("decided_at", sa.BigInteger),
-    sa.Column("decided_by", sa.String(120)),
     sa.Column("reason", sa.Text),
     sa.Column("import_id", sa.Integer),
     sa.Column("version", sa.Integer),
 )
 
-repairs = sa.Table(
+repairs = _case_table(
     "repairs",
-    metadata,
-    sa.Column("id", sa.String(40), primary_key=True),
-    sa.Column("enterprise", sa.String(18), nullable=False),
     sa.Column("record", sa.String(100), nullable=False),
-    sa.Column("department", sa.String(48), nullable=False),
     sa.Column("reason", sa.Text, nullable=False),
-    sa.Column("status", sa.String(16), nullable=False),
-    sa.Column("filed_at", sa.BigInteger, nullable=False),
-    sa.Column("filed_by", sa.String(120), nullable=False),
-    sa.Column("due", sa.String(10), nullable=False),
-    sa.Column("open_key", sa.String(120), unique=True),
-    sa.Column("decided_at", sa.BigInteger),
-    sa.Column("decided_by", sa.String(120)),
     sa.Column("decision_reason", sa.Text),
 )
 
