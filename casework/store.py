@@ -88,6 +88,19 @@ def _open_key(enterprise: str, feature: str) -> str:
     return f"{enterprise}|{feature}"
 
 
+def _filing(m: Any) -> dict[str, Any]:
+    """The fields every case row has (the kind adds its subject, text and decision)."""
+    return {
+        "id": m["id"],
+        "enterprise": m["enterprise"],
+        "department": m["department"],
+        "status": m["status"],
+        "filed_at": int(m["filed_at"]),
+        "filed_by": m["filed_by"],
+        "due": date.fromisoformat(m["due"]),
+    }
+
+
 def _objection(m: Any) -> Objection:
     resolution = None
     if m["status"] != "open":
@@ -99,18 +112,7 @@ def _objection(m: Any) -> Objection:
             import_id=m["import_id"],
             version=m["version"],
         )
-    return Objection(
-        id=m["id"],
-        enterprise=m["enterprise"],
-        feature=m["feature"],
-        department=m["department"],
-        claim=m["claim"],
-        status=m["status"],
-        filed_at=int(m["filed_at"]),
-        filed_by=m["filed_by"],
-        due=date.fromisoformat(m["due"]),
-        resolution=resolution,
-    )
+    return Objection(feature=m["feature"], claim=m["claim"], resolution=resolution, **_filing(m))
 
 
 def record_correction(ex: Executor, objection_id: str, import_id: int, version: int) -> None:
@@ -160,18 +162,7 @@ def _repair(m: Any) -> Repair:
             by=m["decided_by"],
             at=int(m["decided_at"]),
         )
-    return Repair(
-        id=m["id"],
-        enterprise=m["enterprise"],
-        record=m["record"],
-        department=m["department"],
-        reason=m["reason"],
-        status=m["status"],
-        filed_at=int(m["filed_at"]),
-        filed_by=m["filed_by"],
-        due=date.fromisoformat(m["due"]),
-        resolution=resolution,
-    )
+    return Repair(record=m["record"], reason=m["reason"], resolution=resolution, **_filing(m))
 
 
 @dataclass(frozen=True)
