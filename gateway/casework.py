@@ -60,6 +60,21 @@ def _actor(principal: Principal) -> str:
     return f"{principal.kind}:{principal.login or principal.id}"
 
 
+def _filing(svc: Services, principal: Principal, prefix: str, refusal: str) -> dict[str, Any]:
+    """What every filing takes besides its kind's fields: a new id, the enterprise
+    filing and its actor name, now, the calendar; raises Forbidden ``wrong_role`` with
+    ``refusal`` unless ``principal`` is an enterprise."""
+    if principal.kind != "enterprise" or principal.uscc is None:
+        raise Forbidden(refusal, code="wrong_role")
+    return {
+        "id": prefix + uuid.uuid4().hex[:24],
+        "enterprise": principal.uscc,
+        "filed_by": _actor(principal),
+        "now": int(time.time()),
+        "calendar": svc.calendar,
+    }
+
+
 def _deciding_department(svc: Services, principal: Principal) -> str | None:
     """The department a decider speaks for (None: the caller is no department);
     raises Forbidden ``department_suspended`` when it is not active."""
@@ -92,23 +107,18 @@ def _visible(
 
 def file_objection(svc: Services, principal: Principal, feature: str, claim: str) -> core.Objection:
     """The enterprise ``principal`` objects to ``feature`` of its own data."""
-    if principal.kind != "enterprise" or principal.uscc is None:
-        raise Forbidden("only an enterprise files an objection", code="wrong_role")
+    filing = _filing(svc, principal, "obj_", "only an enterprise files an objection")
     rule = svc.catalog.features.get(feature)
     if rule is None:
         raise InvalidInput(f"unknown feature {feature!r}", code="unknown_feature", field="feature")
     cfg = svc.settings.config.casework
     objection = core.file(
-        id="obj_" + uuid.uuid4().hex[:24],
-        enterprise=principal.uscc,
         feature=feature,
         department=rule.department,
         claim=claim,
-        filed_by=_actor(principal),
-        now=int(time.time()),
-        calendar=svc.calendar,
         working_days=cfg.objection_working_days,
         max_claim_chars=cfg.max_claim_chars,
+        **filing,
     )
     with write_session(svc.engine) as s:
         store.insert(s, objection)
@@ -251,23 +261,18 @@ def feature_of(svc: Services, objection_id: str, principal: Principal) -> Featur
 
 def file_repair(svc: Services, principal: Principal, record: str, reason: str) -> repairs.Repair:
     """The enterprise ``principal`` applies to repair one of its records."""
-    if principal.kind != "enterprise" or principal.uscc is None:
-        raise Forbidden("only an enterprise applies for credit repair", code="wrong_role")
+    filing = _filing(svc, principal, "rep_", "only an enterprise applies for credit repair")
     cfg = svc.settings.config.casework
     rule = svc.catalog.features.get(record)
     if rule is None or record not in cfg.repairable:
         raise NotRepairable(f"record: one of {list(cfg.repairable)}", field="record")
     repair = repairs.file(
-        id="rep_" + uuid.uuid4().hex[:24],
-        enterprise=principal.uscc,
         record=record,
         department=rule.department,
         reason=reason,
-        filed_by=_actor(principal),
-        now=int(time.time()),
-        calendar=svc.calendar,
         working_days=cfg.repair_working_days,
         max_reason_chars=cfg.max_claim_chars,
+        **filing,
     )
     with write_session(svc.engine) as s:
         store.insert_repair(s, repair)
