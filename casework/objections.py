@@ -23,7 +23,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, replace
 from datetime import date
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from casework.errors import InvalidObjection, NotOwningDepartment, ObjectionNotOpen
 from common.workdays import WorkCalendar, china_date
@@ -59,8 +59,48 @@ class Resolution:
         }
 
 
+class _Decided(Protocol):
+    @property
+    def at(self) -> int: ...
+
+    def as_json(self) -> dict[str, Any]: ...
+
+
+class Case:
+    """What an objection and a repair application share: filed by an enterprise, owned
+    by a department, due on a date, decided once (``resolution``)."""
+
+    id: str
+    enterprise: str
+    department: str
+    status: str
+    filed_at: int
+    due: date
+    resolution: _Decided | None
+
+    def overdue(self, today: date) -> bool:
+        """Not decided by the end of ``due``: ``today`` is a China Standard Time date."""
+        return is_overdue(self.due, self.resolution.at if self.resolution else None, today)
+
+    def _json(self, today: date, subject: tuple[str, str], text: tuple[str, str]) -> dict[str, Any]:
+        """The contract's view, with the kind's ``subject`` and filing ``text`` fields
+        (name, value) in their places: never a feature value."""
+        return {
+            "id": self.id,
+            "enterprise": self.enterprise,
+            subject[0]: subject[1],
+            "department": self.department,
+            text[0]: text[1],
+            "status": self.status,
+            "filed_at": self.filed_at,
+            "due": self.due.isoformat(),
+            "overdue": self.overdue(today),
+            "resolution": self.resolution.as_json() if self.resolution else None,
+        }
+
+
 @dataclass(frozen=True)
-class Objection:
+class Objection(Case):
     id: str
     enterprise: str
     feature: str
@@ -72,26 +112,43 @@ class Objection:
     due: date
     resolution: Resolution | None = None
 
-    def overdue(self, today: date) -> bool:
-        """Not decided by the end of ``due``: ``today`` is a China Standard Time date."""
-        if self.resolution is None:
-            return today > self.due
-        return china_date(self.resolution.at) > self.due
-
     def as_json(self, today: date) -> dict[str, Any]:
         """The contract's view (CONTRACT v2): never a feature value."""
-        return {
-            "id": self.id,
-            "enterprise": self.enterprise,
-            "feature": self.feature,
-            "department": self.department,
-            "claim": self.claim,
-            "status": self.status,
-            "filed_at": self.filed_at,
-            "due": self.due.isoformat(),
-            "overdue": self.overdue(today),
-            "resolution": self.resolution.as_json() if self.resolution else None,
-        }
+        return self._json(today, ("feature", self.feature), ("claim", self.claim))
+
+
+def is_overdue(due: date, decided_at: int | None, today: date) -> bool:
+    """A case (objection or repair application) not decided by the end of ``due``:
+    still open after it (``today`` is a China Standard Time date), or decided later."""
+    if decided_at is None:
+        return today > due
+    return china_date(decided_at) > due
+
+
+def check_decision(
+    *,
+    owner: str,
+    department: str | None,
+    refusal: str,
+    status: str,
+    not_open: Exception,
+    decision: str,
+    decisions: tuple[str, ...],
+    reason: str,
+) -> str:
+    """The checks every case decision passes, in order: ``department`` owns the case
+    (else NotOwningDepartment with ``refusal``), the case is open (else ``not_open``),
+    ``decision`` is one of ``decisions``, the reason is a valid text; returns the
+    reason stripped."""
+    if department != owner:
+        raise NotOwningDepartment(refusal)
+    if status != "open":
+        raise not_open
+    if decision not in decisions:
+        raise InvalidObjection(
+            f"decision: {' or '.join(repr(d) for d in decisions)}", field="decision"
+        )
+    return check_text(reason, "reason", MAX_REASON_CHARS)
 
 
 def check_text(value: str, field: str, limit: int) -> str:
@@ -149,15 +206,16 @@ def decide(
 ) -> Resolution:
     """Check one decision by ``department`` (None: the caller is no department) and
     return its resolution; the caller stores it (and, for a correction, the value)."""
-    if department != objection.department:
-        raise NotOwningDepartment(
-            f"only the department that owns {objection.feature} decides this objection"
-        )
-    if objection.status != "open":
-        raise ObjectionNotOpen(f"objection {objection.id} was already {objection.status}")
-    if decision not in DECISIONS:
-        raise InvalidObjection("decision: 'corrected' or 'rejected'", field="decision")
-    text = check_text(reason, "reason", MAX_REASON_CHARS)
+    text = check_decision(
+        owner=objection.department,
+        department=department,
+        refusal=f"only the department that owns {objection.feature} decides this objection",
+        status=objection.status,
+        not_open=ObjectionNotOpen(f"objection {objection.id} was already {objection.status}"),
+        decision=decision,
+        decisions=DECISIONS,
+        reason=reason,
+    )
     if decision == "corrected" and not has_value:
         raise InvalidObjection("value: a correction carries the corrected value", field="value")
     if decision == "rejected" and has_value:

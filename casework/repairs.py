@@ -21,8 +21,8 @@ from dataclasses import dataclass, replace
 from datetime import date
 from typing import Any, Literal
 
-from casework.errors import InvalidObjection, NotOwningDepartment, RepairNotOpen
-from casework.objections import MAX_REASON_CHARS, check_text
+from casework.errors import RepairNotOpen
+from casework.objections import Case, check_decision, check_text
 from common.workdays import WorkCalendar, china_date
 
 Status = Literal["open", "repaired", "rejected"]
@@ -42,7 +42,7 @@ class RepairResolution:
 
 
 @dataclass(frozen=True)
-class Repair:
+class Repair(Case):
     id: str
     enterprise: str
     record: str
@@ -54,24 +54,8 @@ class Repair:
     due: date
     resolution: RepairResolution | None = None
 
-    def overdue(self, today: date) -> bool:
-        if self.resolution is None:
-            return today > self.due
-        return china_date(self.resolution.at) > self.due
-
     def as_json(self, today: date) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "enterprise": self.enterprise,
-            "record": self.record,
-            "department": self.department,
-            "reason": self.reason,
-            "status": self.status,
-            "filed_at": self.filed_at,
-            "due": self.due.isoformat(),
-            "overdue": self.overdue(today),
-            "resolution": self.resolution.as_json() if self.resolution else None,
-        }
+        return self._json(today, ("record", self.record), ("reason", self.reason))
 
 
 def file(
@@ -106,15 +90,16 @@ def decide(
     repair: Repair, *, department: str | None, decision: str, reason: str, by: str, now: int
 ) -> RepairResolution:
     """Check one decision by ``department`` (None: the caller is no department)."""
-    if department != repair.department:
-        raise NotOwningDepartment(
-            f"only the department that supplies {repair.record} decides this application"
-        )
-    if repair.status != "open":
-        raise RepairNotOpen(f"repair {repair.id} was already {repair.status}")
-    if decision not in DECISIONS:
-        raise InvalidObjection("decision: 'repaired' or 'rejected'", field="decision")
-    text = check_text(reason, "reason", MAX_REASON_CHARS)
+    text = check_decision(
+        owner=repair.department,
+        department=department,
+        refusal=f"only the department that supplies {repair.record} decides this application",
+        status=repair.status,
+        not_open=RepairNotOpen(f"repair {repair.id} was already {repair.status}"),
+        decision=decision,
+        decisions=DECISIONS,
+        reason=reason,
+    )
     return RepairResolution(
         decision="repaired" if decision == "repaired" else "rejected", reason=text, by=by, at=now
     )

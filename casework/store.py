@@ -17,9 +17,10 @@ snapshot holding its value and the webhook events it causes commit together.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from datetime import date
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy import Connection
@@ -37,49 +38,67 @@ from casework.repairs import Repair, RepairResolution
 
 metadata = sa.MetaData()
 
-objections = sa.Table(
+
+def _case_table(
+    name: str, subject: sa.Column[Any], text: sa.Column[Any], *decision: sa.Column[Any]
+) -> sa.Table:
+    """A case table: the columns both kinds have, with the kind's ``subject`` (what the
+    case is about), filing ``text`` and ``decision`` columns in their places."""
+    return sa.Table(
+        name,
+        metadata,
+        sa.Column("id", sa.String(40), primary_key=True),
+        sa.Column("enterprise", sa.String(18), nullable=False),
+        subject,
+        sa.Column("department", sa.String(48), nullable=False),
+        text,
+        sa.Column("status", sa.String(16), nullable=False),
+        sa.Column("filed_at", sa.BigInteger, nullable=False),
+        sa.Column("filed_by", sa.String(120), nullable=False),
+        sa.Column("due", sa.String(10), nullable=False),
+        sa.Column("open_key", sa.String(120), unique=True),
+        sa.Column("decided_at", sa.BigInteger),
+        sa.Column("decided_by", sa.String(120)),
+        *decision,
+    )
+
+
+objections = _case_table(
     "objections",
-    metadata,
-    sa.Column("id", sa.String(40), primary_key=True),
-    sa.Column("enterprise", sa.String(18), nullable=False),
     sa.Column("feature", sa.String(100), nullable=False),
-    sa.Column("department", sa.String(48), nullable=False),
     sa.Column("claim", sa.Text, nullable=False),
-    sa.Column("status", sa.String(16), nullable=False),
-    sa.Column("filed_at", sa.BigInteger, nullable=False),
-    sa.Column("filed_by", sa.String(120), nullable=False),
-    sa.Column("due", sa.String(10), nullable=False),
-    sa.Column("open_key", sa.String(120), unique=True),
-    sa.Column("decided_at", sa.BigInteger),
-    sa.Column("decided_by", sa.String(120)),
     sa.Column("reason", sa.Text),
     sa.Column("import_id", sa.Integer),
     sa.Column("version", sa.Integer),
 )
 
-repairs = sa.Table(
+repairs = _case_table(
     "repairs",
-    metadata,
-    sa.Column("id", sa.String(40), primary_key=True),
-    sa.Column("enterprise", sa.String(18), nullable=False),
     sa.Column("record", sa.String(100), nullable=False),
-    sa.Column("department", sa.String(48), nullable=False),
     sa.Column("reason", sa.Text, nullable=False),
-    sa.Column("status", sa.String(16), nullable=False),
-    sa.Column("filed_at", sa.BigInteger, nullable=False),
-    sa.Column("filed_by", sa.String(120), nullable=False),
-    sa.Column("due", sa.String(10), nullable=False),
-    sa.Column("open_key", sa.String(120), unique=True),
-    sa.Column("decided_at", sa.BigInteger),
-    sa.Column("decided_by", sa.String(120)),
     sa.Column("decision_reason", sa.Text),
 )
 
 Executor = Connection | Session
+C = TypeVar("C", Objection, Repair)
+R = TypeVar("R", Resolution, RepairResolution)
 
 
 def _open_key(enterprise: str, feature: str) -> str:
     return f"{enterprise}|{feature}"
+
+
+def _filing(m: Any) -> dict[str, Any]:
+    """The fields every case row has (the kind adds its subject, text and decision)."""
+    return {
+        "id": m["id"],
+        "enterprise": m["enterprise"],
+        "department": m["department"],
+        "status": m["status"],
+        "filed_at": int(m["filed_at"]),
+        "filed_by": m["filed_by"],
+        "due": date.fromisoformat(m["due"]),
+    }
 
 
 def _objection(m: Any) -> Objection:
@@ -93,94 +112,7 @@ def _objection(m: Any) -> Objection:
             import_id=m["import_id"],
             version=m["version"],
         )
-    return Objection(
-        id=m["id"],
-        enterprise=m["enterprise"],
-        feature=m["feature"],
-        department=m["department"],
-        claim=m["claim"],
-        status=m["status"],
-        filed_at=int(m["filed_at"]),
-        filed_by=m["filed_by"],
-        due=date.fromisoformat(m["due"]),
-        resolution=resolution,
-    )
-
-
-def insert(ex: Executor, objection: Objection) -> None:
-    """Store a new open objection; raises ObjectionAlreadyOpen when the enterprise has
-    one open about that feature (checked first, and by the unique ``open_key``)."""
-    assert objection.status == "open"
-    key = _open_key(objection.enterprise, objection.feature)
-    clash = ObjectionAlreadyOpen(
-        f"an objection about {objection.feature} is already open", field="feature"
-    )
-    found = ex.execute(sa.select(objections.c.id).where(objections.c.open_key == key)).first()
-    if found is not None:
-        raise clash
-    try:
-        ex.execute(
-            objections.insert().values(
-                id=objection.id,
-                enterprise=objection.enterprise,
-                feature=objection.feature,
-                department=objection.department,
-                claim=objection.claim,
-                status="open",
-                filed_at=objection.filed_at,
-                filed_by=objection.filed_by,
-                due=objection.due.isoformat(),
-                open_key=key,
-            )
-        )
-    except IntegrityError as e:
-        raise clash from e
-
-
-def get(ex: Executor, objection_id: str) -> Objection | None:
-    m = ex.execute(sa.select(objections).where(objections.c.id == objection_id)).mappings().first()
-    return _objection(m) if m else None
-
-
-def listing(
-    ex: Executor,
-    *,
-    enterprise: str | None = None,
-    department: str | None = None,
-    status: str | None = None,
-    limit: int = 500,
-) -> list[Objection]:
-    """Objections (of ``enterprise`` / about ``department``'s features / with ``status``
-    when given), earliest due first, then oldest filing first."""
-    q = sa.select(objections)
-    if enterprise is not None:
-        q = q.where(objections.c.enterprise == enterprise)
-    if department is not None:
-        q = q.where(objections.c.department == department)
-    if status is not None:
-        q = q.where(objections.c.status == status)
-    q = q.order_by(objections.c.due, objections.c.filed_at, objections.c.id).limit(limit)
-    return [_objection(m) for m in ex.execute(q).mappings()]
-
-
-def record_resolution(ex: Executor, objection_id: str, resolution: Resolution) -> None:
-    """Store a decision; raises ObjectionNotOpen when it was decided meanwhile."""
-    done = ex.execute(
-        objections.update()
-        .where(objections.c.id == objection_id, objections.c.status == "open")
-        .values(
-            status=resolution.decision,
-            open_key=None,
-            decided_at=resolution.at,
-            decided_by=resolution.by,
-            reason=resolution.reason,
-            import_id=resolution.import_id,
-            version=resolution.version,
-        )
-        .returning(objections.c.id)
-    ).first()
-    if done is None:
-        raise ObjectionNotOpen(f"objection {objection_id} was decided meanwhile")
+    return Objection(feature=m["feature"], claim=m["claim"], resolution=resolution, **_filing(m))
 
 
 def record_correction(ex: Executor, objection_id: str, import_id: int, version: int) -> None:
@@ -218,7 +150,7 @@ def disputed(
     return out
 
 
-# Credit repair ---------------------------------------------------------------------------
+# Credit repair rows, and the store operations both kinds share ---------------------
 
 
 def _repair(m: Any) -> Repair:
@@ -230,90 +162,130 @@ def _repair(m: Any) -> Repair:
             by=m["decided_by"],
             at=int(m["decided_at"]),
         )
-    return Repair(
-        id=m["id"],
-        enterprise=m["enterprise"],
-        record=m["record"],
-        department=m["department"],
-        reason=m["reason"],
-        status=m["status"],
-        filed_at=int(m["filed_at"]),
-        filed_by=m["filed_by"],
-        due=date.fromisoformat(m["due"]),
-        resolution=resolution,
-    )
+    return Repair(record=m["record"], reason=m["reason"], resolution=resolution, **_filing(m))
 
 
-def insert_repair(ex: Executor, repair: Repair) -> None:
-    """Store a new open application; raises RepairAlreadyOpen when one is open for the
-    same enterprise and record."""
-    assert repair.status == "open"
-    key = _open_key(repair.enterprise, repair.record)
-    clash = RepairAlreadyOpen(
-        f"an application to repair {repair.record} is already open", field="record"
-    )
-    if ex.execute(sa.select(repairs.c.id).where(repairs.c.open_key == key)).first() is not None:
-        raise clash
-    try:
-        ex.execute(
-            repairs.insert().values(
-                id=repair.id,
-                enterprise=repair.enterprise,
-                record=repair.record,
-                department=repair.department,
-                reason=repair.reason,
-                status="open",
-                filed_at=repair.filed_at,
-                filed_by=repair.filed_by,
-                due=repair.due.isoformat(),
-                open_key=key,
+@dataclass(frozen=True)
+class _Cases(Generic[C, R]):
+    """One kind of case (objection or repair application) over its table: the same
+    filing, reading, listing and deciding, parameterised by the kind's columns."""
+
+    table: sa.Table
+    to_case: Callable[[Any], C]
+    subject: Callable[[C], str]
+    """What the case is about (feature or record): with the enterprise, its open key."""
+    columns: Callable[[C], dict[str, Any]]
+    """The kind's own filing columns (the subject and the filing's text)."""
+    already_open: Callable[[C], Exception]
+    not_open: Callable[[str], Exception]
+    decision: Callable[[R], dict[str, Any]]
+    """The kind's own decision columns (the reason, and what else it records)."""
+
+    def insert(self, ex: Executor, case: C) -> None:
+        """Store a new open case; raises ``already_open`` when the enterprise has one
+        open about the same subject (checked first, and by the unique ``open_key``)."""
+        assert case.status == "open"
+        table = self.table
+        key = _open_key(case.enterprise, self.subject(case))
+        clash = self.already_open(case)
+        found = ex.execute(sa.select(table.c.id).where(table.c.open_key == key)).first()
+        if found is not None:
+            raise clash
+        try:
+            ex.execute(
+                table.insert().values(
+                    id=case.id,
+                    enterprise=case.enterprise,
+                    department=case.department,
+                    status="open",
+                    filed_at=case.filed_at,
+                    filed_by=case.filed_by,
+                    due=case.due.isoformat(),
+                    open_key=key,
+                    **self.columns(case),
+                )
             )
-        )
-    except IntegrityError as e:
-        raise clash from e
+        except IntegrityError as e:
+            raise clash from e
+
+    def get(self, ex: Executor, case_id: str) -> C | None:
+        table = self.table
+        m = ex.execute(sa.select(table).where(table.c.id == case_id)).mappings().first()
+        return self.to_case(m) if m else None
+
+    def listing(
+        self,
+        ex: Executor,
+        *,
+        enterprise: str | None = None,
+        department: str | None = None,
+        status: str | None = None,
+        limit: int = 500,
+    ) -> list[C]:
+        """Cases (of ``enterprise`` / about ``department``'s features or records / with
+        ``status`` when given), earliest due first, then oldest filing first."""
+        table = self.table
+        q = sa.select(table)
+        if enterprise is not None:
+            q = q.where(table.c.enterprise == enterprise)
+        if department is not None:
+            q = q.where(table.c.department == department)
+        if status is not None:
+            q = q.where(table.c.status == status)
+        q = q.order_by(table.c.due, table.c.filed_at, table.c.id).limit(limit)
+        return [self.to_case(m) for m in ex.execute(q).mappings()]
+
+    def record_resolution(self, ex: Executor, case_id: str, resolution: R) -> None:
+        """Store a decision (a conditional UPDATE guarded by ``status = 'open'``);
+        raises ``not_open`` when the case was decided meanwhile."""
+        table = self.table
+        done = ex.execute(
+            table.update()
+            .where(table.c.id == case_id, table.c.status == "open")
+            .values(
+                status=resolution.decision,
+                open_key=None,
+                decided_at=resolution.at,
+                decided_by=resolution.by,
+                **self.decision(resolution),
+            )
+            .returning(table.c.id)
+        ).first()
+        if done is None:
+            raise self.not_open(case_id)
 
 
-def get_repair(ex: Executor, repair_id: str) -> Repair | None:
-    m = ex.execute(sa.select(repairs).where(repairs.c.id == repair_id)).mappings().first()
-    return _repair(m) if m else None
+OBJECTIONS: _Cases[Objection, Resolution] = _Cases(
+    table=objections,
+    to_case=_objection,
+    subject=lambda o: o.feature,
+    columns=lambda o: {"feature": o.feature, "claim": o.claim},
+    already_open=lambda o: ObjectionAlreadyOpen(
+        f"an objection about {o.feature} is already open", field="feature"
+    ),
+    not_open=lambda i: ObjectionNotOpen(f"objection {i} was decided meanwhile"),
+    decision=lambda r: {"reason": r.reason, "import_id": r.import_id, "version": r.version},
+)
+REPAIRS: _Cases[Repair, RepairResolution] = _Cases(
+    table=repairs,
+    to_case=_repair,
+    subject=lambda r: r.record,
+    columns=lambda r: {"record": r.record, "reason": r.reason},
+    already_open=lambda r: RepairAlreadyOpen(
+        f"an application to repair {r.record} is already open", field="record"
+    ),
+    not_open=lambda i: RepairNotOpen(f"repair {i} was decided meanwhile"),
+    decision=lambda r: {"decision_reason": r.reason},
+)
 
-
-def list_repairs(
-    ex: Executor,
-    *,
-    enterprise: str | None = None,
-    department: str | None = None,
-    status: str | None = None,
-    limit: int = 500,
-) -> list[Repair]:
-    """Applications, earliest due first."""
-    q = sa.select(repairs)
-    if enterprise is not None:
-        q = q.where(repairs.c.enterprise == enterprise)
-    if department is not None:
-        q = q.where(repairs.c.department == department)
-    if status is not None:
-        q = q.where(repairs.c.status == status)
-    q = q.order_by(repairs.c.due, repairs.c.filed_at, repairs.c.id).limit(limit)
-    return [_repair(m) for m in ex.execute(q).mappings()]
-
-
-def record_repair_resolution(ex: Executor, repair_id: str, resolution: RepairResolution) -> None:
-    """Store a decision; raises RepairNotOpen when it was decided meanwhile."""
-    done = ex.execute(
-        repairs.update()
-        .where(repairs.c.id == repair_id, repairs.c.status == "open")
-        .values(
-            status=resolution.decision,
-            open_key=None,
-            decided_at=resolution.at,
-            decided_by=resolution.by,
-            decision_reason=resolution.reason,
-        )
-        .returning(repairs.c.id)
-    ).first()
-    if done is None:
-        raise RepairNotOpen(f"repair {repair_id} was decided meanwhile")
+insert = OBJECTIONS.insert
+get = OBJECTIONS.get
+listing = OBJECTIONS.listing
+record_resolution = OBJECTIONS.record_resolution
+insert_repair = REPAIRS.insert
+get_repair = REPAIRS.get
+list_repairs = REPAIRS.listing
+record_repair_resolution = REPAIRS.record_resolution
 
 
 def repaired(ex: Executor, enterprise: str, records: Iterable[str]) -> list[str]:

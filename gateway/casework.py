@@ -21,9 +21,9 @@ import dataclasses
 import json
 import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import date
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy.exc import IntegrityError
 
@@ -48,6 +48,8 @@ log = get_logger("gateway.casework")
 EVENT_CORRECTED = "data.corrected"
 EVENT_REPAIRED = "credit.repaired"
 
+_Case = TypeVar("_Case")
+
 
 def today() -> date:
     """Today in China Standard Time (the calendar deadlines are counted in)."""
@@ -58,25 +60,65 @@ def _actor(principal: Principal) -> str:
     return f"{principal.kind}:{principal.login or principal.id}"
 
 
+def _filing(svc: Services, principal: Principal, prefix: str, refusal: str) -> dict[str, Any]:
+    """What every filing takes besides its kind's fields: a new id, the enterprise
+    filing and its actor name, now, the calendar; raises Forbidden ``wrong_role`` with
+    ``refusal`` unless ``principal`` is an enterprise."""
+    if principal.kind != "enterprise" or principal.uscc is None:
+        raise Forbidden(refusal, code="wrong_role")
+    return {
+        "id": prefix + uuid.uuid4().hex[:24],
+        "enterprise": principal.uscc,
+        "filed_by": _actor(principal),
+        "now": int(time.time()),
+        "calendar": svc.calendar,
+    }
+
+
+def _deciding_department(svc: Services, principal: Principal) -> str | None:
+    """The department a decider speaks for (None: the caller is no department);
+    raises Forbidden ``department_suspended`` when it is not active."""
+    department = principal.department if principal.kind == "department" else None
+    if department is not None:
+        registered = svc.registry.get_department(department)
+        if registered is None or registered.status != "active":
+            raise Forbidden("the department is suspended", code="department_suspended")
+    return department
+
+
+def _visible(
+    svc: Services,
+    principal: Principal,
+    lister: Callable[..., list[_Case]],
+    status: str | None,
+    what: str,
+) -> list[_Case]:
+    """Enterprise: its own cases; department: those it decides; operator: all;
+    institutions: none (Forbidden ``wrong_role``)."""
+    with read_session(svc.engine) as s:
+        if principal.kind == "enterprise":
+            return lister(s, enterprise=principal.uscc or "", status=status)
+        if principal.kind == "department":
+            return lister(s, department=principal.department or "", status=status)
+        if principal.kind == "operator":
+            return lister(s, status=status)
+    raise Forbidden(f"institutions do not see {what}", code="wrong_role")
+
+
 def file_objection(svc: Services, principal: Principal, feature: str, claim: str) -> core.Objection:
     """The enterprise ``principal`` objects to ``feature`` of its own data."""
-    if principal.kind != "enterprise" or principal.uscc is None:
-        raise Forbidden("only an enterprise files an objection", code="wrong_role")
+    filing = _filing(svc, principal, "obj_", "only an enterprise files an objection")
     rule = svc.catalog.features.get(feature)
     if rule is None:
         raise InvalidInput(f"unknown feature {feature!r}", code="unknown_feature", field="feature")
     cfg = svc.settings.config.casework
     objection = core.file(
-        id="obj_" + uuid.uuid4().hex[:24],
-        enterprise=principal.uscc,
         feature=feature,
         department=rule.department,
         claim=claim,
-        filed_by=_actor(principal),
-        now=int(time.time()),
-        calendar=svc.calendar,
         working_days=cfg.objection_working_days,
         max_claim_chars=cfg.max_claim_chars,
+        **filing,
     )
     with write_session(svc.engine) as s:
         store.insert(s, objection)
@@ -94,14 +136,7 @@ def visible_objections(
     svc: Services, principal: Principal, *, status: str | None = None
 ) -> list[core.Objection]:
     """Enterprise: its own; department: about its features; operator: all."""
-    with read_session(svc.engine) as s:
-        if principal.kind == "enterprise":
-            return store.listing(s, enterprise=principal.uscc or "", status=status)
-        if principal.kind == "department":
-            return store.listing(s, department=principal.department or "", status=status)
-        if principal.kind == "operator":
-            return store.listing(s, status=status)
-    raise Forbidden("institutions do not see objections", code="wrong_role")
+    return _visible(svc, principal, store.listing, status, "objections")
 
 
 def resolve_objection(
@@ -121,11 +156,7 @@ def resolve_objection(
     if objection is None or not _may_see(principal, objection):
         raise ObjectionNotFound(f"no objection {objection_id}")
     now = int(time.time())
-    department = principal.department if principal.kind == "department" else None
-    if department is not None:
-        registered = svc.registry.get_department(department)
-        if registered is None or registered.status != "active":
-            raise Forbidden("the department is suspended", code="department_suspended")
+    department = _deciding_department(svc, principal)
     resolution = core.decide(
         objection,
         department=department,
@@ -230,23 +261,18 @@ def feature_of(svc: Services, objection_id: str, principal: Principal) -> Featur
 
 def file_repair(svc: Services, principal: Principal, record: str, reason: str) -> repairs.Repair:
     """The enterprise ``principal`` applies to repair one of its records."""
-    if principal.kind != "enterprise" or principal.uscc is None:
-        raise Forbidden("only an enterprise applies for credit repair", code="wrong_role")
+    filing = _filing(svc, principal, "rep_", "only an enterprise applies for credit repair")
     cfg = svc.settings.config.casework
     rule = svc.catalog.features.get(record)
     if rule is None or record not in cfg.repairable:
         raise NotRepairable(f"record: one of {list(cfg.repairable)}", field="record")
     repair = repairs.file(
-        id="rep_" + uuid.uuid4().hex[:24],
-        enterprise=principal.uscc,
         record=record,
         department=rule.department,
         reason=reason,
-        filed_by=_actor(principal),
-        now=int(time.time()),
-        calendar=svc.calendar,
         working_days=cfg.repair_working_days,
         max_reason_chars=cfg.max_claim_chars,
+        **filing,
     )
     with write_session(svc.engine) as s:
         store.insert_repair(s, repair)
@@ -258,14 +284,7 @@ def visible_repairs(
     svc: Services, principal: Principal, *, status: str | None = None
 ) -> list[repairs.Repair]:
     """Enterprise: its own; department: about its records; operator: all."""
-    with read_session(svc.engine) as s:
-        if principal.kind == "enterprise":
-            return store.list_repairs(s, enterprise=principal.uscc or "", status=status)
-        if principal.kind == "department":
-            return store.list_repairs(s, department=principal.department or "", status=status)
-        if principal.kind == "operator":
-            return store.list_repairs(s, status=status)
-    raise Forbidden("institutions do not see repair applications", code="wrong_role")
+    return _visible(svc, principal, store.list_repairs, status, "repair applications")
 
 
 def resolve_repair(
@@ -277,11 +296,7 @@ def resolve_repair(
         repair = store.get_repair(s, repair_id)
     if repair is None or (principal.kind == "enterprise" and principal.uscc != repair.enterprise):
         raise RepairNotFound(f"no repair application {repair_id}")
-    department = principal.department if principal.kind == "department" else None
-    if department is not None:
-        registered = svc.registry.get_department(department)
-        if registered is None or registered.status != "active":
-            raise Forbidden("the department is suspended", code="department_suspended")
+    department = _deciding_department(svc, principal)
     now = int(time.time())
     resolution = repairs.decide(
         repair,

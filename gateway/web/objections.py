@@ -12,13 +12,13 @@ Invariants:
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from flask import Response, g, redirect, request, url_for
 from werkzeug.wrappers import Response as BaseResponse
 
-from casework.objections import Objection
-from casework.repairs import Repair
+from casework.objections import Case
 from common.errors import Error
 from gateway import casework
 from gateway.services import services
@@ -27,9 +27,28 @@ from gateway.web.common import form_error, notify, render
 from records.catalog import FeatureRule
 
 
-def _rows(objections: list[Objection]) -> list[dict[str, Any]]:
+def _rows(cases: Sequence[Case]) -> list[dict[str, Any]]:
+    """Table rows of objections or repair applications: the case (``c``) and whether it
+    is overdue today."""
     today = casework.today()
-    return [{"o": o, "overdue": o.overdue(today)} for o in objections]
+    return [{"c": c, "overdue": c.overdue(today)} for c in cases]
+
+
+def _split(cases: Sequence[Case]) -> dict[str, Any]:
+    """A department's rows: the open ones by due date, the decided ones latest first."""
+    return {
+        "open_rows": _rows([c for c in cases if c.status == "open"]),
+        "decided_rows": _rows([c for c in cases if c.status != "open"][::-1]),
+    }
+
+
+def _overdue_open(row: dict[str, Any]) -> bool:
+    return bool(row["overdue"] and row["c"].status == "open")
+
+
+def _overdue_open_first(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The operator's order: overdue open cases first, then by due date."""
+    return sorted(rows, key=lambda r: (not _overdue_open(r), r["c"].due))
 
 
 # Enterprise ----------------------------------------------------------------------------
@@ -93,8 +112,7 @@ def department_objections() -> Response:
     return render(
         "web/department/objections.html",
         title_key="title.dep.objections",
-        open_rows=_rows([o for o in objections if o.status == "open"]),
-        decided_rows=_rows([o for o in objections if o.status != "open"][::-1]),
+        **_split(objections),
     )
 
 
@@ -153,17 +171,13 @@ def department_objection_resolve(objection_id: str) -> BaseResponse:
 
 @operator.bp.get("/objections")
 def operator_objections() -> Response:
-    rows = _rows(casework.visible_objections(services(), g.principal))
-    rows.sort(key=lambda r: (not (r["overdue"] and r["o"].status == "open"), r["o"].due))
-    today = casework.today()
-    found = casework.visible_repairs(services(), g.principal)
-    found.sort(key=lambda r: (not (r.overdue(today) and r.status == "open"), r.due))
-    repair_rows = [{"r": r, "overdue": r.overdue(today)} for r in found]
+    rows = _overdue_open_first(_rows(casework.visible_objections(services(), g.principal)))
+    repair_rows = _overdue_open_first(_rows(casework.visible_repairs(services(), g.principal)))
     return render(
         "web/operator/objections.html",
         title_key="title.opr.objections",
         rows=rows,
-        overdue_open=sum(1 for r in rows if r["overdue"] and r["o"].status == "open"),
+        overdue_open=sum(1 for r in rows if _overdue_open(r)),
         repair_rows=repair_rows,
     )
 
@@ -196,11 +210,10 @@ def enterprise_repairs() -> Response:
     held = records.current_values(svc.engine, uscc, repairable)
     repaired = casework.repaired(svc, uscc, repairable)
     open_records = {r.record for r in mine if r.status == "open"}
-    today = casework.today()
     return render(
         "web/enterprise/repairs.html",
         title_key="title.ent.repairs",
-        rows=[{"r": r, "overdue": r.overdue(today)} for r in mine],
+        rows=_rows(mine),
         repairable=repairable,
         reminders=_reminders(held, repaired, open_records),
         working_days=svc.settings.config.casework.repair_working_days,
@@ -226,16 +239,10 @@ def enterprise_repair_file() -> BaseResponse:
 @department.bp.get("/repairs")
 def department_repairs() -> Response:
     found = casework.visible_repairs(services(), g.principal)
-    today = casework.today()
-
-    def rows(wanted: list[Repair]) -> list[dict[str, Any]]:
-        return [{"r": r, "overdue": r.overdue(today)} for r in wanted]
-
     return render(
         "web/department/repairs.html",
         title_key="title.dep.repairs",
-        open_rows=rows([r for r in found if r.status == "open"]),
-        decided_rows=rows([r for r in found if r.status != "open"][::-1]),
+        **_split(found),
     )
 
 
