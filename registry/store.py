@@ -42,6 +42,8 @@ users = sa.Table(
     sa.Column("department_id", sa.String(48)),
     sa.Column("created_at", sa.BigInteger, nullable=False),
     sa.Column("disabled", sa.Boolean, nullable=False),
+    sa.Column("real_name_at", sa.BigInteger),
+    sa.Column("institution_id", sa.String(64)),
     extend_existing=True,
 )
 
