@@ -51,6 +51,12 @@ APP_TABLES: Mapping[str, tuple[str, ...]] = {
     # Objections and credit repair: decided by a conditional UPDATE, never deleted.
     "objections": _RW,
     "repairs": _RW,
+    # --- alerts ---: published by a conditional UPDATE, never deleted; sweeps marked once.
+    "risk_alerts": _RW,
+    "alert_swept_imports": ("SELECT", "INSERT"),
+    "alert_swept_months": ("SELECT", "INSERT"),
+    # Objection attachments: written with the filing, never changed.
+    "objection_attachments": ("SELECT", "INSERT"),
 }
 
 AUDIT_TABLES: Mapping[str, tuple[str, ...]] = {

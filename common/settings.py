@@ -31,8 +31,9 @@ from pydantic import (
 
 from common.errors import ConfigError
 
-OPERATIONS: tuple[str, ...] = ("report", "verify", "score", "train")
-Operation = Literal["report", "verify", "score", "train"]
+OPERATIONS: tuple[str, ...] = ("report", "verify", "score", "train", "monitor")
+# ``monitor``: risk alerts about the enterprise while the grant is active (alerts/).
+Operation = Literal["report", "verify", "score", "train", "monitor"]
 VerifyOp = Literal[">=", "<=", "==", "!="]
 FeatureType = Literal["integer", "amount", "number", "string", "enum", "date", "boolean"]
 
@@ -348,6 +349,58 @@ class Casework(_Frozen):
     repairable: tuple[str, ...] = ()
 
 
+# --- alerts ---
+class AlertRule(_Frozen):
+    """One change lenders care about (``alerts.rules``, docs/alerts.md): ``increase``
+    (a count rose), ``becomes`` (the value became one of ``values``: an enum value or
+    ``true``/``false``) or ``reaches`` (a numeric value rose to ``threshold`` or above
+    from below it). A numeric rule is reported in bands: the catalog's, or ``bands``
+    here for a feature the catalog does not band; a threshold is one of the boundaries,
+    so an alert's ``from`` and ``to`` bands always differ."""
+
+    kind: Identifier
+    feature: str
+    when: Literal["increase", "becomes", "reaches"]
+    values: tuple[str, ...] = ()
+    threshold: float | None = None
+    bands: tuple[float, ...] | None = None
+
+
+class Alerts(_Frozen):
+    """Risk alerts to institutions holding an active ``monitor`` grant (``alerts``)."""
+
+    rules: tuple[AlertRule, ...] = ()
+    grade_down: bool = True  # a monthly grade worse than the month before
+    page: int = Field(default=500, ge=1, le=5000)  # alerts per GET /v1/alerts
+    # How often each worker turns recorded alerts into webhook events (seconds).
+    publish_interval_seconds: float = Field(default=1.0, gt=0, le=60)
+
+
+def _check_alert_rule(rule: AlertRule, categories: Mapping[str, Category]) -> None:
+    category, _, name = rule.feature.partition(".")
+    spec = getattr(categories.get(category), "features", {}).get(name)
+    where = f"alerts.rules.{rule.kind}"
+    if spec is None:
+        raise ValueError(f"{where}: unknown feature {rule.feature!r}")
+    if categories[category].visibility == "restricted":
+        raise ValueError(f"{where}: {rule.feature} is restricted personal information")
+    numeric = spec.type in ("integer", "amount", "number")
+    if rule.when == "becomes":
+        allowed = spec.values if spec.type == "enum" else ("true", "false")
+        if spec.type not in ("enum", "boolean") or not rule.values:
+            raise ValueError(f"{where}: 'becomes' needs an enum or boolean feature and values")
+        if not set(rule.values) <= set(allowed or ()):
+            raise ValueError(f"{where}: values must be among {list(allowed or ())}")
+        return
+    edges = rule.bands or spec.bands
+    if not numeric or not edges:
+        raise ValueError(f"{where}: '{rule.when}' needs a numeric feature with bands")
+    if rule.bands is not None and list(rule.bands) != sorted(set(rule.bands)):
+        raise ValueError(f"{where}: bands must be strictly ascending")
+    if rule.when == "reaches" and (rule.threshold is None or rule.threshold not in edges):
+        raise ValueError(f"{where}: 'reaches' needs a threshold that is a band boundary")
+
+
 class Database(_Frozen):
     # None means the embedded default: SQLite in the instance folder.
     url: str | None = None
@@ -371,6 +424,7 @@ class ConfigFile(_Frozen):
     )
     calendar: Calendar = Calendar()
     casework: Casework = Casework()
+    alerts: Alerts = Alerts()  # --- alerts ---
     departments: tuple[Department, ...]
     purposes: Mapping[Identifier, Purpose]
     categories: Mapping[Identifier, Category]
@@ -395,6 +449,11 @@ class ConfigFile(_Frozen):
             category, _, feature = record.partition(".")
             if feature not in getattr(self.categories.get(category), "features", {}):
                 raise ValueError(f"casework.repairable: unknown feature {record!r}")
+        kinds = [rule.kind for rule in self.alerts.rules]
+        if len(kinds) != len(set(kinds)) or "grade_down" in kinds:
+            raise ValueError("alerts.rules: kinds must be unique (grade_down is built in)")
+        for rule in self.alerts.rules:
+            _check_alert_rule(rule, self.categories)
         return self
 
 

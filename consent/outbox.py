@@ -4,7 +4,9 @@ Events are written in the same transaction as the status change that caused them
 (``store.enqueue_event``); this module delivers them at least once, in order per
 institution, as a JWT (``typ: xinyi-event+jwt``) signed with the gateway's *events*
 key (verifiable with ``/.well-known/jwks.json``, where the key's ``xinyi_purpose`` is
-``events``), POSTed with ``Content-Type: application/jwt``. Failures are retried with
+``events``), POSTed with ``Content-Type: application/jwt`` and the event id in both
+``Idempotency-Key`` and ``X-Xinyi-Event-Id`` (the same on every attempt: delivery is at
+least once, a receiver drops an id it has already taken). Failures are retried with
 exponential backoff up to ``consent.webhook_max_attempts``; an institution without a
 webhook URL keeps its events until it registers one.
 
@@ -141,6 +143,9 @@ class OutboxDelivery:
                     "Host": target.host_header(),
                     "Content-Type": "application/jwt",
                     "X-Xinyi-Event-Id": row["event_id"],
+                    # The same key on every attempt of one event: a receiver that got
+                    # it before (its answer was lost) drops the repeat.
+                    "Idempotency-Key": row["event_id"],
                 },
                 extensions=extensions,
             )

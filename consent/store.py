@@ -419,3 +419,46 @@ def outbox_depth(session: Session) -> tuple[int, int]:
         )
     ).one()
     return int(row[0] or 0), int(row[1] or 0)
+
+
+# Monitoring (--- alerts ---) ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Monitor:
+    """An active grant with op ``monitor``: who watches whom, over which categories,
+    since when."""
+
+    grant_id: str
+    institution_id: str
+    enterprise: str
+    categories: tuple[str, ...]
+    since: int
+
+
+def monitoring(ex: Session | sa.Connection, now: int) -> list[Monitor]:
+    """Every grant that lets its institution be alerted now: status active (not paused,
+    revoked or expired), within its validity period, op ``monitor``, and an active
+    institution. One query; the number of grants, never of enterprises, bounds it."""
+    q = (
+        sa.select(
+            consents.c.id,
+            consents.c.institution_id,
+            consents.c.enterprise,
+            consents.c.categories,
+            consents.c.not_before,
+        )
+        .join(_institutions, _institutions.c.id == consents.c.institution_id)
+        .where(
+            consents.c.status == "active",
+            consents.c.not_before <= now,
+            consents.c.expires_at > now,
+            consents.c.ops.like('%"monitor"%'),
+            _institutions.c.status == "active",
+        )
+        .order_by(consents.c.id)
+    )
+    return [
+        Monitor(str(i), str(inst), str(ent), tuple(json.loads(cats)), int(nbf))
+        for i, inst, ent, cats, nbf in ex.execute(q)
+    ]

@@ -26,6 +26,7 @@ from common.workdays import WorkCalendar
 from consent import store as consent_store
 from consent.outbox import OutboxDelivery
 from consent.service import ConsentService
+from gateway import alerts as risk_alerts
 from gateway.caches import ContextCache, Evaluators, ModelCache, Trainers, VerifiedTokens
 from keys import KeyRing
 from records.catalog import Catalog
@@ -94,6 +95,17 @@ class Services:
             self.outbox.deliver_due,
             self.settings.config.consent.webhook_backoff_seconds / 2,
         )
+        # --- alerts ---: detect after imports and grades, publish, deliver at once.
+        self._spawn(
+            "risk-alerts", self.alerts_step, self.settings.config.alerts.publish_interval_seconds
+        )
+
+    def alerts_step(self) -> None:
+        """One round of risk alerts: sweep new imports and grades, publish what is
+        recorded, and hand the events to the outbox without waiting for its loop."""
+        risk_alerts.sweep(self.engine, self.settings, self.audit)
+        if risk_alerts.publish(self.engine, self.audit):
+            self.outbox.deliver_due()
 
     def _spawn(self, name: str, step: Any, interval: float) -> None:
         def loop() -> None:

@@ -486,3 +486,79 @@ def _rows_of(
         chunk = list(usccs[start : start + _IN_CHUNK])
         for code, values_json in conn.execute(base.where(record_rows.c.uscc.in_(chunk))):
             yield str(code), str(values_json)
+
+
+# Changes (--- alerts ---) ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Changes:
+    """What one import changed for some enterprises: for each watched feature the
+    import holds, aligned with ``usccs``, the value before the import (None: none) and
+    the value it brought."""
+
+    usccs: list[str]
+    old: dict[str, list[Value | None]]
+    new: dict[str, list[Value]]
+
+
+def changes(
+    conn: sa.Connection, import_id: int, features: Sequence[str], usccs: Sequence[str]
+) -> Changes:
+    """Old and new values of ``features`` for those of ``usccs`` that import
+    ``import_id`` holds. Reads only those enterprises' rows (by primary key, in chunks),
+    so its cost follows the number of enterprises asked about, never the import's size.
+    The value before is the newest earlier loaded import holding the feature for the
+    enterprise (the store's rule for a current value)."""
+    own = _features_of(conn, [import_id]).get(import_id, ())
+    watched = [f for f in features if f in own]
+    out = Changes([], {f: [] for f in watched}, {f: [] for f in watched})
+    if not watched or not usccs:
+        return out
+    earlier = [i for i in _imports_with(conn, watched) if i < import_id]
+    layouts = _features_of(conn, earlier)
+    at = {f: own.index(f) for f in watched}
+    for start in range(0, len(usccs), _IN_CHUNK):
+        chunk = sorted(set(usccs[start : start + _IN_CHUNK]))
+        fresh = conn.execute(
+            sa.select(record_rows.c.uscc, record_rows.c.values_json).where(
+                record_rows.c.import_id == import_id, record_rows.c.uscc.in_(chunk)
+            )
+        ).all()
+        if not fresh:
+            continue
+        present = [str(u) for u, _ in fresh]
+        before: dict[tuple[str, str], Value] = {}
+        if earlier:
+            rows = conn.execute(
+                sa.select(record_rows.c.import_id, record_rows.c.uscc, record_rows.c.values_json)
+                .where(record_rows.c.import_id.in_(earlier), record_rows.c.uscc.in_(present))
+                .order_by(record_rows.c.import_id.desc())
+            )
+            for iid, code, values_json in rows:
+                values = json.loads(values_json)
+                for f, v in zip(layouts[int(iid)], values, strict=True):
+                    if f in at:
+                        before.setdefault((str(code), f), v)
+        for code, values_json in fresh:
+            values = json.loads(values_json)
+            out.usccs.append(str(code))
+            for f in watched:
+                out.new[f].append(values[at[f]])
+                out.old[f].append(before.get((str(code), f)))
+    return out
+
+
+def loaded_after(conn: sa.Connection, after_id: int, limit: int = 100) -> list[ImportRecord]:
+    """Loaded imports (snapshots) with ``id > after_id``, oldest first."""
+    q = (
+        sa.select(record_imports)
+        .where(record_imports.c.id > after_id, record_imports.c.status == "loaded")
+        .order_by(record_imports.c.id)
+        .limit(limit)
+    )
+    return [ImportRecord.from_mapping(m) for m in conn.execute(q).mappings()]
+
+
+def last_import_id(conn: sa.Connection) -> int:
+    return int(conn.execute(sa.select(sa.func.max(record_imports.c.id))).scalar() or 0)

@@ -642,3 +642,32 @@ class RepairView(Answer):
 
 class Repairs(Answer):
     repairs: list[RepairView]
+
+
+# --- alerts ---
+
+
+class AlertsQuery(Query):
+    after: Annotated[
+        int, Field(ge=0, description="the `next` of the previous page (0: from the start)")
+    ] = 0
+
+
+class AlertView(Answer):
+    id: Annotated[int, Field(description="the alert's place among this institution's alerts")]
+    enterprise: str
+    kind: Annotated[str, Field(description="a rule of `alerts.rules`, or grade_down")]
+    from_: Annotated[
+        str | None,
+        Field(alias="from", description="band (or grade) before; null: no earlier value"),
+    ]
+    to: Annotated[str, Field(description="band (or grade) after; never a value")]
+    at: int
+    audit_index: int
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class Alerts(Answer):
+    alerts: list[AlertView]
+    next: Annotated[int, Field(description="pass as `after` for the following page")]

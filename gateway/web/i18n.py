@@ -183,6 +183,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "op.verify": ("条件核验", "Verification"),
     "op.score": ("联合评分", "Joint score"),
     "op.train": ("联合建模", "Joint training"),
+    "op.monitor": ("风险预警", "Risk alert"),
     "op.model.approve": ("审核通过模型", "Model approved"),
     "op.model.reject": ("拒绝模型", "Model rejected"),
     "op.consent.request": ("提出授权请求", "Consent requested"),
