@@ -360,3 +360,105 @@ def test_a_redirect_is_not_followed(
         assert last_error(consent_service.engine)[1] == "HTTP 302"
     finally:
         server.shutdown()
+
+
+# A receiver down for a minute (--- alerts ---) ---------------------------------------------
+
+
+class FlakyReceiver(Receiver):
+    """A receiver that can go away (its port refuses connections) and come back on the
+    same address, and that can take an event yet lose its answer (503 after storing),
+    as a receiver crashing mid-request would. It keeps each event once, by the
+    Idempotency-Key header, as the docs tell receivers to."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.port = self.server.server_address[1]
+        self.lose_answers = 0
+        self.kept: dict[str, bytes] = {}
+        self.attempts: list[str] = []
+
+    def _serve(self, server: ThreadingHTTPServer) -> None:
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                key = self.headers["Idempotency-Key"]
+                receiver.attempts.append(key)
+                receiver.kept.setdefault(key, body)  # a repeat is dropped
+                if receiver.lose_answers:
+                    receiver.lose_answers -= 1
+                    self.send_response(503)
+                else:
+                    self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        server.RequestHandlerClass = Handler
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+
+    def down(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def up(self) -> None:
+        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), BaseHTTPRequestHandler)
+        self._serve(self.server)
+
+
+def test_a_receiver_down_for_a_minute_gets_every_event_after_in_order_once(
+    consent_service: ConsentService, ring: KeyRing, clock: Clock
+) -> None:
+    receiver = FlakyReceiver()
+    receiver.down()
+    receiver.up()  # now served by the idempotent handler
+    try:
+        set_webhook(consent_service.engine, receiver.url)
+        outbox = delivery(consent_service, ring, clock)
+        produced: list[str] = []
+
+        def produce() -> None:
+            cid = request(consent_service)
+            produced.append(cid)
+            consent_service.act(cid, "approve", ENT)
+
+        produce()
+        assert outbox.deliver_due() == 2
+        receiver.down()  # from here on the port refuses connections, for a minute
+        started = clock.t
+        while clock.t < started + 60:
+            if int(clock.t - started) % 10 == 0:
+                produce()  # consents keep changing during the outage
+            assert outbox.deliver_due() == 0
+            clock.t += 1
+        receiver.up()
+        receiver.lose_answers = 1  # the first event after the outage: taken, answer lost
+        for _ in range(600):  # ten minutes more of the fake clock at most
+            outbox.deliver_due()
+            with consent_service.engine.connect() as c:
+                left = c.execute(
+                    sa.text("SELECT count(*) FROM webhook_outbox WHERE delivered_at IS NULL")
+                ).scalar_one()
+            if left == 0:
+                break
+            clock.t += 1
+        assert left == 0
+        assert clock.t - started < 60 + 300  # the backoff caught up within minutes
+        events = [
+            jwt.decode(body, ring.public_key(jwt.get_unverified_header(body)["kid"], "events"),
+                       algorithms=["EdDSA"], audience="bank_a")
+            for body in receiver.kept.values()
+        ]
+        # Every event once, each consent's pending before its active, in the order made.
+        assert [(e["consent_id"], e["status"]) for e in events] == [
+            (cid, status) for cid in produced for status in ("pending", "active")
+        ]
+        assert [e["event_id"] for e in events] == list(receiver.kept)
+        # The answer lost: one event came twice, with the same key, and was kept once.
+        assert len(receiver.attempts) == len(receiver.kept) + 1
+        assert len(set(receiver.attempts)) == len(receiver.kept)
+    finally:
+        receiver.down()
