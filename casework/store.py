@@ -297,3 +297,17 @@ def repaired(ex: Executor, enterprise: str, records: Iterable[str]) -> list[str]
         repairs.c.enterprise == enterprise, repairs.c.status == "repaired"
     )
     return sorted({r for r in ex.execute(q).scalars() if r in wanted})
+
+
+def overdue_objections(ex: Executor, today: date, limit: int = 500) -> list[Objection]:
+    """Open objections past their deadline on ``today`` (a China Standard Time date):
+    not decided by the end of ``due``, earliest due first. Each carries its ``due``;
+    what forwards them to the parent node (JS 14) starts here. One indexed query
+    (``ix_objections_department`` holds status and due)."""
+    q = (
+        sa.select(objections)
+        .where(objections.c.status == "open", objections.c.due < today.isoformat())
+        .order_by(objections.c.due, objections.c.filed_at, objections.c.id)
+        .limit(limit)
+    )
+    return [_objection(m) for m in ex.execute(q).mappings()]

@@ -139,3 +139,29 @@ def test_repairs_one_open_per_record_decided_once(engine: Engine) -> None:
             "rep_2",
         ]
         assert [x.id for x in store.list_repairs(s, status="open")] == ["rep_2"]
+
+
+def test_overdue_objections_are_the_open_ones_past_their_due_date(engine: Engine) -> None:
+    # Filed 2026-09-30: due 2026-10-09 (the National Day holidays lie between).
+    with write_session(engine) as s:
+        store.insert(s, _objection("obj_1"))
+        store.insert(s, _objection("obj_2", feature="tax.arrears"))
+        store.insert(s, _objection("obj_3", enterprise=B))
+    decided = core.decide(
+        _objection("obj_2", feature="tax.arrears"),
+        department="tax",
+        decision="rejected",
+        reason="no",
+        has_value=False,
+        by="department:t",
+        now=NOW + 60,
+    )
+    with write_session(engine) as s:
+        store.record_resolution(s, "obj_2", decided)
+    with read_session(engine) as s:
+        assert store.overdue_objections(s, date(2026, 10, 9)) == []  # due today: not yet
+        late = store.overdue_objections(s, date(2026, 10, 10))
+    assert [(o.id, o.due) for o in late] == [
+        ("obj_1", date(2026, 10, 9)),
+        ("obj_3", date(2026, 10, 9)),
+    ]
