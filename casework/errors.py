@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from common.errors import Conflict, Forbidden, InvalidInput, NotFound
+from common.errors import Conflict, Forbidden, InvalidInput, NotFound, TooLarge
 
 
 class InvalidObjection(InvalidInput):
@@ -51,3 +51,19 @@ class NotRepairable(InvalidInput):
     """The record named is not one the configuration lists as repairable."""
 
     code = "not_repairable"
+
+
+class AttachmentRefused(InvalidInput):
+    """An objection's attachment of a type not allowed (by its bytes), or empty."""
+
+    code = "attachment_refused"
+
+
+class AttachmentTooLarge(TooLarge):
+    """An objection's attachment over ``casework.max_attachment_bytes``."""
+
+    code = "attachment_too_large"
+
+
+class AttachmentNotFound(NotFound):
+    code = "attachment_not_found"

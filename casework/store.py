@@ -33,6 +33,7 @@ from casework.errors import (
     RepairAlreadyOpen,
     RepairNotOpen,
 )
+from casework.attachments import Attachment
 from casework.objections import Objection, Resolution
 from casework.repairs import Repair, RepairResolution
 
@@ -77,6 +78,18 @@ repairs = _case_table(
     sa.Column("record", sa.String(100), nullable=False),
     sa.Column("reason", sa.Text, nullable=False),
     sa.Column("decision_reason", sa.Text),
+)
+
+# An objection's attachment (migration 0015_alerts): written with the filing, never changed.
+objection_attachments = sa.Table(
+    "objection_attachments",
+    metadata,
+    sa.Column("objection_id", sa.String(40), primary_key=True),
+    sa.Column("file_name", sa.String(255), nullable=False),
+    sa.Column("content_type", sa.String(64), nullable=False),
+    sa.Column("size", sa.Integer, nullable=False),
+    sa.Column("sha256", sa.String(64), nullable=False),
+    sa.Column("data", sa.LargeBinary, nullable=False),
 )
 
 Executor = Connection | Session
@@ -311,3 +324,42 @@ def overdue_objections(ex: Executor, today: date, limit: int = 500) -> list[Obje
         .limit(limit)
     )
     return [_objection(m) for m in ex.execute(q).mappings()]
+
+
+def insert_attachment(ex: Executor, objection_id: str, attachment: Attachment) -> None:
+    """Store an objection's attachment (the filing's transaction)."""
+    ex.execute(
+        objection_attachments.insert().values(
+            objection_id=objection_id,
+            file_name=attachment.file_name,
+            content_type=attachment.content_type,
+            size=attachment.size,
+            sha256=attachment.sha256,
+            data=attachment.data,
+        )
+    )
+
+
+def attachment(ex: Executor, objection_id: str) -> Attachment | None:
+    row = ex.execute(
+        sa.select(objection_attachments).where(
+            objection_attachments.c.objection_id == objection_id
+        )
+    ).first()
+    if row is None:
+        return None
+    m = row._mapping
+    return Attachment(m["file_name"], m["content_type"], m["size"], m["sha256"], bytes(m["data"]))
+
+
+def attachments_of(ex: Executor, objection_ids: Sequence[str]) -> dict[str, Attachment]:
+    """The attachments of these objections, without their bytes (for listings)."""
+    out: dict[str, Attachment] = {}
+    ids = sorted(set(objection_ids))
+    t = objection_attachments
+    for start in range(0, len(ids), 500):
+        q = sa.select(t.c.objection_id, t.c.file_name, t.c.content_type, t.c.size, t.c.sha256)
+        rows = ex.execute(q.where(t.c.objection_id.in_(ids[start : start + 500])))
+        for oid, name, ctype, size, sha in rows:
+            out[str(oid)] = Attachment(name, ctype, int(size), sha, b"")
+    return out

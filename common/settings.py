@@ -347,6 +347,9 @@ class Casework(_Frozen):
     # The dishonesty and penalty records an enterprise may apply to repair (feature ids
     # of the catalog).
     repairable: tuple[str, ...] = ()
+    # --- alerts ---: an objection's optional attachment (PDF, PNG or JPEG), at most this
+    # many bytes (base64 in a JSON body: keep 4/3 of it under limits.max_request_bytes).
+    max_attachment_bytes: int = Field(default=2_097_152, ge=1024, le=3_000_000)
 
 
 # --- alerts ---

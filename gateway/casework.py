@@ -28,9 +28,15 @@ from typing import Any, TypeVar
 from sqlalchemy.exc import IntegrityError
 
 from audit import store as audit_store
+from casework import attachments, repairs, store
 from casework import objections as core
-from casework import repairs, store
-from casework.errors import NotRepairable, ObjectionNotFound, RepairNotFound
+from casework.errors import (
+    AttachmentNotFound,
+    NotOwningDepartment,
+    NotRepairable,
+    ObjectionNotFound,
+    RepairNotFound,
+)
 from common.db import read_session, write_session
 from common.errors import Forbidden, InvalidInput
 from common.logging import get_logger
@@ -105,8 +111,15 @@ def _visible(
     raise Forbidden(f"institutions do not see {what}", code="wrong_role")
 
 
-def file_objection(svc: Services, principal: Principal, feature: str, claim: str) -> core.Objection:
-    """The enterprise ``principal`` objects to ``feature`` of its own data."""
+def file_objection(
+    svc: Services,
+    principal: Principal,
+    feature: str,
+    claim: str,
+    attachment: tuple[str, bytes] | None = None,
+) -> core.Objection:
+    """The enterprise ``principal`` objects to ``feature`` of its own data, with an
+    optional ``(file name, bytes)`` attachment stored in the same transaction."""
     filing = _filing(svc, principal, "obj_", "only an enterprise files an objection")
     rule = svc.catalog.features.get(feature)
     if rule is None:
@@ -120,16 +133,49 @@ def file_objection(svc: Services, principal: Principal, feature: str, claim: str
         max_claim_chars=cfg.max_claim_chars,
         **filing,
     )
+    evidence = None
+    if attachment is not None:
+        evidence = attachments.check(*attachment, max_bytes=cfg.max_attachment_bytes)
     with write_session(svc.engine) as s:
         store.insert(s, objection)
+        if evidence is not None:
+            store.insert_attachment(s, objection.id, evidence)
     log.info(
         "objection_filed",
         objection=objection.id,
         feature=feature,
         department=rule.department,
         due=objection.due.isoformat(),
+        attachment=evidence.content_type if evidence else None,
     )
     return objection
+
+
+def objection_attachment(
+    svc: Services, principal: Principal, objection_id: str
+) -> attachments.Attachment:
+    """An objection's attachment, for the enterprise that filed it and the department
+    that owns the feature only (others: 404, or 403 for another department)."""
+    with read_session(svc.engine) as s:
+        objection = store.get(s, objection_id)
+        found = store.attachment(s, objection_id) if objection is not None else None
+    if objection is None or not _may_see(principal, objection) or principal.kind == "operator":
+        raise ObjectionNotFound(f"no objection {objection_id}")
+    if principal.kind == "department" and principal.department != objection.department:
+        raise NotOwningDepartment("only the department that owns the feature sees the attachment")
+    if found is None:
+        raise AttachmentNotFound(f"objection {objection_id} has no attachment")
+    return found
+
+
+def attachments_listed(
+    svc: Services, objections: Sequence[core.Objection]
+) -> dict[str, attachments.Attachment]:
+    """The attachments (without bytes) of these objections, by objection id."""
+    if not objections:
+        return {}
+    with read_session(svc.engine) as s:
+        return store.attachments_of(s, [o.id for o in objections])
 
 
 def visible_objections(

@@ -11,10 +11,14 @@ Invariants (the rules themselves live in ``casework`` and ``gateway.casework``):
 
 from __future__ import annotations
 
+import base64
+import binascii
 from typing import Any
+from urllib.parse import quote
 
-from flask import Blueprint
+from flask import Blueprint, Response
 
+from casework.errors import AttachmentRefused
 from gateway import casework
 from gateway.api import schemas
 from gateway.auth import authenticated, current_principal
@@ -35,8 +39,59 @@ bp = Blueprint("objections", __name__)
     status=201,
 )
 def file_objection(body: schemas.ObjectionFiling) -> tuple[dict[str, Any], int]:
-    objection = casework.file_objection(services(), current_principal(), body.feature, body.claim)
-    return objection.as_json(casework.today()), 201
+    svc = services()
+    upload = None
+    if body.attachment is not None:
+        upload = (body.attachment.file_name, _decoded(body.attachment.content_base64))
+    objection = casework.file_objection(
+        svc, current_principal(), body.feature, body.claim, upload
+    )
+    return _with_attachments(svc, [objection])[0], 201
+
+
+def _decoded(text: str) -> bytes:
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError) as e:
+        raise AttachmentRefused(
+            "attachment.content_base64 is not base64", field="attachment.content_base64"
+        ) from e
+
+
+def _with_attachments(svc: Any, objections: list[Any]) -> list[dict[str, Any]]:
+    """The objections' contract views, each with its attachment's description."""
+    today = casework.today()
+    found = casework.attachments_listed(svc, objections)
+    out = []
+    for o in objections:
+        view = o.as_json(today)
+        a = found.get(o.id)
+        view["attachment"] = a.as_json() if a is not None else None
+        out.append(view)
+    return out
+
+
+@bp.get("/v1/objections/<objection_id>/attachment")
+@authenticated("enterprise", "department", "operator")
+@operation(
+    "An objection's attachment, as filed (PDF, PNG or JPEG): for the enterprise that filed "
+    "it and the department that owns the feature only",
+    tag="objections",
+    answer_media="application/octet-stream",
+)
+def objection_attachment(objection_id: str) -> Response:
+    found = casework.objection_attachment(services(), current_principal(), objection_id)
+    return attachment_response(found)
+
+
+def attachment_response(found: Any) -> Response:
+    """The file as a download that no browser renders in the gateway's origin."""
+    resp = Response(found.data, mimetype=found.content_type)
+    resp.headers["Content-Disposition"] = "attachment; filename*=UTF-8''" + quote(found.file_name)
+    resp.headers["X-Content-Type-Options"] = "nosniff"
+    resp.headers["Content-Security-Policy"] = "sandbox; default-src 'none'"
+    resp.headers["Cache-Control"] = "private, no-store"
+    return resp
 
 
 @bp.get("/v1/objections")
@@ -49,9 +104,9 @@ def file_objection(body: schemas.ObjectionFiling) -> tuple[dict[str, Any], int]:
     answer=schemas.Objections,
 )
 def list_objections(query: schemas.ObjectionQuery) -> dict[str, Any]:
-    today = casework.today()
-    found = casework.visible_objections(services(), current_principal(), status=query.status)
-    return {"objections": [o.as_json(today) for o in found]}
+    svc = services()
+    found = casework.visible_objections(svc, current_principal(), status=query.status)
+    return {"objections": _with_attachments(svc, found)}
 
 
 @bp.post("/v1/objections/<objection_id>/resolve")

@@ -564,6 +564,7 @@ class Finished(Answer):
 class ObjectionFiling(Body):
     feature: Annotated[str, Field(min_length=1, description="a feature id such as tax.paid_12m")]
     claim: Annotated[str, Field(description="why the value is wrong (plain text)")]
+    attachment: AttachmentUpload | None = None  # --- alerts ---
 
 
 class ObjectionDecision(Body):
@@ -598,6 +599,7 @@ class ObjectionView(Answer):
     due: Annotated[str, Field(description="YYYY-MM-DD, China Standard Time")]
     overdue: bool
     resolution: ObjectionResolution | None
+    attachment: AttachmentInfo | None = None  # --- alerts ---: download at .../attachment
 
 
 class Objections(Answer):
@@ -671,3 +673,18 @@ class AlertView(Answer):
 class Alerts(Answer):
     alerts: list[AlertView]
     next: Annotated[int, Field(description="pass as `after` for the following page")]
+
+
+class AttachmentUpload(Body):
+    """An objection's evidence: PDF, PNG or JPEG (checked by its bytes), at most
+    ``casework.max_attachment_bytes``."""
+
+    file_name: Annotated[str, Field(min_length=1, max_length=255)]
+    content_base64: Annotated[str, Field(min_length=1, description="the file, base64")]
+
+
+class AttachmentInfo(Answer):
+    file_name: str
+    content_type: Literal["application/pdf", "image/png", "image/jpeg"]
+    size: int
+    sha256: str
