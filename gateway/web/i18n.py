@@ -772,6 +772,11 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "the feature is marked as disputed.",
     ),
     "ent.objection_new.claim": ("异议理由", "Your claim"),
+    "ent.objection_new.attachment": (
+        "证明材料（可选，PDF、PNG 或 JPEG，不超过 {mb} MB）",
+        "Evidence (optional: PDF, PNG or JPEG, at most {mb} MB)",
+    ),
+    "objection.attachment": ("附件", "Attachment"),
     "ent.objection_new.submit": ("提交异议", "Submit the objection"),
     "ent.data.object": ("提出异议", "Object"),
     "ent.data.disputed": ("异议处理中", "Under objection"),

@@ -21,6 +21,7 @@ from werkzeug.wrappers import Response as BaseResponse
 from casework.objections import Case
 from common.errors import Error
 from gateway import casework
+from gateway.api.objections import attachment_response
 from gateway.services import services
 from gateway.web import department, enterprise, operator
 from gateway.web.common import form_error, notify, render
@@ -69,17 +70,26 @@ def _objection_form(
         error=error,
         working_days=svc.settings.config.casework.objection_working_days,
         max_claim=svc.settings.config.casework.max_claim_chars,
+        max_attachment_mb=round(svc.settings.config.casework.max_attachment_bytes / 2**20, 1),
     )
 
 
 @enterprise.bp.get("/objections")
 def enterprise_objections() -> Response:
     svc = services()
+    objections = casework.visible_objections(svc, g.principal)
     return render(
         "web/enterprise/objections.html",
         title_key="title.ent.objections",
-        rows=_rows(casework.visible_objections(svc, g.principal)),
+        rows=_rows(objections),
+        attachments=casework.attachments_listed(svc, objections),
     )
+
+
+@enterprise.bp.get("/objections/<objection_id>/attachment")
+def enterprise_objection_attachment(objection_id: str) -> Response:
+    found = casework.objection_attachment(services(), g.principal, objection_id)
+    return attachment_response(found)
 
 
 @enterprise.bp.get("/objections/new")
@@ -91,13 +101,20 @@ def enterprise_objection_new() -> Response:
 def enterprise_objection_file() -> BaseResponse:
     feature = request.form.get("feature", "")
     claim = request.form.get("claim", "")
+    upload = request.files.get("attachment")
+    attachment = None
+    if upload is not None and upload.filename:
+        attachment = (upload.filename, upload.read())
     try:
-        objection = casework.file_objection(services(), g.principal, feature, claim)
+        objection = casework.file_objection(services(), g.principal, feature, claim, attachment)
     except Error as e:
         if e.code == "calendar_year_unknown":
             raise
         return _objection_form(
-            feature, claim, form_error(e), status=409 if e.code.endswith("open") else 400
+            feature,
+            claim,
+            form_error(e),
+            status=409 if e.code.endswith("open") else 413 if e.code.endswith("large") else 400,
         )
     notify("notice.objection_filed", due=objection.due.isoformat())
     return redirect(url_for("web_enterprise.enterprise_objections"))
@@ -108,12 +125,20 @@ def enterprise_objection_file() -> BaseResponse:
 
 @department.bp.get("/objections")
 def department_objections() -> Response:
-    objections = casework.visible_objections(services(), g.principal)
+    svc = services()
+    objections = casework.visible_objections(svc, g.principal)
     return render(
         "web/department/objections.html",
         title_key="title.dep.objections",
+        attachments=casework.attachments_listed(svc, objections),
         **_split(objections),
     )
+
+
+@department.bp.get("/objections/<objection_id>/attachment")
+def department_objection_attachment(objection_id: str) -> Response:
+    found = casework.objection_attachment(services(), g.principal, objection_id)
+    return attachment_response(found)
 
 
 def _form_value(rule: FeatureRule, text: str) -> Any:

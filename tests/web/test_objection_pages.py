@@ -208,3 +208,43 @@ def test_enterprise_is_reminded_applies_for_repair_and_the_department_repairs(
     assert repaired[0][1]["enterprise"] == ENTERPRISE
     overseen = make_person("operator").page("/operator/objections")
     assert rid.group(1) in overseen and "已修复" in overseen
+
+
+def test_an_attachment_filed_on_the_form_is_downloaded_by_the_department(
+    app: Flask, make_person: Callable[..., Person]
+) -> None:
+    import io
+
+    _load(app)
+    ent = make_person("enterprise")
+    assert 'enctype="multipart/form-data"' in ent.page("/enterprise/objections/new")
+    pdf = b"%PDF-1.4\n%%EOF\n"
+    bad = ent.post(
+        "/enterprise/objections",
+        {
+            "feature": "tax.paid_12m",
+            "claim": "见附件",
+            "attachment": (io.BytesIO(b"<svg onload=alert(1)>"), "a.png"),  # type: ignore[dict-item]
+        },
+    )
+    assert bad.status_code == 400 and "attachment" in bad.get_data(as_text=True)
+    resp = ent.post(
+        "/enterprise/objections",
+        {
+            "feature": "tax.paid_12m",
+            "claim": "见附件",
+            "attachment": (io.BytesIO(pdf), "完税证明.pdf"),  # type: ignore[dict-item]
+        },
+    )
+    assert resp.status_code == 302
+    mine = ent.page("/enterprise/objections")
+    oid = _objection_id(mine)
+    assert "完税证明.pdf" in mine
+    got = ent.client.get(f"/enterprise/objections/{oid}/attachment")
+    assert got.status_code == 200 and got.data == pdf
+    tax = make_person("department", department="tax")
+    assert f"/department/objections/{oid}/attachment" in tax.page("/department/objections")
+    got = tax.client.get(f"/department/objections/{oid}/attachment")
+    assert got.status_code == 200 and got.data == pdf
+    other = make_person("department", department="social_security")
+    assert other.client.get(f"/department/objections/{oid}/attachment").status_code == 403
