@@ -49,7 +49,12 @@ def prepare_instance(base_env: dict[str, str], port: int) -> Settings:
     env = {**base_env, "XINYI_HOME": str(home)}
     env.pop("XINYI_DATABASE_URL", None)  # the demo is the embedded default
     settings = load_settings(
-        env=env, overrides={"server": {"public_url": f"http://127.0.0.1:{port}", "port": port}}
+        env=env,
+        overrides={
+            "server": {"public_url": f"http://127.0.0.1:{port}", "port": port},
+            # The demo bank's webhook receiver listens on loopback (a laptop demo only).
+            "consent": {"unsafe_webhook_private_addresses": True},
+        },
     )
     migrate(settings.database_url)
     KeyRing(settings).ensure_all()

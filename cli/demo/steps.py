@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from cli.demo import alerts as demo_alerts
 from cli.demo import audit as demo_audit
 from cli.demo import consent as demo_consent
 from cli.demo import data as demo_data
@@ -28,6 +29,7 @@ STEPS: list[Callable[[Story], None]] = [
     demo_score.step_joint_model,
     demo_score.step_score_one,
     demo_score.step_score_applicants,
+    demo_alerts.step_objection_and_alert,
     demo_web.step_web_accounts,
 ]
 

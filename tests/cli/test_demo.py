@@ -39,6 +39,10 @@ def test_the_whole_demo_story_runs(tmp_path: Path) -> None:
     # scoring
     assert "after the enterprise revoked: refused — grant_revoked" in out
     assert "AUC joint HE model" in out
+    # objections and risk alerts
+    assert "the tax bureau corrects it on" in out and "provenance objection:obj_" in out
+    assert "the bank's receiver got a signed risk.alert" in out
+    assert "tax_arrears" in out and "no value, only bands" in out
     # web consoles: where to look, and one account per role
     assert "/login" in out
     for role in ("平台运营 Operator", "数据提供单位 Department", "企业 Enterprise"):
