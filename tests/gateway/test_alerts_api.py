@@ -141,6 +141,8 @@ def test_an_arrears_crossing_reaches_the_monitoring_bank_only_as_bands(
     assert entry["entry"]["institution"] == "bank_watch"
     assert entry["entry"]["features"] == ["tax.arrears"]
     assert entry["entry"]["decision"] == "allowed"
+    page_html = enterprise.get("/enterprise/accesses").get_data(as_text=True)
+    assert "风险预警" in page_html and "bank_watch" in page_html
 
     # Pushed as a signed risk.alert event naming the same alert.
     svc = app.extensions["xinyi"]
