@@ -5,7 +5,7 @@ A tax file of ``XINYI_BENCH_ALERTS_ROWS`` enterprises (default 1M) is imported o
 (snapshot v1, arrears 0 everywhere); ``XINYI_BENCH_ALERTS_MONITORED`` of them (default
 10,000) are monitored by ``XINYI_BENCH_ALERTS_BANKS`` banks (default 20) through active
 ``monitor`` grants; then snapshot v2 raises the arrears of 1% of the city, among them
-``XINYI_BENCH_ALERTS_FIRING`` monitored enterprises (default 500) past the 10万
+``XINYI_BENCH_ALERTS_FIRING`` monitored enterprises (default 200) past the 10万
 threshold. The gateway's risk-alert loop (``Services.alerts_step``: sweep, publish,
 deliver) runs as a worker runs it, every ``alerts.publish_interval_seconds``, against a
 live loopback HTTP receiver per bank.
@@ -100,7 +100,7 @@ def run() -> dict[str, Any]:
     rows = int(os.environ.get("XINYI_BENCH_ALERTS_ROWS", "1000000"))
     monitored = int(os.environ.get("XINYI_BENCH_ALERTS_MONITORED", "10000"))
     banks = int(os.environ.get("XINYI_BENCH_ALERTS_BANKS", "20"))
-    firing = int(os.environ.get("XINYI_BENCH_ALERTS_FIRING", "500"))
+    firing = int(os.environ.get("XINYI_BENCH_ALERTS_FIRING", "200"))
     configure(level="ERROR")  # one UNSAFE loopback warning per delivery would drown this
     figures: dict[str, Any] = {
         "machine": f"{platform.machine()}, {os.cpu_count()} cores (shared)",
