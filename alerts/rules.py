@@ -39,8 +39,10 @@ def _numbers(values: Sequence[Any]) -> np.ndarray:
 def _texts(values: Sequence[Any]) -> np.ndarray:
     """Values as the strings a ``becomes`` rule names (booleans as true/false)."""
     return np.array(
-        [("true" if v else "false") if isinstance(v, bool) else ("" if v is None else str(v))
-         for v in values],
+        [
+            ("true" if v else "false") if isinstance(v, bool) else ("" if v is None else str(v))
+            for v in values
+        ],
         dtype=object,
     )
 
@@ -58,7 +60,8 @@ def fired(rule: AlertRule, old: Sequence[Any], new: Sequence[Any]) -> np.ndarray
         return result
     before, after = _numbers(old), _numbers(new)
     if rule.when == "increase":
-        return np.nan_to_num(after, nan=0.0) > np.nan_to_num(before, nan=0.0)
+        rose: np.ndarray = np.nan_to_num(after, nan=0.0) > np.nan_to_num(before, nan=0.0)
+        return rose
     assert rule.when == "reaches" and rule.threshold is not None
     t = rule.threshold
     with np.errstate(invalid="ignore"):

@@ -43,7 +43,9 @@ risk_alerts = sa.Table(
     sa.Column("audit_queue_id", sa.BigInteger, nullable=False),
     sa.Column("audit_index", sa.BigInteger),
     sa.Column("event_id", sa.String(40)),
-    sa.UniqueConstraint("institution_id", "enterprise", "kind", "source", name="uq_risk_alerts_once"),
+    sa.UniqueConstraint(
+        "institution_id", "enterprise", "kind", "source", name="uq_risk_alerts_once"
+    ),
 )
 
 # What the detector has looked at: a loaded import, a month's grades. The primary key

@@ -35,7 +35,7 @@ import numpy as np
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from audit.service import AuditLog
-from common.db import make_engine, migrate, write_session
+from common.db import make_engine, migrate
 from common.logging import configure
 from common.settings import load_settings
 from common.webhook_address import WebhookPolicy

@@ -27,13 +27,13 @@ from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from casework.attachments import Attachment
 from casework.errors import (
     ObjectionAlreadyOpen,
     ObjectionNotOpen,
     RepairAlreadyOpen,
     RepairNotOpen,
 )
-from casework.attachments import Attachment
 from casework.objections import Objection, Resolution
 from casework.repairs import Repair, RepairResolution
 
@@ -342,9 +342,7 @@ def insert_attachment(ex: Executor, objection_id: str, attachment: Attachment) -
 
 def attachment(ex: Executor, objection_id: str) -> Attachment | None:
     row = ex.execute(
-        sa.select(objection_attachments).where(
-            objection_attachments.c.objection_id == objection_id
-        )
+        sa.select(objection_attachments).where(objection_attachments.c.objection_id == objection_id)
     ).first()
     if row is None:
         return None

@@ -38,8 +38,7 @@ import sqlalchemy as sa
 from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
 
-from alerts import rules
-from alerts import store
+from alerts import rules, store
 from audit import store as audit_store
 from audit.service import AuditLog
 from common.db import read_connection, write_session
@@ -184,7 +183,9 @@ def sweep(engine: Engine, settings: Settings, audit: AuditLog) -> int:
     with read_connection(engine) as conn:
         monitors = consent_store.monitoring(conn, now)
         latest = records.last_import_id(conn)
-        imports = records.loaded_after(conn, max(latest - LATE_COMMIT_WINDOW, 0), LATE_COMMIT_WINDOW)
+        imports = records.loaded_after(
+            conn, max(latest - LATE_COMMIT_WINDOW, 0), LATE_COMMIT_WINDOW
+        )
         done = store.swept_import_ids(conn, [r.id for r in imports])
     for record in imports:
         if record.id not in done:
@@ -216,7 +217,9 @@ def _sweep_import(
             store.mark_import_swept(s, record.id, now)
             found: list[Found] = []
             if usccs:
-                changes = records.changes(s.connection(), record.id, [r.feature for r in watched], usccs)
+                changes = records.changes(
+                    s.connection(), record.id, [r.feature for r in watched], usccs
+                )
                 found = detect_import(settings, changes, watched)
             count = _record(
                 s,

@@ -3,8 +3,9 @@ the tax bureau corrects it within the two working days, and a bank that monitors
 enterprise (consent op ``monitor``) gets a signed ``risk.alert`` on its own local
 receiver moments after the tax bureau's next import, with kinds and bands only.
 
-Reads ``story.enterprise`` and ``story.engine`` (from ``data.step_city``); needs the demo instance's loopback webhooks
-(``consent.unsafe_webhook_private_addresses``, set by the demo runner).
+Reads ``story.enterprise`` and ``story.engine`` (from ``data.step_city``); needs the demo
+instance's loopback webhooks (``consent.unsafe_webhook_private_addresses``, set by the
+demo runner).
 """
 
 from __future__ import annotations
@@ -112,8 +113,8 @@ def step_objection_and_alert(story: Story) -> None:
         took = time.monotonic() - committed
         say(
             f"the bank's receiver got a signed risk.alert {took:.1f} s after the import: "
-            f"{event['kind']} {event['from']} → {event['to']} (audit entry #{event['audit_index']}); "
-            "no value, only bands"
+            f"{event['kind']} {event['from']} → {event['to']} "
+            f"(audit entry #{event['audit_index']}); no value, only bands"
         )
         pulled = bank.call("GET", "/v1/alerts", params={"after": 0})["alerts"]
         say(f"GET /v1/alerts lists it too: {[(a['id'], a['kind']) for a in pulled]}")

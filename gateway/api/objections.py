@@ -14,7 +14,6 @@ from __future__ import annotations
 import base64
 import binascii
 from typing import Any
-from urllib.parse import quote
 
 from flask import Blueprint, Response
 
@@ -43,9 +42,7 @@ def file_objection(body: schemas.ObjectionFiling) -> tuple[dict[str, Any], int]:
     upload = None
     if body.attachment is not None:
         upload = (body.attachment.file_name, _decoded(body.attachment.content_base64))
-    objection = casework.file_objection(
-        svc, current_principal(), body.feature, body.claim, upload
-    )
+    objection = casework.file_objection(svc, current_principal(), body.feature, body.claim, upload)
     return _with_attachments(svc, [objection])[0], 201
 
 
@@ -81,17 +78,7 @@ def _with_attachments(svc: Any, objections: list[Any]) -> list[dict[str, Any]]:
 )
 def objection_attachment(objection_id: str) -> Response:
     found = casework.objection_attachment(services(), current_principal(), objection_id)
-    return attachment_response(found)
-
-
-def attachment_response(found: Any) -> Response:
-    """The file as a download that no browser renders in the gateway's origin."""
-    resp = Response(found.data, mimetype=found.content_type)
-    resp.headers["Content-Disposition"] = "attachment; filename*=UTF-8''" + quote(found.file_name)
-    resp.headers["X-Content-Type-Options"] = "nosniff"
-    resp.headers["Content-Security-Policy"] = "sandbox; default-src 'none'"
-    resp.headers["Cache-Control"] = "private, no-store"
-    return resp
+    return casework.attachment_response(found)
 
 
 @bp.get("/v1/objections")

@@ -21,7 +21,6 @@ from werkzeug.wrappers import Response as BaseResponse
 from casework.objections import Case
 from common.errors import Error
 from gateway import casework
-from gateway.api.objections import attachment_response
 from gateway.services import services
 from gateway.web import department, enterprise, operator
 from gateway.web.common import form_error, notify, render
@@ -89,7 +88,7 @@ def enterprise_objections() -> Response:
 @enterprise.bp.get("/objections/<objection_id>/attachment")
 def enterprise_objection_attachment(objection_id: str) -> Response:
     found = casework.objection_attachment(services(), g.principal, objection_id)
-    return attachment_response(found)
+    return casework.attachment_response(found)
 
 
 @enterprise.bp.get("/objections/new")
@@ -138,7 +137,7 @@ def department_objections() -> Response:
 @department.bp.get("/objections/<objection_id>/attachment")
 def department_objection_attachment(objection_id: str) -> Response:
     found = casework.objection_attachment(services(), g.principal, objection_id)
-    return attachment_response(found)
+    return casework.attachment_response(found)
 
 
 def _form_value(rule: FeatureRule, text: str) -> Any:

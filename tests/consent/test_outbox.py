@@ -448,8 +448,12 @@ def test_a_receiver_down_for_a_minute_gets_every_event_after_in_order_once(
         assert left == 0
         assert clock.t - started < 60 + 300  # the backoff caught up within minutes
         events = [
-            jwt.decode(body, ring.public_key(jwt.get_unverified_header(body)["kid"], "events"),
-                       algorithms=["EdDSA"], audience="bank_a")
+            jwt.decode(
+                body,
+                ring.public_key(jwt.get_unverified_header(body)["kid"], "events"),  # type: ignore[arg-type]
+                algorithms=["EdDSA"],
+                audience="bank_a",
+            )
             for body in receiver.kept.values()
         ]
         # Every event once, each consent's pending before its active, in the order made.

@@ -175,7 +175,9 @@ def test_an_arrears_crossing_reaches_the_monitoring_bank_only_as_bands(
 def _set_status(app: Flask, cid: str, **values: Any) -> None:
     with write_session(app.extensions["xinyi"].engine) as s:
         s.execute(
-            consent_store.consents.update().where(consent_store.consents.c.id == cid).values(**values)
+            consent_store.consents.update()
+            .where(consent_store.consents.c.id == cid)
+            .values(**values)
         )
 
 
@@ -240,7 +242,10 @@ def test_every_rule_kind_fires_on_its_change_and_never_twice(
     assert step(app) == 0
     svc = app.extensions["xinyi"]
     with svc.engine.connect() as conn:
-        assert conn.execute(sa.select(sa.func.count()).select_from(alert_store.risk_alerts)).scalar() == 3
+        assert (
+            conn.execute(sa.select(sa.func.count()).select_from(alert_store.risk_alerts)).scalar()
+            == 3
+        )
 
 
 def _graded(app: Flask, month: str, at: int, grade: dict[str, int]) -> None:
@@ -260,7 +265,7 @@ def _graded(app: Flask, month: str, at: int, grade: dict[str, int]) -> None:
             )
         )
         for uscc, g in grade.items():
-            row = {c.name: 0 for c in grades.columns}
+            row: dict[str, Any] = {c.name: 0 for c in grades.columns}
             row.update(month=month, uscc=uscc, grade=g, letters="AAAAAAAAAAAA", score=None)
             row.update({c.name: None for c in grades.columns if c.name.startswith("value_")})
             s.execute(grades.insert().values(**row))
