@@ -208,6 +208,11 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "联合建模训练，数据不出平台",
         "joint model training; the data stays in the gateway",
     ),
+    "op_desc.monitor": (
+        "贷后风险监测：约定的变化发生时推送预警，仅含变化类型与区间，每条预警均记入审计日志",
+        "post-loan monitoring: an alert when an agreed change happens, kinds and bands "
+        "only, each alert logged",
+    ),
     # Actions
     "action.approve": ("同意授权", "Approve"),
     "action.reject": ("拒绝", "Reject"),
