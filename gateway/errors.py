@@ -43,6 +43,12 @@ PUBLIC_DETAILS = (
 )
 
 
+# The longest message and public detail an answer carries. Messages quote a caller's
+# value through ``errors.shown``; this bounds any that does not (a library's text).
+MESSAGE_MAX = 300
+DETAIL_MAX = 120
+
+
 def status_for(error: errors.Error) -> int:
     for kind, status in STATUS:
         if isinstance(error, kind):
@@ -51,8 +57,17 @@ def status_for(error: errors.Error) -> int:
 
 
 def error_response(error: errors.Error) -> tuple[Response, int]:
-    body: dict[str, Any] = {"error": error.code, "message": error.message}
-    body.update({k: v for k, v in error.details.items() if k in PUBLIC_DETAILS})
+    body: dict[str, Any] = {
+        "error": error.code,
+        "message": errors.bounded(error.message, MESSAGE_MAX),
+    }
+    body.update(
+        {
+            k: errors.bounded(v, DETAIL_MAX) if isinstance(v, str) else v
+            for k, v in error.details.items()
+            if k in PUBLIC_DETAILS
+        }
+    )
     status = status_for(error)
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else {}
     retry_after = error.details.get("retry_after")
