@@ -549,22 +549,33 @@ def node_range(ex: Executor, level: int, start: int, end: int) -> list[tuple[int
     return [(n & mask, h) for n, h in rows]
 
 
-def _scan(conn: Connection, sql: str, params: tuple[int, ...]) -> list[Any]:
-    """The first column of every row, straight from the DBAPI cursor (binary results on
-    PostgreSQL): for scans of thousands of rows, where SQLAlchemy's Row objects and
-    psycopg's hex decoding of bytea would cost more than the hashing."""
+def _scan(conn: Connection, sql: str, params: tuple[Any, ...]) -> list[Any]:
+    """The first column of every row (see ``_rows``)."""
+    return [row[0] for row in _rows(conn, sql, params)]
+
+
+def _rows(conn: Connection, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+    """Every row, straight from the DBAPI cursor (binary results on PostgreSQL): for
+    scans of thousands of rows, where SQLAlchemy's Row objects and psycopg's hex decoding
+    of bytea would cost more than the hashing."""
     with raw_cursor(conn) as cursor:
         if conn.dialect.name == "postgresql":
             cursor.execute(sql.replace("?", "%s"), params, binary=True)
         else:
             cursor.execute(sql, params)
-        return [row[0] for row in cursor.fetchall()]
+        rows: list[tuple[Any, ...]] = cursor.fetchall()
+        return rows
 
 
-def entry_bytes(conn: Connection, start: int, end: int) -> list[bytes]:
-    """The stored bytes of entries start <= index < end, in index order."""
-    sql = "SELECT entry FROM audit_entries WHERE idx >= ? AND idx < ? ORDER BY idx"
-    return _scan(conn, sql, (start, end))  # bytes from both drivers
+def indexed_entries(conn: Connection, start: int, end: int) -> list[tuple[Any, ...]]:
+    """(entry bytes, time, institution, enterprise) of entries start <= index < end, in
+    index order: the hashed bytes and the index columns read by the same statement, so
+    the verifier compares exactly what it hashes with what decides visibility."""
+    sql = (
+        "SELECT entry, time, institution, enterprise FROM audit_entries "
+        "WHERE idx >= ? AND idx < ? ORDER BY idx"
+    )
+    return _rows(conn, sql, (start, end))  # bytes from both drivers
 
 
 def hashes(conn: Connection, level: int, start: int, end: int) -> list[bytes]:
@@ -724,8 +735,8 @@ class StoredLog:
     def node_range(self, level: int, start: int, end: int) -> list[tuple[int, bytes]]:
         return node_range(self.conn, level, start, end)
 
-    def entry_bytes(self, start: int, end: int) -> list[bytes]:
-        return entry_bytes(self.conn, start, end)
+    def indexed_entries(self, start: int, end: int) -> list[tuple[Any, ...]]:
+        return indexed_entries(self.conn, start, end)
 
     def hashes(self, level: int, start: int, end: int) -> list[bytes]:
         return hashes(self.conn, level, start, end)
@@ -736,20 +747,14 @@ class StoredLog:
     def checkpoints(self) -> list[StoredCheckpoint]:
         return list(all_checkpoints(self.conn))
 
-    def first_index_mismatch(self, start: int, end: int) -> tuple[int | None, int]:
-        return first_index_mismatch(self.conn, start, end)
-
     def department_row_count(self) -> int:
         return department_row_count(self.conn)
 
-    def first_missing_department(self, start: int, end: int) -> tuple[int, str] | None:
-        return first_missing_department(self.conn, start, end)
+    def department_indices(self, department: str, start: int, end: int) -> list[int]:
+        return department_indices(self.conn, department, start, end)
 
     def first_stray_department(self) -> tuple[int, str] | None:
         return first_stray_department(self.conn)
-
-    def index_columns(self, index: int) -> dict[str, Any] | None:
-        return index_columns(self.conn, index)
 
 
 WRITER_ROLE = "xinyi_audit"
@@ -789,43 +794,15 @@ def grant_writer_role(conn: Connection) -> None:
 # Index columns against the canonical entries (``audit verify``) ----------------------------
 #
 # Every column and table that indexes entries (who may see an entry is decided by them)
-# is recomputed from the hashed entry bytes by the database itself: JSON extraction in C,
-# one range query per chunk, while the verifier hashes the previous chunk.
+# is compared with the hashed entry bytes. The verifier parses the bytes itself and
+# compares them with the columns read by the same range query (``indexed_entries``) and
+# with the rows of each department the chunk names (``department_indices``: a
+# primary-key range). Only the search for a stray department row, run when the row
+# count says there is one, extracts JSON in SQL.
 
 _ENTRY_JSON = {
     "sqlite": "CAST(e.entry AS TEXT)",
     "postgresql": "convert_from(e.entry, 'UTF8')::jsonb",
-}
-_COLUMNS_SQL = {
-    # (first index whose columns differ, number of departments the entries name)
-    "sqlite": (
-        "SELECT min(CASE WHEN e.time IS NOT json_extract({j}, '$.time') "
-        "OR e.institution IS NOT json_extract({j}, '$.institution') "
-        "OR e.enterprise IS NOT json_extract({j}, '$.enterprise') THEN e.idx END), "
-        "coalesce(sum(json_array_length({j}, '$.departments')), 0) "
-        "FROM audit_entries e WHERE e.idx >= ? AND e.idx < ?"
-    ),
-    "postgresql": (
-        "SELECT min(CASE WHEN e.time IS DISTINCT FROM (j ->> 'time')::bigint "
-        "OR e.institution IS DISTINCT FROM j ->> 'institution' "
-        "OR e.enterprise IS DISTINCT FROM j ->> 'enterprise' THEN e.idx END), "
-        "coalesce(sum(jsonb_array_length(j -> 'departments')), 0) "
-        "FROM (SELECT e.idx, e.time, e.institution, e.enterprise, {j} AS j "
-        "FROM audit_entries e WHERE e.idx >= %s AND e.idx < %s) e"
-    ),
-}
-_MISSING_DEPARTMENT_SQL = {
-    "sqlite": (
-        "SELECT e.idx, d.value FROM audit_entries e, json_each({j}, '$.departments') d "
-        "WHERE e.idx >= ? AND e.idx < ? AND NOT EXISTS (SELECT 1 FROM audit_entry_departments x "
-        "WHERE x.department = d.value AND x.idx = e.idx) ORDER BY e.idx LIMIT 1"
-    ),
-    "postgresql": (
-        "SELECT e.idx, d.value FROM audit_entries e "
-        "CROSS JOIN LATERAL jsonb_array_elements_text({j} -> 'departments') AS d(value) "
-        "WHERE e.idx >= %s AND e.idx < %s AND NOT EXISTS (SELECT 1 FROM audit_entry_departments x "
-        "WHERE x.department = d.value AND x.idx = e.idx) ORDER BY e.idx LIMIT 1"
-    ),
 }
 _STRAY_DEPARTMENT_SQL = {
     "sqlite": (
@@ -840,7 +817,6 @@ _STRAY_DEPARTMENT_SQL = {
         "WHERE e.idx = x.idx AND d.value = x.department) ORDER BY x.idx LIMIT 1"
     ),
 }
-INDEX_COLUMNS = ("time", "institution", "enterprise")
 
 
 class IndexUnreadable(Exception):
@@ -858,24 +834,20 @@ def _first_row(conn: Connection, sql: dict[str, str], params: tuple[int, ...]) -
         raise IndexUnreadable(str(e.orig)[:200]) from e
 
 
-def first_index_mismatch(conn: Connection, start: int, end: int) -> tuple[int | None, int]:
-    """The first index in [start, end) whose ``time``, ``institution`` or ``enterprise``
-    column differs from its entry's bytes, and how many departments those entries name."""
-    row = _first_row(conn, _COLUMNS_SQL, (start, end))
-    return (None if row[0] is None else int(row[0])), int(row[1])
-
-
 def department_row_count(conn: Connection) -> int:
     with raw_cursor(conn) as cursor:
         cursor.execute("SELECT count(*) FROM audit_entry_departments")
         return int(cursor.fetchone()[0])
 
 
-def first_missing_department(conn: Connection, start: int, end: int) -> tuple[int, str] | None:
-    """The first (index, department) in [start, end) that the entry names and
-    ``audit_entry_departments`` lacks."""
-    row = _first_row(conn, _MISSING_DEPARTMENT_SQL, (start, end))
-    return None if row is None else (int(row[0]), str(row[1]))
+def department_indices(conn: Connection, department: str, start: int, end: int) -> list[int]:
+    """The indices start <= index < end that ``audit_entry_departments`` files under
+    ``department``, ascending (a primary-key range)."""
+    sql = (
+        "SELECT idx FROM audit_entry_departments "
+        "WHERE department = ? AND idx >= ? AND idx < ? ORDER BY idx"
+    )
+    return _scan(conn, sql, (department, start, end))
 
 
 def first_stray_department(conn: Connection) -> tuple[int, str] | None:
@@ -883,13 +855,3 @@ def first_stray_department(conn: Connection) -> tuple[int, str] | None:
     has no entry at all)."""
     row = _first_row(conn, _STRAY_DEPARTMENT_SQL, ())
     return None if row is None else (int(row[0]), str(row[1]))
-
-
-def index_columns(ex: Executor, index: int) -> dict[str, Any] | None:
-    """The index columns stored for entry ``index``."""
-    row = ex.execute(
-        sa.select(entries.c.time, entries.c.institution, entries.c.enterprise).where(
-            entries.c.idx == index
-        )
-    ).first()
-    return None if row is None else dict(row._mapping)

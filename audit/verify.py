@@ -16,6 +16,8 @@ What is checked, in one pass over the entries in index order:
   ``audit_entry_departments``), agrees with the hashed entry: an insider who edits an
   index column hides an entry from the enterprise or department it concerns without
   touching a hashed byte, and verification names the first such index and column.
+  The verifier parses the entry bytes it hashes and compares them with the columns
+  read by the same range query, and with the department rows of that range.
 
 The first bad index is the smallest index at which an entry or node stops matching;
 when only a checkpoint root disagrees it is the first index not covered by an
@@ -29,16 +31,20 @@ import hashlib
 import json
 import queue
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
+from operator import attrgetter, itemgetter
 from typing import Any, Protocol
+
+import msgspec
 
 from audit import merkle
 from audit.checkpoint import Checkpoint, open_checkpoint
 from audit.errors import NoteInvalid, SignatureInvalid
 from audit.note import Verifier, parse_note
-from audit.store import INDEX_COLUMNS, IndexUnreadable, LogState, StoredCheckpoint
+from audit.store import IndexUnreadable, LogState, StoredCheckpoint
 
 CHUNK_LEVEL = 14  # chunks of 16384 leaves: one range read per level per chunk
 _sha256 = hashlib.sha256
@@ -55,7 +61,9 @@ class LogSource(Protocol):
 
     def node_range(self, level: int, start: int, end: int) -> list[tuple[int, bytes]]: ...
 
-    def entry_bytes(self, start: int, end: int) -> list[bytes]: ...
+    def indexed_entries(self, start: int, end: int) -> list[tuple[Any, ...]]:
+        """(entry bytes, time, institution, enterprise) per entry, in index order."""
+        ...
 
     def hashes(self, level: int, start: int, end: int) -> list[bytes]: ...
 
@@ -63,15 +71,11 @@ class LogSource(Protocol):
 
     def checkpoints(self) -> Iterable[StoredCheckpoint]: ...
 
-    def first_index_mismatch(self, start: int, end: int) -> tuple[int | None, int]: ...
-
     def department_row_count(self) -> int: ...
 
-    def first_missing_department(self, start: int, end: int) -> tuple[int, str] | None: ...
+    def department_indices(self, department: str, start: int, end: int) -> list[int]: ...
 
     def first_stray_department(self) -> tuple[int, str] | None: ...
-
-    def index_columns(self, index: int) -> dict[str, Any] | None: ...
 
 
 @dataclass(frozen=True)
@@ -114,6 +118,116 @@ def _first_difference(computed: list[bytes], stored: list[tuple[int, bytes]], st
     return start + len(computed)
 
 
+class IndexFields(msgspec.Struct, gc=False):
+    """The fields of an entry that its index columns and department rows repeat.
+    (Untracked by the garbage collector, as it holds no containers but a tuple of
+    strings: tens of thousands are alive per chunk, and tracking them doubled the
+    parsing time.)"""
+
+    time: int
+    departments: tuple[str, ...]
+    institution: str | None = None
+    enterprise: str | None = None
+
+
+_decode_index_fields = msgspec.json.Decoder(IndexFields).decode
+INDEX_COLUMNS = ("time", "institution", "enterprise")
+
+
+@dataclass
+class IndexCheck:
+    problems: list[Problem]
+    departments_named: int  # distinct departments per entry, summed over the checked ones
+
+
+def parse_index_fields(
+    raws: Sequence[bytes], start: int
+) -> tuple[list[IndexFields], Problem | None]:
+    """The index fields of each entry (``start`` is the first one's index); stops at the
+    first entry whose bytes do not hold them."""
+    try:
+        return [_decode_index_fields(raw) for raw in raws], None
+    except msgspec.DecodeError:  # also the ValidationError of a wrong field type
+        pass
+    parsed: list[IndexFields] = []
+    for k, raw in enumerate(raws):
+        try:
+            parsed.append(_decode_index_fields(raw))
+        except msgspec.DecodeError as e:
+            return parsed, Problem(
+                start + k, f"entry {start + k}: its index fields cannot be read: {e}"
+            )
+    return parsed, None  # pragma: no cover - the batch decode failed on some entry
+
+
+def departments_named(start: int, parsed: Sequence[IndexFields]) -> dict[str, list[int]]:
+    """For each department the entries ``start``, ``start + 1``, ... name, the indices
+    of the entries that name it, ascending (twice if an entry names it twice)."""
+    named: dict[str, list[int]] = defaultdict(list)
+    for index, fields in enumerate(parsed, start):
+        for department in fields.departments:
+            named[department].append(index)
+    return named
+
+
+_columns_of_entry = attrgetter(*INDEX_COLUMNS)
+_columns_of_row = itemgetter(1, 2, 3)
+_entry_of_row = itemgetter(0)
+
+
+def compare_index(
+    start: int,
+    parsed: Sequence[IndexFields],
+    rows: Sequence[Sequence[Any]],
+    named: Mapping[str, Sequence[int]],
+    filed: Mapping[str, Sequence[int]],
+) -> IndexCheck:
+    """Compare entries ``start``, ``start + 1``, ... (their parsed bytes) with their
+    stored ``rows`` (entry bytes, time, institution, enterprise), and the indices each
+    department is ``named`` by (``departments_named``) with those ``audit_entry_departments``
+    files it under (ascending): the first index whose columns differ (naming the columns)
+    and the first department an entry names that has no row. Stray rows are counted,
+    not searched, here (see ``verify_log``)."""
+    problems: list[Problem] = []
+    wanted = list(map(_columns_of_entry, parsed))
+    stored = list(map(_columns_of_row, rows[: len(wanted)]))
+    if wanted != stored:  # compared in C; the loop below runs only on a mismatch
+        k = next(k for k, (w, s) in enumerate(zip(wanted, stored, strict=True)) if w != s)
+        differ = ", ".join(
+            repr(name)
+            for name, w, s in zip(INDEX_COLUMNS, wanted[k], stored[k], strict=True)
+            if w != s
+        )
+        problems.append(
+            Problem(
+                start + k,
+                f"entry {start + k}: index column {differ} of audit_entries differs from the entry",
+            )
+        )
+    missing: list[tuple[int, str]] = []
+    count = 0
+    for department, indices in named.items():
+        rows_of = filed.get(department, ())
+        count += len(indices)
+        if indices == rows_of:
+            continue
+        # A missing or stray row, or an entry naming the department twice (counted once).
+        count -= len(indices) - len(set(indices))
+        present = set(rows_of)
+        first = next((i for i in indices if i not in present), None)
+        if first is not None:
+            missing.append((first, department))
+    if missing:
+        index, department = min(missing)
+        problems.append(
+            Problem(
+                index,
+                f"entry {index}: audit_entry_departments lacks its department {department!r}",
+            )
+        )
+    return IndexCheck(problems, count)
+
+
 @dataclass
 class _Chunk:
     """Everything stored about one chunk of leaves, read ahead of the hashing."""
@@ -123,12 +237,9 @@ class _Chunk:
     raws: list[bytes]
     levels: list[list[bytes]]  # stored hashes of the complete nodes inside the chunk
     upper: dict[merkle.NodeId, bytes]  # stored nodes that complete at the chunk's end
-    # The first index whose index columns, and the first (index, department) whose
-    # department row, disagree with the entry bytes; or why they could not be read.
-    bad_columns: int | None = None
-    departments_named: int = 0
-    missing_department: tuple[int, str] | None = None
-    index_error: str | None = None
+    # Where the index columns and department rows disagree with the entry bytes (the
+    # first of each kind), and how many departments the entries name.
+    index: IndexCheck = field(default_factory=lambda: IndexCheck([], 0))
 
 
 def _level_counts(n: int) -> list[int]:
@@ -166,7 +277,8 @@ class _Reader(threading.Thread):
                 if self.stopping.is_set():
                     return
                 end = min(start + chunk, self.size)
-                raws = self.source.entry_bytes(start, end)
+                rows = self.source.indexed_entries(start, end)
+                raws = list(map(_entry_of_row, rows))
                 levels = [
                     self.source.hashes(level, start >> level, (start >> level) + count)
                     for level, count in enumerate(_level_counts(end - start))
@@ -177,17 +289,24 @@ class _Reader(threading.Thread):
                     else {}
                 )
                 found = _Chunk(start, end, raws, levels, upper)
-                try:
-                    found.bad_columns, found.departments_named = self.source.first_index_mismatch(
-                        start, end
-                    )
-                    found.missing_department = self.source.first_missing_department(start, end)
-                except IndexUnreadable as e:
-                    found.index_error = str(e)
+                if len(rows) == end - start:  # else the pass stops at the gap
+                    found.index = self._index(start, end, raws, rows)
                 self.chunks.put(found)
             self.chunks.put(None)
         except BaseException as e:  # handed to the verifying thread, which re-raises it
             self.chunks.put(e)
+
+    def _index(
+        self, start: int, end: int, raws: list[bytes], rows: list[tuple[Any, ...]]
+    ) -> IndexCheck:
+        """Check the index of entries start..end-1 against their bytes and columns."""
+        parsed, unreadable = parse_index_fields(raws, start)
+        named = departments_named(start, parsed)
+        filed = {d: self.source.department_indices(d, start, end) for d in sorted(named)}
+        check = compare_index(start, parsed, rows, named, filed)
+        if unreadable is not None:
+            check.problems.append(unreadable)
+        return check
 
     def stop(self) -> None:
         """Stop reading and wait, so the source may be used again by the caller."""
@@ -218,7 +337,6 @@ class _Pass:
         self.upper: list[tuple[int, bytes]] = []  # frontier above the chunk level
         self.computed_roots: dict[int, bytes] = {}
         self.index_problems: list[Problem] = []
-        self.bad_columns: list[tuple[int, bytes]] = []  # (index, entry bytes), to name
         self.departments_named = 0  # by the entries checked, to count department rows
 
     def fail(self, index: int | None, message: str) -> None:
@@ -281,47 +399,10 @@ class _Pass:
         return None
 
     def _index(self, chunk: _Chunk) -> None:
-        """Record the chunk's first index-column or department-row mismatch (the entry
+        """Record the chunk's first index-column and department-row mismatches (the entry
         bytes are intact: they hashed to the stored tree)."""
-        if chunk.index_error is not None:
-            self.index_problems.append(
-                Problem(
-                    chunk.start,
-                    f"entries {chunk.start}..{chunk.end - 1}: the index "
-                    f"could not be checked: {chunk.index_error}",
-                )
-            )
-            return
-        self.departments_named += chunk.departments_named
-        if chunk.bad_columns is not None:
-            # Named once the reader has stopped (it owns the connection until then).
-            self.bad_columns.append(
-                (chunk.bad_columns, chunk.raws[chunk.bad_columns - chunk.start])
-            )
-        if chunk.missing_department is not None:
-            index, department = chunk.missing_department
-            self.index_problems.append(
-                Problem(
-                    index,
-                    f"entry {index}: audit_entry_departments lacks its department {department!r}",
-                )
-            )
-
-    def name_bad_columns(self) -> None:
-        """Turn the chunks' first column mismatches into problems naming the columns
-        (after the pass: this reads the source)."""
-        for index, raw in self.bad_columns:
-            fields = json.loads(raw)
-            stored = self.source.index_columns(index) or {}
-            differ = [c for c in INDEX_COLUMNS if stored.get(c) != fields.get(c)]
-            named = ", ".join(repr(c) for c in differ) or "(type)"
-            self.index_problems.append(
-                Problem(
-                    index,
-                    f"entry {index}: index column {named} of audit_entries differs from the entry",
-                )
-            )
-        self.bad_columns.clear()
+        self.departments_named += chunk.index.departments_named
+        self.index_problems.extend(chunk.index.problems)
 
     def _missing_entry(self, start: int, end: int) -> None:
         # Indices are unique, so only a short count means a gap: find it.
@@ -468,7 +549,6 @@ def verify_log(
         )
     # Chunks that hashed correctly had their index checked, whether or not a later one
     # stopped the pass.
-    walk.name_bad_columns()
     report.problems.extend(walk.index_problems)
     try:
         # Each entry names distinct departments and has a row for each (checked per

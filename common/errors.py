@@ -11,6 +11,24 @@ from __future__ import annotations
 
 from typing import Any
 
+# How much of a caller's own value an error message repeats: enough to recognise it,
+# never a megabyte of it (the value is the caller's, and so is whatever it hides).
+SHOWN_MAX = 64
+
+
+def shown(value: str) -> str:
+    """A caller's value as an error message quotes it: ``repr`` (quotes added, control
+    characters escaped), at most ``SHOWN_MAX`` characters of it, a cut marked ``…``."""
+    if len(value) > SHOWN_MAX:
+        return repr(value[:SHOWN_MAX]) + "…"
+    return repr(value)
+
+
+def bounded(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` characters, the cut marked ``…`` (an answer's last
+    bound on a message that quotes what the caller sent)."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
 
 class Error(Exception):
     """Root of every project error."""

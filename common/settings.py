@@ -12,6 +12,7 @@ Invariants:
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Mapping
 from datetime import date, timedelta
 from pathlib import Path
@@ -213,7 +214,6 @@ class Training(_Frozen):
     max_message_bytes: int = Field(default=64 * 1024 * 1024, ge=1024 * 1024)
     session_hours: float = Field(default=24.0, gt=0)
     clip: float = Field(default=3.0, gt=0)
-    mask_bits: int = Field(default=36, ge=8, le=40)
     flood_sigma: float = Field(default=0.0625, gt=0, le=1)
     round_bits: int = Field(default=20, ge=8, le=40)
     max_restarts: int = Field(default=3, ge=0, le=100)
@@ -221,6 +221,23 @@ class Training(_Frozen):
     # served linear functional never rests on a handful of rows or a single feature.
     min_enterprises: int = Field(default=200, ge=2)
     min_gateway_features: int = Field(default=4, ge=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _retired_mask_bits(cls, data: Any) -> Any:
+        # ``mask_bits`` sized the additive masks of the first training protocol; the
+        # sum-only protocol pads with one-time pads uniform mod q0 (docs/leakage.md) and
+        # has no use for it. A config.yaml copied from an older default still names it:
+        # it loads, with a warning, rather than failing on an unknown key.
+        if isinstance(data, Mapping) and "mask_bits" in data:
+            warnings.warn(
+                "config.yaml: training.mask_bits is no longer used (sum-only training "
+                "protocol, docs/leakage.md) and is ignored; remove it",
+                UserWarning,
+                stacklevel=2,
+            )
+            data = {k: v for k, v in data.items() if k != "mask_bits"}
+        return data
 
 
 class Scoring(_Frozen):

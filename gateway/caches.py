@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Engine
 
+from common.errors import shown
 from federated import he
 from federated import store as fstore
 from federated.models import JointModel
@@ -52,7 +53,7 @@ class ModelCache:
                 version = fstore.newest_version(engine, model_id, approved=True)
                 if version is None:  # says whether it is unknown or not approved
                     fstore.get_model(engine, model_id, approved=True)
-                    raise fstore.ModelNotFound(f"no joint model {model_id!r}")
+                    raise fstore.ModelNotFound(f"no joint model {shown(model_id)}")
                 with self._lock:
                     self._newest[model_id] = (now, version)
         with self._lock:
@@ -99,7 +100,7 @@ class ContextCache:
         if hit is not None:
             if hit.owner != institution:
                 raise fstore.ContextNotFound(
-                    f"no context {context_id!r} registered by this institution"
+                    f"no context {shown(context_id)} registered by this institution"
                 )
             return hit
         found = CachedContext(fstore.get_context(engine, context_id, institution))

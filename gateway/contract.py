@@ -27,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from pydantic_core import ErrorDetails
 
 from common import json_input
-from common.errors import InvalidInput
+from common.errors import InvalidInput, shown
 
 F = TypeVar("F", bound=Callable[..., Any])
 JSON = "application/json"
@@ -185,7 +185,7 @@ def refusal(model: type[BaseModel], error: ValidationError) -> InvalidInput:
     code = codes.get(".".join(str(p) for p in loc if isinstance(p, str)))
     code = code or getattr(model, "CODE", "invalid_json")
     if first["type"] == "extra_forbidden":
-        message = f"unknown field {where!r}"
+        message = f"unknown field {shown(where)}"
     elif first["type"] == "missing":
         message = f"{where}: required"
     else:

@@ -5,13 +5,16 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Flask, Response, g, jsonify
-from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import InterfaceError, OperationalError, ProgrammingError
 from werkzeug.exceptions import HTTPException
 
 from common import errors
 from common.logging import get_logger
 
 log = get_logger("gateway.errors")
+
+# SQLSTATE of PostgreSQL's "permission denied" (insufficient_privilege).
+INSUFFICIENT_PRIVILEGE = "42501"
 
 STATUS: tuple[tuple[type[errors.Error], int], ...] = (
     (errors.InvalidInput, 400),
@@ -40,6 +43,12 @@ PUBLIC_DETAILS = (
 )
 
 
+# The longest message and public detail an answer carries. Messages quote a caller's
+# value through ``errors.shown``; this bounds any that does not (a library's text).
+MESSAGE_MAX = 300
+DETAIL_MAX = 120
+
+
 def status_for(error: errors.Error) -> int:
     for kind, status in STATUS:
         if isinstance(error, kind):
@@ -48,8 +57,17 @@ def status_for(error: errors.Error) -> int:
 
 
 def error_response(error: errors.Error) -> tuple[Response, int]:
-    body: dict[str, Any] = {"error": error.code, "message": error.message}
-    body.update({k: v for k, v in error.details.items() if k in PUBLIC_DETAILS})
+    body: dict[str, Any] = {
+        "error": error.code,
+        "message": errors.bounded(error.message, MESSAGE_MAX),
+    }
+    body.update(
+        {
+            k: errors.bounded(v, DETAIL_MAX) if isinstance(v, str) else v
+            for k, v in error.details.items()
+            if k in PUBLIC_DETAILS
+        }
+    )
     status = status_for(error)
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else {}
     retry_after = error.details.get("retry_after")
@@ -93,6 +111,27 @@ def init_app(app: Flask) -> None:
             "database_unavailable", request_id=g.get("request_id"), error_type=type(e).__name__
         )
         body = {"error": "database_unavailable", "message": "the database is unavailable; retry"}
+        return jsonify(body), 503
+
+    @app.errorhandler(ProgrammingError)
+    def _database_refused(e: ProgrammingError) -> tuple[Response, int]:
+        if getattr(e.orig, "sqlstate", None) != INSUFFICIENT_PRIVILEGE:
+            return _unexpected(e)
+        # The gateway's login lacks a privilege (a role set up by hand, a table added
+        # without `xinyi db roles`): nothing was served, and every request touching that
+        # table fails the same way until the operator fixes the roles; /readyz names the
+        # privilege. The driver's message names the table, never a value: log it, but
+        # do not show the caller the schema.
+        log.error(
+            "database_privilege_missing",
+            request_id=g.get("request_id"),
+            detail=str(e.orig).splitlines()[0][:200],
+        )
+        body = {
+            "error": "database_privilege_missing",
+            "message": "the gateway's database login lacks a privilege; the operator must "
+            "run `xinyi db roles` (see /readyz)",
+        }
         return jsonify(body), 503
 
     @app.errorhandler(Exception)

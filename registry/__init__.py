@@ -27,7 +27,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
 
 from common import uscc as uscc_rules
-from common.errors import Conflict, InvalidInput, NotFound
+from common.errors import Conflict, InvalidInput, NotFound, shown
 from common.webhook_address import WebhookPolicy
 from registry.store import departments, institutions, person_sessions, used_assertions, users
 
@@ -151,7 +151,7 @@ class Registry:
                     )
                 )
         except IntegrityError as e:
-            raise AlreadyRegistered(f"institution {institution_id!r} exists") from e
+            raise AlreadyRegistered(f"institution {shown(institution_id)} exists") from e
         return self.institution(institution_id)
 
     def institution(self, institution_id: str) -> Institution:
@@ -160,7 +160,7 @@ class Registry:
                 institutions.select().where(institutions.c.id == institution_id)
             ).first()
         if row is None:
-            raise UnknownParty(f"no institution {institution_id!r}")
+            raise UnknownParty(f"no institution {shown(institution_id)}")
         return _institution(row._mapping)
 
     def client(self, institution_id: str) -> Institution | None:
@@ -224,7 +224,7 @@ class Registry:
                 .values(status=status, status_changed_at=self._now())
             )
         if done.rowcount != 1:
-            raise UnknownParty(f"no {kind} {party_id!r}")
+            raise UnknownParty(f"no {kind} {shown(party_id)}")
 
     # Departments ------------------------------------------------------------------
     def add_department(self, department_id: str, *, name: str) -> Department:
@@ -245,7 +245,7 @@ class Registry:
                     )
                 )
         except IntegrityError as e:
-            raise AlreadyRegistered(f"department {department_id!r} exists") from e
+            raise AlreadyRegistered(f"department {shown(department_id)} exists") from e
         return self.department(department_id)
 
     def get_department(self, department_id: str) -> Department | None:
@@ -259,7 +259,7 @@ class Registry:
     def department(self, department_id: str) -> Department:
         found = self.get_department(department_id)
         if found is None:
-            raise UnknownParty(f"no department {department_id!r}")
+            raise UnknownParty(f"no department {shown(department_id)}")
         return found
 
     def departments(self) -> list[Department]:
@@ -319,14 +319,14 @@ class Registry:
                     )
                 )
         except IntegrityError as e:
-            raise AlreadyRegistered(f"user {login!r} exists") from e
+            raise AlreadyRegistered(f"user {shown(login)} exists") from e
         return User(login, role, uscc, department_id, False)
 
     def user(self, login: str) -> User:
         with self.engine.connect() as c:
             row = c.execute(users.select().where(users.c.login == login)).first()
         if row is None:
-            raise UnknownParty(f"no user {login!r}")
+            raise UnknownParty(f"no user {shown(login)}")
         m = row._mapping
         return User(m["login"], m["role"], m["uscc"], m["department_id"], bool(m["disabled"]))
 
@@ -345,7 +345,7 @@ class Registry:
             if disabled:
                 c.execute(person_sessions.delete().where(person_sessions.c.login == login))
         if done.rowcount != 1:
-            raise UnknownParty(f"no user {login!r}")
+            raise UnknownParty(f"no user {shown(login)}")
         return self.user(login)
 
     def authenticate(self, login: str, password: str) -> User | None:

@@ -19,7 +19,7 @@ import jwt
 from flask import Blueprint, Response, request
 
 from common import uscc as uscc_rules
-from common.errors import Forbidden, InvalidInput, NotFound
+from common.errors import Forbidden, InvalidInput, NotFound, shown
 from gateway import casework
 from gateway.api import schemas
 from gateway.auth import Principal, authenticated, current_principal
@@ -144,7 +144,7 @@ def verify(body: schemas.Verification) -> dict[str, Any]:
     rule = svc.catalog.features.get(feature_id)
     if rule is None:
         raise InvalidInput(
-            f"unknown feature {feature_id!r}", code="unknown_feature", field="feature"
+            f"unknown feature {shown(feature_id)}", code="unknown_feature", field="feature"
         )
     if rule.public or not rule.spec.verify_ops:
         raise InvalidInput(
@@ -189,7 +189,7 @@ def _department(svc: Services, department: str) -> Principal:
     """The caller may act for ``department``: its own department user, or the operator."""
     principal = current_principal()
     if department not in svc.catalog.departments:
-        raise NotFound(f"no department {department!r}", code="unknown_department")
+        raise NotFound(f"no department {shown(department)}", code="unknown_department")
     if principal.kind == "department":
         if principal.department != department:
             raise Forbidden(

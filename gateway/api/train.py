@@ -54,7 +54,7 @@ import numpy as np
 from flask import Blueprint, Response, request
 
 from common.db import read_session
-from common.errors import Conflict, Error, Forbidden, InvalidInput, TooLarge
+from common.errors import Conflict, Error, Forbidden, InvalidInput, TooLarge, shown
 from common.logging import get_logger
 from consent.errors import ConsentRefused
 from federated import training_store as tstore
@@ -150,14 +150,14 @@ def owned_model_id(institution: str, model_id: str) -> str:
     full = model_id if "/" in model_id else f"{institution}/{model_id}"
     if not MODEL_ID.match(full):
         raise InvalidInput(
-            f"model_id: {full!r} is not 'owner/name' (lower-case letters, digits, '_', '.', "
+            f"model_id: {shown(full)} is not 'owner/name' (lower-case letters, digits, '_', '.', "
             "'-'; at most 64 characters in all)",
             code="invalid_json",
             field="model_id",
         )
     if model_owner(full) != institution:
         raise ModelNotOwned(
-            f"model_id {model_id!r} belongs to {model_owner(full)}; this institution trains "
+            f"model_id {shown(model_id)} belongs to {model_owner(full)}; this institution trains "
             f"'{institution}/NAME' only",
             field="model_id",
         )
@@ -176,7 +176,7 @@ def column_scope(svc: Services, columns: Sequence[str]) -> tuple[list[str], list
     for i, column in enumerate(columns):
         if not isinstance(column, str) or not GATEWAY_COLUMN.match(column):
             raise InvalidInput(
-                f"gateway_features[{i}]: {column!r} is not a gateway column "
+                f"gateway_features[{i}]: {shown(column)} is not a gateway column "
                 "(category.feature, log1p(category.feature) or category.feature=VALUE)",
                 code="invalid_json",
                 field="gateway_features",
@@ -402,7 +402,7 @@ def open_session(body: schemas.OpenSession) -> tuple[dict[str, Any], int]:
             seed=int(options.get("seed", secrets.randbits(32))),
         )
     except (TypeError, ValueError) as e:
-        raise InvalidInput(f"plan: {e}", code="training_plan", field="plan") from e
+        raise InvalidInput(f"plan: {shown(str(e))}", code="training_plan", field="plan") from e
     record = tstore.SessionRecord(
         id=session_id,
         institution_id=principal.id,

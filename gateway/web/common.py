@@ -46,7 +46,7 @@ from gateway.auth import (
     end_session,
     start_session,
 )
-from gateway.errors import status_for
+from gateway.errors import MESSAGE_MAX, status_for
 from gateway.services import services
 from gateway.web.i18n import DEFAULT_LANG, LANGS, Names, label, normalize_lang, translate
 from gateway.web.views import AccessRow, access_row, format_day, format_time, format_value
@@ -278,7 +278,7 @@ def error_page(e: errors.Error) -> BaseResponse:
         if status == 404:
             message = t("error.not_found")
         elif status == 400:
-            message = t("error.invalid", message=e.message)
+            message = t("error.invalid", message=errors.bounded(e.message, MESSAGE_MAX))
         elif status == 409:
             message = t("error.conflict")
         elif status == 503:
@@ -317,8 +317,8 @@ def install(role_bp: Blueprint, role: str) -> None:
 def form_error(e: errors.Error) -> str:
     """A readable sentence for an error shown inside a form."""
     if isinstance(e, errors.Conflict):
-        return t("error.conflict") + f" ({e.message})"
-    return t("error.invalid", message=e.message)
+        return t("error.conflict") + f" ({errors.bounded(e.message, MESSAGE_MAX)})"
+    return t("error.invalid", message=errors.bounded(e.message, MESSAGE_MAX))
 
 
 # Sign-in, sign-out, home --------------------------------------------------------------

@@ -25,7 +25,7 @@ from flask import Blueprint, Response, g, redirect, request, url_for
 from werkzeug.wrappers import Response as BaseResponse
 
 from common.db import read_session
-from common.errors import Conflict, InvalidInput
+from common.errors import Conflict, InvalidInput, shown
 from consent import store as consent_store
 from consent.policy import STATES
 from federated import store as model_store
@@ -373,7 +373,7 @@ def _find(ref: str) -> model_store.ModelRecord:
     for record in model_store.list_versions(services().engine):
         if record.model.id == model_id and record.model.version == int(version):
             return record
-    raise model_store.ModelNotFound(f"no joint model {ref!r}")
+    raise model_store.ModelNotFound(f"no joint model {shown(ref)}")
 
 
 @bp.get("/models")

@@ -408,3 +408,29 @@ def test_a_deleted_or_added_department_row_fails_verify(grown: AuditLog, engine:
             sa.text("INSERT INTO audit_entry_departments (department, idx) VALUES ('tax', 999)")
         )
     assert grown.verify().first_bad_index == 999
+
+
+@pytest.mark.parametrize("chunk_level", [0, 2, 3, 14])
+def test_index_tampering_is_named_whatever_the_chunk_size(
+    grown: AuditLog, engine: Engine, chunk_level: int
+) -> None:
+    """The index is checked chunk by chunk from the rows the hashing reads: a column edit
+    and a department row moved to another entry (the row count unchanged) are named at
+    their own index in every chunk, not only in the first."""
+    allow_rewrites(engine, "audit_entries")
+    allow_rewrites(engine, "audit_entry_departments")
+    with engine.begin() as conn:
+        conn.execute(sa.text("UPDATE audit_entries SET institution = 'bank_z' WHERE idx = 23"))
+        conn.execute(sa.text("DELETE FROM audit_entry_departments WHERE idx = 30"))
+        conn.execute(
+            sa.text("INSERT INTO audit_entry_departments (department, idx) VALUES ('court', 31)")
+        )
+    report = grown.verify(chunk_level=chunk_level)
+    assert report.first_bad_index == 23, report.problems
+    named = {(p.index, p.message) for p in report.problems}
+    assert (
+        23,
+        "entry 23: index column 'institution' of audit_entries differs from the entry",
+    ) in named
+    assert (30, "entry 30: audit_entry_departments lacks its department 'tax'") in named
+    assert any(i == 31 and "'court'" in m for i, m in named)

@@ -78,3 +78,17 @@ def test_not_yaml_is_refused(tmp_path: Path) -> None:
     p.write_text("a: [1,\n", encoding="utf-8")
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_settings(p, env={})
+
+
+def test_the_retired_training_mask_bits_key_loads_with_a_warning(tmp_path: Path) -> None:
+    """No code reads ``training.mask_bits`` since the sum-only training protocol; a
+    config copied from an older default still loads, and says the key is ignored."""
+    assert "mask_bits" not in DEFAULT_CONFIG.read_text(encoding="utf-8")
+    with pytest.warns(UserWarning, match=r"training\.mask_bits is no longer used"):
+        s = load_settings(
+            env={"XINYI_HOME": str(tmp_path)}, overrides={"training": {"mask_bits": 36}}
+        )
+    assert not hasattr(s.config.training, "mask_bits")
+    # Any other unknown key is still refused.
+    with pytest.raises(ConfigError):
+        load_settings(env={"XINYI_HOME": str(tmp_path)}, overrides={"training": {"mask": 1}})

@@ -12,15 +12,17 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from flask import Flask
 from flask.testing import FlaskClient
 from pydantic import SecretStr
+from structlog.testing import capture_logs
 
 from cli import main
 from common.db import make_engine
 from common.privileges import REQUIRED
 from common.settings import Settings
-from tests.gateway.conftest import ENTERPRISE, Bank
+from tests.gateway.conftest import ENTERPRISE, Bank, public_jwk
 from tests.gateway.test_data_api import load
 
 
@@ -165,6 +167,48 @@ def test_readyz_fails_for_a_login_with_the_audit_role_only(
         assert resp.status_code == 503
         reason = resp.get_json()["reason"]
         assert "institutions:SELECT" in reason and "audit_entries" not in reason
+        app.extensions["xinyi"].engine.dispose()
+    finally:
+        with owner.begin() as conn:
+            conn.execute(sa.text(f"DROP OWNED BY {name}"))
+            conn.execute(sa.text(f"DROP ROLE {name}"))
+        owner.dispose()
+
+
+def test_a_token_request_by_an_under_privileged_login_is_a_stable_503(
+    database_url: str, make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    """A login lacking a privilege (here: the audit role only, no ``xinyi_app``) cannot
+    read the institution a token is asked for: the answer names the cause (the operator's
+    ``xinyi db roles``), not an internal error, and the event is logged."""
+    from gateway import create_app
+
+    if not database_url.startswith("postgresql"):
+        pytest.skip("roles exist on PostgreSQL only")
+    name = "xt_" + uuid.uuid4().hex[:10]
+    owner = make_engine(database_url)
+    with owner.begin() as conn:
+        conn.execute(sa.text(f"CREATE ROLE {name} LOGIN"))
+        conn.execute(sa.text(f"GRANT xinyi_audit TO {name}"))
+    try:
+        owner_app = create_app(make_settings(database_url=database_url), background=False)
+        key = Ed25519PrivateKey.generate()
+        owner_app.extensions["xinyi"].registry.add_institution(
+            "bank_priv", name="bank_priv 银行", jwk=public_jwk(key)
+        )
+        owner_app.extensions["xinyi"].engine.dispose()
+        settings = make_settings(database_url=database_url.replace("//postgres@", f"//{name}@"))
+        app = create_app(settings, background=False)
+        bank = Bank("bank_priv", key, app)
+        with capture_logs() as logs:
+            resp = bank.fetch_token(app.test_client())
+        assert resp.status_code == 503, resp.get_data(as_text=True)
+        body = resp.get_json()
+        assert body["error"] == "database_privilege_missing"
+        assert "xinyi db roles" in body["message"] and "institutions" not in body["message"]
+        logged = [e for e in logs if e["event"] == "database_privilege_missing"]
+        assert logged and "institutions" in logged[0]["detail"], logs
+        assert logged[0]["log_level"] == "error"
         app.extensions["xinyi"].engine.dispose()
     finally:
         with owner.begin() as conn:
