@@ -51,6 +51,10 @@ APP_TABLES: Mapping[str, tuple[str, ...]] = {
     # Objections and credit repair: decided by a conditional UPDATE, never deleted.
     "objections": _RW,
     "repairs": _RW,
+    # Enterprise sign-up: a displaced unverified administrator is deleted; invitations
+    # are marked used, never deleted.
+    "enterprise_admins": (*_RW, "DELETE"),
+    "invitations": _RW,
 }
 
 AUDIT_TABLES: Mapping[str, tuple[str, ...]] = {
