@@ -61,7 +61,7 @@ def test_the_hash_is_keyed_and_normalises_case_and_spaces() -> None:
     assert h.startswith("hmac-sha256:") and EXAMPLE not in h
     assert identity.legal_rep_id_hash(KEY, " 11010519491231002x") == h
     assert identity.legal_rep_id_hash(b"j" * 32, EXAMPLE) != h
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="16 bytes"):
         identity.legal_rep_id_hash(b"short", EXAMPLE)
 
 
