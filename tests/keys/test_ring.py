@@ -250,7 +250,8 @@ def test_change_passphrase_reencrypts_every_file_and_migrates_legacy_ones(
         main, ["keys", "change-passphrase"], env=env, input="a much longer new passphrase\n"
     )
     assert result.exit_code == 0, result.output
-    assert f"re-encrypted {len(PURPOSES)} key files" in result.output  # one per purpose
+    # One per purpose, and the identity key (keys.identity) made by init.
+    assert f"re-encrypted {len(PURPOSES) + 1} key files" in result.output
     with pytest.raises(KeyUnreadable):
         KeyRing(settings)
     new = settings.model_copy(update={"key_passphrase": SecretStr("a much longer new passphrase")})

@@ -135,3 +135,24 @@ def test_invitation_pages(app: Flask, client: FlaskClient, svc: Any) -> None:
     assert resp.status_code == 409 and "该邀请已使用或已过期" in resp.get_data(as_text=True)
     assert colleague.get("/invite/not-a-token").status_code == 404
     assert "acme-mate" in person.page("/enterprise/account")
+
+
+def test_the_operator_page_shows_shares_of_market_entities_not_of_accounts(
+    app: Flask, svc: Any, make_person: Any
+) -> None:
+    others = [uscc_rules.complete(f"91320281MA1XY00{k}0") for k in range(4, 7)]
+    seed_registration(svc, {u: ("某人", ZHANG_ID) for u in others})
+    # Two accounts of one enterprise are one registered enterprise.
+    svc.registry.add_user(login="acme-a", password=PASSWORD, role="enterprise", uscc=ACME)
+    svc.registry.add_user(login="acme-b", password=PASSWORD, role="enterprise", uscc=ACME)
+    svc.registry.add_user(
+        login="other-a", password=PASSWORD, role="enterprise", uscc=others[0], real_name=False
+    )
+    page = make_person("operator").page("/operator/")
+    market = re.search(r'id="market-entities">(\d+)<', page)
+    assert market is not None and market.group(1) == "4"
+    shares = page.split('id="market-shares"', 1)[1].split("</dl>", 1)[0]
+    # registered 2 of 4, real-name 1 of 4, authorizing 0 of 4, each beside its target.
+    assert re.findall(r"(\d+\.\d)%", shares) == ["50.0", "25.0", "0.0"]
+    assert re.findall(r"目标 (\d+)%", shares) == ["50", "30", "30"]
+    assert "授权企业占注册企业比例" not in page
