@@ -980,7 +980,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "目标：平台注册、实名认证、授权查询企业占全市注册企业数（含个体户）"
         "分别达到50%、30%、30%（江阴方案 二(一)）。",
         "Targets: registered, real-name and authorizing enterprises reach 50 %, 30 % and "
-        "30 % of the city's registered enterprises, sole proprietors included (Jiangyin plan, goal 1).",
+        "30 % of the city's registered enterprises, sole proprietors included "
+        "(Jiangyin plan, goal 1).",
     ),
 }
 
