@@ -57,9 +57,7 @@ def signup_figures(database_url: str, home: Path, seconds: float = SECONDS) -> d
     codes = _usccs(REGISTERED)
     body17 = "32028119800101123"
     raw_id = body17 + identity.resident_id_check(body17)
-    rows = [
-        (u, f'["张三", "{identity.legal_rep_id_hash(key, raw_id)}"]') for u in codes
-    ]
+    rows = [(u, f'["张三", "{identity.legal_rep_id_hash(key, raw_id)}"]') for u in codes]
     records.save_loaded(
         svc.engine,
         Checked(
@@ -141,7 +139,7 @@ def import_seconds() -> float:
     interpreter, median of five: what every CLI command pays for it."""
     runs = []
     for _ in range(5):
-        done = subprocess.run(  # noqa: S603 -- our own interpreter, fixed arguments
+        done = subprocess.run(
             [sys.executable, "-c", _IMPORT],
             check=True,
             capture_output=True,
