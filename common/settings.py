@@ -361,7 +361,7 @@ class Accounts(_Frozen):
     """Enterprise sign-up and real name (``gateway.api.accounts``, docs/accounts.md)."""
 
     sign_up_per_minute: int = Field(default=10, ge=1)  # per client address and worker
-    sign_in_per_minute: int = Field(default=30, ge=1)  # per client address and worker
+    sign_in_per_minute: int = Field(default=60, ge=1)  # per client address and worker
     real_name_attempts: int = Field(default=5, ge=1, le=100)  # per administrator account
     invitation_hours: int = Field(default=72, ge=1, le=24 * 90)
     market_targets: MarketTargets = MarketTargets()
