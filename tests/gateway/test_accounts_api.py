@@ -132,6 +132,7 @@ def test_wrong_legal_representative_id_signs_up_without_real_name_which_authoriz
     resp = person.post(f"/v1/consents/{cid}/approve")
     assert resp.status_code == 403 and resp.get_json()["error"] == "real_name_required"
     assert bank.get(client, f"/v1/consents/{cid}").get_json()["status"] == "pending"
+    assert person.get("/v1/catalog").status_code == 200  # browsing what exists is fine
     # Nor does it read the enterprise's consents, accesses or data.
     for path in ("/v1/consents", "/v1/audit/entries", f"/v1/consents/{cid}"):
         resp = person.get(path)
