@@ -63,7 +63,11 @@ def counts(app: Flask) -> tuple[int, int, int]:
 
 
 def test_sign_up_with_matching_legal_representative_is_real_named_and_authorizes(
-    app: Flask, client: FlaskClient, registered: Any, make_bank: Callable[..., Bank]
+    app: Flask,
+    client: FlaskClient,
+    registered: Any,
+    make_bank: Callable[..., Bank],
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     resp = sign_up(client, legal_representative_id=ZHANG_ID.lower())
     assert resp.status_code == 201
@@ -77,6 +81,10 @@ def test_sign_up_with_matching_legal_representative_is_real_named_and_authorizes
             c.execute(sa.select(enterprise_admins)).all()
         )
     assert ZHANG_ID not in dump and ZHANG_ID[:-1] not in dump
+    resp = sign_up(client, login="again", legal_representative_id=ZHANG_ID[:-1] + "0")
+    logged = capsys.readouterr()
+    assert "enterprise_signed_up" in logged.out  # logs are captured here...
+    assert ZHANG_ID[:-1] not in logged.out + logged.err  # ...and never hold the id
 
     person = signed_in(app, "acme-admin")
     assert person.get("/v1/session").get_json()["real_name"] is True
