@@ -181,8 +181,13 @@ def test_signup_migration_keeps_operator_made_enterprise_accounts_authorizing(
     migrate(url)
     engine = make_engine(url)
     with engine.connect() as conn:
-        real = dict(conn.execute(sa.text("SELECT login, real_name_at FROM users")).all())
-        admins = dict(conn.execute(sa.text("SELECT uscc, login FROM enterprise_admins")).all())
+        real: dict[str, int | None] = {
+            str(r[0]): r[1] for r in conn.execute(sa.text("SELECT login, real_name_at FROM users"))
+        }
+        admins: dict[str, str] = {
+            str(r[0]): str(r[1])
+            for r in conn.execute(sa.text("SELECT uscc, login FROM enterprise_admins"))
+        }
     engine.dispose()
     assert real == {"first": 10, "second": 20, "other": 30, "op": None}
     assert admins == {"91330100716105852F": "first", "9144030071526726XG": "other"}
