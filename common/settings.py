@@ -31,8 +31,9 @@ from pydantic import (
 
 from common.errors import ConfigError
 
-OPERATIONS: tuple[str, ...] = ("report", "verify", "score", "train")
-Operation = Literal["report", "verify", "score", "train"]
+# ``grade``: the credit grade of JY 附件2, letters only (gateway/grades.py).
+OPERATIONS: tuple[str, ...] = ("report", "verify", "score", "train", "grade")
+Operation = Literal["report", "verify", "score", "train", "grade"]
 VerifyOp = Literal[">=", "<=", "==", "!="]
 FeatureType = Literal["integer", "amount", "number", "string", "enum", "date", "boolean"]
 

@@ -183,6 +183,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "op.verify": ("条件核验", "Verification"),
     "op.score": ("联合评分", "Joint score"),
     "op.train": ("联合建模", "Joint training"),
+    "op.grade": ("查询信用等级", "Credit grade"),
+    "op.whitelist": ("白名单推荐", "Whitelist listing"),
     "op.model.approve": ("审核通过模型", "Model approved"),
     "op.model.reject": ("拒绝模型", "Model rejected"),
     "op.consent.request": ("提出授权请求", "Consent requested"),
