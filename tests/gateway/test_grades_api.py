@@ -388,3 +388,27 @@ def test_a_granted_repair_of_the_dishonesty_records_counts_as_repaired_in_indica
     assert service.stored_grade(svc.engine, code, month).letters[8] == "B"
     out = person.get(f"/v1/enterprises/{code}/grade?month={month}").get_json()
     assert out["indicators"]["9"] == "B"
+
+
+def test_the_report_never_serves_the_keyed_hash_of_the_legal_representatives_id(
+    app: Flask, make_bank: Callable[..., Bank], client: FlaskClient
+) -> None:
+    from records.pseudonyms import LEGAL_REP_ID
+
+    code = "91330100716105852F"
+    department = app.extensions["xinyi"].registry
+    if department.get_department("market_regulation") is None:
+        department.add_department("market_regulation", name="market regulation")
+    svc = app.extensions["xinyi"]
+    import_csv(
+        svc.engine,
+        Catalog(svc.settings.config),
+        "market_regulation",
+        f"uscc,registration.name,{LEGAL_REP_ID}\n{code},某公司,33010619800101123X\n".encode(),
+        file_name="reg.csv",
+        actor="t",
+        pseudonym_key=svc.keys.pseudonym_key(LEGAL_REP_ID),
+    )
+    bank = make_bank("bank_r")
+    public = bank.get(client, f"/v1/enterprises/{code}/report").get_json()["public"]
+    assert public.get("registration.name") == "某公司" and LEGAL_REP_ID not in public
