@@ -89,13 +89,14 @@ def grade_for_institution(
         raise Forbidden("only institutions read grades under a grant", code="wrong_role")
     chosen = service.chosen_month(svc.engine, month)
     granted, other = grade_categories(svc.settings.config)
+    used = _used_features(svc)
     access = enforce(
         actor,
         grant=grant,
         op="grade",
         enterprise=code,
         categories=granted,
-        features=_used_features(svc),
+        features=used,
         public_categories=other,
     )
     try:
@@ -109,7 +110,7 @@ def grade_for_institution(
         "grade": GRADES[stored.grade],
         "method": METHODS[stored.method],
         "indicators": _letters(stored.letters, personal=False),
-        "disputed": casework.disputed(svc, code, _used_features(svc)),
+        "disputed": casework.disputed(svc, code, used),
         "audit_index": access.finish(),
     }
     log.info("grade_read", institution=actor.id, month=chosen)

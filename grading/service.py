@@ -627,14 +627,32 @@ def chosen_month(engine: Engine, month: str | None) -> str:
     command that computes it) when it was not computed."""
     if month is not None:
         grading_day(month, date.max)  # the shape only: a future month is simply absent
-    chosen = month or latest_month(engine)
-    if chosen is None or get_run(engine, chosen) is None:
+    chosen = month or latest_month(engine)  # the newest month is computed by definition
+    if chosen is None or (month is not None and not _is_computed(engine, month)):
         raise GradesNotComputed(
             f"no grades for {chosen or 'any month'} yet: run `xinyi grades compute"
             + (f" --month {chosen}`" if chosen else "`"),
             month=chosen,
         )
     return chosen
+
+
+# Months known to be computed, per database: a computed month is never rewritten nor
+# removed, so once seen it needs no query again (the grade API asks on every request).
+_COMPUTED: set[tuple[str, str]] = set()
+
+
+def _is_computed(engine: Engine, month: str) -> bool:
+    key = (engine.url.render_as_string(hide_password=True), month)
+    if key in _COMPUTED:
+        return True
+    with read_connection(engine) as conn:
+        found = conn.execute(
+            sa.select(grade_runs.c.month).where(grade_runs.c.month == month)
+        ).first()
+    if found is not None:
+        _COMPUTED.add(key)
+    return found is not None
 
 
 @dataclass(frozen=True)
