@@ -922,7 +922,6 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "notice.grade_not_recommended": ("已取消白名单推荐。", "You are no longer recommended."),
     "col.indicator": ("指标", "Indicator"),
     "col.letter": ("结果", "Letter"),
-    "col.reason": ("理由", "Why"),
     "grade.高级": ("高级", "Senior"),
     "grade.一级": ("一级", "First"),
     "grade.备选": ("备选", "Alternate"),

@@ -33,7 +33,7 @@ def test_the_hash_is_hmac_sha256_of_the_normalized_id() -> None:
     with pytest.raises(CellProblem) as e:
         normalize_id("not an id!")
     assert e.value.code == "wrong_type" and "not an id!" not in e.value.reason
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="at least 32 bytes"):
         legal_rep_id_hash(b"short", RAW)
 
 
