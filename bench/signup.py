@@ -40,6 +40,7 @@ def signup_figures(database_url: str, home: Path, seconds: float = SECONDS) -> d
     from records import identity
     from records import store as records
     from records.importer import Checked
+    from records.pseudonyms import legal_rep_id_hash
 
     settings = load_settings(
         env={
@@ -57,7 +58,7 @@ def signup_figures(database_url: str, home: Path, seconds: float = SECONDS) -> d
     codes = _usccs(REGISTERED)
     body17 = "32028119800101123"
     raw_id = body17 + identity.resident_id_check(body17)
-    rows = [(u, f'["张三", "{identity.legal_rep_id_hash(key, raw_id)}"]') for u in codes]
+    rows = [(u, f'["张三", "{legal_rep_id_hash(key, raw_id)}"]') for u in codes]
     records.save_loaded(
         svc.engine,
         Checked(

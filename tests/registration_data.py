@@ -1,6 +1,6 @@
 """Test helper: a market-regulation registration record with the legal representative's
 name and id, stored exactly as the registration import keeps it (the id as
-``records.identity.legal_rep_id_hash`` under the instance's identity key)."""
+``records.pseudonyms.legal_rep_id_hash`` under the instance's pseudonym key)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from typing import Any
 from records import identity
 from records import store as records
 from records.importer import Checked
+from records.pseudonyms import legal_rep_id_hash
 
 
 def resident_id(body17: str) -> str:
@@ -25,7 +26,7 @@ def seed_registration(svc: Any, people: dict[str, tuple[str, str]]) -> None:
     rows = [
         (
             uscc,
-            json.dumps([name, identity.legal_rep_id_hash(key, raw_id)], ensure_ascii=False),
+            json.dumps([name, legal_rep_id_hash(key, raw_id)], ensure_ascii=False),
         )
         for uscc, (name, raw_id) in sorted(people.items())
     ]

@@ -6,10 +6,10 @@ resident id), then with its legal representative's name and id as registered wit
 market regulation (real name verified); a second sign-up for the same USCC is 409.
 
 Market regulation's record holds the legal representative's id only as a keyed hash
-(``records.identity.legal_rep_id_hash`` under the instance's identity key); the step
-stores that record for its enterprise when the city has none (as the registration
-import does). Reads ``story.password``; writes ``accounts`` (role
-``enterprise_signup``) and ``signup_enterprise``.
+(``records.pseudonyms.legal_rep_id_hash`` under the key store's pseudonym key); the step
+stores such a record for its enterprise with a made-up id, as the registration import
+would (the city's raw ids are only in its import files). Reads ``story.password``;
+writes ``accounts`` (role ``enterprise_signup``).
 """
 
 from __future__ import annotations
@@ -21,10 +21,10 @@ import time
 from cli.demo.story import Story, say, step
 from common.db import make_engine
 from keys import KeyRing
-from keys.identity import identity_key
 from records import identity
 from records import store as records
 from records.importer import Checked
+from records.pseudonyms import legal_rep_id_hash
 from registry import Registry
 
 # A made-up resident id (valid shape and check character, no real person's).
@@ -58,8 +58,8 @@ def step_signup(story: Story) -> None:
             return
         uscc, name = found
         raw_id = DEMO_ID_BODY + identity.resident_id_check(DEMO_ID_BODY)
-        key = identity_key(KeyRing(story.settings).store)
-        row = json.dumps([identity.legal_rep_id_hash(key, raw_id)])
+        key = KeyRing(story.settings).pseudonym_key(identity.ID_FEATURE)
+        row = json.dumps([legal_rep_id_hash(key, raw_id)])
         records.save_loaded(
             engine,
             Checked(

@@ -17,6 +17,7 @@ def register(app: Flask) -> None:
         common,
         department,
         enterprise,
+        grades,  # noqa: F401  (its routes sit on the enterprise blueprint)
         objections,  # noqa: F401  (its routes sit on the role blueprints)
         operator,
     )

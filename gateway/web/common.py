@@ -105,6 +105,7 @@ NAV: dict[str, tuple[NavItem, ...]] = {
         NavItem("nav.ent_objections", "web_enterprise.enterprise_objections"),
         NavItem("nav.ent_repairs", "web_enterprise.enterprise_repairs"),
         NavItem("nav.account", "web_accounts.account"),
+        NavItem("nav.ent_grade", "web_enterprise.enterprise_grade"),
     ),
     "department": (
         NavItem("nav.dep_accesses", "web_department.accesses"),
