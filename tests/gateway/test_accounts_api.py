@@ -336,3 +336,30 @@ def test_the_public_report_never_shows_the_id_hash(
     assert resp.status_code == 200
     text = resp.get_data(as_text=True)
     assert "legal_representative_id" not in text and "hmac-sha256" not in text
+
+
+def test_a_registration_file_imported_with_raw_ids_verifies_the_sign_up(
+    app: Flask, client: FlaskClient
+) -> None:
+    """End to end with the department's import (it hashes the raw id column with the
+    one function and key the sign-up compares with)."""
+    from records.catalog import Catalog
+    from records.pseudonyms import LEGAL_REP_ID
+    from records.service import import_csv
+
+    svc = app.extensions["xinyi"]
+    data = (
+        "uscc,registration.legal_representative,registration.legal_representative_id\n"
+        f"{ACME},张三,{ZHANG_ID.lower()}\n"
+    ).encode()
+    import_csv(
+        svc.engine,
+        Catalog(svc.settings.config),
+        "market_regulation",
+        data,
+        file_name="registration.csv",
+        actor="test",
+        pseudonym_key=svc.keys.pseudonym_key(LEGAL_REP_ID),
+    )
+    resp = sign_up(client, legal_representative_id=ZHANG_ID)
+    assert resp.status_code == 201 and resp.get_json()["real_name"] is True
