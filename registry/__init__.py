@@ -547,7 +547,7 @@ class Registry:
         with self.engine.begin() as c:
             row = c.execute(sa.select(users.c.real_name_at).where(users.c.login == login)).first()
             if row is None:
-                raise UnknownParty(f"no user {login!r}")
+                raise UnknownParty("no such user")
             if row.real_name_at is not None:
                 return self.user(login)
             done = c.execute(
