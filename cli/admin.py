@@ -135,6 +135,16 @@ def add_user(
     click.echo(f"user {user.login} ({user.role}) added")
 
 
+@admin.command("verify-real-name")
+@click.argument("login")
+@click.pass_context
+def verify_real_name(ctx: click.Context, login: str) -> None:
+    """Record an enterprise account's real name as verified offline (the operator saw
+    the legal representative's documents): it may authorize from its next request."""
+    user = _registry(ctx).verify_real_name_offline(login)
+    click.echo(f"user {user.login} ({user.uscc}) is real-named")
+
+
 @admin.command("disable-user")
 @click.argument("login")
 @click.pass_context

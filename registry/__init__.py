@@ -577,6 +577,20 @@ class Registry:
                 c.execute(users.update().where(users.c.login == login).values(real_name_at=now))
         return self.user(login)
 
+    def verify_real_name_offline(self, login: str) -> User:
+        """The operator checked the legal representative in person (or the attempts ran
+        out and were followed up offline): the enterprise account ``login`` is
+        real-named from now."""
+        with self.engine.begin() as c:
+            done = c.execute(
+                users.update()
+                .where(users.c.login == login, users.c.role == "enterprise")
+                .values(real_name_at=sa.func.coalesce(users.c.real_name_at, self._now()))
+            )
+        if done.rowcount != 1:
+            raise UnknownParty("no such enterprise account")
+        return self.user(login)
+
     # Invitations --------------------------------------------------------------------
     def invite(self, admin_login: str, *, valid_seconds: int) -> tuple[str, Invitation]:
         """A single-use invitation to ``admin_login``'s enterprise: the token for the

@@ -191,3 +191,28 @@ def test_add_user_of_role_institution(env: dict[str, str], tmp_path: Path) -> No
     finally:
         engine.dispose()
     assert user.role == "institution" and user.institution_id == "bank-a" and user.uscc is None
+
+
+def test_verify_real_name_offline(env: dict[str, str]) -> None:
+    from common.db import make_engine
+    from registry import Registry
+
+    assert xinyi(env, "init")[0] == 0
+    engine = make_engine(env["XINYI_DATABASE_URL"])
+    try:
+        reg = Registry(engine)
+        reg.add_user(
+            login="ent",
+            password="correct horse battery",
+            role="enterprise",
+            uscc="91330100716105852F",
+            real_name=False,
+        )
+        assert not reg.user("ent").real_name
+        code, out = xinyi(env, "admin", "verify-real-name", "ent")
+        assert code == 0 and "real-named" in out, out
+        assert reg.user("ent").real_name
+        code, out = xinyi(env, "admin", "verify-real-name", "nobody")
+        assert code == 2 and "no such enterprise account" in out
+    finally:
+        engine.dispose()
