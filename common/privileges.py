@@ -48,6 +48,8 @@ APP_TABLES: Mapping[str, tuple[str, ...]] = {
     # Credit grades by month: history, never rewritten.
     "grade_runs": ("SELECT", "INSERT"),
     "grades": ("SELECT", "INSERT"),
+    # The enterprise's choice to be recommended (whitelist): its current row is updated.
+    "grade_optins": _RW,
     # Objections and credit repair: decided by a conditional UPDATE, never deleted.
     "objections": _RW,
     "repairs": _RW,
@@ -57,6 +59,10 @@ APP_TABLES: Mapping[str, tuple[str, ...]] = {
     "alert_swept_months": ("SELECT", "INSERT"),
     # Objection attachments: written with the filing, never changed.
     "objection_attachments": ("SELECT", "INSERT"),
+    # Enterprise sign-up: a displaced unverified administrator is deleted; invitations
+    # are marked used, never deleted.
+    "enterprise_admins": (*_RW, "DELETE"),
+    "invitations": _RW,
 }
 
 AUDIT_TABLES: Mapping[str, tuple[str, ...]] = {

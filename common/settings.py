@@ -32,9 +32,10 @@ from pydantic import (
 
 from common.errors import ConfigError
 
-OPERATIONS: tuple[str, ...] = ("report", "verify", "score", "train", "monitor")
+# ``grade``: the credit grade of JY 附件2, letters only (gateway/grades.py).
 # ``monitor``: risk alerts about the enterprise while the grant is active (alerts/).
-Operation = Literal["report", "verify", "score", "train", "monitor"]
+OPERATIONS: tuple[str, ...] = ("report", "verify", "score", "train", "grade", "monitor")
+Operation = Literal["report", "verify", "score", "train", "grade", "monitor"]
 VerifyOp = Literal[">=", "<=", "==", "!="]
 FeatureType = Literal["integer", "amount", "number", "string", "enum", "date", "boolean"]
 
@@ -78,6 +79,10 @@ class Feature(_Frozen):
     verify_ops: tuple[VerifyOp, ...] = ()
     bands: tuple[float, ...] | None = None
     verify_budget: int | None = Field(default=None, ge=1)
+    # grades: a personal identifier stored only as HMAC-SHA256 under the key store's
+    # pseudonym key (records/pseudonyms.py); the import file holds the raw value, the
+    # store the hash, and no answer or page ever shows it.
+    keyed_hash: bool = False
 
     @model_validator(mode="after")
     def _consistent(self) -> Feature:
@@ -88,6 +93,8 @@ class Feature(_Frozen):
                 raise ValueError("only numeric features can have 'bands'")
             if len(self.bands) < 2 or list(self.bands) != sorted(set(self.bands)):
                 raise ValueError("'bands' must be at least two strictly ascending numbers")
+        if self.keyed_hash and (self.type != "string" or self.verify_ops or self.bands):
+            raise ValueError("a keyed-hash feature is a string with no verification or bands")
         ordering = {">=", "<="} & set(self.verify_ops)
         if ordering and self.type not in ("integer", "amount", "number", "date"):
             raise ValueError("'>=' and '<=' need a numeric or date feature")
@@ -421,6 +428,25 @@ def _check_alert_rule(rule: AlertRule, categories: Mapping[str, Category]) -> No
         raise ValueError(f"{where}: 'reaches' needs a threshold that is a band boundary")
 
 
+class MarketTargets(_Frozen):
+    """JY 二(一): the shares of the market entities in the registration data that are
+    to register, to verify their real name and to authorize (fractions)."""
+
+    registered: float = Field(default=0.5, ge=0, le=1)
+    real_name: float = Field(default=0.3, ge=0, le=1)
+    authorizing: float = Field(default=0.3, ge=0, le=1)
+
+
+class Accounts(_Frozen):
+    """Enterprise sign-up and real name (``gateway.api.accounts``, docs/accounts.md)."""
+
+    sign_up_per_minute: int = Field(default=10, ge=1)  # per client address and worker
+    sign_in_per_minute: int = Field(default=60, ge=1)  # per client address and worker
+    real_name_attempts: int = Field(default=5, ge=1, le=100)  # per administrator account
+    invitation_hours: int = Field(default=72, ge=1, le=24 * 90)
+    market_targets: MarketTargets = MarketTargets()
+
+
 class Database(_Frozen):
     # None means the embedded default: SQLite in the instance folder.
     url: str | None = None
@@ -439,6 +465,7 @@ class ConfigFile(_Frozen):
     training: Training = Training()
     scoring: Scoring = Scoring()
     grading: Grading = Grading()
+    accounts: Accounts = Accounts()  # enterprise sign-up and real name (docs/accounts.md)
     regions: Mapping[Annotated[str, Field(pattern=r"^[0-9]{6}$")], Region] = Field(
         default_factory=dict
     )

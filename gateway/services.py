@@ -28,8 +28,10 @@ from consent.outbox import OutboxDelivery
 from consent.service import ConsentService
 from gateway import alerts as risk_alerts
 from gateway.caches import ContextCache, Evaluators, ModelCache, Trainers, VerifiedTokens
+from gateway.ratelimit import RateLimiter
 from keys import KeyRing
 from records.catalog import Catalog
+from records.pseudonyms import LEGAL_REP_ID
 from registry import Registry
 from registry.sessions import Sessions, SignInThrottle
 
@@ -68,12 +70,18 @@ class Services:
     training_population: PopulationSource | None = None
     """The population training standardizes on; ``None``: every enterprise of the
     department data store (``gateway.api.train.records_population``)."""
+    address_limiters: dict[str, RateLimiter] = field(default_factory=dict)
+    """Per-address limits of sign-in and sign-up in this worker (``gateway.auth``)."""
     _stop: threading.Event = field(default_factory=threading.Event)
     _threads: list[threading.Thread] = field(default_factory=list)
 
     @property
     def issuer(self) -> str:
         return self.settings.config.server.public_url.rstrip("/")
+
+    def identity_key(self) -> bytes:
+        """The key of the legal representatives' id hashes (``records.pseudonyms``)."""
+        return self.keys.pseudonym_key(LEGAL_REP_ID)
 
     def registry_status(self, institution_id: str) -> str | None:
         with read_connection(self.engine) as conn:  # every request: no Session around it

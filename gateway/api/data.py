@@ -29,6 +29,7 @@ from gateway.services import Services, services
 from records import catalog as rules
 from records import store as records
 from records.importer import rejects_csv
+from records.pseudonyms import LEGAL_REP_ID
 from records.service import import_csv
 
 bp = Blueprint("data", __name__)
@@ -37,7 +38,13 @@ bp = Blueprint("data", __name__)
 def _public_features(svc: Services) -> tuple[list[str], list[str]]:
     cfg = svc.settings.config
     cats = [c for c, cat in cfg.categories.items() if cat.visibility == "public"]
-    feats = [f"{c}.{f}" for c in cats for f in cfg.categories[c].features]
+    # A keyed hash (an identifier of a person) is never served, public category or not.
+    feats = [
+        f"{c}.{f}"
+        for c in cats
+        for f, spec in cfg.categories[c].features.items()
+        if not spec.keyed_hash
+    ]
     return cats, feats
 
 
@@ -238,6 +245,7 @@ def import_file(department: str, query: schemas.ImportName) -> tuple[dict[str, A
         data,
         file_name=name,
         actor=f"{principal.kind}:{principal.login or principal.id}",
+        pseudonym_key=svc.keys.pseudonym_key(LEGAL_REP_ID),
     )
     return record.as_json(), 201
 

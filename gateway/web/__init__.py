@@ -13,12 +13,14 @@ from flask import Flask
 
 def register(app: Flask) -> None:
     from gateway.web import (
+        accounts,
         common,
         department,
         enterprise,
+        grades,  # noqa: F401  (its routes sit on the enterprise blueprint)
         objections,  # noqa: F401  (its routes sit on the role blueprints)
         operator,
     )
 
-    for bp in (common.bp, enterprise.bp, department.bp, operator.bp):
+    for bp in (common.bp, accounts.bp, enterprise.bp, department.bp, operator.bp):
         app.register_blueprint(bp)

@@ -27,7 +27,15 @@ from consent.policy import STATES, TRANSITIONS, effective_status
 from consent.store import ConsentRow
 
 CST = timezone(timedelta(hours=8), "UTC+8")
-DATA_OPERATIONS: tuple[str, ...] = ("report", "verify", "score", "train", "monitor")
+DATA_OPERATIONS: tuple[str, ...] = (
+    "report",
+    "verify",
+    "score",
+    "train",
+    "grade",
+    "whitelist",
+    "monitor",
+)
 CONSENT_OPERATIONS: tuple[str, ...] = (
     "consent.request",
     "consent.approve",
@@ -466,6 +474,25 @@ class Coverage:
     @property
     def share(self) -> float:
         return self.authorizing / self.registered if self.registered else 0.0
+
+
+@dataclass(frozen=True)
+class MarketShare:
+    """One coverage measure as a share of the market entities, against its target
+    (JY 二(一)): 0 when the registration data holds no market entity yet."""
+
+    label: str
+    count: int
+    market: int
+    target: float  # a fraction, 0.5 = 50 %
+
+    @property
+    def share(self) -> float:
+        return self.count / self.market if self.market else 0.0
+
+    @property
+    def met(self) -> bool:
+        return self.market > 0 and self.share >= self.target
 
 
 def coverage(

@@ -2,14 +2,14 @@
 casework)
 
 Revision ID: 0015_alerts
-Revises: 0011_accounts
+Revises: 0013_signup
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0015_alerts"
-down_revision = "0011_accounts"
+down_revision = "0013_signup"
 branch_labels = None
 depends_on = None
 

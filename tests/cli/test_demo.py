@@ -39,12 +39,26 @@ def test_the_whole_demo_story_runs(tmp_path: Path) -> None:
     # scoring
     assert "after the enterprise revoked: refused — grant_revoked" in out
     assert "AUC joint HE model" in out
+    # credit grades (JY 附件2): distribution, one explanation, a bank under a grant,
+    # the whitelist
+    assert "xinyi grades compute --month" in out and "高级\t" in out
+    assert "xinyi grades explain" in out and "method" in out.split("xinyi grades explain")[-1]
+    assert "under a grant for op grade" in out and "never ⑦" in out
+    assert "GET /v1/whitelist?month=" in out and "each listing is one audit entry" in out
+    # sign-up: an enterprise of the city, with its real name
+    assert "a mistyped id number: 400 invalid_resident_id" in out
+    assert "'real_name': True" in out and ": 409 already_registered" in out
     # objections and risk alerts
     assert "the tax bureau corrects it on" in out and "provenance objection:obj_" in out
     assert "the bank's receiver got a signed risk.alert" in out
     assert "tax_arrears" in out and "no value, only bands" in out
     # web consoles: where to look, and one account per role
     assert "/login" in out
-    for role in ("平台运营 Operator", "数据提供单位 Department", "企业 Enterprise"):
+    for role in (
+        "平台运营 Operator",
+        "数据提供单位 Department",
+        "企业 Enterprise",
+        "企业（自助注册） Enterprise, signed up",
+    ):
         assert role in out.split("Web consoles / 网页控制台")[-1]
     assert (tmp_path / "demo" / "city" / "bank_loans.csv").exists()

@@ -205,6 +205,7 @@ def story(
             "fmt": "csv",
             "filename": "xinyi.css",
             "ref": model,
+            "token": app.extensions["xinyi"].registry.invite(ent.login, valid_seconds=3600)[0],
         },
         extra=[
             ("enterprise", f"/enterprise/consents/{pending}", 200),
@@ -250,6 +251,8 @@ def test_every_page_renders_completely_in_both_languages(
         if rule.endpoint in ("web.static", "web.index") or rule.rule.endswith(downloads):
             continue
         role = rule.endpoint.removeprefix("web_").split(".")[0]
+        if role == "accounts":  # sign-up and invitation pages, the enterprise's account
+            role = "enterprise"
         values = {a: params[a] for a in rule.arguments if a in params}
         if "action" in rule.arguments:
             values["action"] = ACTIONS.get(rule.endpoint.split(".")[1], "pause")
