@@ -51,6 +51,12 @@ APP_TABLES: Mapping[str, tuple[str, ...]] = {
     # Objections and credit repair: decided by a conditional UPDATE, never deleted.
     "objections": _RW,
     "repairs": _RW,
+    # The financing loop: state changes are conditional UPDATEs, rows never deleted.
+    "financing_products": _RW,
+    "financing_applications": _RW,
+    "financing_outcomes": ("SELECT", "INSERT"),  # recorded once
+    "financing_repayments": ("SELECT", "INSERT"),  # history of reports
+    "financing_needs": _RW,
 }
 
 AUDIT_TABLES: Mapping[str, tuple[str, ...]] = {

@@ -348,6 +348,54 @@ class Casework(_Frozen):
     repairable: tuple[str, ...] = ()
 
 
+class FinancingTargets(_Frozen):
+    """JY 三(三)3 / national caliber: shares of the market entities in the registration
+    data that the platform aims at (fractions, 0.5 = 50 %)."""
+
+    registered: float = Field(default=0.5, ge=0, le=1)
+    real_name: float = Field(default=0.3, ge=0, le=1)
+    authorizing: float = Field(default=0.3, ge=0, le=1)
+
+
+class Financing(_Frozen):
+    """The financing loop (``financing``, docs/financing.md): products, applications,
+    outcomes and the month's statistics."""
+
+    # Product kinds a product may declare (YX 四(一)一 金融产品超市).
+    product_kinds: tuple[Identifier, ...] = (
+        "credit",
+        "guarantee",
+        "pledge",
+        "mortgage",
+        "supply_chain",
+        "policy",
+    )
+    # The standard reasons a declined application names (DL 三(一)3 loan feedback).
+    decline_reasons: tuple[Identifier, ...] = (
+        "insufficient_credit",
+        "insufficient_repayment_capacity",
+        "incomplete_materials",
+        "outside_policy",
+        "amount_exceeds_limit",
+        "withdrawn_by_bank_review",
+        "other",
+    )
+    # Repayment states an approved loan reports later.
+    repayment_statuses: tuple[Identifier, ...] = (
+        "normal",
+        "overdue",
+        "settled",
+        "written_off",
+    )
+    amount_max: int = Field(default=100_000_000_000, ge=1)  # CNY: the largest amount taken
+    rate_max: float = Field(default=36.0, gt=0, le=100)  # % a year
+    term_months_max: int = Field(default=360, ge=1, le=1200)
+    consent_days: int = Field(default=90, ge=1, le=3650)  # the application's consent period
+    consent_max_uses: int = Field(default=20, ge=1)
+    max_text_chars: int = Field(default=500, ge=10, le=20000)
+    targets: FinancingTargets = FinancingTargets()
+
+
 class Database(_Frozen):
     # None means the embedded default: SQLite in the instance folder.
     url: str | None = None
@@ -371,6 +419,7 @@ class ConfigFile(_Frozen):
     )
     calendar: Calendar = Calendar()
     casework: Casework = Casework()
+    financing: Financing = Financing()  # the financing loop (docs/financing.md)
     departments: tuple[Department, ...]
     purposes: Mapping[Identifier, Purpose]
     categories: Mapping[Identifier, Category]
