@@ -8,10 +8,11 @@ from flask import Flask
 def register(app: Flask) -> None:
     """Register every blueprint that exists. Adding an area = adding it here."""
     from gateway import openapi, web
-    from gateway.api import audit, consent, core, data, objections, score
+    from gateway.api import audit, consent, core, data, financing, objections, score
     from gateway.api import train as training
 
     for bp in (core.bp, consent.bp, audit.bp, data.bp, score.bp, objections.bp, openapi.bp):
         app.register_blueprint(bp)
     app.register_blueprint(training.bp)  # federated training sessions
+    app.register_blueprint(financing.bp)  # the financing loop (docs/financing.md)
     web.register(app)  # the console pages (gateway/web), not part of the JSON API
