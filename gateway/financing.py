@@ -24,13 +24,17 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import Engine
+
+from audit import store as audit_store
 from common.db import read_session, write_session
 from common.errors import Forbidden
 from common.logging import get_logger
+from common.settings import Settings
 from consent import store as consent_store
 from consent.service import AuditHook
 from consent.store import ConsentRow
@@ -433,23 +437,30 @@ def answer_need(svc: Services, principal: Principal, need_id: str, product_id: s
 # Statistics ----------------------------------------------------------------------------
 
 
-def registration_features(svc: Services) -> list[str]:
+def registration_features(settings: Settings) -> list[str]:
     """The registration data's features: whoever appears in it is a market entity."""
-    cat = svc.settings.config.categories.get("registration")
+    cat = settings.config.categories.get("registration")
     return [f"registration.{f}" for f in cat.features] if cat else []
 
 
 def month_statistics(svc: Services, month: str, region: str | None = None) -> dict[str, Any]:
-    """The contract's statistics for ``month`` (``YYYY-MM``), optionally one region."""
+    return statistics_report(svc.settings, svc.engine, month, region)
+
+
+def statistics_report(
+    settings: Settings, engine: Engine, month: str, region: str | None = None
+) -> dict[str, Any]:
+    """The contract's statistics for ``month`` (``YYYY-MM``), optionally one region
+    (the API, the operator page and ``xinyi stats export`` share it)."""
     m = statistics.month(month)
     wanted = statistics.region(region) if region is not None else None
-    targets = svc.settings.config.financing.targets.model_dump()
-    with read_session(svc.engine) as s:
+    targets = settings.config.financing.targets.model_dump()
+    with read_session(engine) as s:
         by_region = store.month_sums(
             s,
             start=m.start,
             end=m.end,
-            registration_features=registration_features(svc),
+            registration_features=registration_features(settings),
             region=wanted,
         )
         by_institution = store.institution_sums(s, start=m.start, end=m.end) if not wanted else {}
@@ -467,37 +478,34 @@ def month_statistics(svc: Services, month: str, region: str | None = None) -> di
     }
 
 
+FLOW_FIELDS = (
+    "applications",
+    "approved",
+    "credit_lines",
+    "disbursed",
+    "credit_loan_disbursed",
+    "credit_loan_share",
+    "first_loans",
+    "weighted_rate",
+)
+
+
 def _flow(figures: dict[str, Any]) -> dict[str, Any]:
-    keep = (
-        "applications",
-        "approved",
-        "credit_lines",
-        "disbursed",
-        "credit_loan_disbursed",
-        "credit_loan_share",
-        "first_loans",
-        "weighted_rate",
-    )
-    return {k: figures[k] for k in keep}
+    return {k: figures[k] for k in FLOW_FIELDS}
 
 
-def department_efficacy(
-    svc: Services, month: str, entries_of: Callable[[Any, str, str], list[Any]] | None = None
-) -> dict[str, dict[str, int]]:
+def department_efficacy(engine: Engine, month: str) -> dict[str, dict[str, int]]:
     """成效 (JY 三(二)2): per department, the month's approved loans whose decision used
     its data (an allowed audit entry under the application's grant touched one of its
     categories) and the amount they disbursed."""
-    from audit import store as audit_store
-
     m = statistics.month(month)
     out: dict[str, dict[str, int]] = {}
-    with read_session(svc.engine) as s:
-        loans = store.approved_loans(s, start=m.start, end=m.end)
-        for loan in loans:
+    with read_session(engine) as s:
+        for loan in store.approved_loans(s, start=m.start, end=m.end):
             departments = audit_store.departments_under_grant(
                 s, loan["institution"], loan["enterprise"], loan["consent"]
             )
-            for d in departments:
+            for d in sorted(departments):
                 fig = out.setdefault(d, {"loans": 0, "disbursed": 0})
                 fig["loans"] += 1
                 fig["disbursed"] += int(loan["disbursed"] or 0)

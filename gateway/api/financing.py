@@ -238,7 +238,7 @@ def statistics(query: schemas.StatisticsQuery) -> dict[str, Any]:
 )
 def efficacy(query: schemas.StatisticsQuery) -> dict[str, Any]:
     principal = current_principal()
-    found = financing.department_efficacy(services(), query.month)
+    found = financing.department_efficacy(services().engine, query.month)
     if principal.kind == "department":
         found = {k: v for k, v in found.items() if k == principal.department}
     return {"month": query.month, "departments": found}

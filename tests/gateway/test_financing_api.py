@@ -7,13 +7,18 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
+import openpyxl
 import pytest
 import sqlalchemy as sa
+from click.testing import CliRunner
 from flask import Flask
 from flask.testing import FlaskClient
 
+from cli import main
+from cli.stats import SUMMARY_ROWS
 from common.db import read_session
 from consent import store as consent_store
 from financing import store as fin
@@ -371,6 +376,7 @@ def test_statistics_match_an_independent_recount_and_are_operator_only(
     product: str,
     enterprise: FlaskClient,
     make_person: Callable[..., FlaskClient],
+    tmp_path: Path,
 ) -> None:
     load(app, "market_regulation", (
         "uscc,registration.industry,registration.size\n"
@@ -414,3 +420,61 @@ def test_statistics_match_an_independent_recount_and_are_operator_only(
     # Statistics are the operator's: a bank or an enterprise is refused.
     assert bank.get(client, f"/v1/statistics?month={month}").status_code == 403
     assert enterprise.get(f"/v1/statistics?month={month}").status_code == 403
+
+    # The exported workbook opens with openpyxl and shows the API's figures.
+    out = tmp_path / "report.xlsx"
+    settings = app.extensions["xinyi"].settings
+    env = {
+        "XINYI_HOME": str(settings.home),
+        "XINYI_DATABASE_URL": settings.database_url,
+        "XINYI_KEY_PASSPHRASE": "test-passphrase-not-secret",
+    }
+    result = CliRunner().invoke(
+        main, ["stats", "export", "--month", month, "--out", str(out)], env=env
+    )
+    assert result.exit_code == 0, result.output
+    book = openpyxl.load_workbook(out)
+    assert book.sheetnames == [
+        "汇总 Summary", "按地区 By region", "按机构 By institution", "成效 Efficacy", "督查表 附件3"
+    ]
+    summary = {row[0]: row[1] for row in book["汇总 Summary"].iter_rows(values_only=True)}
+    by_label = dict(SUMMARY_ROWS)
+    for key in ("registered", "approved", "credit_lines", "disbursed", "first_loans",
+                "credit_loan_disbursed", "weighted_rate"):
+        assert summary[by_label[key]] == stats[key], key
+    rows = list(book["按地区 By region"].iter_rows(values_only=True))
+    assert [r[0] for r in rows[1:]] == [r["region"] for r in stats["by_region"]]
+    institutions = list(book["按机构 By institution"].iter_rows(values_only=True))
+    assert institutions[1][0] == "demo_bank"
+    assert institutions[1][4] == stats["by_institution"][0]["disbursed"]
+    assert book["督查表 附件3"]["C1"].value == "推进企业注册、认证、查询数量"
+
+
+def test_efficacy_counts_the_loans_whose_decisions_used_a_department_data(
+    app: Flask,
+    bank: Bank,
+    client: FlaskClient,
+    product: str,
+    enterprise: FlaskClient,
+    make_person: Callable[..., FlaskClient],
+) -> None:
+    used = submitted(enterprise, product)
+    unused = submitted(enterprise, product)
+    grant = bank.get(client, f"/v1/consents/{used['consent']['id']}").get_json()["grant"]
+    resp = bank.get(client, f"/v1/enterprises/{ENTERPRISE}/report?grant={grant}")
+    assert resp.status_code == 200, resp.get_json()
+    for opened in (used, unused):
+        resp = bank.post(client, f"/v1/applications/{opened['id']}/outcome", APPROVED)
+        assert resp.status_code == 200
+    month = month_of(time.time())
+    operator = make_person("operator")
+    found = operator.get(f"/v1/statistics/efficacy?month={month}").get_json()["departments"]
+    # Only the loan decided after reading the report under its grant counts, for every
+    # department the report touched (the banded ones and the public ones).
+    assert found["tax"] == found["social_security"] == {"loans": 1, "disbursed": 800_000}
+    assert "market_regulation" in found  # public registration data served with it
+    assert all(v == {"loans": 1, "disbursed": 800_000} for v in found.values())
+    assert "housing_fund" not in found
+    tax = make_person("department", department="tax")
+    mine = tax.get(f"/v1/statistics/efficacy?month={month}").get_json()["departments"]
+    assert mine == {"tax": {"loans": 1, "disbursed": 800_000}}
