@@ -8,6 +8,7 @@ from collections.abc import Callable
 from cli.demo import audit as demo_audit
 from cli.demo import consent as demo_consent
 from cli.demo import data as demo_data
+from cli.demo import financing as demo_financing
 from cli.demo import score as demo_score
 from cli.demo import train as demo_train
 from cli.demo import web as demo_web
@@ -28,6 +29,7 @@ STEPS: list[Callable[[Story], None]] = [
     demo_score.step_joint_model,
     demo_score.step_score_one,
     demo_score.step_score_applicants,
+    demo_financing.step_financing,
     demo_web.step_web_accounts,
 ]
 
