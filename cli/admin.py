@@ -97,11 +97,20 @@ def add_department(ctx: click.Context, department_id: str, name: str) -> None:
 
 
 @admin.command("add-user")
-@click.option("--role", type=click.Choice(["enterprise", "department", "operator"]), required=True)
+@click.option(
+    "--role",
+    type=click.Choice(["enterprise", "department", "operator", "institution"]),
+    required=True,
+)
 @click.option("--login", required=True)
 @click.option("--password-stdin", is_flag=True, required=True, help="Read the password from stdin.")
 @click.option("--uscc", default=None, help="The enterprise's USCC (role enterprise).")
 @click.option("--department", default=None, help="The department id (role department).")
+@click.option(
+    "--institution",
+    default=None,
+    help="The institution id (role institution: staff of the bank's console at /bank/).",
+)
 @click.pass_context
 def add_user(
     ctx: click.Context,
@@ -110,11 +119,18 @@ def add_user(
     password_stdin: bool,
     uscc: str | None,
     department: str | None,
+    institution: str | None,
 ) -> None:
-    """A person who signs in to the web pages and the session API."""
+    """A person who signs in to the web pages and the session API. An enterprise account
+    made here counts as real-named: the operator checked the person offline."""
     password = sys.stdin.readline().rstrip("\r\n")
     user = _registry(ctx).add_user(
-        login=login, password=password, role=role, uscc=uscc, department_id=department
+        login=login,
+        password=password,
+        role=role,
+        uscc=uscc,
+        department_id=department,
+        institution_id=institution,
     )
     click.echo(f"user {user.login} ({user.role}) added")
 

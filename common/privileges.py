@@ -57,6 +57,10 @@ APP_TABLES: Mapping[str, tuple[str, ...]] = {
     "financing_outcomes": ("SELECT", "INSERT"),  # recorded once
     "financing_repayments": ("SELECT", "INSERT"),  # history of reports
     "financing_needs": _RW,
+    # Enterprise sign-up: a displaced unverified administrator is deleted; invitations
+    # are marked used, never deleted.
+    "enterprise_admins": (*_RW, "DELETE"),
+    "invitations": _RW,
 }
 
 AUDIT_TABLES: Mapping[str, tuple[str, ...]] = {

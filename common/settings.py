@@ -348,9 +348,9 @@ class Casework(_Frozen):
     repairable: tuple[str, ...] = ()
 
 
-class FinancingTargets(_Frozen):
-    """JY 三(三)3 / national caliber: shares of the market entities in the registration
-    data that the platform aims at (fractions, 0.5 = 50 %)."""
+class MarketTargets(_Frozen):
+    """JY 二(一): the shares of the market entities in the registration data that are
+    to register, to verify their real name and to authorize (fractions)."""
 
     registered: float = Field(default=0.5, ge=0, le=1)
     real_name: float = Field(default=0.3, ge=0, le=1)
@@ -393,7 +393,18 @@ class Financing(_Frozen):
     consent_days: int = Field(default=90, ge=1, le=3650)  # the application's consent period
     consent_max_uses: int = Field(default=20, ge=1)
     max_text_chars: int = Field(default=500, ge=10, le=20000)
-    targets: FinancingTargets = FinancingTargets()
+    # The shares of the market entities against which the statistics are shown are
+    # ``accounts.market_targets`` (JY: 50 / 30 / 30 %).
+
+
+class Accounts(_Frozen):
+    """Enterprise sign-up and real name (``gateway.api.accounts``, docs/accounts.md)."""
+
+    sign_up_per_minute: int = Field(default=10, ge=1)  # per client address and worker
+    sign_in_per_minute: int = Field(default=30, ge=1)  # per client address and worker
+    real_name_attempts: int = Field(default=5, ge=1, le=100)  # per administrator account
+    invitation_hours: int = Field(default=72, ge=1, le=24 * 90)
+    market_targets: MarketTargets = MarketTargets()
 
 
 class Database(_Frozen):
@@ -414,6 +425,7 @@ class ConfigFile(_Frozen):
     training: Training = Training()
     scoring: Scoring = Scoring()
     grading: Grading = Grading()
+    accounts: Accounts = Accounts()  # enterprise sign-up and real name (docs/accounts.md)
     regions: Mapping[Annotated[str, Field(pattern=r"^[0-9]{6}$")], Region] = Field(
         default_factory=dict
     )

@@ -627,9 +627,3 @@ def approved_loans(ex: Executor, *, start: int, end: int) -> list[dict[str, Any]
     )
     return [dict(m) for m in ex.execute(q).mappings()]
 
-
-def real_name_at(ex: Executor, login: str) -> int | None:
-    """When the account ``login`` had its real name verified (None: never)."""
-    q = sa.select(users.c.real_name_at).where(users.c.login == login)
-    found = ex.execute(q).scalar()
-    return int(found) if found is not None else None

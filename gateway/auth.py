@@ -15,7 +15,17 @@ Invariants:
   CSRF token (header ``X-CSRF-Token`` or form field ``csrf_token``);
 - sign-in (``POST /v1/session`` and the sign-in page) goes through
   ``authenticate_person``: throttled per login and per source address, failures
-  logged with keyed hashes of both, never the login or the address.
+  logged with keyed hashes of both, never the login or the address; and every
+  attempt, failed or not, counts against the address's per-minute limit
+  (``accounts.sign_in_per_minute``);
+- a bank's console staff (user role ``institution``) are principals of kind
+  ``institution`` with ``staff`` set: refused by every route unless it declares
+  ``authenticated(..., staff=True)``, so no API of the institution's OAuth client
+  admits a browser session by accident;
+- an enterprise account whose real name is not verified is refused by every route
+  unless it declares ``unverified=True`` (403 ``real_name_required``): it has not shown
+  that it is the enterprise, so it reads none of the enterprise's data and authorizes
+  nothing.
 """
 
 from __future__ import annotations
@@ -36,6 +46,7 @@ from common import jwt_rules
 from common.errors import AuthenticationFailed, Error, Forbidden, InvalidInput
 from common.logging import get_logger
 from gateway.caches import VerifiedToken, VerifiedTokens
+from gateway.ratelimit import RateLimiter
 from gateway.services import Services, services
 from registry import User
 from registry.sessions import PersonSession, SignInThrottled
@@ -55,10 +66,23 @@ class Principal:
     login: str | None = None
     uscc: str | None = None
     department: str | None = None
+    institution: str | None = None
+    staff: bool = False  # a person of the institution (console), not its OAuth client
+    real_name: bool = True  # False: an enterprise account whose real name is unverified
 
 
 class InstitutionSuspended(Forbidden):
     code = "institution_suspended"
+
+
+def limit_address(svc: Services, action: str, address: str, per_minute: int) -> None:
+    """Count one ``action`` (sign-in, sign-up) of a client address against its
+    per-minute limit in this worker (429 ``rate_limited``)."""
+    limiters: dict[str, RateLimiter] = svc.address_limiters
+    limiter = limiters.get(action)
+    if limiter is None:
+        limiter = limiters.setdefault(action, RateLimiter(per_minute))
+    limiter.hit(f"{action}:{address}")
 
 
 def issue_access_token(client_id: str) -> tuple[str, int]:
@@ -170,7 +194,21 @@ def _session_principal() -> Principal | None:
     g.person_session = found
     login = found.login
     if found.role == "enterprise" and found.uscc:
-        return Principal("enterprise", found.uscc, login=login, uscc=found.uscc)
+        return Principal(
+            "enterprise",
+            found.uscc,
+            login=login,
+            uscc=found.uscc,
+            real_name=found.real_name_at is not None,
+        )
+    if found.role == "institution" and found.institution_id:
+        return Principal(
+            "institution",
+            found.institution_id,
+            login=login,
+            institution=found.institution_id,
+            staff=True,
+        )
     if found.role == "department" and found.department_id:
         return Principal(
             "department", found.department_id, login=login, department=found.department_id
@@ -209,7 +247,9 @@ def authenticate_person(login: str, password: str) -> User:
     """The person whose password this is, through the sign-in throttle; raises
     ``SignInThrottled`` (429) while a wait runs, ``bad_credentials`` (401) otherwise."""
     svc = services()
-    keys = svc.throttle.keys(login, request.remote_addr or "")
+    address = request.remote_addr or ""
+    limit_address(svc, "sign_in", address, svc.settings.config.accounts.sign_in_per_minute)
+    keys = svc.throttle.keys(login, address)
     hashes = {"login_hash": keys.login[:16], "address_hash": keys.address[:16]}
     try:
         svc.throttle.attempt(keys)
@@ -286,17 +326,32 @@ def current_principal() -> Principal:
     return principal
 
 
-def authenticated(*kinds: str) -> Callable[[F], F]:
-    """Route decorator: the caller must be one of ``kinds`` (all when empty)."""
+def admit(principal: Principal, kinds: tuple[str, ...], *, staff: bool, unverified: bool) -> None:
+    """Refuse ``principal`` unless it is one of ``kinds`` (any when empty), a console
+    staff member only where ``staff``, an unverified enterprise only where
+    ``unverified``."""
+    if kinds and principal.kind not in kinds:
+        raise Forbidden(f"this call is for {', '.join(kinds)}", code="wrong_role")
+    if principal.staff and not staff:
+        raise Forbidden("this call is not for an institution's console staff", code="wrong_role")
+    if principal.kind == "enterprise" and not principal.real_name and not unverified:
+        raise Forbidden(
+            "verify the enterprise's real name first (the legal representative's name and "
+            "id as registered)",
+            code="real_name_required",
+        )
+
+
+def authenticated(*kinds: str, staff: bool = False, unverified: bool = False) -> Callable[[F], F]:
+    """Route decorator: the caller must be one of ``kinds`` (all when empty); see
+    :func:`admit` for ``staff`` and ``unverified``."""
     for k in kinds:
         assert k in KINDS, k
 
     def decorate(view: F) -> F:
         @wraps(view)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            principal = current_principal()
-            if kinds and principal.kind not in kinds:
-                raise Forbidden(f"this call is for {', '.join(kinds)}", code="wrong_role")
+            admit(current_principal(), kinds, staff=staff, unverified=unverified)
             return view(*args, **kwargs)
 
         # Who may call, as the OpenAPI document states it (``gateway.openapi``).

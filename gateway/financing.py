@@ -168,9 +168,7 @@ def apply(
     needs, in one transaction."""
     if principal.kind != "enterprise" or principal.uscc is None:
         raise Forbidden("only an enterprise applies", code="wrong_role")
-    with read_session(svc.engine) as s:
-        verified = store.real_name_at(s, principal.login or "")
-    if verified is None:
+    if not principal.real_name:  # the route refuses it first (gateway.auth.admit)
         raise RealNameRequired(
             "verify the legal representative's real name before authorizing an institution"
         )
@@ -454,7 +452,7 @@ def statistics_report(
     (the API, the operator page and ``xinyi stats export`` share it)."""
     m = statistics.month(month)
     wanted = statistics.region(region) if region is not None else None
-    targets = settings.config.financing.targets.model_dump()
+    targets = settings.config.accounts.market_targets.model_dump()
     with read_session(engine) as s:
         by_region = store.month_sums(
             s,

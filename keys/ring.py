@@ -112,7 +112,9 @@ class KeyRing:
     # Loading ----------------------------------------------------------------------
     def _reload(self) -> None:
         version = self.store.version()
-        records = self.store.load_all()
+        # Signing keys only: the identity key (``keys.identity``) shares the folder but
+        # never signs and is never published.
+        records = [r for r in self.store.load_all() if r.purpose in PURPOSES]
         with self._lock:
             self._records = records
             self._version = version

@@ -7,7 +7,8 @@ Invariants:
   session on every worker at once (sign-out, ``xinyi admin disable-user``);
 - every request re-reads the row joined with its user and the user's department: a
   session past ``expires_at`` (``tokens.session_seconds`` after sign-in), of a disabled
-  user or of a suspended department is refused and ended, never served;
+  user, of a suspended department or of a suspended institution (its console staff) is
+  refused and ended, never served;
 - sign-in attempts are counted per login and per source address *before* the password
   is checked (so parallel guesses count too); past a number of free failures each
   further one doubles the wait (``ThrottlePolicy``); while a wait runs, attempts are
@@ -31,7 +32,7 @@ from sqlalchemy.exc import IntegrityError
 
 from common.db import read_connection, write_session
 from common.errors import AuthenticationFailed, Error, Forbidden, RateLimited
-from registry.store import departments, person_sessions, sign_in_failures, users
+from registry.store import departments, institutions, person_sessions, sign_in_failures, users
 
 # A session's last-seen time is written at most this often (seconds): not a write on
 # every request.
@@ -52,6 +53,12 @@ class DepartmentSuspended(Forbidden):
     code = "department_suspended"
 
 
+class InstitutionSuspended(Forbidden):
+    """403, as for every call of the suspended institution itself."""
+
+    code = "institution_suspended"
+
+
 class SignInThrottled(RateLimited):
     """Too many failed sign-ins for this login or from this address; ``retry_after``
     (seconds) says when to try again."""
@@ -70,6 +77,8 @@ class PersonSession:
     csrf: str
     created_at: int
     expires_at: int
+    institution_id: str | None = None  # role ``institution``: the bank's console staff
+    real_name_at: int | None = None  # role ``enterprise``: None until verified
 
 
 def _id_hash(session_id: str) -> str:
@@ -125,12 +134,15 @@ class Sessions:
                 users.c.uscc,
                 users.c.department_id,
                 users.c.disabled,
+                users.c.institution_id,
+                users.c.real_name_at,
                 departments.c.status.label("department_status"),
+                institutions.c.status.label("institution_status"),
             )
             .select_from(
-                person_sessions.join(users, users.c.login == person_sessions.c.login).outerjoin(
-                    departments, departments.c.id == users.c.department_id
-                )
+                person_sessions.join(users, users.c.login == person_sessions.c.login)
+                .outerjoin(departments, departments.c.id == users.c.department_id)
+                .outerjoin(institutions, institutions.c.id == users.c.institution_id)
             )
             .where(person_sessions.c.id_hash == h)
         )
@@ -146,6 +158,8 @@ class Sessions:
             refusal = AccountDisabled("this account is disabled")
         elif m["role"] == "department" and m["department_status"] != "active":
             refusal = DepartmentSuspended("this person's department is suspended")
+        elif m["role"] == "institution" and m["institution_status"] != "active":
+            refusal = InstitutionSuspended("this person's institution is suspended")
         if refusal is not None:
             self._delete(h)
             raise refusal
@@ -164,6 +178,8 @@ class Sessions:
             csrf=m["csrf"],
             created_at=m["created_at"],
             expires_at=m["expires_at"],
+            institution_id=m["institution_id"],
+            real_name_at=m["real_name_at"],
         )
 
     def end(self, session_id: str) -> None:

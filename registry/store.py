@@ -79,3 +79,34 @@ sign_in_failures = sa.Table(
     sa.Column("blocked_until", sa.Float, nullable=False),
     extend_existing=True,
 )
+
+# Enterprise sign-up (migration 0013_signup). One administrator per USCC: the primary
+# key makes a second self sign-up for the same USCC fail in the database, on every
+# worker and backend at once.
+enterprise_admins = sa.Table(
+    "enterprise_admins",
+    metadata,
+    sa.Column("uscc", sa.String(18), primary_key=True),
+    sa.Column("login", sa.String(100), sa.ForeignKey("users.login"), nullable=False, unique=True),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    # Real-name checks tried (at sign-up and after): bounded, since each answers
+    # whether a guessed id is the legal representative's.
+    sa.Column("real_name_attempts", sa.Integer, nullable=False),
+    sa.Column("last_attempt_at", sa.BigInteger),
+    extend_existing=True,
+)
+
+# Invitations of colleagues by an enterprise's administrator: single use, expiring.
+invitations = sa.Table(
+    "invitations",
+    metadata,
+    # SHA-256 (hex) of the random token in the link: the table alone accepts nothing.
+    sa.Column("token_hash", sa.String(64), primary_key=True),
+    sa.Column("uscc", sa.String(18), nullable=False, index=True),
+    sa.Column("invited_by", sa.String(100), sa.ForeignKey("users.login"), nullable=False),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("expires_at", sa.BigInteger, nullable=False),
+    sa.Column("used_at", sa.BigInteger),
+    sa.Column("used_by", sa.String(100)),
+    extend_existing=True,
+)

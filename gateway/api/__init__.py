@@ -15,4 +15,7 @@ def register(app: Flask) -> None:
         app.register_blueprint(bp)
     app.register_blueprint(training.bp)  # federated training sessions
     app.register_blueprint(financing.bp)  # the financing loop (docs/financing.md)
+    from gateway.api import accounts
+
+    app.register_blueprint(accounts.bp)  # enterprise sign-up and real name
     web.register(app)  # the console pages (gateway/web), not part of the JSON API

@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from flask import Blueprint, Response, jsonify
 
 from common.db import is_sqlite, read_connection
-from common.errors import Error
+from common.errors import Error, Forbidden
 from common.privileges import missing_privileges
 from gateway.api import schemas
 from gateway.auth import (
@@ -27,8 +27,9 @@ bp = Blueprint("core", __name__)
 
 @bp.post("/v1/session")
 @operation(
-    "Sign in (enterprise, department, operator users); attempts are throttled per login "
-    "and address (429 sign_in_throttled)",
+    "Sign in (enterprise, department, operator users and institution console staff); "
+    "attempts are throttled per login and address (429 sign_in_throttled) and limited "
+    "per address (429 rate_limited)",
     tag="auth",
     body=schemas.SignIn,
     answer=schemas.SignedIn,
@@ -42,6 +43,8 @@ def sign_in(body: schemas.SignIn) -> dict[str, Any]:
         "uscc": user.uscc,
         "department": user.department_id,
         "csrf_token": csrf,
+        "institution": user.institution_id,
+        "real_name": user.real_name if user.role == "enterprise" else None,
     }
 
 
@@ -53,16 +56,20 @@ def sign_out() -> tuple[str, int]:
 
 
 @bp.get("/v1/session")
-@authenticated("enterprise", "department", "operator")
+@authenticated("enterprise", "department", "operator", "institution", staff=True, unverified=True)
 @operation("Who is signed in", tag="auth", answer=schemas.SignedIn)
 def whoami() -> dict[str, Any]:
     p = current_principal()
+    if p.kind == "institution" and not p.staff:  # the OAuth client is no person
+        raise Forbidden("this call is for people signed in", code="wrong_role")
     return {
         "login": p.login,
         "role": p.kind,
         "uscc": p.uscc,
         "department": p.department,
         "csrf_token": current_csrf(),
+        "institution": p.institution,
+        "real_name": p.real_name if p.kind == "enterprise" else None,
     }
 
 

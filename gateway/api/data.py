@@ -27,6 +27,7 @@ from gateway.contract import operation
 from gateway.enforce import enforce
 from gateway.services import Services, services
 from records import catalog as rules
+from records import identity
 from records import store as records
 from records.importer import rejects_csv
 from records.service import import_csv
@@ -37,7 +38,14 @@ bp = Blueprint("data", __name__)
 def _public_features(svc: Services) -> tuple[list[str], list[str]]:
     cfg = svc.settings.config
     cats = [c for c, cat in cfg.categories.items() if cat.visibility == "public"]
-    feats = [f"{c}.{f}" for c in cats for f in cfg.categories[c].features]
+    # The legal representative's id is kept for the real-name check only, as a keyed
+    # hash that would still link one person across enterprises: never reported.
+    feats = [
+        fid
+        for c in cats
+        for f in cfg.categories[c].features
+        if (fid := f"{c}.{f}") != identity.ID_FEATURE
+    ]
     return cats, feats
 
 

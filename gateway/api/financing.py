@@ -26,7 +26,7 @@ bp = Blueprint("financing", __name__)
 
 
 @bp.post("/v1/products")
-@authenticated("institution")
+@authenticated("institution", staff=True)
 @operation(
     "An institution publishes a product: amount, rate and term ranges and the consent "
     "terms a decision needs (purpose, ops, categories), optionally a minimum grade",
@@ -63,7 +63,7 @@ def list_products(query: schemas.ProductQuery) -> dict[str, Any]:
 
 
 @bp.post("/v1/products/<product_id>/withdraw")
-@authenticated("institution")
+@authenticated("institution", staff=True)
 @operation(
     "The institution withdraws its product: gone from the list, past applications keep it",
     tag="financing",
@@ -97,7 +97,7 @@ def apply(body: schemas.ApplicationFiling) -> tuple[dict[str, Any], int]:
 
 
 @bp.get("/v1/applications")
-@authenticated("institution", "enterprise", "operator")
+@authenticated("institution", "enterprise", "operator", staff=True, unverified=True)
 @operation(
     "Applications: to the institution, of the enterprise, or all (operator); newest first",
     tag="financing",
@@ -110,7 +110,7 @@ def list_applications(query: schemas.ApplicationQuery) -> dict[str, Any]:
 
 
 @bp.get("/v1/applications/<application_id>")
-@authenticated("institution", "enterprise", "operator")
+@authenticated("institution", "enterprise", "operator", staff=True, unverified=True)
 @operation("One application (its enterprise, its institution)", tag="financing",
            answer=schemas.ApplicationView)
 def get_application(application_id: str) -> dict[str, Any]:
@@ -118,7 +118,7 @@ def get_application(application_id: str) -> dict[str, Any]:
 
 
 @bp.post("/v1/applications/<application_id>/withdraw")
-@authenticated("enterprise")
+@authenticated("enterprise", unverified=True)
 @operation(
     "The enterprise withdraws its application before a decision (its consent stays as it "
     "is: revoke it separately)",
@@ -131,7 +131,7 @@ def withdraw_application(application_id: str) -> dict[str, Any]:
 
 
 @bp.post("/v1/applications/<application_id>/outcome")
-@authenticated("institution")
+@authenticated("institution", staff=True)
 @operation(
     "The product's institution records the outcome once: approved (credit line, "
     "disbursed, rate, term, credit-loan and first-loan flags) or declined with a "
@@ -147,7 +147,7 @@ def record_outcome(application_id: str, body: schemas.OutcomeFiling) -> dict[str
 
 
 @bp.post("/v1/applications/<application_id>/repayment")
-@authenticated("institution")
+@authenticated("institution", staff=True)
 @operation(
     "The product's institution reports an approved loan's repayment status",
     tag="financing",
@@ -183,7 +183,7 @@ def publish_need(body: schemas.NeedFiling) -> tuple[dict[str, Any], int]:
 
 
 @bp.get("/v1/needs")
-@authenticated("enterprise", "institution", "operator")
+@authenticated("enterprise", "institution", "operator", staff=True, unverified=True)
 @operation(
     "Financing needs: the enterprise's own; the open ones for institutions and the operator",
     tag="financing",
@@ -194,7 +194,7 @@ def list_needs() -> dict[str, Any]:
 
 
 @bp.post("/v1/needs/<need_id>/answer")
-@authenticated("institution")
+@authenticated("institution", staff=True)
 @operation(
     "An institution answers an open need with one of its products: an application "
     "awaiting the enterprise's consent",

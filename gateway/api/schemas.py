@@ -61,10 +61,12 @@ class SignIn(Body):
 
 class SignedIn(Answer):
     login: str
-    role: Literal["enterprise", "department", "operator"]
+    role: Literal["enterprise", "department", "operator", "institution"]
     uscc: str | None
     department: str | None
     csrf_token: str | None
+    institution: str | None = None  # role institution: the bank the staff member works for
+    real_name: bool | None = None  # role enterprise: whether the real name is verified
 
 
 class Webhook(Body):
@@ -849,3 +851,60 @@ class Efficacy(Answer):
 
     month: str
     departments: dict[str, dict[str, int]]
+
+
+# --- accounts: enterprise sign-up, real name, invitations ---
+class EnterpriseRegistration(Body):
+    uscc: Annotated[str, Field(max_length=64, description="统一社会信用代码 (GB 32100-2015)")]
+    login: Annotated[str, Field(max_length=100)]
+    password: Annotated[str, Field(max_length=1024)]
+    legal_representative: Annotated[
+        str, Field(max_length=100, description="法定代表人姓名, as registered")
+    ]
+    legal_representative_id: Annotated[
+        str,
+        Field(
+            max_length=64,
+            description="法定代表人居民身份证号 (18 characters, GB 11643-1999); compared as a "
+            "keyed hash, never stored",
+        ),
+    ]
+
+
+class EnterpriseRegistered(Answer):
+    login: str
+    real_name: bool
+
+
+class RealNameCheck(Body):
+    legal_representative: Annotated[str, Field(max_length=100)]
+    legal_representative_id: Annotated[str, Field(max_length=64)]
+
+
+class RealNameStatus(Answer):
+    login: str
+    real_name: bool
+    attempts_left: Annotated[int, Field(ge=0, description="real-name checks this account has left")]
+
+
+class InvitationCreated(Answer):
+    token: Annotated[str, Field(description="shown once; the link carries it")]
+    url: str
+    expires_at: int
+
+
+class InvitationView(Answer):
+    created_at: int
+    expires_at: int
+    used_at: int | None
+    used_by: str | None
+
+
+class InvitationList(Answer):
+    invitations: list[InvitationView]
+
+
+class InvitationAcceptance(Body):
+    token: Annotated[str, Field(min_length=1, max_length=200)]
+    login: Annotated[str, Field(max_length=100)]
+    password: Annotated[str, Field(max_length=1024)]

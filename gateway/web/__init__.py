@@ -13,6 +13,7 @@ from flask import Flask
 
 def register(app: Flask) -> None:
     from gateway.web import (
+        accounts,
         common,
         department,
         enterprise,
@@ -20,5 +21,5 @@ def register(app: Flask) -> None:
         operator,
     )
 
-    for bp in (common.bp, enterprise.bp, department.bp, operator.bp):
+    for bp in (common.bp, accounts.bp, enterprise.bp, department.bp, operator.bp):
         app.register_blueprint(bp)

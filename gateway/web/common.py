@@ -50,7 +50,6 @@ from gateway.errors import status_for
 from gateway.services import services
 from gateway.web.i18n import DEFAULT_LANG, LANGS, Names, label, normalize_lang, translate
 from gateway.web.views import AccessRow, access_row, format_day, format_time, format_value
-from registry.sessions import SignInThrottled
 
 log = get_logger("gateway.web")
 
@@ -68,6 +67,23 @@ ROLE_HOME = {
     "department": "web_department.accesses",
     "operator": "web_operator.stats",
 }
+# Where a bank's console staff land (blueprint ``gateway.web.bank``, the financing
+# area's): a path, so that sign-in does not depend on that blueprint being present.
+BANK_HOME = "/bank/"
+# Where an enterprise account without a verified real name lands, and the only pages
+# it is admitted to (``guard``): its account page, the real-name check, sign-out.
+UNVERIFIED_HOME = "web_accounts.account"
+
+
+def home_url(role: str, *, real_name: bool = True, staff: bool = True) -> str | None:
+    """The landing page of a person of ``role``; None when there is none (an
+    institution's OAuth client uses the JSON API)."""
+    if role == "institution":
+        return BANK_HOME if staff else None
+    if role == "enterprise" and not real_name:
+        return url_for(UNVERIFIED_HOME)
+    endpoint = ROLE_HOME.get(role)
+    return url_for(endpoint) if endpoint else None
 
 
 @dataclass(frozen=True)
@@ -84,6 +100,7 @@ NAV: dict[str, tuple[NavItem, ...]] = {
         NavItem("nav.data", "web_enterprise.data"),
         NavItem("nav.ent_objections", "web_enterprise.enterprise_objections"),
         NavItem("nav.ent_repairs", "web_enterprise.enterprise_repairs"),
+        NavItem("nav.account", "web_accounts.account"),
     ),
     "department": (
         NavItem("nav.dep_accesses", "web_department.accesses"),
@@ -241,15 +258,24 @@ def _to_login(reason: str | None = None) -> BaseResponse:
     return redirect(url_for("web.login", **args))
 
 
-def guard(role: str) -> BaseResponse | None:
-    """Admit a signed-in person of ``role``: None to go on, or the response instead."""
+def guard(role: str, *, unverified: bool = False) -> BaseResponse | None:
+    """Admit a signed-in person of ``role``: None to go on, or the response instead.
+    Role ``institution`` pages admit the bank's console staff only (not its OAuth
+    client); an enterprise account without a verified real name is admitted only where
+    ``unverified`` (elsewhere a page read goes to its account page, a change is refused
+    with ``real_name_required``)."""
     page_lang()
     try:
         principal = current_principal()
     except errors.AuthenticationFailed as e:
         return _to_login("expired" if e.code == "session_expired" else None)
-    if principal.kind != role:
+    if principal.kind != role or (role == "institution") != principal.staff:
         raise errors.Forbidden(f"this page is for the {role} role", code="wrong_role")
+    if principal.kind == "enterprise" and not principal.real_name and not unverified:
+        if request.method not in UNSAFE_METHODS:
+            notify("notice.real_name_required", "info")
+            return redirect(url_for(UNVERIFIED_HOME))
+        raise errors.Forbidden("verify the real name first", code="real_name_required")
     if request.method in UNSAFE_METHODS:
         check_form_csrf()
     return None
@@ -272,6 +298,7 @@ def error_page(e: errors.Error) -> BaseResponse:
         "wrong_role": t("error.wrong_role"),
         "csrf_failed": t("error.csrf_failed"),
         "accept_required": t("error.accept_required"),
+        "real_name_required": t("error.real_name_required"),
         "unknown_action": t("error.unknown_action"),
     }.get(e.code)
     if message is None:
@@ -333,10 +360,10 @@ def index() -> BaseResponse:
         principal = current_principal()
     except errors.AuthenticationFailed:
         return redirect(url_for("web.login"))
-    endpoint = ROLE_HOME.get(principal.kind)
-    if endpoint is None:
+    home = home_url(principal.kind, real_name=principal.real_name, staff=principal.staff)
+    if home is None:
         raise errors.Forbidden("institutions use the JSON API", code="wrong_role")
-    return redirect(url_for(endpoint))
+    return redirect(home)
 
 
 def _login_page(error: str = "", login: str = "", status: int = 200) -> Response:
@@ -375,8 +402,8 @@ def login_submit() -> BaseResponse:
         return _login_page(t("login.form_expired"), login_name, 400)
     try:
         user = authenticate_person(login_name, request.form.get("password", ""))
-    except SignInThrottled as e:
-        wait = int(e.details.get("retry_after", 1))
+    except errors.RateLimited as e:  # throttled failures, or the address's per-minute limit
+        wait = int(e.details.get("retry_after", 60))
         resp = _login_page(t("login.throttled", seconds=wait), login_name, 429)
         resp.headers["Retry-After"] = str(wait)
         return resp
@@ -385,7 +412,7 @@ def login_submit() -> BaseResponse:
     start_session(user)
     log.info("page_signed_in", role=user.role)
     target = _local_path(request.form.get("next"))
-    return redirect(target or url_for(ROLE_HOME[user.role]))
+    return redirect(target or home_url(user.role, real_name=user.real_name) or "/")
 
 
 @bp.post("/logout")

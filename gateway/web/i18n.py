@@ -723,7 +723,6 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "opr.stats.with_data": ("网关有数据的企业", "Enterprises with data held"),
     "opr.stats.registered": ("已注册企业", "Registered enterprises"),
     "opr.stats.authorizing": ("有有效授权的企业", "Enterprises with a grant in force"),
-    "opr.stats.share": ("授权企业占注册企业比例", "Authorizing share of registered"),
     "opr.stats.grants": ("各状态授权数量变化", "Grants by status over time"),
     "opr.stats.grants_caption": (
         "每天结束时处于各状态的授权数量",
@@ -864,6 +863,125 @@ MESSAGES: dict[str, tuple[str, str]] = {
     ),
     "notice.repair_rejected": ("已决定不予修复。", "Application rejected."),
     "stats.as_table": ("以表格查看数据", "Show the numbers as a table"),
+    # --- accounts: sign-up, real name, invitations ---
+    "login.signup": ("还没有账号？企业注册", "No account yet? Enterprise sign-up"),
+    "nav.account": ("账号与实名", "Account and real name"),
+    "title.signup": ("企业注册", "Enterprise sign-up"),
+    "title.signed_up": ("注册完成", "Signed up"),
+    "title.invite": ("加入企业账号", "Join your enterprise"),
+    "title.account": ("账号与实名认证", "Account and real-name verification"),
+    "signup.intro": (
+        "注册本企业的管理员账号。填写与市场监管登记一致的法定代表人姓名和身份证号即可完成实名认证；"
+        "身份证号只用于比对，不会保存。"
+        "每个统一社会信用代码只能自助注册一个管理员账号，其他同事由管理员邀请。",
+        "Register your enterprise's administrator account. The legal representative's name "
+        "and id number as registered with market regulation verify the real name; the id "
+        "number is only compared, never kept. Each USCC has one self-registered "
+        "administrator; colleagues are invited by it.",
+    ),
+    "signup.uscc": ("统一社会信用代码", "Unified social credit code (USCC)"),
+    "signup.legal_representative": ("法定代表人姓名", "Legal representative's name"),
+    "signup.legal_representative_id": ("法定代表人身份证号", "Legal representative's id number"),
+    "signup.id_hint": (
+        "18位居民身份证号码，末位可为X。",
+        "The 18-character resident identity number; the last may be X.",
+    ),
+    "signup.password2": ("再次输入密码", "Password again"),
+    "signup.submit": ("注册", "Sign up"),
+    "signup.have_account": ("已有账号？登录", "Have an account? Sign in"),
+    "signup.password_mismatch": ("两次输入的密码不一致。", "The two passwords differ."),
+    "signup.already_registered": (
+        "该企业已有管理员账号，请联系管理员邀请您加入。",
+        "This enterprise already has an administrator account; ask it to invite you.",
+    ),
+    "signup.login_taken": ("该账号名已被使用，请换一个。", "That login is taken; choose another."),
+    "signup.rate_limited": (
+        "来自您网络地址的注册过于频繁，请稍后再试。",
+        "Too many sign-ups from your address; try again later.",
+    ),
+    "signup.bad_id": (
+        "身份证号格式不正确（应为18位，校验位正确）。",
+        "The id number is not valid (18 characters with a correct check character).",
+    ),
+    "signup.bad_uscc": (
+        "统一社会信用代码不正确（GB 32100-2015）。",
+        "The USCC is not valid (GB 32100-2015).",
+    ),
+    "signup.done": ("账号 {login} 已注册。", "Account {login} is registered."),
+    "signup.real_name_yes": (
+        "实名认证已通过：可以授权机构使用本企业数据。",
+        "Real name verified: you can authorize institutions.",
+    ),
+    "signup.real_name_no": (
+        "实名认证未通过：法定代表人信息与登记不一致。"
+        "您可以浏览，但授权前请登录后在“账号与实名”中重新认证。",
+        "Real name not verified: the legal representative does not match the registration. "
+        "You can browse; to authorize, sign in and verify again under Account and real name.",
+    ),
+    "invite.intro": (
+        "您被邀请加入企业账号。请设置您的账号名和密码。",
+        "You are invited to your enterprise's account. Choose your login and password.",
+    ),
+    "invite.submit": ("加入", "Join"),
+    "invite.unusable": (
+        "该邀请已使用或已过期，请向管理员索取新的邀请。",
+        "This invitation was used or has expired; ask the administrator for a new one.",
+    ),
+    "account.real_name": ("实名认证", "Real name"),
+    "account.status": ("状态", "Status"),
+    "account.verified": ("已实名", "Verified"),
+    "account.unverified": ("未实名", "Not verified"),
+    "account.unverified_intro": (
+        "未实名的账号可以浏览公开信息，但不能查看本企业数据，也不能授权。",
+        "An account without a verified real name can browse public pages, but neither "
+        "sees the enterprise's data nor authorizes.",
+    ),
+    "account.attempts_left": ("还可尝试 {n} 次。", "{n} attempts left."),
+    "account.verify": ("重新认证", "Verify again"),
+    "account.exhausted": (
+        "实名认证尝试次数已用完，请联系平台运营方线下核验。",
+        "No real-name attempts left; ask the platform operator to verify offline.",
+    ),
+    "account.not_admin": (
+        "实名认证由本企业的管理员账号完成。",
+        "The enterprise's administrator verifies the real name.",
+    ),
+    "account.colleagues": ("邀请同事", "Invite colleagues"),
+    "account.invite_intro": (
+        "生成一次性邀请链接发给同事，链接有效期内只能使用一次。",
+        "Create a single-use link for a colleague; it works once, until it expires.",
+    ),
+    "account.invite": ("生成邀请链接", "Create an invitation link"),
+    "account.new_link": ("邀请链接（仅显示这一次）：", "Invitation link (shown this once):"),
+    "account.created": ("创建时间", "Created"),
+    "account.expires": ("有效期至", "Expires"),
+    "account.used_by": ("使用者", "Used by"),
+    "notice.real_name_required": (
+        "请先完成实名认证。",
+        "Verify your real name first.",
+    ),
+    "notice.real_name_verified": ("实名认证已通过。", "Real name verified."),
+    "notice.real_name_mismatch": (
+        "法定代表人信息与登记不一致，认证未通过。",
+        "The legal representative does not match the registration; not verified.",
+    ),
+    "error.real_name_required": (
+        "未实名的账号不能进行此操作，请先完成实名认证。",
+        "An account without a verified real name cannot do this; verify it first.",
+    ),
+    "opr.stats.market": ("市场主体（登记数据）", "Market entities (registration data)"),
+    "opr.stats.real_name": ("已实名企业", "Real-name enterprises"),
+    "opr.stats.share_of_market": (
+        "{measure}占市场主体比例",
+        "{measure} as a share of market entities",
+    ),
+    "opr.stats.target": ("目标 {target}%", "target {target}%"),
+    "opr.stats.targets_note": (
+        "目标：平台注册、实名认证、授权查询企业占全市注册企业数（含个体户）"
+        "分别达到50%、30%、30%（江阴方案 二(一)）。",
+        "Targets: registered, real-name and authorizing enterprises reach 50 %, 30 % and "
+        "30 % of the city's registered enterprises, sole proprietors included (JY 二(一)).",
+    ),
 }
 
 _INDEX = {lang: i for i, lang in enumerate(LANGS)}

@@ -10,7 +10,10 @@ Invariants:
   ``xinyi admin``); suspending and rotating go through a confirmation page that says
   what stops;
 - statistics are computed from the consent history (``consent_events``), the audit log
-  and the registry, by the pure functions of ``gateway.web.views``.
+  and the registry, by the pure functions of ``gateway.web.views``; the coverage shares
+  are of the *market entities* in the registration data (JY 二(一): registered,
+  real-name and authorizing enterprises against 50 / 30 / 30 %, ``accounts.market_targets``),
+  never of user accounts.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from gateway.services import services
 from gateway.web import charts, common, views
 from gateway.web.common import install, notify, render, t
 from keys.ring import PURPOSES, publish_seconds
+from records import store as records
 
 bp = Blueprint("web_operator", __name__, url_prefix="/operator")
 install(bp, "operator")
@@ -96,17 +100,34 @@ def stats() -> Response:
         values=[n for _, n in refusals],
     )
     cov = views.coverage(registered, _with_data(), consents, now)
+    market = sum(records.market_entities(svc.engine, now).values())
+    real_name = sum(c.real_name for c in svc.registry.enterprise_counts(now).values())
+    targets = svc.settings.config.accounts.market_targets
+    shares = [
+        views.MarketShare(t("opr.stats.registered"), cov.registered, market, targets.registered),
+        views.MarketShare(t("opr.stats.real_name"), real_name, market, targets.real_name),
+        views.MarketShare(t("opr.stats.authorizing"), cov.authorizing, market, targets.authorizing),
+    ]
     coverage_chart = charts.bar_chart(
         title=t("opr.stats.coverage"),
         desc=t("opr.stats.coverage"),
-        labels=[t("opr.stats.with_data"), t("opr.stats.registered"), t("opr.stats.authorizing")],
-        values=[cov.with_data, cov.registered, cov.authorizing],
+        labels=[
+            t("opr.stats.market"),
+            t("opr.stats.with_data"),
+            t("opr.stats.registered"),
+            t("opr.stats.real_name"),
+            t("opr.stats.authorizing"),
+        ],
+        values=[market, cov.with_data, cov.registered, real_name, cov.authorizing],
     )
     return render(
         "web/operator/stats.html",
         title_key="title.opr.stats",
         days=[d.isoformat() for d in days],
         cov=cov,
+        market=market,
+        real_name=real_name,
+        shares=shares,
         coverage_chart=coverage_chart,
         grants_chart=grants_chart,
         grants_headers=[t("status." + s) for s in shown_states],
@@ -119,8 +140,6 @@ def stats() -> Response:
 
 
 def _with_data() -> int:
-    from records import store as records
-
     return len(records.enterprises(services().engine))
 
 

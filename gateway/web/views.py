@@ -468,6 +468,25 @@ class Coverage:
         return self.authorizing / self.registered if self.registered else 0.0
 
 
+@dataclass(frozen=True)
+class MarketShare:
+    """One coverage measure as a share of the market entities, against its target
+    (JY 二(一)): 0 when the registration data holds no market entity yet."""
+
+    label: str
+    count: int
+    market: int
+    target: float  # a fraction, 0.5 = 50 %
+
+    @property
+    def share(self) -> float:
+        return self.count / self.market if self.market else 0.0
+
+    @property
+    def met(self) -> bool:
+        return self.market > 0 and self.share >= self.target
+
+
 def coverage(
     registered: Iterable[str], with_data: int, consents: Iterable[ConsentRow], now: int
 ) -> Coverage:
