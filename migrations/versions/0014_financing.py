@@ -2,14 +2,14 @@
 needs (owned by the financing package)
 
 Revision ID: 0014_financing
-Revises: 0011_accounts
+Revises: 0013_signup
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0014_financing"
-down_revision = "0011_accounts"
+down_revision = "0013_signup"
 branch_labels = None
 depends_on = None
 

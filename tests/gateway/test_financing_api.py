@@ -50,13 +50,14 @@ APPROVED: dict[str, Any] = {
 }
 
 
-def real_name(app: Flask, uscc: str) -> None:
-    """What sign-up does once the legal representative matched (h-signup)."""
+def real_name(app: Flask, uscc: str, verified: bool = True) -> None:
+    """What sign-up does once the legal representative matched (or, with ``verified``
+    False, an account that never showed it: the state of a fresh self sign-up)."""
     with app.extensions["xinyi"].engine.begin() as c:
         c.execute(
             users.update()
             .where(users.c.uscc == uscc, users.c.role == "enterprise")
-            .values(real_name_at=int(time.time()))
+            .values(real_name_at=int(time.time()) if verified else None)
         )
 
 
@@ -174,7 +175,8 @@ def test_only_an_institution_publishes(client: FlaskClient, enterprise: FlaskCli
 def test_applying_without_real_name_is_refused_and_nothing_is_stored(
     app: Flask, product: str, make_person: Callable[..., FlaskClient]
 ) -> None:
-    person = make_person("enterprise", OTHER_ENTERPRISE)  # never verified
+    person = make_person("enterprise", OTHER_ENTERPRISE)
+    real_name(app, OTHER_ENTERPRISE, verified=False)
     before = counts(app)
     resp = apply(person, product)
     assert resp.status_code == 403
