@@ -36,7 +36,7 @@ from common.errors import Forbidden
 from common.logging import get_logger
 from common.settings import Settings
 from consent import store as consent_store
-from consent.service import AuditHook
+from consent.service import AuditHook, Viewer
 from consent.store import ConsentRow
 from financing import applications as core
 from financing import statistics, store
@@ -508,3 +508,55 @@ def department_efficacy(engine: Engine, month: str) -> dict[str, dict[str, int]]
                 fig["loans"] += 1
                 fig["disbursed"] += int(loan["disbursed"] or 0)
     return out
+
+
+# The bank console's report ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ConsoleReport:
+    """The banded report an officer read under an application's grant."""
+
+    banded: dict[str, str]
+    disputed: list[str]
+    audit_index: int
+
+
+def read_report(svc: Services, principal: Principal, application_id: str) -> ConsoleReport:
+    """The banded report of the application's enterprise, read by a console officer of
+    the product's institution UNDER THE APPLICATION'S GRANT through the enforcement
+    point (one grant use, one audit entry naming the officer), never values: the
+    non-public categories of the consent, banded features only. A consent that was
+    never approved, or was revoked or paused since, is refused by ``enforce`` like any
+    request of the institution's client (and logged)."""
+    from gateway import casework
+    from gateway.enforce import enforce
+    from records import catalog as rules
+    from records import store as records
+
+    found, _ = _for_product_institution(svc, principal, application_id)
+    row = svc.consent.get(found.consent, Viewer("institution", found.institution))
+    cfg = svc.settings.config
+    categories = [c for c in row.categories if cfg.categories[c].visibility == "non_public"]
+    features = [
+        fid
+        for fid, rule in svc.catalog.features.items()
+        if rule.category in categories and rule.spec.bands
+    ]
+    access = enforce(
+        principal,
+        grant=row.grant_jwt,
+        op="report",
+        enterprise=found.enterprise,
+        categories=categories,
+        features=features,
+    )
+    values = records.current_values(svc.engine, found.enterprise, features)
+    banded = {
+        f: rules.band(svc.catalog.rule(f).spec, values[f]) for f in features if f in values
+    }
+    return ConsoleReport(
+        banded=banded,
+        disputed=casework.disputed(svc, found.enterprise, list(banded)),
+        audit_index=access.finish(),
+    )
