@@ -25,6 +25,8 @@ from financing.errors import InvalidProduct
 
 GRADES: tuple[str, ...] = ("高级", "一级", "备选")
 """The grade words, best first (JY 附件2)."""
+GRADE_KEYS: dict[str, str] = {"高级": "top", "一级": "first", "备选": "candidate"}
+"""A message key for each grade word (pages in English name them too)."""
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 

@@ -24,6 +24,7 @@ from flask import Blueprint, Response, g, redirect, request, url_for
 from werkzeug.wrappers import Response as BaseResponse
 
 from common.errors import Error, InvalidInput
+from financing.products import GRADE_KEYS
 from gateway import financing
 from gateway.auth import Principal
 from gateway.services import services
@@ -158,10 +159,21 @@ def products() -> Response:
         products=list(_products_by_id().values()),
         withdraw_url=lambda p: url_for(".withdraw", product_id=p.id),
         names=names(),
+        grade_keys=GRADE_KEYS,
         kinds=cfg.financing.product_kinds,
         purposes=list(cfg.purposes),
         categories=[c for c, cat in cfg.categories.items() if cat.visibility != "restricted"],
     )
+
+
+def _grade(key: str) -> str | None:
+    """The grade word of a form's key (top, first, candidate); "" for none."""
+    if not key:
+        return None
+    for grade, known in GRADE_KEYS.items():
+        if known == key:
+            return grade
+    raise InvalidInput("min_grade: top, first or candidate", code="invalid_product")
 
 
 @bp.post("/products")
@@ -179,7 +191,7 @@ def publish() -> BaseResponse:
             "purpose": form.get("purpose", ""),
             "ops": form.getlist("ops"),
             "categories": form.getlist("categories"),
-            "min_grade": form.get("min_grade") or None,
+            "min_grade": _grade(form.get("min_grade") or ""),
         }
         financing.publish_product(services(), _me(), fields)
     except Error as e:

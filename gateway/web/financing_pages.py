@@ -21,6 +21,7 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from common.errors import Error, InvalidInput
 from financing.statistics import month_of
+from financing.products import GRADE_KEYS
 from gateway import financing
 from gateway.services import services
 from gateway.web import charts, enterprise, operator
@@ -34,6 +35,8 @@ from gateway.web.common import (
     render,
     t,
 )
+
+GRADE_BY_KEY = {key: grade for grade, key in GRADE_KEYS.items()}
 
 public = Blueprint("web_products", __name__, url_prefix="/products")
 public.after_request(remember_lang)
@@ -53,9 +56,9 @@ def _filters() -> dict[str, Any]:
             out["term_months"] = _whole(args["term"], "term")
         if args.get("rate"):
             out["rate"] = float(args["rate"])
-        if args.get("grade"):
-            out["grade"] = args["grade"]
-    except (InvalidInput, ValueError):
+        if args.get("grade"):  # the page names grades by key (top, first, candidate)
+            out["grade"] = GRADE_BY_KEY[args["grade"]]
+    except (InvalidInput, ValueError, KeyError):
         notify("fin.filter.invalid", "error")
         return {}
     return out
@@ -81,6 +84,7 @@ def _product_page(template: str, title_key: str, **extra: Any) -> Response:
         products=found,
         kinds=svc.settings.config.financing.product_kinds,
         args=request.args,
+        grade_keys=GRADE_KEYS,
         names=names(),
         **extra,
     )

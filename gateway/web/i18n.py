@@ -980,7 +980,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "目标：平台注册、实名认证、授权查询企业占全市注册企业数（含个体户）"
         "分别达到50%、30%、30%（江阴方案 二(一)）。",
         "Targets: registered, real-name and authorizing enterprises reach 50 %, 30 % and "
-        "30 % of the city's registered enterprises, sole proprietors included (JY 二(一)).",
+        "30 % of the city's registered enterprises, sole proprietors included (Jiangyin "
+        "plan, section 2(1)).",
     ),
     # --- financing: product supermarket, applications, bank console, month's figures ---
     "title.bank.inbox": ("融资申请", "Applications"),
@@ -1038,6 +1039,9 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "bank.product.refused": ("未能保存：{message}", "Not saved: {message}"),
     "fin.all": ("全部", "All"),
     "fin.any_grade": ("不限", "Any"),
+    "fin.grade.top": ("高级", "Top grade"),
+    "fin.grade.first": ("一级", "First grade"),
+    "fin.grade.candidate": ("备选", "Candidate grade"),
     "fin.yes": ("是", "Yes"),
     "fin.no": ("否", "No"),
     "fin.apply": ("申请", "Apply"),
@@ -1114,8 +1118,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "opr.fin.month": ("月份", "Month"),
     "opr.fin.caliber": (
         "按国家和省“信易贷”统计口径（江阴方案 三(三)3）：存量指标截至月末，流量指标为当月；均由记录实时汇总。",
-        "National caliber (JY 三(三)3): stock figures as of the month's end, flow figures of "
-        "the month; all aggregated from the records on each view.",
+        "National caliber (Jiangyin plan, section 3(3)3): stock figures as of the month's "
+        "end, flow figures of the month; all aggregated from the records on each view.",
     ),
     "opr.fin.figures": ("{month} 融资统计", "Financing in {month}"),
     "opr.fin.registered": ("注册企业", "Registered enterprises"),
@@ -1141,7 +1145,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "opr.fin.efficacy_hint": (
         "当月获批贷款中，审批时在该申请授权下使用了该单位数据的笔数与金额（江阴方案 三(二)2）。",
         "Loans approved this month whose decision used the department's data under the "
-        "application's grant, and their amount (JY 三(二)2).",
+        "application's grant, and their amount (Jiangyin plan, section 3(2)2).",
     ),
     "opr.fin.loans": ("贷款笔数", "Loans"),
 }
