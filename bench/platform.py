@@ -52,9 +52,10 @@ def run() -> dict[str, Any]:
     if url is None:
         figures["postgresql"] = "not available"
         return figures
-    with tempfile.TemporaryDirectory(prefix="xinyi-bench-platform-") as tmp, fresh_pg_schema(
-        url
-    ) as schema_url:
+    with (
+        tempfile.TemporaryDirectory(prefix="xinyi-bench-platform-") as tmp,
+        fresh_pg_schema(url) as schema_url,
+    ):
         figures["postgresql"] = _measure(schema_url, Path(tmp), enterprises, applications)
     return figures
 
@@ -74,7 +75,7 @@ def _fill(url: str, enterprises: int, applications: int) -> float:
         )
         c.execute(
             text(
-                "INSERT INTO users (login, role, password_hash, uscc, created_at, disabled, "
+                "INSERT INTO users (login, role, password_hash, uscc, created_at, disabled, "  # noqa: S608 -- this module's constants only
                 "real_name_at) SELECT 'e' || i, 'enterprise', 'x', "
                 f"'91' || ({regions})[1 + i % 12] || lpad(i::text, 10, '0'), "
                 f"{MONTH_START} - 400 * {DAY} + (i * 37) % (430 * {DAY}), false, "
@@ -85,7 +86,7 @@ def _fill(url: str, enterprises: int, applications: int) -> float:
         )
         c.execute(
             text(
-                "INSERT INTO record_imports (id, department, version, status, file_name, "
+                "INSERT INTO record_imports (id, department, version, status, file_name, "  # noqa: S608 -- this module's constants only
                 "sha256, row_count, features, reject_count, bad_rows, imported_at, "
                 "imported_by) VALUES (1, 'market_regulation', 1, 'loaded', 'r.csv', "
                 f"repeat('0', 64), :n, '[\"registration.industry\"]', 0, 0, "
@@ -101,7 +102,7 @@ def _fill(url: str, enterprises: int, applications: int) -> float:
         )
         c.execute(
             text(
-                "INSERT INTO record_rows (import_id, uscc, values_json) SELECT 1, "
+                "INSERT INTO record_rows (import_id, uscc, values_json) SELECT 1, "  # noqa: S608 -- this module's constants only
                 f"'91' || ({regions})[1 + i % 12] || lpad(i::text, 10, '0'), '[\"F\"]' "
                 "FROM generate_series(1, :n) AS i"
             ),
@@ -109,7 +110,7 @@ def _fill(url: str, enterprises: int, applications: int) -> float:
         )
         c.execute(
             text(
-                "INSERT INTO consents (id, institution_id, enterprise, purpose, ops, "
+                "INSERT INTO consents (id, institution_id, enterprise, purpose, ops, "  # noqa: S608 -- this module's constants only
                 "categories, duration_days, max_uses, uses, status, letter, letter_hash, "
                 "created_at, decided_at, not_before, expires_at, pending_until, "
                 "status_changed_at) SELECT 'cst_' || i, 'bank' || (i % 20), "
@@ -123,7 +124,7 @@ def _fill(url: str, enterprises: int, applications: int) -> float:
         )
         c.execute(
             text(
-                "INSERT INTO financing_applications (id, product, institution, enterprise, "
+                "INSERT INTO financing_applications (id, product, institution, enterprise, "  # noqa: S608 -- this module's constants only
                 "region, amount, term_months, status, consent, created_at, created_by, "
                 "submitted_at) SELECT 'app_' || i, 'prd_' || (i % 500), 'bank' || (i % 20), "
                 f"'91' || ({regions})[1 + (i * 7) % 12] || lpad((i * 7)::text, 10, '0'), "
@@ -138,7 +139,7 @@ def _fill(url: str, enterprises: int, applications: int) -> float:
         )
         c.execute(
             text(
-                "INSERT INTO financing_outcomes (application, institution, enterprise, "
+                "INSERT INTO financing_outcomes (application, institution, enterprise, "  # noqa: S608 -- this module's constants only
                 "region, decision, reason, credit_line, disbursed, rate, term_months, "
                 "credit_loan, first_loan, decided_at, decided_by) SELECT id, institution, "
                 "enterprise, region, status, CASE WHEN status = 'declined' THEN 'other' END, "
@@ -153,7 +154,7 @@ def _fill(url: str, enterprises: int, applications: int) -> float:
         )
         c.execute(
             text(
-                "INSERT INTO financing_products (id, institution, name, kind, amount_min, "
+                "INSERT INTO financing_products (id, institution, name, kind, amount_min, "  # noqa: S608 -- this module's constants only
                 "amount_max, rate_min, rate_max, term_months_max, purpose, ops, categories, "
                 "min_grade, status, created_at) SELECT 'prd_' || i, 'bank' || (i % 20), "
                 "'产品' || i, (ARRAY['credit','guarantee','pledge','mortgage'])[1 + i % 4], "
@@ -201,12 +202,27 @@ def _measure(url: str, home: Path, enterprises: int, applications: int) -> dict[
         out["statistics_within_target"] = max(runs) <= TARGET_STATS_SECONDS
         out["month_figures"] = {
             k: report[k]
-            for k in ("registered", "real_name", "authorizing", "market_entities",
-                      "applications", "approved", "disbursed", "first_loans", "weighted_rate")
+            for k in (
+                "registered",
+                "real_name",
+                "authorizing",
+                "market_entities",
+                "applications",
+                "approved",
+                "disbursed",
+                "first_loans",
+                "weighted_rate",
+            )
         }
         client = app.test_client()
-        queries = ["", "?kind=credit", "?amount=500000", "?amount=800000&term=24",
-                   "?rate=4&grade=一级", "?kind=guarantee&amount=2000000&term=12&rate=4.5"]
+        queries = [
+            "",
+            "?kind=credit",
+            "?amount=500000",
+            "?amount=800000&term=24",
+            "?rate=4&grade=一级",
+            "?kind=guarantee&amount=2000000&term=12&rate=4.5",
+        ]
         for q in queries:  # warm
             assert client.get("/v1/products" + q).status_code == 200
         latencies = []

@@ -36,8 +36,14 @@ SHARE_ROWS: tuple[tuple[str, str], ...] = (
     ("real_name", "实名认证企业占市场主体比例 Real-name share"),
     ("authorizing", "授权企业占市场主体比例 Authorizing share"),
 )
-REGION_COLUMNS = ("region", "registered", "real_name", "authorizing", "market_entities",
-                  *FLOW_FIELDS)
+REGION_COLUMNS = (
+    "region",
+    "registered",
+    "real_name",
+    "authorizing",
+    "market_entities",
+    *FLOW_FIELDS,
+)
 # JY 附件3 江阴市"澄易贷"专项工作推进督查表: its columns, in its order.
 SUPERVISION_COLUMNS = (
     "序号",

@@ -32,7 +32,13 @@ from financing.errors import (
 from financing.products import Product
 
 Status = Literal["awaiting_consent", "submitted", "approved", "declined", "withdrawn"]
-STATUSES: tuple[Status, ...] = ("awaiting_consent", "submitted", "approved", "declined", "withdrawn")
+STATUSES: tuple[Status, ...] = (
+    "awaiting_consent",
+    "submitted",
+    "approved",
+    "declined",
+    "withdrawn",
+)
 OPEN: tuple[Status, ...] = ("awaiting_consent", "submitted")
 
 
@@ -140,7 +146,10 @@ def decide(
             raise InvalidOutcome(f"reason: one of {list(reasons)}", field="reason")
         given = [f for f in figures if fields.get(f) is not None]
         if given or fields.get("credit_loan") or fields.get("first_loan"):
-            raise InvalidOutcome("a declined application carries no loan figures", field=(given or ["credit_loan"])[0])
+            raise InvalidOutcome(
+                "a declined application carries no loan figures",
+                field=(given or ["credit_loan"])[0],
+            )
         return Outcome("declined", reason, None, None, None, None, False, False, now, by)
     missing = [f for f in figures if fields.get(f) is None]
     if missing:

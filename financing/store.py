@@ -145,8 +145,13 @@ record_import_features = sa.table(
 )
 record_rows = sa.table("record_rows", sa.column("import_id"), sa.column("uscc"))
 
-TABLES = ("financing_products", "financing_applications", "financing_outcomes",
-          "financing_repayments", "financing_needs")
+TABLES = (
+    "financing_products",
+    "financing_applications",
+    "financing_outcomes",
+    "financing_repayments",
+    "financing_needs",
+)
 
 
 # Products ------------------------------------------------------------------------------
@@ -367,9 +372,7 @@ def list_applications(
     return _applications(ex, q)
 
 
-def move(
-    ex: Executor, application_id: str, *, expected: Sequence[str], new: str, now: int
-) -> bool:
+def move(ex: Executor, application_id: str, *, expected: Sequence[str], new: str, now: int) -> bool:
     """Change an application's status if it is still one of ``expected``."""
     values: dict[str, Any] = {"status": new}
     if new == "submitted":
@@ -502,7 +505,11 @@ def month_sums(
         grouped(
             u_region,
             sa.func.count(sa.distinct(users.c.uscc)),
-            where=(*enterprise_users, users.c.real_name_at.is_not(None), users.c.real_name_at < end),
+            where=(
+                *enterprise_users,
+                users.c.real_name_at.is_not(None),
+                users.c.real_name_at < end,
+            ),
         ),
         ("real_name",),
     )
@@ -562,8 +569,14 @@ def month_sums(
             sa.func.sum(outcomes.c.rate * disbursed),
             where=approved,
         ),
-        ("approved", "credit_lines", "disbursed", "credit_loan_disbursed", "first_loans",
-         "rate_weight"),
+        (
+            "approved",
+            "credit_lines",
+            "disbursed",
+            "credit_loan_disbursed",
+            "first_loans",
+            "rate_weight",
+        ),
     )
     return out
 
@@ -598,8 +611,14 @@ def institution_sums(ex: Executor, *, start: int, end: int) -> dict[str, dict[st
         )
         .group_by(outcomes.c.institution)
     )
-    names = ("approved", "credit_lines", "disbursed", "credit_loan_disbursed", "first_loans",
-             "rate_weight")
+    names = (
+        "approved",
+        "credit_lines",
+        "disbursed",
+        "credit_loan_disbursed",
+        "first_loans",
+        "rate_weight",
+    )
     for row in ex.execute(q):
         sums = out.setdefault(row[0], dict.fromkeys(SUMS, 0))
         for name, value in zip(names, row[1:], strict=True):
@@ -626,4 +645,3 @@ def approved_loans(ex: Executor, *, start: int, end: int) -> list[dict[str, Any]
         )
     )
     return [dict(m) for m in ex.execute(q).mappings()]
-

@@ -552,9 +552,7 @@ def read_report(svc: Services, principal: Principal, application_id: str) -> Con
         features=features,
     )
     values = records.current_values(svc.engine, found.enterprise, features)
-    banded = {
-        f: rules.band(svc.catalog.rule(f).spec, values[f]) for f in features if f in values
-    }
+    banded = {f: rules.band(svc.catalog.rule(f).spec, values[f]) for f in features if f in values}
     return ConsoleReport(
         banded=banded,
         disputed=casework.disputed(svc, found.enterprise, list(banded)),

@@ -111,8 +111,11 @@ def list_applications(query: schemas.ApplicationQuery) -> dict[str, Any]:
 
 @bp.get("/v1/applications/<application_id>")
 @authenticated("institution", "enterprise", "operator", staff=True, unverified=True)
-@operation("One application (its enterprise, its institution)", tag="financing",
-           answer=schemas.ApplicationView)
+@operation(
+    "One application (its enterprise, its institution)",
+    tag="financing",
+    answer=schemas.ApplicationView,
+)
 def get_application(application_id: str) -> dict[str, Any]:
     return financing.application(services(), current_principal(), application_id).as_json()
 

@@ -20,8 +20,8 @@ from flask import Blueprint, Response, g, redirect, request, url_for
 from werkzeug.wrappers import Response as BaseResponse
 
 from common.errors import Error, InvalidInput
-from financing.statistics import month_of
 from financing.products import GRADE_KEYS
+from financing.statistics import month_of
 from gateway import financing
 from gateway.services import services
 from gateway.web import charts, enterprise, operator

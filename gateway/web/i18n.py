@@ -997,7 +997,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "nav.fin_applications": ("我的融资申请", "My applications"),
     "nav.opr_financing": ("融资统计", "Financing statistics"),
     "bank.inbox.intro": (
-        "向本机构产品提出的融资申请。企业同意授权后申请才会提交，报告只能在该申请的授权范围内读取。",
+        "向本机构产品提出的融资申请。企业同意授权后申请才会提交，"
+        "报告只能在该申请的授权范围内读取。",
         "Applications to this institution's products. An application is submitted once the "
         "enterprise approves its consent; its report is read only under that consent.",
     ),
@@ -1019,7 +1020,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "bank.report.band": ("区间", "Band"),
     "bank.report.disputed": ("异议处理中", "Under objection"),
     "bank.report.empty": ("暂无可显示的分档数据。", "No banded data to show."),
-    "bank.report.awaiting": ("企业尚未同意授权。", "The enterprise has not approved the consent yet."),
+    "bank.report.awaiting": (
+        "企业尚未同意授权。",
+        "The enterprise has not approved the consent yet.",
+    ),
     "bank.report.refused": ("报告读取被拒绝：{code}", "The report was refused: {code}"),
     "bank.outcome.title": ("审批结果", "Outcome"),
     "bank.outcome.decision": ("审批结论", "Decision"),
@@ -1049,7 +1053,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "fin.withdrawn": ("已下架", "Withdrawn"),
     "fin.filter.invalid": ("筛选条件有误，已显示全部产品。", "Invalid filter: all products shown."),
     "fin.products.intro": (
-        "各金融机构发布的融资产品。按额度、期限、利率和信用等级筛选；申请时需阅读并同意产品所需的授权书。",
+        "各金融机构发布的融资产品。按额度、期限、利率和信用等级筛选；"
+        "申请时需阅读并同意产品所需的授权书。",
         "Financing products published by institutions. Filter by amount, term, rate and "
         "grade; applying means reading and accepting the authorization the product needs.",
     ),
@@ -1066,7 +1071,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "Application created: read the authorization letter below and approve it to submit.",
     ),
     "fin.apply.refused": ("未能申请：{message}", "Not applied: {message}"),
-    "fin.applications.intro": ("您向金融机构提出的融资申请及其进度。", "Your applications and where they stand."),
+    "fin.applications.intro": (
+        "您向金融机构提出的融资申请及其进度。",
+        "Your applications and where they stand.",
+    ),
     "fin.applications.to_products": ("前往金融产品超市", "Go to the product supermarket"),
     "fin.applications.letter": ("查看授权书", "Authorization letter"),
     "fin.applications.none": ("您还没有融资申请。", "You have no application yet."),
@@ -1105,7 +1113,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "fin.kind.supply_chain": ("供应链金融", "Supply-chain finance"),
     "fin.kind.policy": ("政策性贷款", "Policy loan"),
     "fin.reason.insufficient_credit": ("信用状况不足", "Insufficient credit"),
-    "fin.reason.insufficient_repayment_capacity": ("还款能力不足", "Insufficient repayment capacity"),
+    "fin.reason.insufficient_repayment_capacity": (
+        "还款能力不足",
+        "Insufficient repayment capacity",
+    ),
     "fin.reason.incomplete_materials": ("材料不全", "Incomplete materials"),
     "fin.reason.outside_policy": ("不符合信贷政策", "Outside the credit policy"),
     "fin.reason.amount_exceeds_limit": ("申请金额超出可批额度", "Amount exceeds the limit"),
@@ -1117,7 +1128,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "fin.repayment.written_off": ("已核销", "Written off"),
     "opr.fin.month": ("月份", "Month"),
     "opr.fin.caliber": (
-        "按国家和省“信易贷”统计口径（江阴方案 三(三)3）：存量指标截至月末，流量指标为当月；均由记录实时汇总。",
+        "按国家和省“信易贷”统计口径（江阴方案 三(三)3）：存量指标截至月末，"
+        "流量指标为当月；均由记录实时汇总。",
         "National caliber (Jiangyin plan, section 3(3)3): stock figures as of the month's "
         "end, flow figures of the month; all aggregated from the records on each view.",
     ),

@@ -34,12 +34,8 @@ def upgrade() -> None:
         sa.Column("created_at", sa.BigInteger, nullable=False),
         sa.Column("withdrawn_at", sa.BigInteger),
     )
-    op.create_index(
-        "ix_financing_products_institution", "financing_products", ["institution"]
-    )
-    op.create_index(
-        "ix_financing_products_status_kind", "financing_products", ["status", "kind"]
-    )
+    op.create_index("ix_financing_products_institution", "financing_products", ["institution"])
+    op.create_index("ix_financing_products_status_kind", "financing_products", ["status", "kind"])
     op.create_table(
         "financing_applications",
         sa.Column("id", sa.String(40), primary_key=True),
@@ -88,9 +84,7 @@ def upgrade() -> None:
         sa.Column("decided_at", sa.BigInteger, nullable=False),
         sa.Column("decided_by", sa.String(120), nullable=False),
     )
-    op.create_index(
-        "ix_financing_outcomes_decided", "financing_outcomes", ["decided_at", "region"]
-    )
+    op.create_index("ix_financing_outcomes_decided", "financing_outcomes", ["decided_at", "region"])
     op.create_table(
         "financing_repayments",
         sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
@@ -99,9 +93,7 @@ def upgrade() -> None:
         sa.Column("reported_at", sa.BigInteger, nullable=False),
         sa.Column("reported_by", sa.String(120), nullable=False),
     )
-    op.create_index(
-        "ix_financing_repayments_application", "financing_repayments", ["application"]
-    )
+    op.create_index("ix_financing_repayments_application", "financing_repayments", ["application"])
     op.create_table(
         "financing_needs",
         sa.Column("id", sa.String(40), primary_key=True),

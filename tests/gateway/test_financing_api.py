@@ -118,8 +118,16 @@ def test_products_are_public_filtered_and_withdrawn_ones_disappear(
     big = other.post(
         client,
         "/v1/products",
-        {**PRODUCT, "name": "B", "kind": "guarantee", "amount_min": 5_000_000,
-         "amount_max": 50_000_000, "rate_min": 5.0, "rate_max": 6.0, "term_months_max": 60},
+        {
+            **PRODUCT,
+            "name": "B",
+            "kind": "guarantee",
+            "amount_min": 5_000_000,
+            "amount_max": 50_000_000,
+            "rate_min": 5.0,
+            "rate_max": 6.0,
+            "term_months_max": 60,
+        },
     )
     assert cheap.status_code == big.status_code == 201
     names = lambda q: [p["name"] for p in client.get(f"/v1/products{q}").get_json()["products"]]  # noqa: E731
@@ -292,10 +300,10 @@ def test_a_decline_names_a_standard_reason_and_no_figures(
 ) -> None:
     app_id = submitted(enterprise, product)["id"]
     url = f"/v1/applications/{app_id}/outcome"
-    assert bank.post(client, url, {"decision": "declined", "reason": "bad vibes"}).status_code == 400
-    resp = bank.post(
-        client, url, {"decision": "declined", "reason": "other", "credit_line": 5}
+    assert (
+        bank.post(client, url, {"decision": "declined", "reason": "bad vibes"}).status_code == 400
     )
+    resp = bank.post(client, url, {"decision": "declined", "reason": "other", "credit_line": 5})
     assert resp.status_code == 400
     resp = bank.post(client, url, {"decision": "declined", "reason": "insufficient_credit"})
     assert resp.status_code == 200 and resp.get_json()["status"] == "declined"
@@ -309,7 +317,10 @@ def test_rejecting_the_consent_withdraws_and_the_enterprise_may_withdraw(
     enterprise.post(f"/v1/consents/{first['consent']['id']}/reject")
     second = apply(enterprise, product).get_json()
     assert enterprise.post(f"/v1/applications/{second['id']}/withdraw").status_code == 200
-    statuses = {a["id"]: a["status"] for a in bank.get(client, "/v1/applications").get_json()["applications"]}
+    statuses = {
+        a["id"]: a["status"]
+        for a in bank.get(client, "/v1/applications").get_json()["applications"]
+    }
     assert statuses == {first["id"]: "withdrawn", second["id"]: "withdrawn"}
     resp = bank.post(client, f"/v1/applications/{second['id']}/outcome", APPROVED)
     assert resp.status_code == 409 and resp.get_json()["error"] == "application_not_submitted"
@@ -325,7 +336,9 @@ def test_a_need_answered_with_a_product_awaits_the_enterprise_consent(
     assert resp.status_code == 201, resp.get_json()
     need = resp.get_json()["id"]
     assert [n["id"] for n in bank.get(client, "/v1/needs").get_json()["needs"]] == [need]
-    too_big = enterprise.post("/v1/needs", json={"amount": 9_000_000, "term_months": 12, "use": "x"})
+    too_big = enterprise.post(
+        "/v1/needs", json={"amount": 9_000_000, "term_months": 12, "use": "x"}
+    )
     before = counts(app)
     resp = bank.post(client, f"/v1/needs/{too_big.get_json()['id']}/answer", {"product": product})
     assert resp.status_code == 400 and counts(app) == before  # outside the product's range
@@ -380,16 +393,28 @@ def test_statistics_match_an_independent_recount_and_are_operator_only(
     make_person: Callable[..., FlaskClient],
     tmp_path: Path,
 ) -> None:
-    load(app, "market_regulation", (
-        "uscc,registration.industry,registration.size\n"
-        f"{ENTERPRISE},F,small\n{OTHER_ENTERPRISE},C,micro\n"
-    ))
+    load(
+        app,
+        "market_regulation",
+        (
+            "uscc,registration.industry,registration.size\n"
+            f"{ENTERPRISE},F,small\n{OTHER_ENTERPRISE},C,micro\n"
+        ),
+    )
     other = make_person("enterprise", OTHER_ENTERPRISE)
     real_name(app, OTHER_ENTERPRISE)
     decisions = [
         (enterprise, APPROVED),
-        (enterprise, {**APPROVED, "disbursed": 300_000, "rate": 4.5, "credit_loan": False,
-                      "first_loan": False}),
+        (
+            enterprise,
+            {
+                **APPROVED,
+                "disbursed": 300_000,
+                "rate": 4.5,
+                "credit_loan": False,
+                "first_loan": False,
+            },
+        ),
         (other, {**APPROVED, "credit_line": 2_000_000, "disbursed": 2_000_000, "rate": 3.5}),
         (other, {"decision": "declined", "reason": "other"}),
     ]
@@ -437,12 +462,23 @@ def test_statistics_match_an_independent_recount_and_are_operator_only(
     assert result.exit_code == 0, result.output
     book = openpyxl.load_workbook(out)
     assert book.sheetnames == [
-        "汇总 Summary", "按地区 By region", "按机构 By institution", "成效 Efficacy", "督查表 附件3"
+        "汇总 Summary",
+        "按地区 By region",
+        "按机构 By institution",
+        "成效 Efficacy",
+        "督查表 附件3",
     ]
     summary = {row[0]: row[1] for row in book["汇总 Summary"].iter_rows(values_only=True)}
     by_label = dict(SUMMARY_ROWS)
-    for key in ("registered", "approved", "credit_lines", "disbursed", "first_loans",
-                "credit_loan_disbursed", "weighted_rate"):
+    for key in (
+        "registered",
+        "approved",
+        "credit_lines",
+        "disbursed",
+        "first_loans",
+        "credit_loan_disbursed",
+        "weighted_rate",
+    ):
         assert summary[by_label[key]] == stats[key], key
     rows = list(book["按地区 By region"].iter_rows(values_only=True))
     assert [r[0] for r in rows[1:]] == [r["region"] for r in stats["by_region"]]

@@ -37,17 +37,32 @@ def _scene(live: Live) -> Any:
         "uscc,registration.legal_representative,registration.legal_representative_id\n"
         f"{ENTERPRISE},{REPRESENTATIVE},{identity.legal_rep_id_hash(key, RESIDENT_ID)}\n"
     )
-    import_csv(svc.engine, catalog, "market_regulation", registration.encode(),
-               file_name="registration.csv", actor="test")
+    import_csv(
+        svc.engine,
+        catalog,
+        "market_regulation",
+        registration.encode(),
+        file_name="registration.csv",
+        actor="test",
+    )
     live.load_tax({ENTERPRISE: 2_345_678})
     bank = live.bank("fin_bank", "澄江农商银行")
-    for name, low, high in (("澄易贷·税易贷", 100_000, 3_000_000), ("大额担保贷", 5_000_000, 9_000_000)):
+    for name, low, high in (
+        ("澄易贷·税易贷", 100_000, 3_000_000),
+        ("大额担保贷", 5_000_000, 9_000_000),
+    ):
         r = bank.http.post(
             "/v1/products",
             json={
-                "name": name, "kind": "credit", "amount_min": low, "amount_max": high,
-                "rate_min": 3.45, "rate_max": 4.8, "term_months_max": 36,
-                "purpose": "working_capital_loan", "ops": ["report"],
+                "name": name,
+                "kind": "credit",
+                "amount_min": low,
+                "amount_max": high,
+                "rate_min": 3.45,
+                "rate_max": 4.8,
+                "term_months_max": 36,
+                "purpose": "working_capital_loan",
+                "ops": ["report"],
                 "categories": ["tax", "social_security"],
             },
         )
@@ -147,7 +162,9 @@ def test_sign_up_apply_approve_decide_and_count(live: Live, page: Any, tmp_path:
         },
     )
     assert result.exit_code == 0, result.output
-    summary = {r[0]: r[1] for r in openpyxl.load_workbook(out)["汇总 Summary"].iter_rows(values_only=True)}
+    summary = {
+        r[0]: r[1] for r in openpyxl.load_workbook(out)["汇总 Summary"].iter_rows(values_only=True)
+    }
     assert summary["获批笔数 Approved"] == approved
     assert summary["放贷金额（元） Disbursed (CNY)"] == disbursed
     by_region = list(openpyxl.load_workbook(out)["按地区 By region"].iter_rows(values_only=True))

@@ -49,7 +49,9 @@ def staff(app: Flask, institution: str) -> Person:
 
 def applied(person: Person, product: str) -> tuple[str, str]:
     """Apply from the pages: (application id, consent id)."""
-    resp = person.post(f"/enterprise/products/{product}/apply", {"amount": "500000", "term_months": "12"})
+    resp = person.post(
+        f"/enterprise/products/{product}/apply", {"amount": "500000", "term_months": "12"}
+    )
     assert resp.status_code == 302, resp.get_data(as_text=True)
     consent = resp.headers["Location"].rsplit("/", 1)[-1]
     page = person.page("/enterprise/applications")
@@ -61,8 +63,17 @@ def applied(person: Person, product: str) -> tuple[str, str]:
 def test_the_public_supermarket_lists_and_filters_without_a_session(
     client: FlaskClient, product: str, bank: Bank
 ) -> None:
-    bank.post(client, "/v1/products", {**PRODUCT, "name": "大额担保贷", "kind": "guarantee",
-                                       "amount_min": 5_000_000, "amount_max": 9_000_000})
+    bank.post(
+        client,
+        "/v1/products",
+        {
+            **PRODUCT,
+            "name": "大额担保贷",
+            "kind": "guarantee",
+            "amount_min": 5_000_000,
+            "amount_max": 9_000_000,
+        },
+    )
     anonymous = client.application.test_client()
     page = anonymous.get("/products/").get_data(as_text=True)
     assert "金融产品超市" in page and "税易贷" in page and "大额担保贷" in page
@@ -108,8 +119,15 @@ def test_apply_approve_the_letter_officer_reads_and_decides(
 
     resp = officer.post(
         f"/bank/applications/{application}/outcome",
-        {"decision": "approved", "credit_line": "800000", "disbursed": "500000", "rate": "3.85",
-         "term_months": "12", "credit_loan": "yes", "first_loan": "yes"},
+        {
+            "decision": "approved",
+            "credit_line": "800000",
+            "disbursed": "500000",
+            "rate": "3.85",
+            "term_months": "12",
+            "credit_loan": "yes",
+            "first_loan": "yes",
+        },
     )
     assert resp.status_code == 302
     assert "审批结果已记录" in officer.page(f"/bank/applications/{application}")
@@ -123,7 +141,10 @@ def test_apply_approve_the_letter_officer_reads_and_decides(
 
 
 def test_an_officer_of_another_bank_sees_nothing_of_it(
-    app: Flask, client: FlaskClient, product: str, make_person: Callable[..., Person],
+    app: Flask,
+    client: FlaskClient,
+    product: str,
+    make_person: Callable[..., Person],
     make_bank: Callable[..., Bank],
 ) -> None:
     person = make_person("enterprise", ENTERPRISE)
@@ -143,9 +164,16 @@ def test_an_officer_of_another_bank_sees_nothing_of_it(
 def test_the_officer_manages_products(app: Flask, bank: Bank) -> None:
     officer = staff(app, "demo_bank")
     form: dict[str, Any] = {
-        "name": "科技贷", "kind": "credit", "amount_min": "100000", "amount_max": "2000000",
-        "rate_min": "3.2", "rate_max": "4.5", "term_months_max": "24",
-        "purpose": "working_capital_loan", "ops": "report", "categories": "tax",
+        "name": "科技贷",
+        "kind": "credit",
+        "amount_min": "100000",
+        "amount_max": "2000000",
+        "rate_min": "3.2",
+        "rate_max": "4.5",
+        "term_months_max": "24",
+        "purpose": "working_capital_loan",
+        "ops": "report",
+        "categories": "tax",
     }
     resp = officer.post("/bank/products", form)
     assert resp.status_code == 302
