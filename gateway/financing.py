@@ -517,7 +517,9 @@ def department_efficacy(engine: Engine, month: str) -> dict[str, dict[str, int]]
 class ConsoleReport:
     """The banded report an officer read under an application's grant."""
 
-    banded: dict[str, str]
+    banded: dict[str, dict[str, Any]]
+    """Feature id → its band as the report API answers it (``band``, ``band_en``,
+    bounds, unit)."""
     disputed: list[str]
     audit_index: int
 

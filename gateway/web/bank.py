@@ -48,16 +48,16 @@ def _products_by_id() -> dict[str, Any]:
 @bp.get("/")
 def inbox() -> Response:
     svc = services()
-    status = request.args.get("status") or None
-    if status not in (None, "awaiting_consent", "submitted", "approved", "declined", "withdrawn"):
-        status = None
-    found = financing.visible_applications(svc, _me(), status=status)
+    chosen = request.args.get("status") or None
+    if chosen not in (None, "awaiting_consent", "submitted", "approved", "declined", "withdrawn"):
+        chosen = None
+    found = financing.visible_applications(svc, _me(), status=chosen)
     return render(
         "web/bank/inbox.html",
         title_key="title.bank.inbox",
         applications=found,
         products=_products_by_id(),
-        status=status,
+        chosen=chosen,
     )
 
 

@@ -130,7 +130,10 @@ def test_products_are_public_filtered_and_withdrawn_ones_disappear(
         },
     )
     assert cheap.status_code == big.status_code == 201
-    names = lambda q: [p["name"] for p in client.get(f"/v1/products{q}").get_json()["products"]]  # noqa: E731
+
+    def names(q: str) -> list[str]:
+        return [p["name"] for p in client.get(f"/v1/products{q}").get_json()["products"]]
+
     assert names("") == ["A", "B"]  # public: no authentication
     assert names("?kind=guarantee") == ["B"]
     assert names("?amount=200000") == ["A"]
@@ -364,8 +367,13 @@ def recount(app: Flask, month: str) -> dict[str, Any]:
         apps = list(c.execute(sa.select(fin.applications)).mappings())
         outs = list(c.execute(sa.select(fin.outcomes)).mappings())
     ents = [u for u in people if u["role"] == "enterprise"]
-    in_month = lambda t: t is not None and month_of(t) == month  # noqa: E731
-    by_end = lambda t: t is not None and month_of(t) <= month  # noqa: E731
+
+    def in_month(t: int | None) -> bool:
+        return t is not None and month_of(t) == month
+
+    def by_end(t: int | None) -> bool:
+        return t is not None and month_of(t) <= month
+
     ok = [o for o in outs if o["decision"] == "approved" and in_month(o["decided_at"])]
     disbursed = sum(o["disbursed"] for o in ok)
     return {
