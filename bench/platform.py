@@ -166,7 +166,9 @@ def _fill(url: str, enterprises: int, applications: int) -> float:
             )
         )
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as c:
-        c.execute(text("ANALYZE"))
+        # What autovacuum does in production: statistics, and the visibility map that
+        # lets the covering indexes answer without reading the table.
+        c.execute(text("VACUUM ANALYZE"))
     engine.dispose()
     return time.perf_counter() - started
 

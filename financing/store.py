@@ -223,6 +223,7 @@ def list_products(
     institution: str | None = None,
     include_withdrawn: bool = False,
     limit: int = 200,
+    offset: int = 0,
 ) -> list[Product]:
     """Active products (all of ``institution``'s when ``include_withdrawn``) matching
     the filters: ``amount`` within the product's range, ``term_months`` up to its
@@ -243,7 +244,8 @@ def list_products(
         q = q.where(products.c.rate_min <= rate)
     if grades is not None:
         q = q.where(sa.or_(products.c.min_grade.is_(None), products.c.min_grade.in_(list(grades))))
-    q = q.order_by(products.c.rate_min, products.c.created_at.desc(), products.c.id).limit(limit)
+    q = q.order_by(products.c.rate_min, products.c.created_at.desc(), products.c.id)
+    q = q.limit(limit).offset(offset)
     return [_product(m) for m in ex.execute(q).mappings()]
 
 
@@ -466,6 +468,11 @@ def _region_of(column: Any) -> Any:
     return sa.func.substr(column, 3, 6)
 
 
+def _dialect(ex: Executor) -> str:
+    bind = ex.get_bind() if isinstance(ex, Session) else ex
+    return str(bind.dialect.name)
+
+
 def month_sums(
     ex: Executor,
     *,
@@ -491,39 +498,52 @@ def month_sums(
             q = q.where(key == region)
         return ex.execute(q.group_by(key))
 
-    u_region = _region_of(users.c.uscc)
-    enterprise_users = (users.c.role == "enterprise", users.c.uscc.is_not(None))
-    put(
-        grouped(
-            u_region,
-            sa.func.count(sa.distinct(users.c.uscc)),
-            where=(*enterprise_users, users.c.created_at < end),
-        ),
-        ("registered",),
+    # Distinct enterprises: grouped by USCC first (an index-only scan of a covering
+    # index, in byte order on PostgreSQL: migration 0014), then by region.
+    byte_order = _dialect(ex) == "postgresql"
+
+    def distinct_by_region(column: Any, *flags: Any, where: Sequence[Any]) -> Any:
+        key = sa.collate(column, "C") if byte_order else column
+        per = sa.select(key.label("uscc"), *flags).where(*where).group_by(key).subquery()
+        area = _region_of(per.c.uscc)
+        q = sa.select(
+            area.label("region"),
+            sa.func.count(),
+            *(sa.func.count().filter(per.c[f.name]) for f in flags),
+        )
+        if region is not None:
+            q = q.where(area == region)
+        return ex.execute(q.group_by(area))
+
+    verified = (
+        sa.func.max(
+            sa.case(
+                (sa.and_(users.c.real_name_at.is_not(None), users.c.real_name_at < end), 1), else_=0
+            )
+        )
+        == 1
     )
     put(
-        grouped(
-            u_region,
-            sa.func.count(sa.distinct(users.c.uscc)),
+        distinct_by_region(
+            users.c.uscc,
+            verified.label("verified"),
             where=(
-                *enterprise_users,
-                users.c.real_name_at.is_not(None),
-                users.c.real_name_at < end,
+                users.c.role == "enterprise",
+                users.c.uscc.is_not(None),
+                users.c.created_at < end,
             ),
         ),
-        ("real_name",),
+        ("registered", "real_name"),
     )
-    c_region = _region_of(consents.c.enterprise)
     put(
-        grouped(
-            c_region,
-            sa.func.count(sa.distinct(consents.c.enterprise)),
+        distinct_by_region(
+            consents.c.enterprise,
             where=(consents.c.not_before.is_not(None), consents.c.decided_at < end),
         ),
         ("authorizing",),
     )
     if registration_features:
-        registration_imports = (
+        loaded = (
             sa.select(record_import_features.c.import_id)
             .join(record_imports, record_imports.c.id == record_import_features.c.import_id)
             .where(
@@ -531,17 +551,24 @@ def month_sums(
                 record_imports.c.status == "loaded",
                 record_imports.c.imported_at < end,
             )
-            .scalar_subquery()
+            .distinct()
         )
+        imports = [int(i) for i in ex.execute(loaded).scalars()]
         r_region = _region_of(record_rows.c.uscc)
-        put(
-            grouped(
-                r_region,
-                sa.func.count(sa.distinct(record_rows.c.uscc)),
-                where=(record_rows.c.import_id.in_(registration_imports),),
-            ),
-            ("market_entities",),
-        )
+        if len(imports) == 1:
+            # One import: its rows are distinct by USCC already (primary key).
+            counted = sa.func.count()
+        else:
+            counted = sa.func.count(sa.distinct(record_rows.c.uscc))
+        if imports:
+            put(
+                grouped(
+                    r_region,
+                    counted,
+                    where=(record_rows.c.import_id.in_(imports),),
+                ),
+                ("market_entities",),
+            )
     put(
         grouped(
             applications.c.region,

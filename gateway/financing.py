@@ -99,6 +99,8 @@ def products(
     grade: str | None = None,
     institution: str | None = None,
     include_withdrawn: bool = False,
+    limit: int = 200,
+    offset: int = 0,
 ) -> list[Product]:
     grades = grades_at_least(grade) if grade is not None else None
     with read_session(svc.engine) as s:
@@ -111,6 +113,8 @@ def products(
             grades=grades,
             institution=institution,
             include_withdrawn=include_withdrawn,
+            limit=limit,
+            offset=offset,
         )
 
 

@@ -44,7 +44,8 @@ def publish(body: schemas.ProductPublication) -> tuple[dict[str, Any], int]:
 @operation(
     "The product supermarket (public): active products, filtered by kind, an amount "
     "within the range, a term up to the longest, a rate at or above the lowest, the "
-    "grade an enterprise holds",
+    "grade an enterprise holds; lowest rate first, `limit` (≤ 200, default 50) from "
+    "`offset`",
     tag="financing",
     query=schemas.ProductQuery,
     answer=schemas.Products,
@@ -58,6 +59,8 @@ def list_products(query: schemas.ProductQuery) -> dict[str, Any]:
         rate=query.rate,
         grade=query.grade,
         institution=query.institution,
+        limit=query.limit,
+        offset=query.offset,
     )
     return {"products": [p.as_json() for p in found]}
 

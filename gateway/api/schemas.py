@@ -701,6 +701,8 @@ class ProductQuery(Query):
     rate: Annotated[float, Field(ge=0, le=100)] | None = None
     grade: Literal["高级", "一级", "备选"] | None = None
     institution: str | None = None
+    limit: Annotated[QueryInt, Field(ge=1, le=200)] = 50
+    offset: Annotated[QueryInt, Field(ge=0, le=100_000)] = 0
 
 
 class ApplicationFiling(Body):

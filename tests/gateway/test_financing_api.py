@@ -143,6 +143,8 @@ def test_products_are_public_filtered_and_withdrawn_ones_disappear(
     assert names("?grade=备选") == ["B"]  # A needs at least 一级
     assert names("?grade=高级") == ["A", "B"]
     assert client.get("/v1/products?amount=1e3").status_code == 400
+    assert names("?limit=1") == ["A"] and names("?limit=1&offset=1") == ["B"]
+    assert client.get("/v1/products?limit=201").status_code == 400
     resp = bank.post(client, f"/v1/products/{cheap.get_json()['id']}/withdraw")
     assert resp.status_code == 200 and resp.get_json()["status"] == "withdrawn"
     assert names("") == ["B"]
