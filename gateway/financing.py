@@ -21,6 +21,7 @@ Invariants:
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 import uuid
@@ -44,6 +45,7 @@ from financing.errors import (
     ApplicationDecided,
     ApplicationNotFound,
     InvalidNeed,
+    InvalidProduct,
     NeedClosed,
     NeedNotFound,
     NotProductInstitution,
@@ -52,9 +54,12 @@ from financing.errors import (
     RealNameRequired,
 )
 from financing.products import Product, grades_at_least, new_product, text
+from gateway import casework
 from gateway.auth import Principal
-from gateway.enforce import ConsentAudit
+from gateway.enforce import ConsentAudit, enforce
 from gateway.services import Services
+from records import catalog as rules
+from records import store as records
 
 log = get_logger("gateway.financing")
 
@@ -216,7 +221,7 @@ def _open_application(
     def hook(s: Any, fields: Mapping[str, Any]) -> Any:
         # Inside the consent request's transaction: the application row with it.
         queued = audit(s, fields)
-        application = core.Application(**{**draft.__dict__, "consent": fields["grant_id"]})
+        application = dataclasses.replace(draft, consent=str(fields["grant_id"]))
         store.insert_application(s, application)
         if need is not None and not store.close_need(s, need, now):
             raise NeedClosed(f"need {need} was answered or withdrawn meanwhile")
@@ -382,7 +387,7 @@ def publish_need(
         raise InvalidNeed(f"term_months: 1 to {cfg.term_months_max}", field="term_months")
     try:
         use = text(use, "use", cfg.max_text_chars)
-    except Exception as e:
+    except InvalidProduct as e:
         raise InvalidNeed(f"use: 1 to {cfg.max_text_chars} characters", field="use") from e
     need = {
         "id": "ned_" + uuid.uuid4().hex[:24],
@@ -535,11 +540,6 @@ def read_report(svc: Services, principal: Principal, application_id: str) -> Con
     non-public categories of the consent, banded features only. A consent that was
     never approved, or was revoked or paused since, is refused by ``enforce`` like any
     request of the institution's client (and logged)."""
-    from gateway import casework
-    from gateway.enforce import enforce
-    from records import catalog as rules
-    from records import store as records
-
     found, _ = _for_product_institution(svc, principal, application_id)
     row = svc.consent.get(found.consent, Viewer("institution", found.institution))
     cfg = svc.settings.config
