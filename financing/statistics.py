@@ -24,7 +24,7 @@ Caliber (docs/financing.md):
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -115,3 +115,15 @@ def merge(groups: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
         for k in SUMS:
             total[k] += sums.get(k) or 0
     return total
+
+
+def merge_parts(parts: Sequence[Mapping[str, Mapping[str, Any]]]) -> dict[str, dict[str, Any]]:
+    """Per-region sums computed in parts (each part fills some sums, zero elsewhere)
+    added up region by region."""
+    out: dict[str, dict[str, Any]] = {}
+    for part in parts:
+        for area, sums in part.items():
+            into = out.setdefault(area, dict.fromkeys(SUMS, 0))
+            for k in SUMS:
+                into[k] += sums.get(k) or 0
+    return out

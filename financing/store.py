@@ -145,6 +145,9 @@ record_import_features = sa.table(
 )
 record_rows = sa.table("record_rows", sa.column("import_id"), sa.column("uscc"))
 
+PARTS = ("accounts", "consents", "market", "flows")
+"""The families of sums ``month_sums`` computes (each scans different records)."""
+
 TABLES = (
     "financing_products",
     "financing_applications",
@@ -480,10 +483,13 @@ def month_sums(
     end: int,
     registration_features: Sequence[str],
     region: str | None = None,
+    parts: Sequence[str] = PARTS,
 ) -> dict[str, dict[str, Any]]:
     """Per region (USCC digits 3-8), the sums ``financing.statistics.figures`` turns into
     the month's figures; each is one aggregate query over the records (see the module
-    docstring of ``financing.statistics`` for the caliber)."""
+    docstring of ``financing.statistics`` for the caliber). ``parts`` (of ``PARTS``)
+    chooses which sums: the caller may compute them on several connections at once
+    and add the results up (``financing.statistics.merge_parts``)."""
     out: dict[str, dict[str, Any]] = {}
 
     def put(rows: Any, names: Sequence[str]) -> None:
@@ -515,6 +521,24 @@ def month_sums(
             q = q.where(area == region)
         return ex.execute(q.group_by(area))
 
+    if "accounts" in parts:
+        _accounts(put, distinct_by_region, end)
+    if "consents" in parts:
+        put(
+            distinct_by_region(
+                consents.c.enterprise,
+                where=(consents.c.not_before.is_not(None), consents.c.decided_at < end),
+            ),
+            ("authorizing",),
+        )
+    if "market" in parts and registration_features:
+        _market(ex, put, grouped, registration_features, end)
+    if "flows" in parts:
+        _flows(put, grouped, start, end)
+    return out
+
+
+def _accounts(put: Any, distinct_by_region: Any, end: int) -> None:
     verified = (
         sa.func.max(
             sa.case(
@@ -535,40 +559,42 @@ def month_sums(
         ),
         ("registered", "real_name"),
     )
-    put(
-        distinct_by_region(
-            consents.c.enterprise,
-            where=(consents.c.not_before.is_not(None), consents.c.decided_at < end),
-        ),
-        ("authorizing",),
-    )
-    if registration_features:
-        loaded = (
-            sa.select(record_import_features.c.import_id)
-            .join(record_imports, record_imports.c.id == record_import_features.c.import_id)
-            .where(
-                record_import_features.c.feature.in_(list(registration_features)),
-                record_imports.c.status == "loaded",
-                record_imports.c.imported_at < end,
-            )
-            .distinct()
+
+
+def _market(
+    ex: Executor, put: Any, grouped: Any, registration_features: Sequence[str], end: int
+) -> None:
+    """Market entities: distinct USCCs of the registration imports loaded by ``end``."""
+    loaded = (
+        sa.select(record_import_features.c.import_id)
+        .join(record_imports, record_imports.c.id == record_import_features.c.import_id)
+        .where(
+            record_import_features.c.feature.in_(list(registration_features)),
+            record_imports.c.status == "loaded",
+            record_imports.c.imported_at < end,
         )
-        imports = [int(i) for i in ex.execute(loaded).scalars()]
-        r_region = _region_of(record_rows.c.uscc)
-        if len(imports) == 1:
-            # One import: its rows are distinct by USCC already (primary key).
-            counted = sa.func.count()
-        else:
-            counted = sa.func.count(sa.distinct(record_rows.c.uscc))
-        if imports:
-            put(
-                grouped(
-                    r_region,
-                    counted,
-                    where=(record_rows.c.import_id.in_(imports),),
-                ),
-                ("market_entities",),
-            )
+        .distinct()
+    )
+    imports = [int(i) for i in ex.execute(loaded).scalars()]
+    r_region = _region_of(record_rows.c.uscc)
+    if len(imports) == 1:
+        # One import: its rows are distinct by USCC already (primary key).
+        counted = sa.func.count()
+    else:
+        counted = sa.func.count(sa.distinct(record_rows.c.uscc))
+    if imports:
+        put(
+            grouped(
+                r_region,
+                counted,
+                where=(record_rows.c.import_id.in_(imports),),
+            ),
+            ("market_entities",),
+        )
+
+
+def _flows(put: Any, grouped: Any, start: int, end: int) -> None:
+    """The month's applications and approved outcomes per region."""
     put(
         grouped(
             applications.c.region,
@@ -605,7 +631,6 @@ def month_sums(
             "rate_weight",
         ),
     )
-    return out
 
 
 def institution_sums(ex: Executor, *, start: int, end: int) -> dict[str, dict[str, Any]]:
