@@ -57,6 +57,7 @@ def run() -> dict[str, Any]:
         fresh_pg_schema(url) as schema_url,
     ):
         figures["postgresql"] = _measure(schema_url, Path(tmp), enterprises, applications)
+    figures["load_average_at_end"] = round(os.getloadavg()[0], 2)
     return figures
 
 
