@@ -210,3 +210,27 @@ def withdraw(product_id: str) -> BaseResponse:
         return redirect(url_for(".products"))
     notify("bank.product.withdrawn", "success")
     return redirect(url_for(".products"))
+
+
+@bp.get("/needs")
+def needs() -> Response:
+    """Open financing needs, each answerable with one of this institution's products."""
+    svc = services()
+    mine = [p for p in _products_by_id().values() if p.status == "active"]
+    return render(
+        "web/bank/needs.html",
+        title_key="title.bank.needs",
+        needs=financing.visible_needs(svc, _me()),
+        products=mine,
+    )
+
+
+@bp.post("/needs/<need_id>/answer")
+def answer_need(need_id: str) -> BaseResponse:
+    try:
+        applied = financing.answer_need(services(), _me(), need_id, request.form.get("product", ""))
+    except Error as e:
+        notify("bank.need.refused", "error", message=form_error(e))
+        return redirect(url_for(".needs"))
+    notify("bank.need.answered", "success")
+    return redirect(url_for(".application", application_id=applied.application.id))

@@ -124,6 +124,7 @@ NAV: dict[str, tuple[NavItem, ...]] = {
     "institution": (
         NavItem("nav.bank_inbox", "web_bank.inbox"),
         NavItem("nav.bank_products", "web_bank.products"),
+        NavItem("nav.bank_needs", "web_bank.needs"),
     ),
 }
 

@@ -142,8 +142,23 @@ def enterprise_applications() -> Response:
         title_key="title.fin.applications",
         applications=found,
         products=every,
+        needs=financing.visible_needs(svc, g.principal),
         names=names(),
     )
+
+
+@enterprise.bp.post("/needs")
+def publish_need() -> BaseResponse:
+    """Publish a financing need (融资需求) for institutions to answer with a product."""
+    try:
+        amount = _whole((request.form.get("amount") or "").strip(), "amount")
+        term = _whole((request.form.get("term_months") or "").strip(), "term_months")
+        financing.publish_need(services(), g.principal, amount, term, request.form.get("use", ""))
+    except Error as e:
+        notify("fin.need.refused", "error", message=form_error(e))
+        return redirect(url_for("web_enterprise.enterprise_applications"))
+    notify("fin.need.published", "success")
+    return redirect(url_for("web_enterprise.enterprise_applications"))
 
 
 # Operator -----------------------------------------------------------------------------

@@ -993,6 +993,37 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "title.opr.financing": ("融资统计（月度）", "Financing statistics (monthly)"),
     "nav.bank_inbox": ("融资申请", "Applications"),
     "nav.bank_products": ("产品管理", "Products"),
+    "nav.bank_needs": ("融资需求", "Financing needs"),
+    "title.bank.needs": ("企业融资需求", "Financing needs"),
+    "bank.needs.intro": (
+        "企业发布的融资需求。以本机构的产品回应后，将生成一笔待企业授权的申请。",
+        "Needs enterprises published. Answering with one of this institution's products "
+        "opens an application awaiting the enterprise's consent.",
+    ),
+    "bank.needs.none": ("暂无待回应的融资需求。", "No open financing need."),
+    "bank.needs.answer": ("以该产品回应", "Answer with this product"),
+    "bank.needs.no_products": (
+        "本机构没有在架产品，无法回应。",
+        "This institution has no active product to answer with.",
+    ),
+    "bank.need.answered": (
+        "已回应：申请待企业授权。",
+        "Answered: the application awaits the enterprise's consent.",
+    ),
+    "bank.need.refused": ("未能回应：{message}", "Not answered: {message}"),
+    "fin.need.title": ("发布融资需求", "Publish a financing need"),
+    "fin.need.intro": (
+        "说明金额、期限和用途，金融机构可以用其产品回应；回应后仍需您同意授权。",
+        "State the amount, term and use; institutions may answer with a product, which "
+        "still needs your consent.",
+    ),
+    "fin.need.use": ("资金用途", "Use of funds"),
+    "fin.need.publish": ("发布", "Publish"),
+    "fin.need.published": ("融资需求已发布。", "The financing need is published."),
+    "fin.need.refused": ("未能发布：{message}", "Not published: {message}"),
+    "fin.need.mine": ("我发布的融资需求", "My financing needs"),
+    "fin.need.status.open": ("待回应", "Open"),
+    "fin.need.status.closed": ("已回应", "Answered"),
     "nav.fin_products": ("金融产品超市", "Product supermarket"),
     "nav.fin_applications": ("我的融资申请", "My applications"),
     "nav.opr_financing": ("融资统计", "Financing statistics"),

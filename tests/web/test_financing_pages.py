@@ -185,3 +185,24 @@ def test_the_officer_manages_products(app: Flask, bank: Bank) -> None:
     product = re.search(r"/bank/products/(prd_[0-9a-f]+)/withdraw", page).group(1)  # type: ignore[union-attr]
     officer.post(f"/bank/products/{product}/withdraw")
     assert "科技贷" not in app.test_client().get("/products/").get_data(as_text=True)
+
+
+def test_a_need_published_on_the_page_is_answered_from_the_console(
+    app: Flask, product: str, make_person: Callable[..., Person]
+) -> None:
+    person = make_person("enterprise", ENTERPRISE)
+    resp = person.post(
+        "/enterprise/needs", {"amount": "600000", "term_months": "12", "use": "备货"}
+    )
+    assert resp.status_code == 302
+    assert "融资需求已发布" in person.page("/enterprise/applications")
+    officer = staff(app, "demo_bank")
+    needs = officer.page("/bank/needs")
+    assert "备货" in needs and ENTERPRISE in needs
+    need = re.search(r"/bank/needs/(ned_[0-9a-f]+)/answer", needs).group(1)  # type: ignore[union-attr]
+    resp = officer.post(f"/bank/needs/{need}/answer", {"product": product})
+    assert resp.status_code == 302 and "/bank/applications/app_" in resp.headers["Location"]
+    assert "待企业授权" in officer.page(resp.headers["Location"])
+    mine = person.page("/enterprise/applications")
+    assert "待企业授权" in mine and "已回应" in mine
+    assert "暂无待回应的融资需求" in officer.page("/bank/needs")
