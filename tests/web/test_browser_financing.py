@@ -99,7 +99,8 @@ def test_sign_up_apply_approve_decide_and_count(live: Live, page: Any, tmp_path:
     page.locator("#amount").fill("500000")
     page.locator("#term_months").fill("12")
     page.locator("#apply-submit").click()
-    assert "授权书" in page.content()
+    page.wait_for_url("**/enterprise/consents/cst_*")
+    assert page.locator("pre.letter").inner_text().strip()  # the letter to accept
     page.locator("#accept").check()
     shot(page, "financing-3-letter")
     page.get_by_role("button", name="同意授权").click()
