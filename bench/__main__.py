@@ -9,7 +9,18 @@ import time
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results"
-ALL = ("consent", "audit", "data", "score", "train", "load", "scale", "grades", "platform")
+ALL = (
+    "consent",
+    "audit",
+    "data",
+    "score",
+    "train",
+    "load",
+    "scale",
+    "grades",
+    "signup",
+    "platform",
+)
 
 
 def main(names: list[str]) -> int:

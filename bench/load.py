@@ -49,7 +49,7 @@ from tests.live import ROOT, XINYI, free_port
 
 RESULTS = ROOT / "bench" / "results"
 BANK_ID = "load_bank"
-OPERATIONS = ("token", "consent", "report", "verify", "score", "audit")
+OPERATIONS = ("token", "consent", "report", "verify", "score", "audit", "grade")
 DEFAULT_MIX = "verify=4,score=2,report=2,audit=2,consent=1,token=1"
 # (feature, op, value) asked by verify traffic; the grants cover these categories.
 VERIFY_ASKS = (
@@ -159,13 +159,20 @@ class World:
     model_ref: str | None = None
     context_id: str | None = None
     ciphertexts: list[bytes] = field(default_factory=list)
+    grade_grants: list[str] = field(default_factory=list)  # op grade, one per enterprise
 
 
 def prepare(
-    env: dict[str, str], *, enterprises: int = 100, max_uses: int = 200, score: bool = True
+    env: dict[str, str],
+    *,
+    enterprises: int = 100,
+    max_uses: int = 200,
+    score: bool = True,
+    grades: bool = False,
 ) -> World:
     """In-process setup of a fresh instance: schema, keys, the bank, department data of
-    a synthetic city, the joint model, and one approved grant per enterprise."""
+    a synthetic city, the joint model, and one approved grant per enterprise (with
+    ``grades``: this month's grades computed and one grant for op grade each too)."""
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
     from bank.profile import public_jwk
@@ -205,6 +212,19 @@ def prepare(
         )
         model_ref = f"{model.id}@{model.version}"
     usccs = records.enterprises(engine, "tax")[:enterprises]
+    grade_categories: list[str] = []
+    if grades:
+        from common.workdays import china_date
+        from gateway.grades import grade_categories as categories_of_grades
+        from grading import service as grading
+
+        today = china_date(time.time())
+        grading.compute(
+            engine, settings, today.strftime("%Y-%m"), today=today, now=int(time.time()),
+            actor="load",
+        )  # fmt: skip
+        grade_categories = categories_of_grades(settings.config)[0]
+    grade_grants: list[str] = []
     asks: list[tuple[str, str, str, Any]] = []
     app = create_app(settings, background=False)
     svc = app.extensions["xinyi"]
@@ -225,6 +245,11 @@ def prepare(
                 row = svc.consent.act(row.id, "approve", u, audit=hook)
                 consent_ids.append(row.id)
                 grants.append(str(row.grant_jwt))
+                if grades:
+                    body = {**body, "ops": ["grade"], "categories": grade_categories}
+                    graded = svc.consent.request(BANK_ID, body, audit=hook)
+                    graded = svc.consent.act(graded.id, "approve", u, audit=hook)
+                    grade_grants.append(str(graded.grant_jwt))
                 held = records.current_values(engine, u, [f for f, _, _ in VERIFY_ASKS])
                 asks += [(str(row.grant_jwt), f, op, v) for f, op, v in VERIFY_ASKS if f in held]
             svc.audit.integrate_pending()
@@ -232,7 +257,9 @@ def prepare(
         svc.stop()
         app.extensions["xinyi"].engine.dispose()
         engine.dispose()
-    return World(key, usccs, consent_ids, grants, asks, model_ref=model_ref)
+    return World(
+        key, usccs, consent_ids, grants, asks, model_ref=model_ref, grade_grants=grade_grants
+    )
 
 
 def add_score_material(world: World, base: str, n: int = 24) -> None:
@@ -317,6 +344,10 @@ class Traffic:
         if op == "report":
             i = k % len(w.usccs)
             return Request(op, "GET", f"/v1/enterprises/{w.usccs[i]}/report?grant={w.grants[i]}")
+        if op == "grade":
+            i = k % len(w.grade_grants)
+            path = f"/v1/enterprises/{w.usccs[i]}/grade?grant={w.grade_grants[i]}"
+            return Request(op, "GET", path)
         if op == "consent":
             body = {
                 "enterprise": w.usccs[k % len(w.usccs)],
@@ -556,7 +587,13 @@ def database(kind: str) -> Iterator[str]:
 
 @contextmanager
 def gateway(
-    database_url: str, *, workers: int, enterprises: int, score: bool, **config: Any
+    database_url: str,
+    *,
+    workers: int,
+    enterprises: int,
+    score: bool,
+    grades: bool = False,
+    **config: Any,
 ) -> Iterator[tuple[Server, World, str]]:
     """A prepared instance served by ``xinyi serve``: (server, world, access token)."""
     home = Path(tempfile.mkdtemp(prefix="xinyi-load-"))
@@ -566,7 +603,7 @@ def gateway(
     env = instance_env(home, database_url, port, **config)
     server = Server(env, port, workers)
     try:
-        world = prepare(env, enterprises=enterprises, score=score)
+        world = prepare(env, enterprises=enterprises, score=score, grades=grades)
         server.start()
         if score:
             add_score_material(world, server.base)

@@ -67,6 +67,22 @@ def _to(bar: Any) -> Callable[[int], None]:
     return update
 
 
+def _pseudonym_key(settings: Any, catalog: Catalog, department: str, data: bytes) -> bytes | None:
+    """The key store's pseudonym key when the file's header names a keyed-hash column
+    (the legal representative's id, records/pseudonyms.py); unlocking the key store
+    costs a key derivation, so other files do without it."""
+    header = data.split(b"\n", 1)[0].decode("utf-8", "replace")
+    keyed = [
+        fid for fid, rule in catalog.department_features(department).items() if rule.spec.keyed_hash
+    ]
+    if not any(fid in header for fid in keyed):
+        return None
+    from keys import KeyRing
+    from records.pseudonyms import LEGAL_REP_ID
+
+    return KeyRing(settings).pseudonym_key(LEGAL_REP_ID)
+
+
 @group.command("import")
 @click.argument("department")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
@@ -88,6 +104,7 @@ def import_(ctx: click.Context, department: str, file: Path, rejects_path: Path 
     catalog = Catalog(settings.config)
     data = file.read_bytes()
     estimate = max(data.count(b"\n") - 1, 1)
+    pseudonym_key = _pseudonym_key(settings, catalog, department, data)
     try:
         with _bar("checking", estimate, "rows") as checking, _bar("writing", 0, "rows") as writing:
 
@@ -105,6 +122,7 @@ def import_(ctx: click.Context, department: str, file: Path, rejects_path: Path 
                 on_checked=_to(checking),
                 on_written=_to(writing),
                 before_write=before_write,
+                pseudonym_key=pseudonym_key,
             )
     except ImportRejected as refused:
         _report_rejects(refused, file, rejects_path)

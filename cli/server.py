@@ -55,7 +55,6 @@ PRIVATE_UMASK = 0o077
 def init(ctx: click.Context) -> None:
     """Create the instance folder: database schema and signing keys (encrypted at rest)."""
     from keys import KeyRing
-    from keys.identity import identity_key
 
     settings = settings_from(ctx)
     previous = os.umask(PRIVATE_UMASK)
@@ -64,8 +63,6 @@ def init(ctx: click.Context) -> None:
         migrate(settings.database_url)
         ring = KeyRing(settings)
         ring.ensure_all()
-        # The legal representatives' id hash key, before any worker could race for it.
-        identity_key(ring.store)
     finally:
         os.umask(previous)
     click.echo(f"instance: {settings.home}")

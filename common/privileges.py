@@ -48,6 +48,8 @@ APP_TABLES: Mapping[str, tuple[str, ...]] = {
     # Credit grades by month: history, never rewritten.
     "grade_runs": ("SELECT", "INSERT"),
     "grades": ("SELECT", "INSERT"),
+    # The enterprise's choice to be recommended (whitelist): its current row is updated.
+    "grade_optins": _RW,
     # Objections and credit repair: decided by a conditional UPDATE, never deleted.
     "objections": _RW,
     "repairs": _RW,

@@ -31,8 +31,9 @@ from pydantic import (
 
 from common.errors import ConfigError
 
-OPERATIONS: tuple[str, ...] = ("report", "verify", "score", "train")
-Operation = Literal["report", "verify", "score", "train"]
+# ``grade``: the credit grade of JY 附件2, letters only (gateway/grades.py).
+OPERATIONS: tuple[str, ...] = ("report", "verify", "score", "train", "grade")
+Operation = Literal["report", "verify", "score", "train", "grade"]
 VerifyOp = Literal[">=", "<=", "==", "!="]
 FeatureType = Literal["integer", "amount", "number", "string", "enum", "date", "boolean"]
 
@@ -76,6 +77,10 @@ class Feature(_Frozen):
     verify_ops: tuple[VerifyOp, ...] = ()
     bands: tuple[float, ...] | None = None
     verify_budget: int | None = Field(default=None, ge=1)
+    # grades: a personal identifier stored only as HMAC-SHA256 under the key store's
+    # pseudonym key (records/pseudonyms.py); the import file holds the raw value, the
+    # store the hash, and no answer or page ever shows it.
+    keyed_hash: bool = False
 
     @model_validator(mode="after")
     def _consistent(self) -> Feature:
@@ -86,6 +91,8 @@ class Feature(_Frozen):
                 raise ValueError("only numeric features can have 'bands'")
             if len(self.bands) < 2 or list(self.bands) != sorted(set(self.bands)):
                 raise ValueError("'bands' must be at least two strictly ascending numbers")
+        if self.keyed_hash and (self.type != "string" or self.verify_ops or self.bands):
+            raise ValueError("a keyed-hash feature is a string with no verification or bands")
         ordering = {">=", "<="} & set(self.verify_ops)
         if ordering and self.type not in ("integer", "amount", "number", "date"):
             raise ValueError("'>=' and '<=' need a numeric or date feature")
@@ -401,7 +408,7 @@ class Accounts(_Frozen):
     """Enterprise sign-up and real name (``gateway.api.accounts``, docs/accounts.md)."""
 
     sign_up_per_minute: int = Field(default=10, ge=1)  # per client address and worker
-    sign_in_per_minute: int = Field(default=30, ge=1)  # per client address and worker
+    sign_in_per_minute: int = Field(default=60, ge=1)  # per client address and worker
     real_name_attempts: int = Field(default=5, ge=1, le=100)  # per administrator account
     invitation_hours: int = Field(default=72, ge=1, le=24 * 90)
     market_targets: MarketTargets = MarketTargets()

@@ -96,6 +96,14 @@ def parse_request(body: Mapping[str, Any], settings: Settings) -> ConsentRequest
     for c in categories:
         if c not in settings.config.categories:
             raise fail("categories", f"unknown category {c!r}")
+        if settings.config.categories[c].visibility == "restricted":
+            # Personal information used only inside the grade (JY 附件2 ⑦): no grant
+            # may name it, whatever its ops (docs/grading.md "Data").
+            raise InvalidConsentRequest(
+                f"categories: {c!r} is personal information no consent can name",
+                code="category_restricted",
+                field="categories",
+            )
     if len(set(categories)) != len(categories):
         raise fail("categories", "duplicate category")
     duration = body.get("duration_days")

@@ -251,6 +251,12 @@ _INSTITUTION_STATUS = sa.select(_institutions.c.status).where(
 )
 
 
+def active_institution_ids(session: Session | sa.Connection) -> list[str]:
+    """Every active institution, sorted (the receivers of a broadcast event)."""
+    q = sa.select(_institutions.c.id).where(_institutions.c.status == "active")
+    return sorted(str(i) for i in session.execute(q).scalars())
+
+
 def institution_status(session: Session | sa.Connection, institution_id: str) -> str | None:
     return session.execute(_INSTITUTION_STATUS, {"iid": institution_id}).scalar()
 
@@ -320,7 +326,12 @@ def status_history(session: Session, since: int | None = None) -> Sequence[Any]:
 
 
 def enqueue_event(
-    session: Session, *, institution_id: str, event_id: str, payload: str, now: int
+    session: Session | sa.Connection,
+    *,
+    institution_id: str,
+    event_id: str,
+    payload: str,
+    now: int,
 ) -> None:
     session.execute(
         webhook_outbox.insert().values(

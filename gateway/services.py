@@ -29,8 +29,8 @@ from consent.service import ConsentService
 from gateway.caches import ContextCache, Evaluators, ModelCache, Trainers, VerifiedTokens
 from gateway.ratelimit import RateLimiter
 from keys import KeyRing
-from keys.identity import identity_key
 from records.catalog import Catalog
+from records.pseudonyms import LEGAL_REP_ID
 from registry import Registry
 from registry.sessions import Sessions, SignInThrottle
 
@@ -71,7 +71,6 @@ class Services:
     department data store (``gateway.api.train.records_population``)."""
     address_limiters: dict[str, RateLimiter] = field(default_factory=dict)
     """Per-address limits of sign-in and sign-up in this worker (``gateway.auth``)."""
-    _identity_key: bytes | None = None
     _stop: threading.Event = field(default_factory=threading.Event)
     _threads: list[threading.Thread] = field(default_factory=list)
 
@@ -80,10 +79,8 @@ class Services:
         return self.settings.config.server.public_url.rstrip("/")
 
     def identity_key(self) -> bytes:
-        """The HMAC key of legal representatives' ids (``keys.identity``), read once."""
-        if self._identity_key is None:
-            self._identity_key = identity_key(self.keys.store)
-        return self._identity_key
+        """The key of the legal representatives' id hashes (``records.pseudonyms``)."""
+        return self.keys.pseudonym_key(LEGAL_REP_ID)
 
     def registry_status(self, institution_id: str) -> str | None:
         with read_connection(self.engine) as conn:  # every request: no Session around it

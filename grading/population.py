@@ -214,6 +214,21 @@ def parse_dishonesty(text: str) -> list[tuple[date, bool]]:
     return out
 
 
+def mark_repaired(text: str | None, repaired_on: date) -> str | None:
+    """The credit office's cell with every item dated on or before ``repaired_on`` read
+    as repaired: a granted repair (信用修复) of the enterprise's dishonesty records,
+    decided that day, repairs the records it was filed about, which all existed by
+    then (JY 附件2 ⑨ "已修复"); items dated later are new records and stay as they are.
+    ``None`` and ``none`` come back unchanged."""
+    if text is None or text == "none":
+        return text
+    items = parse_dishonesty(text)
+    return ";".join(
+        f"{when.isoformat()}:{'repaired' if repaired or when <= repaired_on else 'open'}"
+        for when, repaired in items
+    )
+
+
 def dishonesty_counts(
     cells: Iterable[str | None], as_of: date
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

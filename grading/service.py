@@ -8,7 +8,15 @@ Invariants:
 - a month after the current one is refused, as is anything not ``YYYY-MM``;
 - the inputs are the store's current values when the run is made (the grading day is
   the month's last day, or today for the current month);
-- stored rows hold the method's outputs (letters, ranks, grade), never input values.
+- stored rows hold the method's outputs (letters, ranks, grade), never input values;
+- a granted repair (casework ``repairs``, record ``public_credit.dishonesty_records``)
+  decided by the grading day reads the records it covers as repaired (⑨);
+- the run, its grades and one ``whitelist.published`` event per active institution
+  (naming the month and the count of enterprises listed, never a grade) commit
+  together;
+- an enterprise's opt-in to be recommended (``grade_optins``) is its own choice, kept
+  with the time and the person who made it; the whitelist lists only opted-in
+  enterprises graded 高级 or 一级.
 """
 
 from __future__ import annotations
@@ -18,10 +26,10 @@ import hashlib
 import json
 import multiprocessing
 import re
+import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date
-from itertools import repeat
 from typing import Any
 
 import msgspec
@@ -30,12 +38,16 @@ import sqlalchemy as sa
 from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
 
+from casework import store as casework_store
 from common.db import is_sqlite, make_engine, read_connection
 from common.errors import Conflict, InvalidInput, NotFound
 from common.settings import Settings
-from grading.engine import Grades, grade
+from common.workdays import china_date
+from consent import store as consent_store
+from grading.engine import FIRST, HIGH, Grades, grade
 from grading.explain import explain_stored
 from grading.inputs import FEATURES, population
+from grading.population import mark_repaired
 from records.catalog import Catalog
 from records.store import record_import_features, record_imports
 
@@ -79,6 +91,21 @@ grades = sa.Table(
     ),
 )
 COLUMNS = tuple(c.name for c in grades.columns)
+
+# An enterprise's choice to be recommended to institutions (migration 0012_grade_optin):
+# the current choice, when and by whom it was made.
+grade_optins = sa.Table(
+    "grade_optins",
+    metadata,
+    sa.Column("uscc", sa.String(18), primary_key=True),
+    sa.Column("recommended", sa.Boolean, nullable=False),
+    sa.Column("changed_at", sa.BigInteger, nullable=False),
+    sa.Column("changed_by", sa.String(120), nullable=False),
+)
+
+DISHONESTY_RECORDS = "public_credit.dishonesty_records"
+EVENT_WHITELIST = "whitelist.published"
+WHITELIST_GRADES = (HIGH, FIRST)
 
 _MONTH = re.compile(r"(\d{4})-(0[1-9]|1[0-2])")
 _PARSE_CHUNK = 100_000
@@ -165,7 +192,7 @@ def current_columns(
     jobs = [(i, [(j, f, kinds[f]) for j, f in enumerate(order[i]) if f in kinds]) for i in imports]
     _READER.update(
         url=engine.url.render_as_string(hide_password=False),
-        position={u: k for k, u in enumerate(uscc.tolist())},
+        population=uscc.astype("S18"),
     )
     columns: dict[str, np.ndarray] = {}
     filled: dict[str, np.ndarray] = {}
@@ -198,7 +225,7 @@ def _read_import(
     """One import's wanted features: ``(feature, positions, values)`` per feature, the
     positions in the population (rows of enterprises outside it dropped)."""
     import_id, picks = job
-    position: dict[str, int] = _READER["position"]
+    population: np.ndarray = _READER["population"]
     engine = _READER.get("engine")
     own = engine is None
     if engine is None:
@@ -207,11 +234,15 @@ def _read_import(
     try:
         with read_connection(engine) as conn:
             for rows_codes, values in _rows(conn, import_id):
-                where = _positions(position, rows_codes)
+                where = _positions(population, rows_codes)
                 known = where >= 0
+                everyone = bool(known.all())
                 for j, fid, kind in picks:
                     column = _typed(kind, [row[j] for row in values])
-                    parts[fid].append((where[known], column[known]))
+                    if everyone:
+                        parts[fid].append((where, column))
+                    else:
+                        parts[fid].append((where[known], column[known]))
     finally:
         if own:
             engine.dispose()
@@ -222,9 +253,17 @@ def _read_import(
     ]
 
 
-def _positions(position: dict[str, int], codes: list[str]) -> np.ndarray:
-    """Where each code is in the population, -1 when absent."""
-    return np.fromiter(map(position.get, codes, repeat(-1)), np.int64, len(codes))
+def _positions(population: np.ndarray, codes: list[str]) -> np.ndarray:
+    """Where each code is in the population (sorted, fixed-width bytes), -1 when absent:
+    one vectorized binary search per chunk instead of a dictionary lookup per code."""
+    if not codes:
+        return np.zeros(0, dtype=np.int64)
+    wanted = np.array(codes, dtype=population.dtype)
+    where = np.searchsorted(population, wanted)
+    inside = where < len(population)
+    found = np.zeros(len(wanted), dtype=bool)
+    found[inside] = population[where[inside]] == wanted[inside]
+    return np.where(found, where, -1).astype(np.int64)
 
 
 def _apply(
@@ -273,7 +312,8 @@ _SQLITE_CHUNK = (
     "(SELECT uscc, values_json FROM record_rows WHERE import_id = ? AND uscc > ? "
     "ORDER BY uscc LIMIT ?)"
 )
-_POSTGRES_ROWS = "SELECT uscc, values_json FROM record_rows WHERE import_id = %s"
+# In code order (the primary key's): chunks are then runs of the sorted population.
+_POSTGRES_ROWS = "SELECT uscc, values_json FROM record_rows WHERE import_id = %s ORDER BY uscc"
 
 
 def _codes(conn: sa.Connection, import_id: int) -> list[str]:
@@ -333,6 +373,7 @@ def compute(
     if get_run(engine, month) is not None:
         raise MonthAlreadyGraded(f"grades for {month} are already stored and are never rewritten")
     uscc, columns = current_columns(engine, Catalog(settings.config))
+    apply_repairs(engine, uscc, columns, as_of)
     result = grade(population(uscc, columns, as_of), as_of, settings.config.grading)
     counts = result.counts()
     run = {
@@ -353,6 +394,7 @@ def compute(
             for start in range(0, len(uscc), _WRITE_CHUNK):
                 part = slice(start, start + _WRITE_CHUNK)
                 _bulk_insert(conn, _stored_rows(month, uscc, result, part))
+            _publish_whitelist(conn, month, now)
     except IntegrityError as e:
         raise MonthAlreadyGraded(
             f"grades for {month} were stored meanwhile and are never rewritten"
@@ -441,14 +483,7 @@ def latest_month(engine: Engine) -> str | None:
 def explain(engine: Engine, uscc: str, month: str | None) -> dict[str, Any]:
     """The stored grade of ``uscc`` for ``month`` (default: the newest month) with
     every indicator's letter and why. Raises GradesNotComputed or NotFound."""
-    if month is not None:
-        grading_day(month, date.max)  # the shape only: a future month is simply absent
-    chosen = month or latest_month(engine)
-    if chosen is None or get_run(engine, chosen) is None:
-        raise GradesNotComputed(
-            f"no grades for {chosen or 'any month'} yet: run `xinyi grades compute"
-            + (f" --month {chosen}`" if chosen else "`"),
-        )
+    chosen = chosen_month(engine, month)
     with read_connection(engine) as conn:
         row = conn.execute(
             sa.select(grades).where(grades.c.month == chosen, grades.c.uscc == uscc)
@@ -467,3 +502,179 @@ def explain(engine: Engine, uscc: str, month: str | None) -> dict[str, Any]:
         ],
     }
     return explain_stored(uscc, chosen, row.grade, row.method, row.letters, row.score, detail)
+
+
+def apply_repairs(
+    engine: Engine, uscc: np.ndarray, columns: dict[str, np.ndarray], as_of: date
+) -> int:
+    """Read the dishonesty records of each enterprise with a granted repair decided by
+    ``as_of`` (China Standard Time) as repaired up to the day of its latest such repair
+    (``grading.population.mark_repaired``); ``uscc`` is sorted. Returns how many
+    enterprises' records changed. The department's cell is left as it is in the store:
+    the repair is the casework decision, read here (casework/repairs.py)."""
+    cells = columns.get(DISHONESTY_RECORDS)
+    if cells is None or len(uscc) == 0:
+        return 0
+    r = casework_store.repairs
+    with read_connection(engine) as conn:
+        decided = conn.execute(
+            sa.select(r.c.enterprise, r.c.decided_at).where(
+                r.c.record == DISHONESTY_RECORDS,
+                r.c.status == "repaired",
+                r.c.decided_at.is_not(None),
+            )
+        ).all()
+    latest: dict[str, date] = {}
+    for enterprise, decided_at in decided:
+        day = china_date(int(decided_at))
+        if day <= as_of and day > latest.get(enterprise, date.min):
+            latest[enterprise] = day
+    changed = 0
+    for enterprise, day in latest.items():
+        i = int(np.searchsorted(uscc, enterprise))
+        if i < len(uscc) and uscc[i] == enterprise and cells[i] is not None:
+            cells[i] = mark_repaired(cells[i], day)
+            changed += 1
+    return changed
+
+
+def _whitelist_query(month: str) -> sa.Select[Any]:
+    return (
+        sa.select(grades.c.uscc, grades.c.grade)
+        .join(grade_optins, grade_optins.c.uscc == grades.c.uscc)
+        .where(
+            grades.c.month == month,
+            grades.c.grade.in_(WHITELIST_GRADES),
+            grade_optins.c.recommended.is_(True),
+        )
+        .order_by(grades.c.uscc)
+    )
+
+
+def _publish_whitelist(conn: sa.Connection, month: str, now: int) -> None:
+    """One ``whitelist.published`` event per active institution, in the run's
+    transaction: the month and how many enterprises the whitelist lists, nothing
+    about any one of them."""
+    count = conn.execute(
+        sa.select(sa.func.count()).select_from(_whitelist_query(month).subquery())
+    ).scalar_one()
+    for institution in consent_store.active_institution_ids(conn):
+        event_id = "evt_" + uuid.uuid4().hex
+        payload = json.dumps(
+            {
+                "event_id": event_id,
+                "at": now,
+                "type": EVENT_WHITELIST,
+                "month": month,
+                "count": int(count),
+            },
+            sort_keys=True,
+        )
+        consent_store.enqueue_event(
+            conn, institution_id=institution, event_id=event_id, payload=payload, now=now
+        )
+
+
+def whitelist(engine: Engine, month: str) -> list[tuple[str, int]]:
+    """``(uscc, grade)`` of every enterprise graded 高级 or 一级 for ``month`` that is
+    opted in to be recommended now, by USCC. The month must be computed
+    (:func:`chosen_month`)."""
+    with read_connection(engine) as conn:
+        return [(str(u), int(g)) for u, g in conn.execute(_whitelist_query(month))]
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    """An enterprise's choice to be recommended (on the whitelist) and when it made it."""
+
+    uscc: str
+    recommended: bool
+    changed_at: int
+    changed_by: str
+
+
+def recommendation(engine: Engine, uscc: str) -> Recommendation | None:
+    """The enterprise's current choice; None: never made (not recommended)."""
+    with read_connection(engine) as conn:
+        row = conn.execute(sa.select(grade_optins).where(grade_optins.c.uscc == uscc)).first()
+    if row is None:
+        return None
+    return Recommendation(row.uscc, bool(row.recommended), int(row.changed_at), row.changed_by)
+
+
+def set_recommendation(
+    engine: Engine, uscc: str, recommended: bool, *, now: int, actor: str
+) -> Recommendation:
+    """Keep the enterprise's choice (replacing the previous one) with its time."""
+    values = {"recommended": recommended, "changed_at": now, "changed_by": actor[:120]}
+    for _ in range(2):  # an insert racing ours: the second round updates its row
+        try:
+            with engine.begin() as conn:
+                done = conn.execute(
+                    grade_optins.update().where(grade_optins.c.uscc == uscc).values(**values)
+                ).rowcount
+                if not done:
+                    conn.execute(grade_optins.insert().values(uscc=uscc, **values))
+            break
+        except IntegrityError:
+            continue
+    return Recommendation(uscc, recommended, now, actor[:120])
+
+
+def chosen_month(engine: Engine, month: str | None) -> str:
+    """The month a question is about: ``month`` (its shape checked: InvalidInput
+    ``invalid_month``) or the newest computed one; raises GradesNotComputed (with the
+    command that computes it) when it was not computed."""
+    if month is not None:
+        grading_day(month, date.max)  # the shape only: a future month is simply absent
+    chosen = month or latest_month(engine)  # the newest month is computed by definition
+    if chosen is None or (month is not None and not _is_computed(engine, month)):
+        raise GradesNotComputed(
+            f"no grades for {chosen or 'any month'} yet: run `xinyi grades compute"
+            + (f" --month {chosen}`" if chosen else "`"),
+            month=chosen,
+        )
+    return chosen
+
+
+# Months known to be computed, per database: a computed month is never rewritten nor
+# removed, so once seen it needs no query again (the grade API asks on every request).
+_COMPUTED: set[tuple[str, str]] = set()
+
+
+def _is_computed(engine: Engine, month: str) -> bool:
+    key = (engine.url.render_as_string(hide_password=True), month)
+    if key in _COMPUTED:
+        return True
+    with read_connection(engine) as conn:
+        found = conn.execute(
+            sa.select(grade_runs.c.month).where(grade_runs.c.month == month)
+        ).first()
+    if found is not None:
+        _COMPUTED.add(key)
+    return found is not None
+
+
+@dataclass(frozen=True)
+class StoredGrade:
+    """What an institution may learn of a stored grade: letters, never values."""
+
+    uscc: str
+    month: str
+    grade: int
+    method: int
+    letters: str
+
+
+def stored_grade(engine: Engine, uscc: str, month: str) -> StoredGrade:
+    """The stored grade of ``uscc`` for a computed ``month``; NotFound
+    ``enterprise_not_graded`` when it was not graded that month."""
+    with read_connection(engine) as conn:
+        row = conn.execute(
+            sa.select(grades.c.grade, grades.c.method, grades.c.letters).where(
+                grades.c.month == month, grades.c.uscc == uscc
+            )
+        ).first()
+    if row is None:
+        raise NotFound(f"{uscc} was not graded for {month}", code="enterprise_not_graded")
+    return StoredGrade(uscc, month, int(row.grade), int(row.method), str(row.letters))

@@ -38,6 +38,10 @@ from keys.jwk import public_jwk, raw_public, thumbprint
 from keys.store import FileKeyStore, KeyRecord, KeyStore
 
 PURPOSES: tuple[str, ...] = ("grants", "tokens", "checkpoints", "events")
+# grades: the secret behind keyed hashes of personal identifiers (records/pseudonyms.py).
+# Kept in the same encrypted store, but it signs nothing, is never published and is never
+# rotated (a new one would orphan every hash stored under the old one).
+PSEUDONYM_PURPOSE = "pseudonyms"
 _REFRESH_SECONDS = 1.0
 log = get_logger("keys")
 
@@ -105,6 +109,7 @@ class KeyRing:
         self.clock = clock
         self._lock = threading.Lock()
         self._records: list[KeyRecord] = []
+        self._pseudonym: KeyRecord | None = None
         self._version = -1.0
         self._checked = 0.0
         self._reload()
@@ -112,11 +117,15 @@ class KeyRing:
     # Loading ----------------------------------------------------------------------
     def _reload(self) -> None:
         version = self.store.version()
-        # Signing keys only: the identity key (``keys.identity``) shares the folder but
-        # never signs and is never published.
-        records = [r for r in self.store.load_all() if r.purpose in PURPOSES]
+        loaded = self.store.load_all()
+        records = [r for r in loaded if r.purpose != PSEUDONYM_PURPOSE]
+        secrets = sorted(
+            (r for r in loaded if r.purpose == PSEUDONYM_PURPOSE),
+            key=lambda r: (r.created_at, r.kid),
+        )
         with self._lock:
             self._records = records
+            self._pseudonym = secrets[0] if secrets else None
             self._version = version
             self._checked = time.monotonic()
 
@@ -139,6 +148,27 @@ class KeyRing:
         for purpose in PURPOSES:
             if self._active(purpose) is None:
                 self._create(purpose)
+        if self._pseudonym is None:
+            self._create(PSEUDONYM_PURPOSE)
+
+    def pseudonym_key(self, label: str) -> bytes:
+        """32 bytes for keyed hashes of one kind of identifier (``label``), derived with
+        HKDF-SHA256 from the store's pseudonym secret (created by ``xinyi init``, or
+        here on first use); the same for every worker and for ever."""
+        from cryptography.hazmat.primitives import hashes, serialization
+        from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+        self._maybe_reload()
+        if self._pseudonym is None:
+            self._create(PSEUDONYM_PURPOSE)
+        assert self._pseudonym is not None
+        seed = self._pseudonym.private.private_bytes(
+            serialization.Encoding.Raw,
+            serialization.PrivateFormat.Raw,
+            serialization.NoEncryption(),
+        )
+        info = b"xinyi pseudonym " + label.encode("utf-8")
+        return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=info).derive(seed)
 
     def _create(self, purpose: str) -> KeyRecord:
         private = Ed25519PrivateKey.generate()

@@ -103,7 +103,7 @@ class Catalog:
                     cat.department,
                     cat.visibility == "public",
                     spec,
-                    restricted=cat.visibility == "restricted",
+                    restricted=cat.visibility == "restricted" or spec.keyed_hash,
                 )
 
     def rule(self, feature_id: str) -> FeatureRule:

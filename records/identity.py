@@ -1,14 +1,15 @@
-"""The legal representative's identity in the registration data: the PRC resident
-identity number (GB 11643-1999) and the keyed hash it is kept as.
+"""The legal representative at sign-up: the PRC resident identity number (GB
+11643-1999) an enterprise types, and its comparison with the registration record.
 
 Invariants:
 - a resident id is never stored, logged or compared in clear: the registration import
-  stores ``legal_rep_id_hash(key, id)`` in ``registration.legal_representative_id``,
-  and sign-up compares the same function of what the enterprise typed (one function,
-  so both sides hash the same normal form);
-- the normal form strips all whitespace and upper-cases the final ``x``; the hash is
-  HMAC-SHA256 under a key from the key store (``keys.identity``), so a copy of the
-  database does not let anyone test guessed ids without that key;
+  stores ``records.pseudonyms.legal_rep_id_hash(key, id)`` in
+  ``registration.legal_representative_id`` and sign-up compares the *same* function of
+  what the enterprise typed (one function, one normal form, one key:
+  ``KeyRing.pseudonym_key(LEGAL_REP_ID)``), so a copy of the database does not let
+  anyone test guessed ids without that key;
+- sign-up takes resident ids only (18 characters, a date of birth, the check
+  character), stricter than the import, which also keeps other id documents;
 - names are compared after Unicode NFKC normalisation with all whitespace removed
   (full-width and half-width forms, a stray space, are the same name).
 
@@ -24,6 +25,7 @@ import unicodedata
 from datetime import date
 
 from common.errors import InvalidInput
+from records.pseudonyms import LEGAL_REP_ID, legal_rep_id_hash
 
 # GB 11643-1999: 17 digits and a check character (0-9 or X).
 _SHAPE = re.compile(r"^[0-9]{17}[0-9X]$")
@@ -31,8 +33,7 @@ _WEIGHTS = tuple(pow(2, 17 - i, 11) for i in range(17))
 _CHECK = "10X98765432"
 # The feature ids of the registration data (catalog ``registration``).
 NAME_FEATURE = "registration.legal_representative"
-ID_FEATURE = "registration.legal_representative_id"
-_HASH_PREFIX = "hmac-sha256:"
+ID_FEATURE = LEGAL_REP_ID
 
 
 class InvalidResidentId(InvalidInput):
@@ -78,15 +79,6 @@ def validate_resident_id(raw: str) -> str:
     return normalise_resident_id(raw)
 
 
-def legal_rep_id_hash(key: bytes, raw_id: str) -> str:
-    """The keyed hash a legal representative's id is kept and compared as:
-    ``hmac-sha256:`` and the hex HMAC-SHA256 of the normal form under ``key``."""
-    if len(key) < 16:
-        raise ValueError("the identity key must have at least 16 bytes")
-    digest = hmac.new(key, normalise_resident_id(raw_id).encode("ascii", "replace"), "sha256")
-    return _HASH_PREFIX + digest.hexdigest()
-
-
 def normalise_name(name: str) -> str:
     """A person's name as compared: NFKC, no whitespace, case-folded (Latin names)."""
     return "".join(unicodedata.normalize("NFKC", name).split()).casefold()
@@ -118,7 +110,6 @@ __all__ = [
     "ID_FEATURE",
     "NAME_FEATURE",
     "InvalidResidentId",
-    "legal_rep_id_hash",
     "legal_rep_matches",
     "normalise_name",
     "normalise_resident_id",

@@ -21,7 +21,7 @@ import csv
 import hashlib
 import io
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -53,6 +53,8 @@ REJECT_CODES: tuple[str, ...] = (
     "bad_date",
     "unknown_value",  # an enum value the catalog does not list
     "too_long",
+    # grades: a column kept only as a keyed hash, loaded without the key (nothing stored).
+    "unkeyed_identifier",
 )
 
 _SURROGATE = re.compile("[\udc80-\udcff]")
@@ -112,9 +114,13 @@ def check(
     data: bytes,
     *,
     progress: Callable[[int], None] | None = None,
+    keyed: Mapping[str, Callable[[str], str]] | None = None,
 ) -> Checked:
     """Check one CSV file of ``department``. ``progress(rows_done)`` is called after
-    every block of rows (for a progress bar)."""
+    every block of rows (for a progress bar). ``keyed`` maps each keyed-hash feature
+    (``keyed_hash`` in the catalog) to the function that turns a raw cell into what is
+    stored; a file with such a column and no function for it is refused
+    (``unkeyed_identifier``): the raw value is never stored."""
     result = Checked(
         department=department,
         features=(),
@@ -146,7 +152,7 @@ def check(
         result.reject(1, "", "empty_file", "the file is empty: a header row is required")
         return result
     header_line = reader.line_num
-    columns = _check_header(catalog, department, header, header_line, suspect, result)
+    columns = _check_header(catalog, department, header, header_line, suspect, result, keyed or {})
     uscc_at = columns.uscc_index
     width = len(header)
     parsers = columns.parsers
@@ -286,6 +292,23 @@ class _Columns:
     parsers: list[tuple[int, str, Callable[[str], str], Callable[[list[str]], list[str] | None]]]
 
 
+def _keyed_parser(
+    parse: Callable[[str], str], transform: Callable[[str], str]
+) -> Callable[[str], str]:
+    """The cell parser of a keyed-hash column: the raw value is hashed first (an empty
+    cell is left to the parser: ``missing_value``)."""
+
+    def keyed(text: str) -> str:
+        return parse(transform(text) if text else text)
+
+    return keyed
+
+
+def _cell_by_cell(column: list[str]) -> list[str] | None:
+    """No column-wise shortcut: every cell goes through its parser."""
+    return None
+
+
 def _check_header(
     catalog: Catalog,
     department: str,
@@ -293,6 +316,7 @@ def _check_header(
     line: int,
     suspect: bool,
     result: Checked,
+    keyed: Mapping[str, Callable[[str], str]],
 ) -> _Columns:
     names = [h.strip() for h in header]
     own = catalog.department_features(department)
@@ -323,6 +347,20 @@ def _check_header(
         elif name in own:
             features.append(name)
             spec = own[name].spec
+            if spec.keyed_hash:
+                transform = keyed.get(name)
+                if transform is None:
+                    result.reject(
+                        line,
+                        name,
+                        "unkeyed_identifier",
+                        "the column is kept only as a keyed hash and no key was given",
+                    )
+                    continue
+                columns.parsers.append(
+                    (index, name, _keyed_parser(cell_parser(spec), transform), _cell_by_cell)
+                )
+                continue
             columns.parsers.append((index, name, cell_parser(spec), column_checker(spec)))
         elif name in catalog.features:
             other = catalog.features[name].department

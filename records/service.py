@@ -21,6 +21,7 @@ from common.logging import get_logger
 from records import importer, store
 from records.catalog import Catalog, InvalidValue, parse_value
 from records.importer import Checked, Reject
+from records.pseudonyms import legal_rep_id_hash
 
 log = get_logger("records")
 
@@ -64,6 +65,7 @@ def import_csv(
     on_checked: Callable[[int], None] | None = None,
     on_written: Callable[[int], None] | None = None,
     before_write: Callable[[Checked], None] | None = None,
+    pseudonym_key: bytes | None = None,
 ) -> store.ImportRecord:
     """Check and load one CSV of ``department``: all or nothing. Raises
     :class:`ImportRejected` (after recording the attempt) when any row is bad."""
@@ -72,7 +74,17 @@ def import_csv(
             f"unknown department {department!r}; the catalog has {sorted(catalog.departments)}"
         )
     started = time.monotonic()
-    checked = importer.check(catalog, department, data, progress=on_checked)
+    # Keyed-hash columns (the legal representative's id) are stored only as their
+    # HMAC under the key store's pseudonym key; without it such a file is refused.
+    keyed: dict[str, Callable[[str], str]] = {}
+    if pseudonym_key is not None:
+        key = pseudonym_key
+        keyed = {
+            fid: (lambda raw: legal_rep_id_hash(key, raw))
+            for fid, rule in catalog.department_features(department).items()
+            if rule.spec.keyed_hash
+        }
+    checked = importer.check(catalog, department, data, progress=on_checked, keyed=keyed)
     now = int(time.time())
     if not checked.ok:
         record = store.save_rejected(engine, checked, file_name=file_name, actor=actor, now=now)

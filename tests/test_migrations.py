@@ -155,3 +155,39 @@ def test_every_revision_downgrades_and_upgrades_again(empty_database: Callable[[
     assert set(schema_of(url)) <= {"alembic_version"}
     migrate(url)
     assert schema_of(url) == at_head
+
+
+def test_signup_migration_keeps_operator_made_enterprise_accounts_authorizing(
+    empty_database: Callable[[], str],
+) -> None:
+    """0013_signup: enterprise accounts made before sign-up were checked offline by the
+    operator (real-named), and the oldest of each USCC becomes its administrator."""
+    url = empty_database()
+    migrate(url, "0011_accounts")
+    engine = make_engine(url)
+    insert = sa.text(
+        "INSERT INTO users (login, role, password_hash, uscc, department_id, created_at, "
+        "disabled) VALUES (:login, :role, 'x', :uscc, NULL, :at, false)"
+    )
+    with engine.begin() as conn:
+        for login, role, uscc, at in [
+            ("first", "enterprise", "91330100716105852F", 10),
+            ("second", "enterprise", "91330100716105852F", 20),
+            ("other", "enterprise", "9144030071526726XG", 30),
+            ("op", "operator", None, 5),
+        ]:
+            conn.execute(insert, {"login": login, "role": role, "uscc": uscc, "at": at})
+    engine.dispose()
+    migrate(url)
+    engine = make_engine(url)
+    with engine.connect() as conn:
+        real: dict[str, int | None] = {
+            str(r[0]): r[1] for r in conn.execute(sa.text("SELECT login, real_name_at FROM users"))
+        }
+        admins: dict[str, str] = {
+            str(r[0]): str(r[1])
+            for r in conn.execute(sa.text("SELECT uscc, login FROM enterprise_admins"))
+        }
+    engine.dispose()
+    assert real == {"first": 10, "second": 20, "other": 30, "op": None}
+    assert admins == {"91330100716105852F": "first", "9144030071526726XG": "other"}

@@ -80,6 +80,26 @@ def step_city(story: Story) -> None:
             engine, catalog, department, data, file_name=f"{department}.csv", actor="demo"
         )
         say(f"  {names[department]}: {record.row_count} rows, snapshot v{record.version}")
+    # The legal representatives' id numbers: stored only as keyed hashes (the sign-up
+    # check compares against them; records/pseudonyms.py).
+    ids = out / f"{synth.LEGAL_IDS_TABLE}.csv"
+    if ids.exists():
+        from keys import KeyRing
+        from records.pseudonyms import LEGAL_REP_ID
+
+        record = import_csv(
+            engine,
+            catalog,
+            "market_regulation",
+            ids.read_bytes(),
+            file_name=ids.name,
+            actor="demo",
+            pseudonym_key=KeyRing(story.settings).pseudonym_key(LEGAL_REP_ID),
+        )
+        say(
+            f"  {names['market_regulation']}: {record.row_count} legal representatives' ids, "
+            "kept only as keyed hashes"
+        )
     # A refused file: one bad row, nothing loaded, every problem named.
     bad = b"uscc,tax.paid_12m\n91330100716105852F,-12.00\n91330100716105852G,5\n"
     resp = tax.post(

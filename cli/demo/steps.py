@@ -9,7 +9,9 @@ from cli.demo import audit as demo_audit
 from cli.demo import consent as demo_consent
 from cli.demo import data as demo_data
 from cli.demo import financing as demo_financing
+from cli.demo import grades as demo_grades
 from cli.demo import score as demo_score
+from cli.demo import signup as demo_signup
 from cli.demo import train as demo_train
 from cli.demo import web as demo_web
 from cli.demo.story import Story
@@ -29,6 +31,8 @@ STEPS: list[Callable[[Story], None]] = [
     demo_score.step_joint_model,
     demo_score.step_score_one,
     demo_score.step_score_applicants,
+    demo_grades.step_grades,  # credit grades and the whitelist (JY 附件2)
+    demo_signup.step_signup,
     demo_financing.step_financing,
     demo_web.step_web_accounts,
 ]

@@ -24,6 +24,7 @@ ROLE_NAMES = {
     "enterprise": "企业 Enterprise",
     "department": "数据提供单位 Department",
     "operator": "平台运营 Operator",
+    "enterprise_signup": "企业（自助注册） Enterprise, signed up",
 }
 
 

@@ -8,7 +8,7 @@ from flask import Flask
 def register(app: Flask) -> None:
     """Register every blueprint that exists. Adding an area = adding it here."""
     from gateway import openapi, web
-    from gateway.api import audit, consent, core, data, financing, objections, score
+    from gateway.api import audit, consent, core, data, financing, grades, objections, score
     from gateway.api import train as training
 
     for bp in (core.bp, consent.bp, audit.bp, data.bp, score.bp, objections.bp, openapi.bp):
@@ -18,4 +18,5 @@ def register(app: Flask) -> None:
     from gateway.api import accounts
 
     app.register_blueprint(accounts.bp)  # enterprise sign-up and real name
+    app.register_blueprint(grades.bp)  # credit grades and the whitelist (JY 附件2)
     web.register(app)  # the console pages (gateway/web), not part of the JSON API

@@ -27,9 +27,9 @@ from gateway.contract import operation
 from gateway.enforce import enforce
 from gateway.services import Services, services
 from records import catalog as rules
-from records import identity
 from records import store as records
 from records.importer import rejects_csv
+from records.pseudonyms import LEGAL_REP_ID
 from records.service import import_csv
 
 bp = Blueprint("data", __name__)
@@ -38,13 +38,12 @@ bp = Blueprint("data", __name__)
 def _public_features(svc: Services) -> tuple[list[str], list[str]]:
     cfg = svc.settings.config
     cats = [c for c, cat in cfg.categories.items() if cat.visibility == "public"]
-    # The legal representative's id is kept for the real-name check only, as a keyed
-    # hash that would still link one person across enterprises: never reported.
+    # A keyed hash (an identifier of a person) is never served, public category or not.
     feats = [
-        fid
+        f"{c}.{f}"
         for c in cats
-        for f in cfg.categories[c].features
-        if (fid := f"{c}.{f}") != identity.ID_FEATURE
+        for f, spec in cfg.categories[c].features.items()
+        if not spec.keyed_hash
     ]
     return cats, feats
 
@@ -246,6 +245,7 @@ def import_file(department: str, query: schemas.ImportName) -> tuple[dict[str, A
         data,
         file_name=name,
         actor=f"{principal.kind}:{principal.login or principal.id}",
+        pseudonym_key=svc.keys.pseudonym_key(LEGAL_REP_ID),
     )
     return record.as_json(), 201
 

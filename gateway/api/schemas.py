@@ -910,3 +910,93 @@ class InvitationAcceptance(Body):
     token: Annotated[str, Field(min_length=1, max_length=200)]
     login: Annotated[str, Field(max_length=100)]
     password: Annotated[str, Field(max_length=1024)]
+
+
+# --- grades (JY 附件2; gateway/grades.py) ---
+
+GradeName = Literal["高级", "一级", "备选", "不予认证", "不在认证范围"]
+Letter = Literal["A", "B", "C"]
+MonthText = Annotated[str, Field(description="YYYY-MM")]
+
+
+class GradeQuery(Query):
+    grant: str | None = Field(
+        default=None, description="institutions: the grant JWT (op grade); enterprises: none"
+    )
+    month: MonthText | None = Field(default=None, description="default: the newest computed")
+
+
+class GradeExplanation(Answer):
+    """Why one indicator got its letter (the enterprise's own values: never sent to an
+    institution)."""
+
+    name: str
+    name_en: str
+    letter: Letter | None
+    reason: str
+    reason_en: str
+    value: float | None = None
+    rank: int | None = None
+    of: int | None = None
+    group: str | None = None
+
+
+class GradeHint(Answer):
+    indicator: str
+    hint: str
+    hint_en: str
+
+
+class Grade(Answer):
+    enterprise: str
+    month: MonthText
+    grade: GradeName
+    method: Literal["indicator", "direct", "score", "filter"]
+    indicators: dict[str, Letter | None] = Field(
+        description="letters of ①…⑫ (null: not applicable); to an institution never ⑦, "
+        "which is the legal representative's personal credit"
+    )
+    disputed: list[str] = Field(
+        default_factory=list,
+        description="features the grade used that are under an open objection (JS 14)",
+    )
+    audit_index: int | None = Field(
+        default=None, description="the audit entry of an institution's reading"
+    )
+    explanation: dict[str, GradeExplanation] | None = Field(
+        default=None, description="the enterprise itself only: why each letter"
+    )
+    how_to_raise: list[GradeHint] | None = Field(
+        default=None, description="the enterprise itself only: what would raise the grade"
+    )
+    recommended: bool | None = Field(
+        default=None, description="the enterprise itself only: opted in to the whitelist"
+    )
+
+
+class WhitelistQuery(Query):
+    month: MonthText | None = Field(default=None, description="default: the newest computed")
+
+
+class WhitelistEntry(Answer):
+    uscc: str
+    name: str | None
+    grade: Literal["高级", "一级"]
+    industry: str | None = Field(description="GB/T 4754-2017 division (two digits)")
+    region: str = Field(description="the 6-digit administrative division in the USCC")
+    audit_index: int = Field(description="the access entry the listing wrote about it")
+
+
+class Whitelist(Answer):
+    month: MonthText
+    enterprises: list[WhitelistEntry]
+
+
+class RecommendationChoice(Body):
+    recommended: bool
+
+
+class RecommendationState(Answer):
+    enterprise: str
+    recommended: bool
+    changed_at: int | None

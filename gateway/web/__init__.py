@@ -19,6 +19,7 @@ def register(app: Flask) -> None:
         department,
         enterprise,
         financing_pages,  # its enterprise and operator routes sit on the role blueprints
+        grades,  # noqa: F401  (its routes sit on the enterprise blueprint)
         objections,  # noqa: F401  (its routes sit on the role blueprints)
         operator,
     )

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hmac
 import secrets
+import time
 
 from flask import Blueprint, Response, redirect, request, session, url_for
 from werkzeug.wrappers import Response as BaseResponse
@@ -125,7 +126,9 @@ def _invite_page(token: str, error: str = "", login: str = "", status: int = 200
 @bp.get("/invite/<token>")
 def invite(token: str) -> Response:
     page_lang()
-    services().registry.invitation(token)  # 404 invitation_not_found
+    found = services().registry.invitation(token)  # 404 invitation_not_found
+    if found.used_at is not None or found.expires_at <= int(time.time()):
+        return _invite_page(token, t("invite.unusable"), status=409)
     return _invite_page(token)
 
 

@@ -73,6 +73,10 @@ BANK_HOME = "/bank/"
 # Where an enterprise account without a verified real name lands, and the only pages
 # it is admitted to (``guard``): its account page, the real-name check, sign-out.
 UNVERIFIED_HOME = "web_accounts.account"
+# Pages of a role blueprint that an enterprise account without real name may browse too
+# (endpoint names; e.g. a product list). Everything else of the enterprise console
+# shows the enterprise's data or acts for it, so it is closed to such accounts.
+UNVERIFIED_PAGES: set[str] = set()
 
 
 def home_url(role: str, *, real_name: bool = True, staff: bool = True) -> str | None:
@@ -103,6 +107,7 @@ NAV: dict[str, tuple[NavItem, ...]] = {
         NavItem("nav.fin_products", "web_enterprise.enterprise_products"),  # financing
         NavItem("nav.fin_applications", "web_enterprise.enterprise_applications"),
         NavItem("nav.account", "web_accounts.account"),
+        NavItem("nav.ent_grade", "web_enterprise.enterprise_grade"),
     ),
     "department": (
         NavItem("nav.dep_accesses", "web_department.accesses"),
@@ -280,7 +285,12 @@ def guard(role: str, *, unverified: bool = False) -> BaseResponse | None:
         return _to_login("expired" if e.code == "session_expired" else None)
     if principal.kind != role or (role == "institution") != principal.staff:
         raise errors.Forbidden(f"this page is for the {role} role", code="wrong_role")
-    if principal.kind == "enterprise" and not principal.real_name and not unverified:
+    if (
+        principal.kind == "enterprise"
+        and not principal.real_name
+        and not unverified
+        and request.endpoint not in UNVERIFIED_PAGES
+    ):
         if request.method not in UNSAFE_METHODS:
             notify("notice.real_name_required", "info")
             return redirect(url_for(UNVERIFIED_HOME))

@@ -178,7 +178,15 @@ def _held() -> list[views.HeldValue]:
 
     svc = services()
     cfg = svc.settings.config
-    every = [f"{c}.{f}" for c, cat in cfg.categories.items() for f in cat.features]
+    # Never the restricted category (the legal representative's personal credit, used
+    # only inside the grade) nor a keyed hash of a person's id (docs/grading.md "Data").
+    every = [
+        f"{c}.{f}"
+        for c, cat in cfg.categories.items()
+        if cat.visibility != "restricted"
+        for f, spec in cat.features.items()
+        if not spec.keyed_hash
+    ]
     return views.held_values(svc.settings, records.current_values(svc.engine, _uscc(), every))
 
 

@@ -183,6 +183,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "op.verify": ("条件核验", "Verification"),
     "op.score": ("联合评分", "Joint score"),
     "op.train": ("联合建模", "Joint training"),
+    "op.grade": ("查询信用等级", "Credit grade"),
+    "op.whitelist": ("白名单推荐", "Whitelist listing"),
     "op.model.approve": ("审核通过模型", "Model approved"),
     "op.model.reject": ("拒绝模型", "Model rejected"),
     "op.consent.request": ("提出授权请求", "Consent requested"),
@@ -1191,6 +1193,71 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "application's grant, and their amount (Jiangyin plan, section 3(2)2).",
     ),
     "opr.fin.loans": ("贷款笔数", "Loans"),
+    # Credit grades (信用等级, JY 附件2; gateway/web/grades.py)
+    "op_desc.grade": (
+        "查询信用等级（高级、一级或备选）与各指标字母，不含任何数值",
+        "the credit grade (senior, first or alternate) and each indicator's letter, no values",
+    ),
+    "nav.ent_grade": ("信用等级", "Credit grade"),
+    "title.ent.grade": ("本企业的信用等级", "My credit grade"),
+    "ent.grade.intro": (
+        "平台每月按《江阴市企业信用评价指引》附件2评定企业信用等级。本页免费显示本企业的等级、"
+        "每项指标的评定结果与理由，以及如何提升。金融机构只有在您授权“查询信用等级”后才能看到"
+        "等级和各指标字母，看不到任何数值。",
+        "Each month the platform grades every enterprise by the Jiangyin guide (Annex 2). "
+        "This page shows your grade free of charge, each indicator's letter and why, and how "
+        "to raise it. An institution sees the grade and the letters only after you authorize "
+        "it to read your grade, and never any value.",
+    ),
+    "ent.grade.heading": ("{month} 信用等级", "Credit grade for {month}"),
+    "ent.grade.method": ("评定方法：{method}", "method: {method}"),
+    "ent.grade.disputed": (
+        "本等级使用的 {n} 项数据有尚未处理的异议。",
+        "{n} data items this grade used are under an open objection.",
+    ),
+    "ent.grade.caption": ("各项指标的评定", "Each indicator"),
+    "ent.grade.no_letter": ("不参与评价", "not used"),
+    "ent.grade.raise_heading": ("如何提升信用等级", "How to raise the grade"),
+    "ent.grade.raise_none": ("已是最高等级。", "This is already the highest grade."),
+    "ent.grade.missing.grades_not_computed": (
+        "尚未评定信用等级：平台按月评定，请下月再查看。",
+        "No grade has been computed yet: the platform grades monthly; please check next month.",
+    ),
+    "ent.grade.missing.enterprise_not_graded": (
+        "本企业在该月未参与评定（平台尚无本企业的登记信息）。",
+        "Your enterprise was not graded that month (the platform holds no registration for it).",
+    ),
+    "ent.grade.missing.invalid_month": (
+        "月份格式应为 YYYY-MM。",
+        "The month must be written YYYY-MM.",
+    ),
+    "ent.grade.recommend_heading": ("白名单推荐", "Whitelist recommendation"),
+    "ent.grade.recommend_intro": (
+        "同意后，本企业评为高级或一级的月份将列入向金融机构推荐的白名单（名称、等级、行业、"
+        "地区）；每次被机构查看都会记入您的数据使用记录。可随时取消。",
+        "When you agree, each month you are graded senior or first you are listed on the "
+        "whitelist recommended to institutions (name, grade, industry, region); every "
+        "institution that reads it is recorded in your access log. You may withdraw at any "
+        "time.",
+    ),
+    "ent.grade.recommended_since": ("已同意推荐（{at}）。", "Recommended since {at}."),
+    "ent.grade.not_recommended_since": ("已取消推荐（{at}）。", "Not recommended since {at}."),
+    "ent.grade.never_chosen": ("尚未同意推荐。", "You have not agreed to be recommended."),
+    "ent.grade.recommend_on": ("同意列入白名单推荐", "Agree to be recommended"),
+    "ent.grade.recommend_off": ("取消白名单推荐", "Withdraw from the whitelist"),
+    "notice.grade_recommended": ("已同意白名单推荐。", "You are now recommended."),
+    "notice.grade_not_recommended": ("已取消白名单推荐。", "You are no longer recommended."),
+    "col.indicator": ("指标", "Indicator"),
+    "col.letter": ("结果", "Letter"),
+    "grade.高级": ("高级", "Senior"),
+    "grade.一级": ("一级", "First"),
+    "grade.备选": ("备选", "Alternate"),
+    "grade.不予认证": ("不予认证", "Not certified"),
+    "grade.不在认证范围": ("不在认证范围", "Out of scope"),
+    "grade_method.indicator": ("指标评定法", "indicator method"),
+    "grade_method.direct": ("直接认定法", "direct method"),
+    "grade_method.score": ("百分制评分法", "100-point method"),
+    "grade_method.filter": ("严重失信筛除", "serious dishonesty filter"),
 }
 
 _INDEX = {lang: i for i, lang in enumerate(LANGS)}

@@ -27,7 +27,7 @@ from consent.policy import STATES, TRANSITIONS, effective_status
 from consent.store import ConsentRow
 
 CST = timezone(timedelta(hours=8), "UTC+8")
-DATA_OPERATIONS: tuple[str, ...] = ("report", "verify", "score", "train")
+DATA_OPERATIONS: tuple[str, ...] = ("report", "verify", "score", "train", "grade", "whitelist")
 CONSENT_OPERATIONS: tuple[str, ...] = (
     "consent.request",
     "consent.approve",

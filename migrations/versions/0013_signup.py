@@ -3,14 +3,15 @@
 existed count as verified offline
 
 Revision ID: 0013_signup
-Revises: 0011_accounts
+Revises: 0012_grade_optin
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0013_signup"
-down_revision = "0011_accounts"
+# 0011_accounts as given; chained after 0012_grade_optin once h-grades was merged in.
+down_revision = "0012_grade_optin"
 branch_labels = None
 depends_on = None
 

@@ -160,3 +160,34 @@ def test_the_cli_rotates_every_key_purpose() -> None:
     from keys.ring import PURPOSES
 
     assert set(KEY_PURPOSES) == set(PURPOSES)
+
+
+def test_add_user_of_role_institution(env: dict[str, str], tmp_path: Path) -> None:
+    """Bank console staff: the institution must exist, and is recorded."""
+    from common.db import make_engine
+    from registry import Registry
+
+    assert xinyi(env, "init")[0] == 0
+    jwk_file = tmp_path / "bank.jwk"
+    jwk_file.write_text(json.dumps(public_jwk(Ed25519PrivateKey.generate().public_key())))
+    assert (
+        xinyi(env, "admin", "add-institution", "bank-a", "--name", "A", "--jwk", str(jwk_file))[0]
+        == 0
+    )
+    args = ["admin", "add-user", "--role", "institution", "--login", "officer"]
+    code, out = xinyi(
+        env, *args, "--institution", "nobody", "--password-stdin", stdin="correct horse battery\n"
+    )
+    assert code == 2 and "nobody" in out
+    code, out = xinyi(env, *args, "--password-stdin", stdin="correct horse battery\n")
+    assert code == 2 and "--institution" in out
+    code, out = xinyi(
+        env, *args, "--institution", "bank-a", "--password-stdin", stdin="correct horse battery\n"
+    )
+    assert code == 0, out
+    engine = make_engine(env["XINYI_DATABASE_URL"])
+    try:
+        user = Registry(engine).user("officer")
+    finally:
+        engine.dispose()
+    assert user.role == "institution" and user.institution_id == "bank-a" and user.uscc is None

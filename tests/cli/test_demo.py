@@ -42,6 +42,12 @@ def test_the_whole_demo_story_runs(tmp_path: Path) -> None:
     # scoring
     assert "after the enterprise revoked: refused — grant_revoked" in out
     assert "AUC joint HE model" in out
+    # credit grades (JY 附件2): distribution, one explanation, a bank under a grant,
+    # the whitelist
+    assert "xinyi grades compute --month" in out and "高级\t" in out
+    assert "xinyi grades explain" in out and "method" in out.split("xinyi grades explain")[-1]
+    assert "under a grant for op grade" in out and "never ⑦" in out
+    assert "GET /v1/whitelist?month=" in out and "each listing is one audit entry" in out
     # web consoles: where to look, and one account per role
     assert "/login" in out
     for role in ("平台运营 Operator", "数据提供单位 Department", "企业 Enterprise"):

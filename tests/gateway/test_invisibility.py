@@ -146,6 +146,35 @@ def plant(app: Flask) -> dict[str, Any]:
     return imports
 
 
+def plant_grades(app: Flask) -> list[str]:
+    """Public registration and credit-office rows for both enterprises, this month's
+    grades over them and the canaries, ENTERPRISE opted in to the whitelist; returns the
+    categories a grant for op grade names."""
+    import time
+
+    from common.workdays import china_date
+    from gateway.grades import grade_categories
+    from grading import service as grading
+
+    svc = app.extensions["xinyi"]
+    catalog = Catalog(svc.settings.config)
+    rows = {
+        "market_regulation": "uscc,registration.name,registration.status,"
+        "registration.industry_division\n"
+        f"{ENTERPRISE},甲公司,active,17\n{OTHER_ENTERPRISE},乙公司,active,17\n",
+        "credit_office": "uscc,public_credit.grade,public_credit.dishonesty_records\n"
+        f"{ENTERPRISE},A,none\n{OTHER_ENTERPRISE},C,none\n",
+    }
+    for department, text in rows.items():
+        import_csv(svc.engine, catalog, department, text.encode(), file_name="g.csv", actor="t")
+    today = china_date(time.time())
+    grading.compute(
+        svc.engine, svc.settings, today.strftime("%Y-%m"), today=today, now=1, actor="test"
+    )
+    grading.set_recommendation(svc.engine, ENTERPRISE, True, now=1, actor="test")
+    return grade_categories(svc.settings.config)[0]
+
+
 @dataclass
 class Role:
     name: str
@@ -185,6 +214,12 @@ def test_no_canary_leaves_the_gateway(
         cid = holder.post(client, "/v1/consents", body).get_json()["id"]
         grants[ops[0]] = enterprise.post(f"/v1/consents/{cid}/approve").get_json()["grant"]
         consent_ids[ops[0]] = cid
+    # Grades (issue 15): a month computed over the canaries, the enterprise on the
+    # whitelist (public credit grade A: 高级 by the direct method), a grant for op grade.
+    graded = plant_grades(app)
+    body = consent_body(ops=["grade"], categories=graded, max_uses=200)
+    cid = holder.post(client, "/v1/consents", body).get_json()["id"]
+    grants["grade"] = enterprise.post(f"/v1/consents/{cid}/approve").get_json()["grant"]
     pending = holder.post(client, "/v1/consents", consent_body(categories=NON_PUBLIC))
     grant = grants["report"]
 
@@ -201,6 +236,7 @@ def test_no_canary_leaves_the_gateway(
         "",
         f"?grant={grant}",
         f"?grant={grants['train']}",
+        f"?grant={grants['grade']}",
         "?after=0&limit=1000",
         "?index=1&size=5",
         "?first=1&second=5",
@@ -268,6 +304,12 @@ def test_no_canary_leaves_the_gateway(
     assert 400 in capture.statuses["/v1/departments/<department>/imports"]
     banded = [b for b in capture.json_bodies() if isinstance(b, dict) and b.get("banded")]
     assert banded, "no banded report was served"
+    assert 200 in capture.statuses["/v1/enterprises/<uscc>/grade"]
+    assert 200 in capture.statuses["/v1/whitelist"]
+    listed = [b for b in capture.json_bodies() if isinstance(b, dict) and b.get("enterprises")]
+    assert listed, "no whitelist listed anyone"
+    explained = [b for b in capture.json_bodies() if isinstance(b, dict) and b.get("explanation")]
+    assert explained, "the enterprise's own grade was not served"
     assert leaks("… 7391562.83 …") and leaks('{"x":7391562}')  # the scanner finds them
 
     # An enterprise may see (and download) its own data, free (issue 7): only there.

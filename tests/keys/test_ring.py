@@ -44,7 +44,7 @@ def test_init_creates_one_encrypted_key_per_purpose_with_strict_modes(settings: 
     root = settings.home / "keys"
     assert stat.S_IMODE(root.stat().st_mode) == 0o700
     pems = sorted(root.glob("*/*.pem"))
-    assert len(pems) == len(PURPOSES)
+    assert len(pems) == len(PURPOSES) + 1  # and the pseudonym secret (records/pseudonyms.py)
     for pem in pems:
         assert stat.S_IMODE(pem.stat().st_mode) == 0o600
         assert b"ENCRYPTED PRIVATE KEY" in pem.read_bytes()
@@ -54,7 +54,7 @@ def test_init_creates_one_encrypted_key_per_purpose_with_strict_modes(settings: 
         assert "d" not in k
         assert k["kid"] == thumbprint(k)
     ring.ensure_all()  # idempotent
-    assert len(list(root.glob("*/*.pem"))) == len(PURPOSES)
+    assert len(list(root.glob("*/*.pem"))) == len(PURPOSES) + 1  # and the pseudonym secret
 
 
 def test_wrong_passphrase_is_refused(
@@ -250,7 +250,8 @@ def test_change_passphrase_reencrypts_every_file_and_migrates_legacy_ones(
         main, ["keys", "change-passphrase"], env=env, input="a much longer new passphrase\n"
     )
     assert result.exit_code == 0, result.output
-    assert f"re-encrypted {len(PURPOSES)} key files" in result.output  # one per purpose
+    # One per purpose, and the pseudonym secret.
+    assert f"re-encrypted {len(PURPOSES) + 1} key files" in result.output
     with pytest.raises(KeyUnreadable):
         KeyRing(settings)
     new = settings.model_copy(update={"key_passphrase": SecretStr("a much longer new passphrase")})

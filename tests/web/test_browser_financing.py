@@ -16,9 +16,7 @@ from click.testing import CliRunner
 from cli import main
 from common import uscc
 from financing.statistics import month_of
-from records import identity
-from records.catalog import Catalog
-from records.service import import_csv
+from tests.registration_data import seed_registration
 from tests.web.browser import PASSWORD, Live, shot, sign_in
 
 # An enterprise of its own in Jiangyin (division 320281): the live gateway is shared.
@@ -30,21 +28,7 @@ RESIDENT_ID = "320281198001011239"
 def _scene(live: Live) -> Any:
     """The registration record sign-up matches, the tax data the report bands, and a
     bank with one product."""
-    svc = live.svc
-    key = svc.identity_key()
-    catalog = Catalog(live.settings.config)
-    registration = (
-        "uscc,registration.legal_representative,registration.legal_representative_id\n"
-        f"{ENTERPRISE},{REPRESENTATIVE},{identity.legal_rep_id_hash(key, RESIDENT_ID)}\n"
-    )
-    import_csv(
-        svc.engine,
-        catalog,
-        "market_regulation",
-        registration.encode(),
-        file_name="registration.csv",
-        actor="test",
-    )
+    seed_registration(live.svc, {ENTERPRISE: (REPRESENTATIVE, RESIDENT_ID)})
     live.load_tax({ENTERPRISE: 2_345_678})
     bank = live.bank("fin_bank", "澄江农商银行")
     for name, low, high in (
