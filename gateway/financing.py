@@ -34,7 +34,7 @@ from sqlalchemy import Engine
 
 from audit import store as audit_store
 from common.db import read_session, write_session
-from common.errors import Forbidden
+from common.errors import Error, Forbidden
 from common.logging import get_logger
 from common.settings import Settings
 from consent import store as consent_store
@@ -56,6 +56,7 @@ from financing.errors import (
 )
 from financing.products import Product, grades_at_least, new_product, text
 from gateway import casework
+from gateway import grades as grade_service
 from gateway.auth import Principal
 from gateway.enforce import ConsentAudit, enforce
 from gateway.services import Services
@@ -547,6 +548,11 @@ class ConsoleReport:
     bounds, unit)."""
     disputed: list[str]
     audit_index: int
+    grade: dict[str, Any] | None = None
+    """The credit grade as ``GET /v1/enterprises/{uscc}/grade`` answers it (letters
+    only), when the product's consent names op ``grade``."""
+    grade_refused: str | None = None
+    """Why the grade could not be read (a refusal code), when it was asked."""
 
 
 def read_report(svc: Services, principal: Principal, application_id: str) -> ConsoleReport:
@@ -575,8 +581,22 @@ def read_report(svc: Services, principal: Principal, application_id: str) -> Con
     )
     values = records.current_values(svc.engine, found.enterprise, features)
     banded = {f: rules.band(svc.catalog.rule(f).spec, values[f]) for f in features if f in values}
+    index = access.finish()
+    grade: dict[str, Any] | None = None
+    grade_refused: str | None = None
+    if "grade" in row.ops:
+        # The grade under the same grant, through its own function (op grade: one more
+        # use, one more entry naming the officer); a refusal is shown, not raised.
+        try:
+            grade = grade_service.grade_for_institution(
+                svc, grant=row.grant_jwt, uscc=found.enterprise, actor=principal
+            )
+        except Error as e:
+            grade_refused = e.code
     return ConsoleReport(
         banded=banded,
         disputed=casework.disputed(svc, found.enterprise, list(banded)),
-        audit_index=access.finish(),
+        audit_index=index,
+        grade=grade,
+        grade_refused=grade_refused,
     )

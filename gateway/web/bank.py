@@ -70,6 +70,7 @@ def _application_page(application_id: str, **extra: Any) -> Response:
         a=found,
         product=financing.product(svc, found.product),
         reasons=svc.settings.config.financing.decline_reasons,
+        grade_keys=GRADE_KEYS,
         repayments=svc.settings.config.financing.repayment_statuses,
         **extra,
     )

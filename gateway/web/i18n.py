@@ -1045,8 +1045,13 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "audit log under your login; bands only, never raw values.",
     ),
     "bank.report.no_grade": (
-        "信用等级将在等级服务接入后显示。",
-        "The credit grade will be shown once the grade service is connected.",
+        "该产品的授权不含“信用等级”操作，因此不显示信用等级。",
+        "This product's consent does not name the grade operation: no credit grade is shown.",
+    ),
+    "bank.report.indicators": ("各指标等级", "Indicator letters"),
+    "bank.report.grade_refused": (
+        "信用等级未能读取：{code}",
+        "The credit grade could not be read: {code}",
     ),
     "bank.report.read": ("读取授权报告", "Read the report"),
     "bank.report.caption": ("审计日志第 {index} 条", "Audit log entry #{index}"),

@@ -206,3 +206,51 @@ def test_a_need_published_on_the_page_is_answered_from_the_console(
     mine = person.page("/enterprise/applications")
     assert "待企业授权" in mine and "已回应" in mine
     assert "暂无待回应的融资需求" in officer.page("/bank/needs")
+
+
+def test_the_console_shows_the_grade_under_the_application_grant(
+    app: Flask, bank: Bank, client: FlaskClient, make_person: Callable[..., Person], tmp_path: Any
+) -> None:
+    from datetime import date
+
+    from gateway import grades as grade_service
+    from grading import service as grading
+    from records import synth
+    from records.catalog import Catalog
+    from records.service import import_csv
+
+    svc = app.extensions["xinyi"]
+    catalog = Catalog(svc.settings.config)
+    city = synth.generate(catalog, 150, 5)
+    synth.write(city, tmp_path / "city")
+    for department in catalog.departments:
+        path = tmp_path / "city" / f"{department}.csv"
+        if path.exists():
+            import_csv(
+                svc.engine, catalog, department, path.read_bytes(), file_name="f.csv", actor="t"
+            )
+    granted, _ = grade_service.grade_categories(svc.settings.config)
+    resp = bank.post(
+        client, "/v1/products", {**PRODUCT, "ops": ["report", "grade"], "categories": granted}
+    )
+    assert resp.status_code == 201, resp.get_json()
+    product = resp.get_json()["id"]
+    from records import store as records
+
+    uscc = records.enterprises(svc.engine, "market_regulation")[0]
+    grading.compute(
+        svc.engine, svc.settings, "2025-06", today=date(2025, 7, 15), now=1, actor="test"
+    )
+    person = make_person("enterprise", uscc)
+    application, consent = applied(person, product)
+    person.post(f"/enterprise/consents/{consent}/approve", {"accept": "yes"})
+    officer = staff(app, "demo_bank")
+    shown = officer.post(f"/bank/applications/{application}/report").get_data(as_text=True)
+    assert 'id="credit-grade"' in shown, shown
+    assert any(word in shown for word in ("高级", "一级", "备选"))
+    settle(app)
+    with read_session(svc.engine) as s:
+        found = audit_store.get_entry(s, audit_store.Viewer("operator", ""), svc.audit.size() - 1)
+    assert found is not None
+    entry = audit_entry.view(found[0], found[1])
+    assert entry["operation"] == "grade" and entry["actor"] == officer.login
