@@ -65,6 +65,9 @@ FIELDS: dict[str, tuple[tuple[type, ...], bool]] = {
     "grant_id": (_OPTIONAL_TEXT, True),
     "model_id": (_OPTIONAL_TEXT, True),
     "decision": (_TEXT, True),  # "allowed" or a refusal code
+    # The person of an institution's console who asked (its login), in the private
+    # part; absent when the institution's own client asked (the financing bank console).
+    "actor": (_OPTIONAL_TEXT, False),
 }
 SALT = "salt"
 PARTS = "parts"
@@ -181,6 +184,7 @@ def seal(entry: Mapping[str, Any], category_departments: Mapping[str, str]) -> S
     private = {
         "grant_id": fields.get("grant_id"),
         "model_id": fields.get("model_id"),
+        **({"actor": fields["actor"]} if "actor" in fields else {}),
         **rest,
         SALT: _salt(),
     }
@@ -273,6 +277,8 @@ def view(
         opened.append(private)
         out["grant_id"] = private.get("grant_id")
         out["model_id"] = private.get("model_id")
+        if "actor" in private:
+            out["actor"] = private["actor"]
     out["categories"] = _names(opened, "categories")
     out["features"] = _names(opened, "features")
     return out

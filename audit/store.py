@@ -497,6 +497,26 @@ def institutions_answered(ex: Executor, enterprise: str, feature: str, since: in
     return out
 
 
+def departments_under_grant(
+    ex: Executor, institution: str, enterprise: str, grant_id: str
+) -> set[str]:
+    """Departments whose data an allowed request of ``institution`` about ``enterprise``
+    under the grant ``grant_id`` touched (the financing loop's 成效, JY 三(二)2)."""
+    rows = ex.execute(
+        sa.select(entries.c.entry, openings.c.opening)
+        .select_from(_WITH_OPENING)
+        .where(entries.c.enterprise == enterprise, entries.c.institution == institution)
+    )
+    out: set[str] = set()
+    for raw, opening in rows:
+        shown = audit_entry.view(bytes(raw), None if opening is None else bytes(opening))
+        if shown.get("decision") == "allowed" and shown.get("grant_id") == grant_id:
+            if str(shown.get("operation", "")).startswith("consent."):
+                continue  # the consent decision itself used no data
+            out.update(str(d) for d in shown.get("departments") or ())
+    return out
+
+
 def _proof_context_statement(kind: str) -> sa.Select[Any]:
     query = sa.select(entries.c.idx).where(entries.c.idx == sa.bindparam("idx", type_=ID))
     return sa.select(

@@ -9,7 +9,19 @@ import time
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results"
-ALL = ("consent", "audit", "data", "score", "train", "load", "scale", "grades", "signup", "alerts")
+ALL = (
+    "consent",
+    "audit",
+    "data",
+    "score",
+    "train",
+    "load",
+    "scale",
+    "grades",
+    "signup",
+    "platform",
+    "alerts",
+)
 
 
 def main(names: list[str]) -> int:

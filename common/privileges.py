@@ -59,6 +59,12 @@ APP_TABLES: Mapping[str, tuple[str, ...]] = {
     "alert_swept_months": ("SELECT", "INSERT"),
     # Objection attachments: written with the filing, never changed.
     "objection_attachments": ("SELECT", "INSERT"),
+    # The financing loop: state changes are conditional UPDATEs, rows never deleted.
+    "financing_products": _RW,
+    "financing_applications": _RW,
+    "financing_outcomes": ("SELECT", "INSERT"),  # recorded once
+    "financing_repayments": ("SELECT", "INSERT"),  # history of reports
+    "financing_needs": _RW,
     # Enterprise sign-up: a displaced unverified administrator is deleted; invitations
     # are marked used, never deleted.
     "enterprise_admins": (*_RW, "DELETE"),

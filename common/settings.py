@@ -437,6 +437,46 @@ class MarketTargets(_Frozen):
     authorizing: float = Field(default=0.3, ge=0, le=1)
 
 
+class Financing(_Frozen):
+    """The financing loop (``financing``, docs/financing.md): products, applications,
+    outcomes and the month's statistics."""
+
+    # Product kinds a product may declare (YX 四(一)一 金融产品超市).
+    product_kinds: tuple[Identifier, ...] = (
+        "credit",
+        "guarantee",
+        "pledge",
+        "mortgage",
+        "supply_chain",
+        "policy",
+    )
+    # The standard reasons a declined application names (DL 三(一)3 loan feedback).
+    decline_reasons: tuple[Identifier, ...] = (
+        "insufficient_credit",
+        "insufficient_repayment_capacity",
+        "incomplete_materials",
+        "outside_policy",
+        "amount_exceeds_limit",
+        "withdrawn_by_bank_review",
+        "other",
+    )
+    # Repayment states an approved loan reports later.
+    repayment_statuses: tuple[Identifier, ...] = (
+        "normal",
+        "overdue",
+        "settled",
+        "written_off",
+    )
+    amount_max: int = Field(default=100_000_000_000, ge=1)  # CNY: the largest amount taken
+    rate_max: float = Field(default=36.0, gt=0, le=100)  # % a year
+    term_months_max: int = Field(default=360, ge=1, le=1200)
+    consent_days: int = Field(default=90, ge=1, le=3650)  # the application's consent period
+    consent_max_uses: int = Field(default=20, ge=1)
+    max_text_chars: int = Field(default=500, ge=10, le=20000)
+    # The shares of the market entities against which the statistics are shown are
+    # ``accounts.market_targets`` (JY: 50 / 30 / 30 %).
+
+
 class Accounts(_Frozen):
     """Enterprise sign-up and real name (``gateway.api.accounts``, docs/accounts.md)."""
 
@@ -472,6 +512,7 @@ class ConfigFile(_Frozen):
     calendar: Calendar = Calendar()
     casework: Casework = Casework()
     alerts: Alerts = Alerts()  # --- alerts ---
+    financing: Financing = Financing()  # the financing loop (docs/financing.md)
     departments: tuple[Department, ...]
     purposes: Mapping[Identifier, Purpose]
     categories: Mapping[Identifier, Category]

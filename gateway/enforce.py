@@ -92,6 +92,8 @@ def _entry(
         "grant_id": grant_id,
         "model_id": req.model_id,
         "decision": decision,
+        # A bank officer on the console (not the institution's client): who asked.
+        **({"actor": principal.login} if principal.staff and principal.login else {}),
     }
 
 

@@ -9,6 +9,7 @@ from cli.demo import alerts as demo_alerts
 from cli.demo import audit as demo_audit
 from cli.demo import consent as demo_consent
 from cli.demo import data as demo_data
+from cli.demo import financing as demo_financing
 from cli.demo import grades as demo_grades
 from cli.demo import score as demo_score
 from cli.demo import signup as demo_signup
@@ -34,6 +35,7 @@ STEPS: list[Callable[[Story], None]] = [
     demo_grades.step_grades,  # credit grades and the whitelist (JY 附件2)
     demo_signup.step_signup,
     demo_alerts.step_objection_and_alert,
+    demo_financing.step_financing,
     demo_web.step_web_accounts,
 ]
 

@@ -12,6 +12,7 @@ from gateway.api import schemas
 from gateway.auth import Principal, authenticated, current_principal
 from gateway.contract import operation
 from gateway.enforce import ConsentAudit
+from gateway.financing import consent_hook
 from gateway.services import services
 
 bp = Blueprint("consent", __name__)
@@ -80,5 +81,7 @@ def act(consent_id: str, action: str) -> dict[str, Any]:
         raise InvalidInput(f"action must be one of {list(ACTIONS)}", code="unknown_action")
     svc = services()
     audit = ConsentAudit(svc)
-    row = svc.consent.act(consent_id, action, current_principal().id, audit=audit)
+    # An application's consent, approved, submits the application (gateway.financing).
+    hook = consent_hook(svc, audit)
+    row = svc.consent.act(consent_id, action, current_principal().id, audit=hook)
     return {**describe(row), "audit_index": audit.index()}

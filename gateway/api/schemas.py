@@ -692,6 +692,215 @@ class AttachmentInfo(Answer):
     sha256: str
 
 
+# --- financing (products, applications, outcomes, needs, statistics) ---
+
+Amount = Annotated[int, Field(ge=0, le=MAX_INDEX, description="CNY yuan")]
+Rate = Annotated[float, Field(ge=0, le=100, description="% a year")]
+Months = Annotated[int, Field(ge=0, le=100_000, description="months")]
+
+
+class ProductPublication(Body):
+    """A product of the supermarket (金融产品超市, YX 四(一)一); the ranges and the
+    consent terms are checked by ``financing.products.new_product``."""
+
+    CODE: ClassVar[str] = "invalid_product"
+    name: Annotated[str, Field(min_length=1)]
+    kind: str
+    amount_min: Amount
+    amount_max: Amount
+    rate_min: Rate
+    rate_max: Rate
+    term_months_max: Months
+    purpose: str
+    ops: Annotated[list[str], Field(min_length=1)]
+    categories: Annotated[list[str], Field(min_length=1)]
+    min_grade: Literal["高级", "一级", "备选"] | None = None
+
+
+class ProductView(Answer):
+    id: str
+    institution: str
+    name: str
+    kind: str
+    amount_min: int
+    amount_max: int
+    rate_min: float
+    rate_max: float
+    term_months_max: int
+    purpose: str
+    ops: list[str]
+    categories: list[str]
+    min_grade: str | None
+    status: str
+    created_at: int
+
+
+class Products(Answer):
+    products: list[ProductView]
+
+
+class ProductQuery(Query):
+    CODE: ClassVar[str] = "invalid_query"
+    kind: str | None = None
+    amount: Annotated[QueryInt, Field(ge=0, le=MAX_INDEX)] | None = None
+    term: Annotated[QueryInt, Field(ge=0, le=100_000)] | None = None
+    rate: Annotated[float, Field(ge=0, le=100)] | None = None
+    grade: Literal["高级", "一级", "备选"] | None = None
+    institution: str | None = None
+    limit: Annotated[QueryInt, Field(ge=1, le=200)] = 50
+    offset: Annotated[QueryInt, Field(ge=0, le=100_000)] = 0
+
+
+class ApplicationFiling(Body):
+    CODE: ClassVar[str] = "invalid_application"
+    product: Ref
+    amount: Amount
+    term_months: Months
+
+
+class OutcomeView(Answer):
+    decision: Literal["approved", "declined"]
+    reason: str | None
+    credit_line: int | None
+    disbursed: int | None
+    rate: float | None
+    term_months: int | None
+    credit_loan: bool
+    first_loan: bool
+    decided_at: int
+    repayment: str | None
+
+
+class ApplicationView(Answer):
+    id: str
+    product: str
+    institution: str
+    enterprise: str
+    amount: int
+    term_months: int
+    status: Literal["awaiting_consent", "submitted", "approved", "declined", "withdrawn"]
+    consent: str
+    need: str | None
+    created_at: int
+    submitted_at: int | None
+    outcome: OutcomeView | None
+    audit_index: int | None = None
+    consent_request: ConsentView | None = None
+
+
+class ApplicationOpened(Answer):
+    """201 of an application: the consent request the enterprise approves as any other."""
+
+    id: str
+    status: Literal["awaiting_consent"]
+    consent: ConsentView
+    application: ApplicationView
+    audit_index: int
+
+
+class Applications(Answer):
+    applications: list[ApplicationView]
+
+
+class ApplicationQuery(Query):
+    status: Literal["awaiting_consent", "submitted", "approved", "declined", "withdrawn"] | None = (
+        None
+    )
+
+
+class OutcomeFiling(Body):
+    CODE: ClassVar[str] = "invalid_outcome"
+    decision: Literal["approved", "declined"]
+    reason: str | None = None
+    credit_line: Amount | None = None
+    disbursed: Amount | None = None
+    rate: Rate | None = None
+    term_months: Months | None = None
+    credit_loan: bool = False
+    first_loan: bool = False
+
+
+class RepaymentFiling(Body):
+    CODE: ClassVar[str] = "invalid_outcome"
+    status: str
+
+
+class NeedFiling(Body):
+    CODE: ClassVar[str] = "invalid_need"
+    amount: Amount
+    term_months: Months
+    use: Annotated[str, Field(min_length=1)]
+
+
+class NeedView(Answer):
+    id: str
+    enterprise: str
+    amount: int
+    term_months: int
+    use: str
+    status: Literal["open", "closed"]
+    created_at: int
+
+
+class Needs(Answer):
+    needs: list[NeedView]
+
+
+class NeedAnswer(Body):
+    CODE: ClassVar[str] = "invalid_application"
+    product: Ref
+
+
+class StatisticsQuery(Query):
+    CODE: ClassVar[str] = "invalid_query"
+    month: Annotated[str, Field(pattern=r"^[0-9]{4}-(0[1-9]|1[0-2])$")]
+    region: Annotated[str, Field(pattern=r"^[0-9]{6}$")] | None = None
+
+
+class _Flow(Answer):
+    applications: int
+    approved: int
+    credit_lines: int
+    disbursed: int
+    credit_loan_disbursed: int
+    credit_loan_share: float | None
+    first_loans: int
+    weighted_rate: float | None
+
+
+class _Figures(_Flow):
+    registered: int
+    real_name: int
+    authorizing: int
+    market_entities: int
+    shares: dict[str, float | None]
+    targets: dict[str, float]
+
+
+class RegionFigures(_Figures):
+    region: str
+
+
+class InstitutionFigures(_Flow):
+    institution: str
+
+
+class Statistics(_Figures):
+    """The month's figures by the national caliber (JY 三(三)3); docs/financing.md."""
+
+    month: str
+    by_region: list[RegionFigures]
+    by_institution: list[InstitutionFigures]
+
+
+class Efficacy(Answer):
+    """成效 (JY 三(二)2): the month's approved loans whose decisions used the department's
+    data, and what they disbursed."""
+
+    month: str
+    departments: dict[str, dict[str, int]]
+
+
 # --- accounts: enterprise sign-up, real name, invitations ---
 class EnterpriseRegistration(Body):
     uscc: Annotated[str, Field(max_length=64, description="统一社会信用代码 (GB 32100-2015)")]

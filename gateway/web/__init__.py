@@ -14,9 +14,11 @@ from flask import Flask
 def register(app: Flask) -> None:
     from gateway.web import (
         accounts,
+        bank,
         common,
         department,
         enterprise,
+        financing_pages,  # its enterprise and operator routes sit on the role blueprints
         grades,  # noqa: F401  (its routes sit on the enterprise blueprint)
         objections,  # noqa: F401  (its routes sit on the role blueprints)
         operator,
@@ -24,3 +26,5 @@ def register(app: Flask) -> None:
 
     for bp in (common.bp, accounts.bp, enterprise.bp, department.bp, operator.bp):
         app.register_blueprint(bp)
+    app.register_blueprint(bank.bp)  # the bank console (financing)
+    app.register_blueprint(financing_pages.public)  # the public product page

@@ -104,6 +104,8 @@ NAV: dict[str, tuple[NavItem, ...]] = {
         NavItem("nav.data", "web_enterprise.data"),
         NavItem("nav.ent_objections", "web_enterprise.enterprise_objections"),
         NavItem("nav.ent_repairs", "web_enterprise.enterprise_repairs"),
+        NavItem("nav.fin_products", "web_enterprise.enterprise_products"),  # financing
+        NavItem("nav.fin_applications", "web_enterprise.enterprise_applications"),
         NavItem("nav.account", "web_accounts.account"),
         NavItem("nav.ent_grade", "web_enterprise.enterprise_grade"),
     ),
@@ -121,6 +123,13 @@ NAV: dict[str, tuple[NavItem, ...]] = {
         NavItem("nav.keys", "web_operator.keys"),
         NavItem("nav.models", "web_operator.models"),
         NavItem("nav.opr_objections", "web_operator.operator_objections"),
+        NavItem("nav.opr_financing", "web_operator.financing_stats"),  # financing
+    ),
+    # A bank's console staff (gateway.web.bank, the financing area's).
+    "institution": (
+        NavItem("nav.bank_inbox", "web_bank.inbox"),
+        NavItem("nav.bank_products", "web_bank.products"),
+        NavItem("nav.bank_needs", "web_bank.needs"),
     ),
 }
 

@@ -21,6 +21,7 @@ from werkzeug.wrappers import Response as BaseResponse
 from common.errors import InvalidInput
 from consent.service import Viewer
 from gateway.enforce import ConsentAudit
+from gateway.financing import consent_hook
 from gateway.services import services
 from gateway.web import common, views
 from gateway.web.common import install, notify, render, t
@@ -119,7 +120,9 @@ def act(consent_id: str, action: str) -> BaseResponse:
     if action == "approve" and request.form.get("accept") != "yes":
         raise InvalidInput("tick the box to accept the letter", code="accept_required")
     svc = services()
-    row = svc.consent.act(consent_id, action, _uscc(), audit=ConsentAudit(svc))
+    # An application's consent, approved, submits the application (gateway.financing).
+    hook = consent_hook(svc, ConsentAudit(svc))
+    row = svc.consent.act(consent_id, action, _uscc(), audit=hook)
     who = _institution_names().get(row.institution_id, row.institution_id)
     notice = {
         "approve": "notice.approved",

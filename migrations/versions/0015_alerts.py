@@ -2,14 +2,14 @@
 casework)
 
 Revision ID: 0015_alerts
-Revises: 0013_signup
+Revises: 0014_financing
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0015_alerts"
-down_revision = "0013_signup"
+down_revision = "0014_financing"
 branch_labels = None
 depends_on = None
 

@@ -36,6 +36,9 @@ def test_the_whole_demo_story_runs(tmp_path: Path) -> None:
     assert "is refused: 403 too_few_gateway_features (no grant used" in out
     assert "using hz_demo_bank/sme-risk-federated@1 from federated training" in out
     assert "approved on the console" in out
+    # financing (docs/financing.md)
+    assert "the enterprise sees its application approved" in out
+    assert "1 approved, CNY 500,000 disbursed, weighted rate 3.85 %" in out
     # scoring
     assert "after the enterprise revoked: refused — grant_revoked" in out
     assert "AUC joint HE model" in out

@@ -189,6 +189,12 @@ def story(
     bank.post(
         client, "/v1/verify", {"grant": "bad", "feature": "tax.paid_12m", "op": ">=", "value": 1}
     )
+    # The financing pages (tests/web/test_financing_pages.py): a product, an application.
+    from tests.gateway.test_financing_api import PRODUCT
+    from tests.web.test_financing_pages import applied, staff
+
+    product = bank.post(client, "/v1/products", {**PRODUCT, "name": "Walk loan"}).get_json()["id"]
+    application, _ = applied(ent, product)
     settle(app)
     model = _pending_model(app)
     return Walk(
@@ -196,6 +202,9 @@ def story(
             "enterprise": ent,
             "department": make_person("department", department="tax"),
             "operator": make_person("operator"),
+            "bank": staff(app, "walk_bank"),
+            "products": ent,
+            "accounts": ent,  # sign-up's pages (gateway.web.accounts)
         },
         params={
             "consent_id": active,
@@ -205,6 +214,9 @@ def story(
             "fmt": "csv",
             "filename": "xinyi.css",
             "ref": model,
+            "product_id": product,
+            "application_id": application,
+            # The enterprise's administrator invites a colleague (sign-up's invite page).
             "token": app.extensions["xinyi"].registry.invite(ent.login, valid_seconds=3600)[0],
         },
         extra=[
