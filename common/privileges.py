@@ -51,6 +51,15 @@ APP_TABLES: Mapping[str, tuple[str, ...]] = {
     # Objections and credit repair: decided by a conditional UPDATE, never deleted.
     "objections": _RW,
     "repairs": _RW,
+    # Nodes (issue 18): peers change status, the outbox is marked delivered; the
+    # inbox, forwarded objections and relayed consents are written once.
+    "node_identity": ("SELECT", "INSERT"),
+    "node_peers": _RW,
+    "node_outbox": _RW,
+    "node_inbox": ("SELECT", "INSERT"),
+    "node_child_statistics": _RW,
+    "node_forwarded_objections": ("SELECT", "INSERT"),
+    "node_relayed_consents": ("SELECT", "INSERT"),
 }
 
 AUDIT_TABLES: Mapping[str, tuple[str, ...]] = {

@@ -348,6 +348,18 @@ class Casework(_Frozen):
     repairable: tuple[str, ...] = ()
 
 
+class Nodes(_Frozen):
+    """The node network (``nodes``, docs/network.md)."""
+
+    assertion_max_seconds: int = Field(default=120, ge=10, le=600)
+    relay_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+    # Durable outbox to peers: exponential backoff from base up to cap, batch size.
+    backoff_seconds: float = Field(default=1.0, gt=0, le=600)
+    backoff_cap_seconds: float = Field(default=30.0, gt=0, le=3600)
+    batch_max: int = Field(default=500, ge=1, le=500)
+    delivery_interval_seconds: float = Field(default=0.5, gt=0, le=60)
+
+
 class Database(_Frozen):
     # None means the embedded default: SQLite in the instance folder.
     url: str | None = None
@@ -371,6 +383,7 @@ class ConfigFile(_Frozen):
     )
     calendar: Calendar = Calendar()
     casework: Casework = Casework()
+    nodes: Nodes = Nodes()  # the node network (issue 18)
     departments: tuple[Department, ...]
     purposes: Mapping[Identifier, Purpose]
     categories: Mapping[Identifier, Category]
