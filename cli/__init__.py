@@ -25,6 +25,7 @@ _COMMANDS: dict[str, tuple[str, str]] = {
     "init": ("cli.server", "init"),
     "serve": ("cli.server", "serve"),
     "demo": ("cli.demo", "demo"),
+    "node": ("cli.node", "group"),  # the node network (issue 18)
 }
 
 

@@ -148,11 +148,12 @@ def division_code(uscc: str) -> str:
 def route(code: str, own: NodeIdentity, peers: Sequence[Peer]) -> Peer | None:
     """The peer that holds an enterprise of division code ``code``, or None when this
     node does (or nobody matches: then this node answers, and knows nothing of it).
-    Longest prefix wins; suspended peers are never routed to."""
+    Longest prefix wins; a suspended peer is returned too (the caller refuses: its
+    enterprises are nobody else's)."""
     best: Peer | None = None
     best_len = len(own.region) if code.startswith(own.region) else -1
     for p in peers:
-        if p.active and code.startswith(p.region) and len(p.region) > best_len:
+        if code.startswith(p.region) and len(p.region) > best_len:
             best, best_len = p, len(p.region)
     return best
 

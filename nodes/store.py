@@ -159,7 +159,12 @@ def init_identity(engine: Engine, ident: NodeIdentity, now: int) -> None:
 
 def _peer(row: Mapping[str, Any]) -> Peer:
     return Peer(
-        row["name"], row["url"], json.loads(row["jwk"]), row["relation"], row["region"], row["status"]
+        row["name"],
+        row["url"],
+        json.loads(row["jwk"]),
+        row["relation"],
+        row["region"],
+        row["status"],
     )
 
 
@@ -321,9 +326,7 @@ def record_received(s: Session, peer_name: str, m: Message, now: int) -> None:
 
 def received_count(conn: Connection | Session, peer_name: str) -> int:
     return int(
-        conn.execute(
-            sa.select(sa.func.count()).where(node_inbox.c.peer == peer_name)
-        ).scalar_one()
+        conn.execute(sa.select(sa.func.count()).where(node_inbox.c.peer == peer_name)).scalar_one()
     )
 
 
@@ -432,3 +435,37 @@ def relayed_consent_peer(
         )
     ).first()
     return None if row is None else str(row.peer)
+
+
+# Up: what a child queues for its parent -------------------------------------------------
+def parent(conn: Connection | Session) -> Peer | None:
+    return next((p for p in peers(conn) if p.relation == "parent"), None)
+
+
+def push_statistics(
+    s: Session, month: str, figures_by_region: Mapping[str, Mapping[str, Any]], now: int
+) -> int:
+    """Queue one ``statistics`` message per region for the parent, in the caller's
+    transaction; returns how many (0 when this node has no parent)."""
+    up = parent(s)
+    if up is None:
+        return 0
+    for region, figures in sorted(figures_by_region.items()):
+        enqueue(
+            s, up.name, "statistics", {"region": region, "month": month, "figures": figures}, now
+        )
+    return len(figures_by_region)
+
+
+def enqueue_up(s: Session, kind: str, payload: Mapping[str, Any], now: int) -> int | None:
+    """Queue one message for the parent; None when this node has none."""
+    up = parent(s)
+    return None if up is None else enqueue(s, up.name, kind, payload, now)
+
+
+def children_statistics(engine: Engine, month: str) -> list[dict[str, Any]]:
+    """The figures this node's children pushed for ``month``, one item per (child,
+    region): ``{node, region, month, **figures}`` (for a parent's ``GET
+    /v1/statistics`` ``by_region``)."""
+    with read_connection(engine) as c:
+        return child_statistics(c, month)

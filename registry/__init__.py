@@ -154,6 +154,29 @@ class Registry:
             raise AlreadyRegistered(f"institution {institution_id!r} exists") from e
         return self.institution(institution_id)
 
+    def vouched_institution(self, institution_id: str, *, name: str, jwk: Any) -> None:
+        """Record an institution a peer node vouches for (``node:<node>/<id>``, issue 18)
+        as active unless it is known already (a suspended one stays suspended). ``jwk``
+        is the vouching node's key: that node may act for it anyway (docs/network.md)."""
+        if self.client(institution_id) is not None:
+            return
+        now = self._now()
+        try:
+            with self.engine.begin() as c:
+                c.execute(
+                    institutions.insert().values(
+                        id=institution_id,
+                        name=name[:200],
+                        jwk=json.dumps(jwk),
+                        status="active",
+                        webhook_url=None,
+                        created_at=now,
+                        status_changed_at=now,
+                    )
+                )
+        except IntegrityError:
+            pass  # recorded by a concurrent relay
+
     def institution(self, institution_id: str) -> Institution:
         with self.engine.connect() as c:
             row = c.execute(

@@ -14,4 +14,7 @@ def register(app: Flask) -> None:
     for bp in (core.bp, consent.bp, audit.bp, data.bp, score.bp, objections.bp, openapi.bp):
         app.register_blueprint(bp)
     app.register_blueprint(training.bp)  # federated training sessions
+    from gateway.api import nodes
+
+    app.register_blueprint(nodes.bp)  # node-to-node calls (issue 18)
     web.register(app)  # the console pages (gateway/web), not part of the JSON API

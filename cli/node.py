@@ -1,0 +1,167 @@
+"""`xinyi node`: this instance as a node of the network (CONTRACT v2 "Nodes",
+docs/network.md): identity, node key, peers, suspending a child, the outbox."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import click
+
+from cli.instance import instance_settings
+from common.db import make_engine, read_connection, write_session
+from common.errors import InvalidInput
+
+
+@click.group(name="node")
+def group() -> None:
+    """This instance as a node: city, province or national (docs/network.md)."""
+
+
+def _engine(ctx: click.Context):  # type: ignore[no-untyped-def]
+    return make_engine(instance_settings(ctx).database_url)
+
+
+@group.command("init")
+@click.option("--name", required=True, help="This node's name, e.g. jiangsu, jiangyin.")
+@click.option("--region", required=True, help="The division-code prefix served: 32, 320281.")
+@click.pass_context
+def init(ctx: click.Context, name: str, region: str) -> None:
+    """Make this instance node NAME serving division codes starting with REGION."""
+    from keys import KeyRing
+    from nodes import core, store
+
+    ident = core.NodeIdentity(core.check_name(name), core.check_region(region))
+    settings = instance_settings(ctx)
+    KeyRing(settings).ensure_all()  # the *nodes* key of an instance made before nodes
+    store.init_identity(make_engine(settings.database_url), ident, int(time.time()))
+    click.echo(f"node {ident.name} serving {ident.region or '(all)'}")
+
+
+@group.command("key")
+@click.pass_context
+def key(ctx: click.Context) -> None:
+    """Print this node's public JWK (give it to the peers: `xinyi node add-peer --jwk`)."""
+    from keys import KeyRing
+    from keys.jwk import public_jwk
+
+    ring = KeyRing(instance_settings(ctx))
+    ring.ensure_all()
+    record = ring.signing_key("nodes")
+    click.echo(json.dumps({**public_jwk(record.private.public_key()), "kid": record.kid}))
+
+
+@group.command("add-peer")
+@click.argument("name")
+@click.option("--url", required=True, help="The peer's public URL (its server.public_url).")
+@click.option(
+    "--jwk",
+    "jwk_path",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="The peer's public node JWK (its `xinyi node key`).",
+)
+@click.option("--relation", type=click.Choice(["parent", "child"]), required=True)
+@click.option("--region", required=True, help="The division-code prefix the peer serves.")
+@click.pass_context
+def add_peer(
+    ctx: click.Context, name: str, url: str, jwk_path: Path, relation: str, region: str
+) -> None:
+    """Link a peer node: a parent (province, national) or a child (city, province)."""
+    from nodes import core, store
+
+    try:
+        jwk = json.loads(jwk_path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as e:
+        raise InvalidInput(f"{jwk_path}: not a JSON JWK", code="node_peer_invalid") from e
+    if isinstance(jwk, dict):
+        jwk.pop("kid", None)
+    engine = _engine(ctx)
+    with read_connection(engine) as c:
+        own = store.require_identity(c)
+    peer = core.make_peer(name, url=url, jwk=jwk, relation=relation, region=region, own=own)
+    store.add_peer(engine, peer, int(time.time()))
+    click.echo(f"peer {peer.name} ({peer.relation}, {peer.region or '(all)'}) at {peer.url}")
+
+
+@group.command("suspend")
+@click.argument("name")
+@click.pass_context
+def suspend(ctx: click.Context, name: str) -> None:
+    """Cut a child off (有进有出, AH 11; JS 4): its calls are refused node_suspended and
+    nothing is relayed or sent to it; its messages wait."""
+    from nodes import store
+
+    peer = store.set_status(_engine(ctx), name, "suspended", int(time.time()))
+    click.echo(f"peer {peer.name} is {peer.status}")
+
+
+@group.command("resume")
+@click.argument("name")
+@click.pass_context
+def resume(ctx: click.Context, name: str) -> None:
+    """Let a suspended child back in."""
+    from nodes import store
+
+    peer = store.set_status(_engine(ctx), name, "active", int(time.time()))
+    click.echo(f"peer {peer.name} is {peer.status}")
+
+
+@group.command("peers")
+@click.pass_context
+def peers(ctx: click.Context) -> None:
+    """This node and its peers, one a line."""
+    from nodes import store
+
+    with read_connection(_engine(ctx)) as c:
+        own = store.require_identity(c)
+        found = store.peers(c)
+        waiting = store.outbox_depth(c)
+    click.echo(f"self\t{own.name}\t{own.region}\t(outbox: {waiting} waiting)")
+    for p in found:
+        click.echo(f"{p.relation}\t{p.name}\t{p.region}\t{p.status}\t{p.url}")
+
+
+@group.command("push-statistics")
+@click.option("--month", required=True, help="YYYY-MM")
+@click.option(
+    "--figures",
+    "figures_path",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="JSON {region: {name: number}}: this node's monthly figures by region.",
+)
+@click.pass_context
+def push_statistics(ctx: click.Context, month: str, figures_path: Path) -> None:
+    """Queue this month's figures for the parent (delivered by the outbox loop)."""
+    from nodes import store
+
+    figures = json.loads(figures_path.read_text(encoding="utf-8"))
+    if not isinstance(figures, dict):
+        raise InvalidInput("figures: a JSON object by region", code="node_message_invalid")
+    engine = _engine(ctx)
+    with write_session(engine) as s:
+        n = store.push_statistics(s, month, figures, int(time.time()))
+    click.echo(f"{n} messages queued for the parent")
+
+
+@group.command("deliver")
+@click.pass_context
+def deliver(ctx: click.Context) -> None:
+    """Deliver what waits in the outbox now (the server does it in the background)."""
+    from keys import KeyRing
+    from nodes import core
+    from nodes.delivery import NodeOutbox
+
+    settings = instance_settings(ctx)
+    ring = KeyRing(settings)
+    outbox = NodeOutbox(
+        settings,
+        make_engine(settings.database_url),
+        lambda claims: ring.sign_jwt("nodes", claims, headers={"typ": core.TYP_NODE}),
+    )
+    try:
+        click.echo(f"{outbox.deliver_due(max_seconds=60)} messages delivered")
+    finally:
+        outbox.close()
