@@ -213,12 +213,12 @@ def _holding_peer(
             name = node_store.relayed_consent_peer(c, found["consent"], principal.id)
         held = next((p for p in peers if p.name == name), None)
         return None if held is None else (_usable(held), None)
-    targets = {core.route(core.division_code(u), own, peers) for u in named}
-    if len(targets) > 1:
+    routed = [core.route(core.division_code(u), own, peers) for u in named]
+    if len({p.name if p else None for p in routed}) > 1:
         raise RelayRefused(
             "the enterprises of one batch must be held by one node: send one batch per node"
         )
-    target = next(iter(targets)) if targets else None
+    target = routed[0] if routed else None
     if target is None:
         return None
     return _usable(target), (named[0] if len(set(named)) == 1 else None)

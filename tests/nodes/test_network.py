@@ -1,0 +1,329 @@
+"""Three real nodes (province 32, cities 320281 and 320282), each its own database and
+port: a bank registered at the province verifies a Jiangyin enterprise under a grant
+Jiangyin issued, both logs hold their entry; peers' bad inputs are refused and change
+nothing; a suspended child is refused; a city killed during an upward push catches up
+after restart with nothing lost or doubled."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import jwt
+import pytest
+import sqlalchemy as sa
+
+from bank.client import GatewayClient
+from common.db import make_engine, write_session
+from common.settings import load_settings
+from gateway.api import schemas
+from keys import KeyRing
+from nodes import core
+from nodes import store as node_store
+from nodes.delivery import ASSERTION_HEADER
+from tests.conftest import BACKENDS, PG_URL
+from tests.nodes.network import BANK_ID, PASSWORD, Network, Node, city_uscc, three_nodes
+
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def net(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Network]:
+    if request.param == "postgresql" and not PG_URL:
+        pytest.skip("XINYI_TEST_DATABASE_URL not set")
+    root = tmp_path_factory.mktemp(f"nodes-{request.param}")
+    with three_nodes(root, PG_URL if request.param == "postgresql" else None) as network:
+        yield network
+
+
+def bank(net: Network) -> GatewayClient:
+    return GatewayClient(net.province.url, BANK_ID, net.bank_key)
+
+
+def enterprise_session(node: Node, login: str) -> tuple[httpx.Client, str]:
+    client = httpx.Client(base_url=node.url, timeout=30)
+    resp = client.post("/v1/session", json={"login": login, "password": PASSWORD})
+    assert resp.status_code == 200, resp.text
+    return client, str(resp.json()["csrf_token"])
+
+
+def approved_grant(net: Network, ops: list[str]) -> tuple[str, dict[str, Any]]:
+    b = bank(net)
+    created = b.call(
+        "POST",
+        "/v1/consents",
+        {
+            "enterprise": net.enterprise,
+            "purpose": "working_capital_loan",
+            "ops": ops,
+            "categories": ["tax"],
+            "duration_days": 30,
+            "max_uses": 10,
+        },
+    )
+    assert created["status"] == "pending" and isinstance(created["relay_audit_index"], int)
+    # The enterprise approves at its own node.
+    ent, csrf = enterprise_session(net.jiangyin, net.enterprise_login)
+    resp = ent.post(f"/v1/consents/{created['id']}/approve", headers={"X-CSRF-Token": csrf})
+    assert resp.status_code == 200, resp.text
+    # The bank reads the consent through its own node.
+    view = b.call("GET", f"/v1/consents/{created['id']}")
+    schemas.ConsentView.model_validate(view)
+    assert view["status"] == "active"
+    return str(view["grant"]), view
+
+
+def node_signer(node: Node) -> KeyRing:
+    return KeyRing(load_settings(env=node.env))
+
+
+def signed(node: Node, ring: KeyRing, to: Node, endpoint: str, body: bytes, **extra: Any) -> str:
+    claims = core.assertion_claims(
+        sender=node.name, audience=to.url + endpoint, body=body, now=int(time.time()),
+        lifetime=60, **extra,
+    )  # fmt: skip
+    return ring.sign_jwt("nodes", claims, headers={"typ": core.TYP_NODE})
+
+
+def post(to: Node, path: str, body: bytes, assertion: str) -> httpx.Response:
+    return httpx.post(
+        to.url + path,
+        content=body,
+        headers={"Content-Type": "application/json", ASSERTION_HEADER: assertion},
+        timeout=30,
+    )
+
+
+def inbox_ids(node: Node, peer: str) -> list[str]:
+    engine = make_engine(node.database_url)
+    try:
+        with engine.connect() as c:
+            rows = c.execute(
+                sa.select(node_store.node_inbox.c.message_id).where(
+                    node_store.node_inbox.c.peer == peer
+                )
+            )
+            return [r.message_id for r in rows]
+    finally:
+        engine.dispose()
+
+
+# The relay ------------------------------------------------------------------------------
+def test_a_province_bank_verifies_a_city_enterprise_under_the_citys_grant(net: Network) -> None:
+    grant, _ = approved_grant(net, ["verify", "report"])
+    claims = jwt.decode(grant, options={"verify_signature": False})
+    # The holding node issued the grant, to the institution its parent vouches for.
+    assert claims["iss"] == net.jiangyin.url
+    assert claims["aud"] == "node:jiangsu/bank-prov"
+    b = bank(net)
+    yes = b.call(
+        "POST", "/v1/verify", {"grant": grant, "feature": "tax.paid_12m", "op": ">=", "value": 100000}
+    )
+    no = b.call(
+        "POST", "/v1/verify", {"grant": grant, "feature": "tax.paid_12m", "op": ">=", "value": 900000}
+    )
+    schemas.Verified.model_validate(yes)
+    assert yes["result"] is True and no["result"] is False
+    report = b.call("GET", f"/v1/enterprises/{net.enterprise}/report", params={"grant": grant})
+    schemas.Report.model_validate(report)
+    assert report["banded"]["tax.paid_12m"] is not None
+
+    # The holding node's log: the access, by the vouched institution (the enterprise
+    # reads entries about itself).
+    ent, _ = enterprise_session(net.jiangyin, net.enterprise_login)
+    held = ent.get(f"/v1/audit/entries/{yes['audit_index']}").json()["entry"]
+    assert held["institution"] == "node:jiangsu/bank-prov"
+    assert held["operation"] == "verify" and held["decision"] == "allowed"
+    assert held["enterprise"] == net.enterprise
+    # The relaying node's log: the relay, by the bank itself.
+    relayed = b.call("GET", f"/v1/audit/entries/{yes['relay_audit_index']}")["entry"]
+    assert relayed["institution"] == BANK_ID
+    assert relayed["operation"] == "relay" and relayed["decision"] == "relayed:jiangyin"
+    assert relayed["enterprise"] == net.enterprise
+    # The province holds no access entry of its own about that verification.
+    assert relayed["features"] == [] and relayed.get("grant_id") is None
+
+
+def test_the_grant_is_useless_outside_the_relay(net: Network) -> None:
+    """A grant issued to node:jiangsu/bank-prov does not verify at the province itself
+    (another issuer), and a local caller at Jiangyin is not its audience."""
+    grant, _ = approved_grant(net, ["verify"])
+    zhangjg_enterprise = city_uscc("320282", 7)
+    b = bank(net)
+    # Naming another city's enterprise in the body does not re-route a Jiangyin grant:
+    # the route follows the grant's subject.
+    resp = b._send(
+        "POST",
+        "/v1/verify",
+        json={"grant": grant, "feature": "tax.paid_12m", "op": "<=", "value": 1},
+        headers={"Authorization": f"Bearer {b.token()}"},
+    )
+    assert resp.status_code == 200 and resp.json()["result"] is False
+    assert zhangjg_enterprise[2:8] == "320282"
+
+
+# Bad input from a peer --------------------------------------------------------------------
+def test_a_forged_node_assertion_is_refused(net: Network) -> None:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    body = json.dumps({"messages": [{"id": "jiangsu:1", "kind": "note", "payload": {}, "created_at": 1}]}).encode()
+    forged_key = Ed25519PrivateKey.generate()
+    claims = core.assertion_claims(
+        sender="jiangsu", audience=net.jiangyin.url + "/v1/node/messages", body=body,
+        now=int(time.time()), lifetime=60,
+    )  # fmt: skip
+    forged = jwt.encode(claims, forged_key, algorithm="EdDSA", headers={"typ": core.TYP_NODE})
+    resp = post(net.jiangyin, "/v1/node/messages", body, forged)
+    assert resp.status_code == 401 and resp.json()["error"] == "node_assertion_invalid"
+    # An unknown node.
+    stranger = jwt.encode(
+        {**claims, "iss": "nobody", "sub": "nobody"}, forged_key, algorithm="EdDSA",
+        headers={"typ": core.TYP_NODE},
+    )  # fmt: skip
+    resp = post(net.jiangyin, "/v1/node/messages", body, stranger)
+    assert resp.status_code == 401 and resp.json()["error"] == "node_unknown"
+    assert "jiangsu:1" not in inbox_ids(net.jiangyin, "jiangsu")
+
+
+def test_bad_peer_inputs_are_refused_and_change_nothing(net: Network) -> None:
+    ring = node_signer(net.jiangyin)
+    path = "/v1/node/messages"
+
+    def batch(*messages: dict[str, Any]) -> bytes:
+        return json.dumps({"messages": list(messages)}).encode()
+
+    note = {"id": "jiangyin:9001", "kind": "note", "payload": {}, "created_at": 1}
+    good = batch(note)
+    token = signed(net.jiangyin, ring, net.province, path, good)
+    first = post(net.province, path, good, token)
+    assert first.status_code == 200 and first.json() == {"accepted": 1, "duplicates": 0}
+    # The same assertion again: a replay.
+    again = post(net.province, path, good, token)
+    assert again.status_code == 401 and again.json()["error"] == "node_assertion_replayed"
+    # The same message id in a fresh assertion: idempotent, no second effect.
+    fresh = post(net.province, path, good, signed(net.jiangyin, ring, net.province, path, good))
+    assert fresh.status_code == 200 and fresh.json() == {"accepted": 0, "duplicates": 1}
+    # An assertion for another body.
+    other = batch({**note, "id": "jiangyin:9002"})
+    resp = post(net.province, path, other, signed(net.jiangyin, ring, net.province, path, good))
+    assert resp.status_code == 401 and resp.json()["error"] == "node_assertion_invalid"
+    # A region it does not serve: the whole batch is refused, the good message too.
+    stats = {
+        "id": "jiangyin:9003", "kind": "statistics", "created_at": 1,
+        "payload": {"region": "320282", "month": "2026-11", "figures": {"applications": 5}},
+    }  # fmt: skip
+    both = batch({**note, "id": "jiangyin:9004"}, stats)
+    resp = post(net.province, path, both, signed(net.jiangyin, ring, net.province, path, both))
+    assert resp.status_code == 403 and resp.json()["error"] == "node_region_not_served"
+    # Somebody else's message ids.
+    theirs = batch({**note, "id": "zhangjg:1"})
+    resp = post(net.province, path, theirs, signed(net.jiangyin, ring, net.province, path, theirs))
+    assert resp.status_code == 400 and resp.json()["error"] == "node_message_invalid"
+    ids = inbox_ids(net.province, "jiangyin")
+    assert "jiangyin:9001" in ids
+    assert not {"jiangyin:9002", "jiangyin:9003", "jiangyin:9004"} & set(ids)
+    # A relayed call for an enterprise the receiving node does not hold.
+    relay_body = json.dumps({"grant": "x.y.z", "feature": "tax.paid_12m", "op": ">=", "value": 1}).encode()
+    prov_ring = node_signer(net.province)
+    resp = post(
+        net.jiangyin, "/v1/node/relay", b"",
+        signed(
+            net.province, prov_ring, net.jiangyin, "/v1/node/relay", b"",
+            institution=BANK_ID, method="GET",
+            path=f"/v1/enterprises/{city_uscc('320282', 3)}/report", query="",
+        ),
+    )  # fmt: skip
+    assert resp.status_code == 403 and resp.json()["error"] == "node_region_not_served"
+    assert relay_body  # the body form is covered by the relay test above
+
+
+def test_a_suspended_child_is_refused(net: Network) -> None:
+    grant, _ = approved_grant(net, ["verify"])
+    net.province.cli("node", "suspend", "jiangyin")
+    try:
+        time.sleep(1.2)  # the province's routing directory is re-read every second
+        ring = node_signer(net.jiangyin)
+        body = json.dumps(
+            {"messages": [{"id": "jiangyin:9100", "kind": "note", "payload": {}, "created_at": 1}]}
+        ).encode()
+        resp = post(
+            net.province,
+            "/v1/node/messages",
+            body,
+            signed(net.jiangyin, ring, net.province, "/v1/node/messages", body),
+        )
+        assert resp.status_code == 403 and resp.json()["error"] == "node_suspended"
+        b = bank(net)
+        resp = b._send(
+            "POST",
+            "/v1/verify",
+            json={"grant": grant, "feature": "tax.paid_12m", "op": ">=", "value": 1},
+            headers={"Authorization": f"Bearer {b.token()}"},
+        )
+        assert resp.status_code == 403 and resp.json()["error"] == "node_suspended"
+        assert "jiangyin:9100" not in inbox_ids(net.province, "jiangyin")
+    finally:
+        net.province.cli("node", "resume", "jiangyin")
+    time.sleep(1.2)
+    b = bank(net)
+    ok = b.call("POST", "/v1/verify", {"grant": grant, "feature": "tax.paid_12m", "op": ">=", "value": 1})
+    assert ok["result"] is True
+
+
+# Up: statistics and the durable outbox ----------------------------------------------------
+def test_a_city_killed_during_an_upward_push_catches_up_without_loss_or_doubling(
+    net: Network, tmp_path: Path
+) -> None:
+    city = net.zhangjg
+    engine = make_engine(city.database_url)
+    total = 1500
+    try:
+        with write_session(engine) as s:
+            for region, n in (("320282", 11), ("32028201", 3)):
+                node_store.enqueue(
+                    s, "jiangsu", "statistics",
+                    {"region": region[:6], "month": "2026-11", "figures": {"applications": n}},
+                    int(time.time()),
+                )  # fmt: skip
+            for _ in range(total - 2):
+                node_store.enqueue(s, "jiangsu", "note", {"n": 1}, int(time.time()))
+        with engine.connect() as c:
+            queued = [
+                r.seq
+                for r in c.execute(
+                    sa.select(node_store.node_outbox.c.seq).where(
+                        node_store.node_outbox.c.delivered_at.is_(None)
+                    )
+                )
+            ]
+        assert len(queued) == total
+        # Kill the city as soon as the province has taken some, not all.
+        deadline = time.monotonic() + 60
+        while True:
+            got = len(inbox_ids(net.province, "zhangjg"))
+            if got > 0 or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        city.kill()
+        partial = len(inbox_ids(net.province, "zhangjg"))
+        assert 0 < partial
+        city.start()
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            with engine.connect() as c:
+                if node_store.outbox_depth(c) == 0:
+                    break
+            time.sleep(0.2)
+        ids = inbox_ids(net.province, "zhangjg")
+        expected = {f"zhangjg:{seq}" for seq in queued}
+        assert expected <= set(ids)  # nothing lost
+        assert len(ids) == len(set(ids))  # nothing doubled (the key guarantees it)
+        figures = node_store.children_statistics(make_engine(net.province.database_url), "2026-11")
+        mine = [f for f in figures if f["node"] == "zhangjg"]
+        # The later push of the same (region, month) replaced the earlier one.
+        assert mine == [{"node": "zhangjg", "region": "320282", "month": "2026-11", "applications": 3}]
+    finally:
+        engine.dispose()
