@@ -276,7 +276,7 @@ def _forward(
     )
     headers = {
         ASSERTION_HEADER: net.sign(claims),
-        "Content-Type": request.headers.get("Content-Type", "application/json"),
+        "Content-Type": "application/octet-stream",
         "X-Request-Id": str(g.get("request_id", "")),
     }
     try:
@@ -375,7 +375,8 @@ def _dispatch(
 ) -> Response:
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     outer_id = g.get("request_id")
-    headers = {"Content-Type": request.headers.get("Content-Type", "application/json")}
+    # Every relayable call with a body takes JSON (RELAYABLE).
+    headers = {"Content-Type": "application/json"} if body else {}
     # A fresh application context: the inner request has its own ``g``.
     with (
         app.app_context(),

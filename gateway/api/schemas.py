@@ -658,6 +658,20 @@ class Repairs(Answer):
 
 
 # --- nodes (issue 18) ---
+class NodeMessage(Body):
+    id: Annotated[str, Field(max_length=80, description="<sender>:<sequence>, unique")]
+    kind: Literal["statistics", "objection_overdue", "data_import", "note"]
+    payload: dict[str, Any]
+    created_at: Annotated[int, Field(ge=0)]
+
+
+class NodeBatch(Body):
+    """A peer's batch of outbox messages, in the sender's order."""
+
+    CODE: ClassVar[str] = "node_message_invalid"
+    messages: Annotated[list[NodeMessage], Field(min_length=1, max_length=500)]
+
+
 class NodeBatchAccepted(Answer):
     """A peer's batch of messages taken: each id acted upon once (``duplicates`` were
     acted upon before and had no second effect)."""

@@ -63,16 +63,12 @@ class Node:
         self.server = None
 
 
-def make_node(
-    root: Path, name: str, region: str, database_url: str | None, **config: Any
-) -> Node:
+def make_node(root: Path, name: str, region: str, database_url: str | None, **config: Any) -> Node:
     home = root / name
     url = database_url or f"sqlite:///{home / 'xinyi.db'}"
     port = free_port()
     node = Node(name, region, home, url, port)
-    node.env = instance_env(
-        home, url, port, audit={"checkpoint_interval_seconds": 0.5}, **config
-    )
+    node.env = instance_env(home, url, port, audit={"checkpoint_interval_seconds": 0.5}, **config)
     node.cli("init")
     node.cli("node", "init", "--name", name, "--region", region)
     return node
@@ -145,7 +141,13 @@ def three_nodes(root: Path, pg_admin_url: str | None) -> Iterator[Network]:
         key = Ed25519PrivateKey.generate()
         (root / "bank.jwk").write_text(json.dumps(public_jwk(key)), encoding="utf-8")
         province.cli(
-            "admin", "add-institution", BANK_ID, "--name", "省级银行", "--jwk", str(root / "bank.jwk")
+            "admin",
+            "add-institution",
+            BANK_ID,
+            "--name",
+            "省级银行",
+            "--jwk",
+            str(root / "bank.jwk"),
         )
         # An enterprise of Jiangyin: its tax data and its sign-in account at Jiangyin.
         enterprise = city_uscc("320281", 1)

@@ -29,9 +29,10 @@ from tests.conftest import BACKENDS, PG_URL
 from tests.nodes.network import BANK_ID, PASSWORD, Network, Node, city_uscc, three_nodes
 
 
-
 @pytest.fixture(scope="module", params=BACKENDS)
-def net(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Network]:
+def net(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Network]:
     if request.param == "postgresql" and not PG_URL:
         pytest.skip("XINYI_TEST_DATABASE_URL not set")
     root = tmp_path_factory.mktemp(f"nodes-{request.param}")
@@ -120,10 +121,14 @@ def test_a_province_bank_verifies_a_city_enterprise_under_the_citys_grant(net: N
     assert claims["aud"] == "node:jiangsu/bank-prov"
     b = bank(net)
     yes = b.call(
-        "POST", "/v1/verify", {"grant": grant, "feature": "tax.paid_12m", "op": ">=", "value": 100000}
+        "POST",
+        "/v1/verify",
+        {"grant": grant, "feature": "tax.paid_12m", "op": ">=", "value": 100000},
     )
     no = b.call(
-        "POST", "/v1/verify", {"grant": grant, "feature": "tax.paid_12m", "op": ">=", "value": 900000}
+        "POST",
+        "/v1/verify",
+        {"grant": grant, "feature": "tax.paid_12m", "op": ">=", "value": 900000},
     )
     schemas.Verified.model_validate(yes)
     assert yes["result"] is True and no["result"] is False
@@ -169,7 +174,9 @@ def test_the_grant_is_useless_outside_the_relay(net: Network) -> None:
 def test_a_forged_node_assertion_is_refused(net: Network) -> None:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-    body = json.dumps({"messages": [{"id": "jiangsu:1", "kind": "note", "payload": {}, "created_at": 1}]}).encode()
+    body = json.dumps(
+        {"messages": [{"id": "jiangsu:1", "kind": "note", "payload": {}, "created_at": 1}]}
+    ).encode()
     forged_key = Ed25519PrivateKey.generate()
     claims = core.assertion_claims(
         sender="jiangsu", audience=net.jiangyin.url + "/v1/node/messages", body=body,
@@ -226,7 +233,9 @@ def test_bad_peer_inputs_are_refused_and_change_nothing(net: Network) -> None:
     assert "jiangyin:9001" in ids
     assert not {"jiangyin:9002", "jiangyin:9003", "jiangyin:9004"} & set(ids)
     # A relayed call for an enterprise the receiving node does not hold.
-    relay_body = json.dumps({"grant": "x.y.z", "feature": "tax.paid_12m", "op": ">=", "value": 1}).encode()
+    relay_body = json.dumps(
+        {"grant": "x.y.z", "feature": "tax.paid_12m", "op": ">=", "value": 1}
+    ).encode()
     prov_ring = node_signer(net.province)
     resp = post(
         net.jiangyin, "/v1/node/relay", b"",
@@ -269,7 +278,9 @@ def test_a_suspended_child_is_refused(net: Network) -> None:
         net.province.cli("node", "resume", "jiangyin")
     time.sleep(1.2)
     b = bank(net)
-    ok = b.call("POST", "/v1/verify", {"grant": grant, "feature": "tax.paid_12m", "op": ">=", "value": 1})
+    ok = b.call(
+        "POST", "/v1/verify", {"grant": grant, "feature": "tax.paid_12m", "op": ">=", "value": 1}
+    )
     assert ok["result"] is True
 
 
@@ -309,7 +320,7 @@ def test_a_city_killed_during_an_upward_push_catches_up_without_loss_or_doubling
             time.sleep(0.05)
         city.kill()
         partial = len(inbox_ids(net.province, "zhangjg"))
-        assert 0 < partial
+        assert partial > 0
         city.start()
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
@@ -324,6 +335,8 @@ def test_a_city_killed_during_an_upward_push_catches_up_without_loss_or_doubling
         figures = node_store.children_statistics(make_engine(net.province.database_url), "2026-11")
         mine = [f for f in figures if f["node"] == "zhangjg"]
         # The later push of the same (region, month) replaced the earlier one.
-        assert mine == [{"node": "zhangjg", "region": "320282", "month": "2026-11", "applications": 3}]
+        assert mine == [
+            {"node": "zhangjg", "region": "320282", "month": "2026-11", "applications": 3}
+        ]
     finally:
         engine.dispose()
