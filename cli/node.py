@@ -165,3 +165,13 @@ def deliver(ctx: click.Context) -> None:
         click.echo(f"{outbox.deliver_due(max_seconds=60)} messages delivered")
     finally:
         outbox.close()
+
+
+@group.command("forward-overdue")
+@click.pass_context
+def forward_overdue(ctx: click.Context) -> None:
+    """Queue the objections overdue here for the parent, with their deadline (JS 14);
+    each goes up once (the server does this every nodes.forward_interval_seconds)."""
+    from gateway.node_up import forward_overdue_objections
+
+    click.echo(f"{forward_overdue_objections(_engine(ctx))} overdue objections queued")

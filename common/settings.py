@@ -358,6 +358,8 @@ class Nodes(_Frozen):
     backoff_cap_seconds: float = Field(default=30.0, gt=0, le=3600)
     batch_max: int = Field(default=500, ge=1, le=500)
     delivery_interval_seconds: float = Field(default=0.5, gt=0, le=60)
+    # How often overdue objections are looked for and forwarded to the parent (JS 14).
+    forward_interval_seconds: float = Field(default=60.0, gt=0, le=86400)
 
 
 class Database(_Frozen):

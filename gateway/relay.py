@@ -171,7 +171,12 @@ def init_app(app: Flask, *, background: bool) -> None:
     app.extensions["xinyi_nodes"] = net
     app.before_request(_relay_hook)
     if background:
+        from gateway.node_up import forward_overdue_objections
+
         svc._spawn("node-outbox", net.outbox.deliver_due, cfg.delivery_interval_seconds)
+        svc._spawn(
+            "node-up", lambda: forward_overdue_objections(svc.engine), cfg.forward_interval_seconds
+        )
 
 
 # The relaying side -------------------------------------------------------------------

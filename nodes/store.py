@@ -66,7 +66,10 @@ node_outbox = sa.Table(
     sa.Column("payload", sa.Text, nullable=False),
     sa.Column("created_at", sa.BigInteger, nullable=False),
     sa.Column("delivered_at", sa.BigInteger, nullable=True),
+    # What the message is about, when it must be sent once only (an overdue objection).
+    sa.Column("dedup_key", sa.String(100), nullable=True),
     sa.Index("ix_node_outbox_pending", "peer", "delivered_at", "seq"),
+    sa.UniqueConstraint("peer", "dedup_key", name="uq_node_outbox_dedup"),
     extend_existing=True,
 )
 
@@ -219,8 +222,25 @@ def set_status(engine: Engine, name: str, status: str, now: int) -> Peer:
 
 
 # Outbox --------------------------------------------------------------------------------
-def enqueue(s: Session, peer_name: str, kind: str, payload: Mapping[str, Any], now: int) -> int:
-    """Queue a message to ``peer_name`` in the caller's transaction; returns its seq."""
+def enqueue(
+    s: Session,
+    peer_name: str,
+    kind: str,
+    payload: Mapping[str, Any],
+    now: int,
+    *,
+    dedup_key: str | None = None,
+) -> int | None:
+    """Queue a message to ``peer_name`` in the caller's transaction; returns its seq, or
+    None when a message with ``dedup_key`` was queued for that peer before."""
+    if dedup_key is not None:
+        before = s.execute(
+            sa.select(node_outbox.c.seq).where(
+                (node_outbox.c.peer == peer_name) & (node_outbox.c.dedup_key == dedup_key)
+            )
+        ).first()
+        if before is not None:
+            return None
     result = s.execute(
         node_outbox.insert().values(
             peer=peer_name,
@@ -228,6 +248,7 @@ def enqueue(s: Session, peer_name: str, kind: str, payload: Mapping[str, Any], n
             payload=json.dumps(dict(payload), ensure_ascii=False, sort_keys=True),
             created_at=now,
             delivered_at=None,
+            dedup_key=dedup_key,
         )
     )
     return int(result.inserted_primary_key[0])
@@ -457,10 +478,15 @@ def push_statistics(
     return len(figures_by_region)
 
 
-def enqueue_up(s: Session, kind: str, payload: Mapping[str, Any], now: int) -> int | None:
-    """Queue one message for the parent; None when this node has none."""
+def enqueue_up(
+    s: Session, kind: str, payload: Mapping[str, Any], now: int, *, dedup_key: str | None = None
+) -> int | None:
+    """Queue one message for the parent; None when this node has none (or the
+    ``dedup_key`` was sent up before)."""
     up = parent(s)
-    return None if up is None else enqueue(s, up.name, kind, payload, now)
+    if up is None:
+        return None
+    return enqueue(s, up.name, kind, payload, now, dedup_key=dedup_key)
 
 
 def children_statistics(engine: Engine, month: str) -> list[dict[str, Any]]:

@@ -1,0 +1,121 @@
+"""Up to the parent: overdue objections are queued once each, with their deadline; a
+node without a parent queues nothing; the outbox retries a stopped receiver with
+backoff on a clock and loses nothing."""
+
+from __future__ import annotations
+
+import json
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import sqlalchemy as sa
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from casework import store as casework_store
+from casework.objections import Objection
+from common.db import make_engine, migrate, write_session
+from common.settings import load_settings
+from gateway.node_up import forward_overdue_objections
+from keys.jwk import public_jwk
+from nodes import core
+from nodes import store as node_store
+from nodes.delivery import NodeOutbox
+from tests.nodes.network import city_uscc
+
+CITY = core.NodeIdentity("jiangyin", "320281")
+
+
+@pytest.fixture
+def engine(tmp_path: Path) -> sa.Engine:
+    url = f"sqlite:///{tmp_path / 'city.db'}"
+    migrate(url)
+    return make_engine(url)
+
+
+def with_parent(engine: sa.Engine) -> None:
+    node_store.init_identity(engine, CITY, 1)
+    parent = core.make_peer(
+        "jiangsu", url="http://province.test", jwk=public_jwk(Ed25519PrivateKey.generate().public_key()),
+        relation="parent", region="32", own=CITY,
+    )  # fmt: skip
+    node_store.add_peer(engine, parent, 1)
+
+
+def objection(i: int, due: date) -> Objection:
+    return Objection(
+        id=f"obj-{i}", enterprise=city_uscc("320281", i), feature="tax.paid_12m",
+        department="tax", claim="wrong", status="open", filed_at=1, filed_by="e", due=due,
+    )  # fmt: skip
+
+
+def queued(engine: sa.Engine) -> list[dict[str, Any]]:
+    with engine.connect() as c:
+        rows = c.execute(sa.select(node_store.node_outbox).order_by(node_store.node_outbox.c.seq))
+        return [{**r._mapping, "payload": json.loads(r.payload)} for r in rows]
+
+
+def test_overdue_objections_go_up_once_with_their_deadline(engine: sa.Engine) -> None:
+    today = date(2026, 12, 7)
+    with write_session(engine) as s:
+        casework_store.insert(s, objection(1, today - timedelta(days=1)))
+        casework_store.insert(s, objection(2, today))  # due today: not overdue yet
+    assert forward_overdue_objections(engine, today) == 0  # no parent: nothing
+    with_parent(engine)
+    assert forward_overdue_objections(engine, today) == 1
+    assert forward_overdue_objections(engine, today) == 0  # not twice
+    assert forward_overdue_objections(engine, today + timedelta(days=1)) == 1  # the second
+    sent = queued(engine)
+    assert [m["payload"]["id"] for m in sent] == ["obj-1", "obj-2"]
+    assert sent[0]["peer"] == "jiangsu" and sent[0]["kind"] == "objection_overdue"
+    assert sent[0]["payload"]["due"] == "2026-12-06"
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.t = 1_000_000.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def test_a_stopped_receiver_gets_everything_in_order_after_backoff(
+    engine: sa.Engine, tmp_path: Path
+) -> None:
+    with_parent(engine)
+    with write_session(engine) as s:
+        for i in range(30):
+            node_store.enqueue(s, "jiangsu", "note", {"i": i}, 1)
+    received: list[str] = []
+    up = {"on": False}
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if not up["on"]:
+            raise httpx.ConnectError("connection refused")
+        body = json.loads(request.content)
+        received.extend(m["id"] for m in body["messages"])
+        return httpx.Response(200, json={"accepted": len(body["messages"]), "duplicates": 0})
+
+    clock = Clock()
+    settings = load_settings(
+        env={"XINYI_HOME": str(tmp_path), "XINYI_DATABASE_URL": str(engine.url)}
+    )
+    outbox = NodeOutbox(
+        settings, engine, lambda claims: "signed", clock=clock,
+        client=httpx.Client(transport=httpx.MockTransport(handler)),
+    )  # fmt: skip
+    # Five minutes down: attempts back off 1, 2, 4, ... 30 s (the cap).
+    for _ in range(300):
+        assert outbox.deliver_due() == 0
+        clock.t += 1.0
+    with engine.connect() as c:
+        attempts = int(c.execute(sa.select(node_store.node_peers.c.failures)).scalar_one())
+    assert received == [] and 10 <= attempts <= 20  # backed off, not 300 attempts
+    up["on"] = True
+    clock.t += 30.0  # at most the cap later, the next attempt is due
+    assert outbox.deliver_due() == 30
+    assert received == [f"jiangyin:{i}" for i in range(1, 31)]
+    with engine.connect() as c:
+        assert node_store.outbox_depth(c) == 0
