@@ -175,3 +175,87 @@ def forward_overdue(ctx: click.Context) -> None:
     from gateway.node_up import forward_overdue_objections
 
     click.echo(f"{forward_overdue_objections(_engine(ctx))} overdue objections queued")
+
+
+# Witnessing: every node cosigns its peers' checkpoints (audit/witness.py) -------------
+WITNESS_KEY_FILE = "node-witness.key"
+
+
+def witness_department(node: str) -> str:
+    """The name under which a peer registers this node's witness key."""
+    return f"node-{node}"
+
+
+@group.command("witness-key")
+@click.pass_context
+def witness_key(ctx: click.Context) -> None:
+    """Print this node's cosignature vkey (created on first use in the instance folder);
+    each peer registers it: `xinyi node add-witness NAME VKEY`."""
+    from audit.note import ALG_COSIGNATURE_V1
+    from cli.audit import _load_or_create_key
+    from nodes import store
+
+    settings = instance_settings(ctx)
+    with read_connection(make_engine(settings.database_url)) as c:
+        own = store.require_identity(c)
+    signer = _load_or_create_key(
+        settings.home / WITNESS_KEY_FILE, witness_department(own.name), create=True
+    )
+    click.echo(signer.verifier(ALG_COSIGNATURE_V1).vkey)
+
+
+@group.command("add-witness")
+@click.argument("name")
+@click.argument("vkey")
+@click.pass_context
+def add_witness(ctx: click.Context, name: str, vkey: str) -> None:
+    """Register peer NAME's witness key for this node's audit log."""
+    from audit.service import AuditLog
+    from keys import KeyRing
+    from nodes import store
+
+    settings = instance_settings(ctx)
+    engine = make_engine(settings.database_url)
+    with read_connection(engine) as c:
+        if store.peer(c, name) is None:
+            raise InvalidInput(f"no peer {name!r}", code="node_peer_invalid")
+    log = AuditLog(engine, settings, KeyRing(settings).checkpoint_signer())
+    verifier = log.register_witness(witness_department(name), vkey)
+    click.echo(f"witness {verifier.name} of node {name} registered")
+
+
+@group.command("witness")
+@click.pass_context
+def witness(ctx: click.Context) -> None:
+    """One witness round over every active peer: check its newest checkpoint against the
+    last this node cosigned (consistency proof, the new entries' hashes) and cosign it.
+    A fork or rollback at any peer exits 1 naming it (run from cron, like a
+    department's witness)."""
+    import httpx
+
+    from audit.errors import LogInconsistent, SignatureInvalid
+    from cli.audit import run_witness
+    from nodes import store
+
+    settings = instance_settings(ctx)
+    with read_connection(make_engine(settings.database_url)) as c:
+        own = store.require_identity(c)
+        found = [p for p in store.peers(c) if p.active]
+    failed = []
+    for p in found:
+        state = settings.home / "node-witness" / f"{p.name}.json"
+        with httpx.Client(base_url=p.url, timeout=30.0, trust_env=False) as client:
+            try:
+                new = run_witness(
+                    client,
+                    department=witness_department(own.name),
+                    state_path=state,
+                    key_path=settings.home / WITNESS_KEY_FILE,
+                )
+            except (LogInconsistent, SignatureInvalid) as e:
+                click.echo(f"REFUSED {p.name}: {e.code}: {e.message}", err=True)
+                failed.append(p.name)
+                continue
+        click.echo(f"cosigned {p.name}'s checkpoint of size {new.size}")
+    if failed:
+        raise SystemExit(1)

@@ -340,3 +340,38 @@ def test_a_city_killed_during_an_upward_push_catches_up_without_loss_or_doubling
         ]
     finally:
         engine.dispose()
+
+
+# Witnessing -------------------------------------------------------------------------------
+def test_every_node_cosigns_its_peers_checkpoints_and_refuses_a_swapped_log(
+    net: Network,
+) -> None:
+    import subprocess
+
+    from tests.live import ROOT, XINYI
+
+    nodes = [net.province, net.jiangyin, net.zhangjg]
+    for n in nodes:
+        vkey = n.cli("node", "witness-key").strip()
+        for other in nodes:
+            if other is not n and n.name in [
+                line.split("\t")[1] for line in other.cli("node", "peers").splitlines()[1:]
+            ]:
+                other.cli("node", "add-witness", n.name, vkey)
+    time.sleep(1.5)  # a checkpoint covering the entries so far
+    for _ in range(2):
+        out = net.province.cli("node", "witness")
+        assert "cosigned jiangyin's" in out and "cosigned zhangjg's" in out
+    assert "cosigned jiangsu's" in net.jiangyin.cli("node", "witness")
+    # Jiangyin's cosignature is on the province's log.
+    witnesses = httpx.get(net.province.url + "/v1/audit/witnesses", timeout=10).json()
+    assert "node-jiangyin" in json.dumps(witnesses)
+    # Another log served in place of Jiangyin's (a fork, as the province sees it):
+    # the province refuses, exits 1 and names it.
+    states = net.province.home / "node-witness"
+    (states / "jiangyin.json").write_text((states / "zhangjg.json").read_text())
+    proc = subprocess.run(
+        [*XINYI, "node", "witness"], env=net.province.env, capture_output=True, text=True,
+        timeout=120, cwd=ROOT,
+    )  # fmt: skip
+    assert proc.returncode == 1 and "REFUSED jiangyin" in proc.stderr

@@ -37,10 +37,10 @@ def engine(tmp_path: Path) -> sa.Engine:
 
 def with_parent(engine: sa.Engine) -> None:
     node_store.init_identity(engine, CITY, 1)
+    jwk = public_jwk(Ed25519PrivateKey.generate().public_key())
     parent = core.make_peer(
-        "jiangsu", url="http://province.test", jwk=public_jwk(Ed25519PrivateKey.generate().public_key()),
-        relation="parent", region="32", own=CITY,
-    )  # fmt: skip
+        "jiangsu", url="http://province.test", jwk=jwk, relation="parent", region="32", own=CITY
+    )
     node_store.add_peer(engine, parent, 1)
 
 
