@@ -259,3 +259,24 @@ def witness(ctx: click.Context) -> None:
         click.echo(f"cosigned {p.name}'s checkpoint of size {new.size}")
     if failed:
         raise SystemExit(1)
+
+
+@group.command("send-down")
+@click.argument("child")
+@click.argument("department")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.pass_context
+def send_down(ctx: click.Context, child: str, department: str, file: Path) -> None:
+    """Queue a CSV for CHILD, to load there as DEPARTMENT (a department named for this
+    node in the child's catalog, its nodes.parent_departments); all or nothing there."""
+    from nodes import store
+
+    text = file.read_text(encoding="utf-8")
+    engine = _engine(ctx)
+    with write_session(engine) as s:
+        found = store.peer(s, child)
+        if found is None or found.relation != "child":
+            raise InvalidInput(f"{child!r} is not a child of this node", code="node_peer_invalid")
+        payload = {"department": department, "csv": text, "file_name": file.name}
+        store.enqueue(s, child, "data_import", payload, int(time.time()))
+    click.echo(f"{file.name} queued for {child} as {department}")

@@ -360,6 +360,9 @@ class Nodes(_Frozen):
     delivery_interval_seconds: float = Field(default=0.5, gt=0, le=60)
     # How often overdue objections are looked for and forwarded to the parent (JS 14).
     forward_interval_seconds: float = Field(default=60.0, gt=0, le=86400)
+    # Catalog departments named for the parent: the only ones its data sent down may
+    # load as (all or nothing, provenance node:<parent>/<message id>).
+    parent_departments: tuple[str, ...] = ()
 
 
 class Database(_Frozen):

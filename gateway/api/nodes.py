@@ -25,6 +25,7 @@ from sqlalchemy.exc import IntegrityError
 from common import uscc as uscc_rules
 from common.db import write_session
 from common.errors import Conflict
+from common.logging import get_logger
 from gateway import relay
 from gateway.api import schemas
 from gateway.contract import operation
@@ -34,6 +35,7 @@ from nodes import store as node_store
 from nodes.errors import MessageInvalid, RegionNotServed
 
 bp = Blueprint("nodes", __name__)
+log = get_logger("gateway.api.nodes")
 _MONTH = re.compile(r"^[0-9]{4}-(0[1-9]|1[0-2])$")
 _DATE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
 
@@ -68,19 +70,69 @@ def messages_in(body: schemas.NodeBatch) -> dict[str, Any]:
         _check(peer, m)
     svc = services()
     now = int(time.time())
+    accepted = 0
     try:
-        with write_session(svc.engine) as s:
-            seen = node_store.seen(s, peer.name, [m.id for m in batch])
-            fresh = [m for m in batch if m.id not in seen]
-            for m in fresh:
-                node_store.record_received(s, peer.name, m, now)
-                _act(s, peer, m, now)
+        # Runs of ordinary messages commit together with their inbox rows; an import
+        # (its own all-or-nothing transaction in the records store) stands alone, in
+        # the batch's order.
+        run: list[core.Message] = []
+        for m in [*batch, None]:
+            if m is not None and m.kind != "data_import":
+                run.append(m)
+                continue
+            if run:
+                with write_session(svc.engine) as s:
+                    seen = node_store.seen(s, peer.name, [x.id for x in run])
+                    for x in run:
+                        if x.id not in seen:
+                            node_store.record_received(s, peer.name, x, now)
+                            _act(s, peer, x, now)
+                            accepted += 1
+                run = []
+            if m is not None:
+                accepted += _import_from_parent(svc, peer, m, now)
     except IntegrityError as e:  # the same batch taken by another worker at once
         raise Conflict(
             "these messages are being taken by another request; send again",
             code="node_message_in_flight",
         ) from e
-    return {"accepted": len(fresh), "duplicates": len(batch) - len(fresh)}
+    return {"accepted": accepted, "duplicates": len(batch) - accepted}
+
+
+def _import_from_parent(svc: Any, peer: core.Peer, m: core.Message, now: int) -> int:
+    """Load data sent down by the parent as an import of the department named for it,
+    all or nothing, its provenance (``node:<parent>/<message id>``) as the file name and
+    the parent as the actor; 1 when acted upon now, 0 when it was before."""
+    from records import store as records
+    from records.service import ImportRejected, import_csv
+
+    with write_session(svc.engine) as s:
+        if node_store.seen(s, peer.name, [m.id]):
+            return 0
+    department = str(m.payload["department"])
+    provenance = f"node:{peer.name}/{m.id}"
+    # Loaded before but not yet marked (a crash between the two): not again.
+    done = any(
+        r.file_name == provenance
+        for r in records.import_history(svc.engine, department, limit=1000)
+    )
+    if not done:
+        try:
+            import_csv(
+                svc.engine,
+                svc.catalog,
+                department,
+                str(m.payload["csv"]).encode("utf-8"),
+                file_name=provenance,
+                actor=f"node:{peer.name}",
+            )
+        except ImportRejected as e:
+            # Recorded as a rejected import with every bad row; the message was acted
+            # upon (a resend of the same bad file would be rejected the same way).
+            log.warning("node_import_rejected", peer=peer.name, message=m.id, code=e.code)
+    with write_session(svc.engine) as s:
+        node_store.record_received(s, peer.name, m, now)
+    return 1
 
 
 def _check(peer: core.Peer, m: core.Message) -> None:
@@ -116,7 +168,17 @@ def _check(peer: core.Peer, m: core.Message) -> None:
         if not isinstance(p.get("due"), str) or not _DATE.match(p["due"]):
             raise MessageInvalid(f"message {m.id}: due is YYYY-MM-DD")
     elif m.kind == "data_import":
-        raise MessageInvalid(f"message {m.id}: data sent down is not accepted yet")
+        if peer.relation != "parent":
+            raise MessageInvalid("data goes down: only the parent sends an import")
+        allowed = services().settings.config.nodes.parent_departments
+        department, csv = p.get("department"), p.get("csv")
+        if department not in allowed:
+            raise MessageInvalid(
+                f"message {m.id}: this node takes imports from its parent only as a "
+                f"department named for it (nodes.parent_departments: {list(allowed)})"
+            )
+        if not isinstance(csv, str):
+            raise MessageInvalid(f"message {m.id}: csv is the file's text")
 
 
 def _act(s: Any, peer: core.Peer, m: core.Message, now: int) -> None:

@@ -111,6 +111,44 @@ def drop_schema(admin_url: str, database_url: str) -> None:
     engine.dispose()
 
 
+PARENT_DEPARTMENT = "jiangsu_platform"
+
+
+def takes_province_data() -> dict[str, Any]:
+    """Config of a city that loads data sent down by the province as a department
+    named for it (with one category of its own)."""
+    import yaml
+
+    from common.settings import DEFAULT_CONFIG
+
+    raw = yaml.safe_load(DEFAULT_CONFIG.read_text(encoding="utf-8"))
+    return {
+        "nodes": {"parent_departments": [PARENT_DEPARTMENT]},
+        "departments": [
+            *raw["departments"],
+            {"id": PARENT_DEPARTMENT, "name": "江苏省平台", "name_en": "Jiangsu platform"},
+        ],
+        "categories": {
+            "provincial": {
+                "department": PARENT_DEPARTMENT,
+                "visibility": "non_public",
+                "name": "省级平台信息",
+                "name_en": "Provincial platform",
+                "features": {
+                    "subsidies_12m": {
+                        "type": "amount",
+                        "unit": "CNY",
+                        "description": "省级补贴近12个月",
+                        "description_en": "Provincial subsidies, last 12 months",
+                        "verify_ops": [">="],
+                        "bands": [0, 100000, 1000000],
+                    }
+                },
+            }
+        },
+    }
+
+
 @dataclass
 class Network:
     province: Node
@@ -130,7 +168,7 @@ def three_nodes(root: Path, pg_admin_url: str | None) -> Iterator[Network]:
     urls = [pg_schema_url(pg_admin_url) if pg_admin_url else None for _ in range(3)]
     nodes = [
         make_node(root, "jiangsu", "32", urls[0]),
-        make_node(root, "jiangyin", "320281", urls[1]),
+        make_node(root, "jiangyin", "320281", urls[1], **takes_province_data()),
         make_node(root, "zhangjg", "320282", urls[2], nodes={"batch_max": 50}),
     ]
     province, jiangyin, zhangjg = nodes

@@ -375,3 +375,59 @@ def test_every_node_cosigns_its_peers_checkpoints_and_refuses_a_swapped_log(
         timeout=120, cwd=ROOT,
     )  # fmt: skip
     assert proc.returncode == 1 and "REFUSED jiangyin" in proc.stderr
+
+
+# Down: data sent by the parent --------------------------------------------------------------
+def test_data_sent_down_loads_at_the_child_all_or_nothing_with_provenance(
+    net: Network, tmp_path: Path
+) -> None:
+    from records import store as records
+    from tests.nodes.network import PARENT_DEPARTMENT
+
+    good = tmp_path / "subsidies.csv"
+    good.write_text(f"uscc,provincial.subsidies_12m\n{net.enterprise},50000\n", encoding="utf-8")
+    bad = tmp_path / "bad.csv"
+    bad.write_text(
+        f"uscc,provincial.subsidies_12m\n{city_uscc('320281', 2)},12\nNOT-A-USCC,5\n",
+        encoding="utf-8",
+    )
+    net.province.cli("node", "send-down", "jiangyin", PARENT_DEPARTMENT, str(good))
+    net.province.cli("node", "send-down", "jiangyin", PARENT_DEPARTMENT, str(bad))
+    engine = make_engine(net.jiangyin.database_url)
+    try:
+        deadline = time.monotonic() + 60
+        history: list[Any] = []
+        while time.monotonic() < deadline:
+            history = records.import_history(engine, PARENT_DEPARTMENT)
+            if len(history) == 2:
+                break
+            time.sleep(0.2)
+        rejected, loaded = history  # newest first
+        assert loaded.status == "loaded" and loaded.row_count == 1
+        assert loaded.file_name.startswith("node:jiangsu/jiangsu:")
+        assert loaded.imported_by == "node:jiangsu"
+        assert rejected.status == "rejected" and rejected.bad_rows == 1
+        values = records.current_values(engine, net.enterprise, ["provincial.subsidies_12m"])
+        assert values == {"provincial.subsidies_12m": 50000}
+        # Nothing of the rejected file was loaded (all or nothing).
+        assert (
+            records.current_values(engine, city_uscc("320281", 2), ["provincial.subsidies_12m"])
+            == {}
+        )
+    finally:
+        engine.dispose()
+    # A child does not send data down to its parent.
+    ring = node_signer(net.jiangyin)
+    body = json.dumps(
+        {"messages": [{
+            "id": "jiangyin:9200", "kind": "data_import", "created_at": 1,
+            "payload": {"department": PARENT_DEPARTMENT, "csv": "uscc\n"},
+        }]}
+    ).encode()  # fmt: skip
+    resp = post(
+        net.province,
+        "/v1/node/messages",
+        body,
+        signed(net.jiangyin, ring, net.province, "/v1/node/messages", body),
+    )
+    assert resp.status_code == 400 and resp.json()["error"] == "node_message_invalid"
