@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results"
-ALL = ("consent", "audit", "data", "score", "train", "load", "scale", "grades")
+ALL = ("consent", "audit", "data", "score", "train", "load", "scale", "grades", "nodes")
 
 
 def main(names: list[str]) -> int:

@@ -27,6 +27,7 @@ import re
 import threading
 import time
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -143,6 +144,7 @@ class Network:
     directory: Directory
     outbox: NodeOutbox
     client: httpx.Client
+    pool: ThreadPoolExecutor  # settles relay entries' log indexes during the forward
 
     def sign(self, claims: Mapping[str, Any]) -> str:
         return self.services.keys.sign_jwt("nodes", claims, headers={"typ": core.TYP_NODE})
@@ -166,6 +168,9 @@ def init_app(app: Flask, *, background: bool) -> None:
         # Kept-alive connections to peers: a relayed call costs no new TCP handshake.
         client=httpx.Client(
             timeout=cfg.relay_timeout_seconds, follow_redirects=False, trust_env=False
+        ),
+        pool=ThreadPoolExecutor(
+            max_workers=svc.settings.config.server.threads, thread_name_prefix="relay-index"
         ),
     )
     app.extensions["xinyi_nodes"] = net

@@ -160,16 +160,19 @@ class Network:
 
 
 @contextmanager
-def three_nodes(root: Path, pg_admin_url: str | None) -> Iterator[Network]:
+def three_nodes(
+    root: Path, pg_admin_url: str | None, **config: Any
+) -> Iterator[Network]:
+    """The network, started; ``config`` is merged into every node's config.yaml."""
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
     from bank.profile import public_jwk
 
     urls = [pg_schema_url(pg_admin_url) if pg_admin_url else None for _ in range(3)]
     nodes = [
-        make_node(root, "jiangsu", "32", urls[0]),
-        make_node(root, "jiangyin", "320281", urls[1], **takes_province_data()),
-        make_node(root, "zhangjg", "320282", urls[2], nodes={"batch_max": 50}),
+        make_node(root, "jiangsu", "32", urls[0], **config),
+        make_node(root, "jiangyin", "320281", urls[1], **takes_province_data(), **config),
+        make_node(root, "zhangjg", "320282", urls[2], **{"nodes": {"batch_max": 50}, **config}),
     ]
     province, jiangyin, zhangjg = nodes
     try:
