@@ -28,13 +28,16 @@ import threading
 import time
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 import jwt
 from flask import Flask, Response, current_app, g, request
 
+from sqlalchemy.exc import SQLAlchemyError
+
+from audit.errors import AuditUnavailable
 from common import json_input
 from common.db import read_connection, write_session
 from common.errors import Error
@@ -144,7 +147,8 @@ class Network:
     directory: Directory
     outbox: NodeOutbox
     client: httpx.Client
-    pool: ThreadPoolExecutor  # settles relay entries' log indexes during the forward
+    pool: ThreadPoolExecutor  # writes relay entries while the holding node answers
+    vouched: set[str] = field(default_factory=set)  # relayed institutions seen recorded
 
     def sign(self, claims: Mapping[str, Any]) -> str:
         return self.services.keys.sign_jwt("nodes", claims, headers={"typ": core.TYP_NODE})
@@ -251,26 +255,23 @@ def _forward(
     enterprise: str | None,
 ) -> Response:
     svc = net.services
-    # Logged here first, committed before anything leaves (fail closed).
-    with write_session(svc.engine) as s:
-        if not svc.consent.institution_active(s, principal.id):
-            raise RelayRefused("the institution is suspended", code="institution_suspended")
-        queue_id = svc.audit.enqueue(
-            s,
-            {
-                **request_ids.for_entry(),
-                "time": int(time.time()),
-                "institution": principal.id,
-                "enterprise": enterprise,
-                "departments": [],
-                "categories": [],
-                "features": [],
-                "operation": "relay",
-                "grant_id": None,
-                "model_id": None,
-                "decision": f"relayed:{peer.name}",
-            },
-        )
+    # A's entry of the relay is written while B answers (the two overlap instead of
+    # adding up); the answer is served only once the entry has its place in A's log
+    # (fail closed: AuditUnavailable is a 503 and nothing is served).
+    entry = {
+        **request_ids.for_entry(),
+        "time": int(time.time()),
+        "institution": principal.id,
+        "enterprise": enterprise,
+        "departments": [],
+        "categories": [],
+        "features": [],
+        "operation": "relay",
+        "grant_id": None,
+        "model_id": None,
+        "decision": f"relayed:{peer.name}",
+    }
+    placed = net.pool.submit(_log_relay, svc, entry)
     cfg = svc.settings.config.nodes
     query = request.query_string.decode("latin-1")
     claims = core.assertion_claims(
@@ -293,12 +294,11 @@ def _forward(
         resp = net.client.post(peer.url + RELAY_PATH, content=body, headers=headers)
     except httpx.HTTPError as e:
         log.warning("relay_failed", peer=peer.name, error=type(e).__name__)
+        placed.result()  # the attempt is logged all the same
         raise PeerUnreachable(
             f"the node holding this enterprise ({peer.name}) did not answer; nothing served"
         ) from e
-    relay_index = int(
-        svc.audit.await_index(queue_id, svc.settings.config.audit.integrate_wait_seconds)
-    )
+    relay_index = placed.result()
     try:
         answer = resp.json()
     except ValueError:
@@ -319,8 +319,20 @@ def _forward(
     return out
 
 
+def _log_relay(svc: Services, entry: Mapping[str, Any]) -> int:
+    """Write the relay's entry in this node's log; its final index."""
+    try:
+        with write_session(svc.engine) as s:
+            queue_id = svc.audit.enqueue(s, entry)
+    except SQLAlchemyError as e:
+        raise AuditUnavailable("the audit log cannot record this relay; nothing served") from e
+    return int(svc.audit.await_index(queue_id, svc.settings.config.audit.integrate_wait_seconds))
+
+
 # The holding side --------------------------------------------------------------------
-def authenticate_peer(audience_path: str, body: bytes) -> tuple[core.Peer, dict[str, Any]]:
+def authenticate_peer(
+    audience_path: str, body: bytes
+) -> tuple[core.Peer, dict[str, Any], core.NodeIdentity, list[core.Peer]]:
     """The peer that signed this request's node assertion, and its claims; refuses an
     unknown node, a bad assertion, a replayed one and a suspended child."""
     svc = services()
@@ -330,7 +342,8 @@ def authenticate_peer(audience_path: str, body: bytes) -> tuple[core.Peer, dict[
     issuer = core.unverified_issuer(token)
     with read_connection(svc.engine) as c:
         own = node_store.identity(c)
-        peer = node_store.peer(c, issuer)
+        peers = node_store.peers(c)
+    peer = next((p for p in peers if p.name == issuer), None)
     if own is None or peer is None:
         raise NodeUnknown(f"node {issuer!r} is not a peer of this node")
     claims = core.verify_assertion(
@@ -346,13 +359,13 @@ def authenticate_peer(audience_path: str, body: bytes) -> tuple[core.Peer, dict[
     key, exp = core.replay_key(claims)
     if not svc.registry.use_assertion(key, exp):
         raise NodeAssertionReplayed("this node assertion was used before")
-    return peer, claims
+    return peer, claims, own, peers
 
 
 def receive_relay() -> Response:
     """``POST /v1/node/relay`` at the holding node: dispatch the institution's call."""
     body = request.get_data(cache=True)
-    peer, claims = authenticate_peer(RELAY_PATH, body)
+    peer, claims, own, peers = authenticate_peer(RELAY_PATH, body)
     institution, method, path = claims.get("institution"), claims.get("method"), claims.get("path")
     query = claims.get("query", "")
     if not isinstance(institution, str) or not INSTITUTION_ID.match(institution):
@@ -363,9 +376,6 @@ def receive_relay() -> Response:
     if target is None:
         raise RelayRefused("that call is not relayed between nodes")
     svc = services()
-    with read_connection(svc.engine) as c:
-        own = node_store.require_identity(c)
-        peers = node_store.peers(c)
     named = enterprises_named(*target, body)
     for uscc in named or []:
         if not core.serves(core.division_code(uscc), own, peers):
@@ -374,9 +384,12 @@ def receive_relay() -> Response:
                 "(one hop only: ask the node that does)"
             )
     relayed_id = core.relayed_institution(peer.name, institution)
-    svc.registry.vouched_institution(
-        relayed_id, name=f"{institution} @ {peer.name}", jwk=dict(peer.jwk)
-    )
+    vouched = network().vouched
+    if relayed_id not in vouched:  # once recorded it stays (its status is the store's)
+        svc.registry.vouched_institution(
+            relayed_id, name=f"{institution} @ {peer.name}", jwk=dict(peer.jwk)
+        )
+        vouched.add(relayed_id)
     return _dispatch(method, path, query, body, relayed_id, peer.name)
 
 

@@ -64,7 +64,7 @@ def relay_in() -> Response:
 )
 def messages_in(body: schemas.NodeBatch) -> dict[str, Any]:
     raw = flask_request.get_data(cache=True)
-    peer, _ = relay.authenticate_peer("/v1/node/messages", raw)
+    peer, _, _, _ = relay.authenticate_peer("/v1/node/messages", raw)
     batch = core.parse_batch(peer.name, body.model_dump())
     for m in batch:
         _check(peer, m)
