@@ -357,7 +357,7 @@ def authenticate_peer(
     if not peer.active:
         raise NodeSuspended(f"node {peer.name!r} is suspended by this node (AH 11; JS 4)")
     key, exp = core.replay_key(claims)
-    if not svc.registry.use_assertion(key, exp):
+    if not svc.registry.use_assertion(key, exp, durable=False):
         raise NodeAssertionReplayed("this node assertion was used before")
     return peer, claims, own, peers
 

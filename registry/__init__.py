@@ -194,17 +194,33 @@ class Registry:
             ).first()
         return None if row is None else _institution(row._mapping)
 
-    def use_assertion(self, key: str, expires_at: int) -> bool:
+    def use_assertion(self, key: str, expires_at: int, *, durable: bool = True) -> bool:
         """Record a client assertion (``client:jti``) as used until it expires; False
-        when it was used before (a replay). Assertions expired an hour ago are forgotten."""
+        when it was used before (a replay). Assertions expired an hour ago are forgotten.
+        ``durable=False`` (node assertions, which live at most minutes and are bound to
+        one body, issue 18): the commit does not wait for the disk, so a power loss may
+        forget the last ones; a restart outlasts the assertions it could forget."""
+        sqlite = self.engine.dialect.name == "sqlite"
         try:
-            with self.engine.begin() as c:
-                c.execute(
-                    used_assertions.delete().where(
-                        used_assertions.c.expires_at < self._now() - 3600
-                    )
-                )
-                c.execute(used_assertions.insert().values(jti=key[:200], expires_at=expires_at))
+            with self.engine.connect() as c:
+                raw: Any = c.connection.dbapi_connection  # the pragma outside any transaction
+                if not durable and sqlite:
+                    raw.execute("PRAGMA synchronous=NORMAL")
+                try:
+                    with c.begin():
+                        if not durable and not sqlite:
+                            c.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
+                        c.execute(
+                            used_assertions.delete().where(
+                                used_assertions.c.expires_at < self._now() - 3600
+                            )
+                        )
+                        c.execute(
+                            used_assertions.insert().values(jti=key[:200], expires_at=expires_at)
+                        )
+                finally:
+                    if not durable and sqlite:
+                        raw.execute("PRAGMA synchronous=FULL")
         except IntegrityError:
             return False
         return True
