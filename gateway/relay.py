@@ -34,7 +34,6 @@ from typing import Any
 import httpx
 import jwt
 from flask import Flask, Response, current_app, g, request
-
 from sqlalchemy.exc import SQLAlchemyError
 
 from audit.errors import AuditUnavailable

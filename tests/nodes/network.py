@@ -160,9 +160,7 @@ class Network:
 
 
 @contextmanager
-def three_nodes(
-    root: Path, pg_admin_url: str | None, **config: Any
-) -> Iterator[Network]:
+def three_nodes(root: Path, pg_admin_url: str | None, **config: Any) -> Iterator[Network]:
     """The network, started; ``config`` is merged into every node's config.yaml."""
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
