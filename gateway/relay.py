@@ -257,7 +257,7 @@ def _forward(
     # A's entry of the relay is written while B answers (the two overlap instead of
     # adding up); the answer is served only once the entry has its place in A's log
     # (fail closed: AuditUnavailable is a 503 and nothing is served).
-    entry = {
+    entry: dict[str, Any] = {
         **request_ids.for_entry(),
         "time": int(time.time()),
         "institution": principal.id,

@@ -160,7 +160,7 @@ def init_identity(engine: Engine, ident: NodeIdentity, now: int) -> None:
         )
 
 
-def _peer(row: Mapping[str, Any]) -> Peer:
+def _peer(row: Any) -> Peer:
     return Peer(
         row["name"],
         row["url"],
@@ -251,7 +251,7 @@ def enqueue(
             dedup_key=dedup_key,
         )
     )
-    return int(result.inserted_primary_key[0])
+    return int(result.inserted_primary_key[0])  # type: ignore[attr-defined]
 
 
 def message_id(sender: str, seq: int) -> str:

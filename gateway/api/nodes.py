@@ -76,9 +76,10 @@ def messages_in(body: schemas.NodeBatch) -> dict[str, Any]:
         # (its own all-or-nothing transaction in the records store) stands alone, in
         # the batch's order.
         run: list[core.Message] = []
-        for m in [*batch, None]:
-            if m is not None and m.kind != "data_import":
-                run.append(m)
+        item: core.Message | None
+        for item in [*batch, None]:
+            if item is not None and item.kind != "data_import":
+                run.append(item)
                 continue
             if run:
                 with write_session(svc.engine) as s:
@@ -89,8 +90,8 @@ def messages_in(body: schemas.NodeBatch) -> dict[str, Any]:
                             _act(s, peer, x, now)
                             accepted += 1
                 run = []
-            if m is not None:
-                accepted += _import_from_parent(svc, peer, m, now)
+            if item is not None:
+                accepted += _import_from_parent(svc, peer, item, now)
     except IntegrityError as e:  # the same batch taken by another worker at once
         raise Conflict(
             "these messages are being taken by another request; send again",

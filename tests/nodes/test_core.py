@@ -141,6 +141,7 @@ def test_a_node_assertion_is_bound_to_its_body_audience_type_and_lifetime() -> N
 def test_a_batch_holds_only_the_senders_own_distinct_ids() -> None:
     m = {"id": "jiangyin:1", "kind": "note", "payload": {}, "created_at": 1}
     assert [x.id for x in core.parse_batch("jiangyin", {"messages": [m]})] == ["jiangyin:1"]
+    bad: Any
     for bad in (
         {"messages": []},
         {"messages": [m, m]},
