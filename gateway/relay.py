@@ -38,6 +38,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from audit.errors import AuditUnavailable
 from common import json_input
+from common import uscc as uscc_rules
 from common.db import read_connection, write_session
 from common.errors import Error
 from common.logging import get_logger
@@ -94,7 +95,14 @@ def _grant_subject(grant: Any) -> str | None:
 
 
 def enterprises_named(where: str, found: re.Match[str], body: bytes) -> list[str] | None:
-    """The USCCs a relayable call is about (None: it names none, e.g. a consent id)."""
+    """The valid USCCs a relayable call is about (None: it names none, e.g. a consent
+    id). An invalid one is never routed: the local route refuses it with its code, and
+    no made-up string reaches an audit entry."""
+    named = _named(where, found, body)
+    return None if named is None else [u for u in named if uscc_rules.is_valid(u)]
+
+
+def _named(where: str, found: re.Match[str], body: bytes) -> list[str] | None:
     if where == "path":
         return [found["uscc"]]
     if where == "consent":

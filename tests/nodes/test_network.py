@@ -152,22 +152,51 @@ def test_a_province_bank_verifies_a_city_enterprise_under_the_citys_grant(net: N
     assert relayed["features"] == [] and relayed.get("grant_id") is None
 
 
-def test_the_grant_is_useless_outside_the_relay(net: Network) -> None:
-    """A grant issued to node:jiangsu/bank-prov does not verify at the province itself
-    (another issuer), and a local caller at Jiangyin is not its audience."""
+def test_the_grant_is_useless_outside_the_relay(net: Network, tmp_path: Path) -> None:
+    """A grant issued through the province names node:jiangsu/bank-prov: a bank of
+    Jiangyin calling Jiangyin directly with it is refused; inputs that name no valid
+    enterprise, or enterprises of two nodes, are not relayed."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from bank.errors import BankError
+    from bank.profile import public_jwk
+    from tests.tokens import unsigned
+
     grant, _ = approved_grant(net, ["verify"])
-    zhangjg_enterprise = city_uscc("320282", 7)
-    b = bank(net)
-    # Naming another city's enterprise in the body does not re-route a Jiangyin grant:
-    # the route follows the grant's subject.
-    resp = b._send(
-        "POST",
-        "/v1/verify",
-        json={"grant": grant, "feature": "tax.paid_12m", "op": "<=", "value": 1},
-        headers={"Authorization": f"Bearer {b.token()}"},
+    key = Ed25519PrivateKey.generate()
+    (tmp_path / "jy.jwk").write_text(json.dumps(public_jwk(key)), encoding="utf-8")
+    net.jiangyin.cli(
+        "admin",
+        "add-institution",
+        "bank-jy",
+        "--name",
+        "江阴银行",
+        "--jwk",
+        str(tmp_path / "jy.jwk"),
     )
-    assert resp.status_code == 200 and resp.json()["result"] is False
-    assert zhangjg_enterprise[2:8] == "320282"
+    local = GatewayClient(net.jiangyin.url, "bank-jy", key)
+    with pytest.raises(BankError) as refused:
+        local.call(
+            "POST",
+            "/v1/verify",
+            {"grant": grant, "feature": "tax.paid_12m", "op": ">=", "value": 1},
+        )
+    assert refused.value.code == "grant_wrong_audience"
+    b = bank(net)
+    # Not a USCC: answered (refused) by the province itself, never relayed.
+    bad = b._send(
+        "GET", "/v1/enterprises/9132028100000001XZ/report",
+        headers={"Authorization": f"Bearer {b.token()}"},
+    )  # fmt: skip
+    assert bad.status_code == 400 and bad.json()["error"] == "invalid_uscc"
+    # One batch about enterprises of two nodes.
+    other = unsigned({"sub": city_uscc("320282", 5), "aud": "node:jiangsu/bank-prov"})
+    mixed = b._send(
+        "POST", "/v1/score/batch",
+        json={"grants": [grant, other], "model": "m", "context": "c", "ciphertexts": ["AA", "AA"]},
+        headers={"Authorization": f"Bearer {b.token()}"},
+    )  # fmt: skip
+    assert mixed.status_code == 403 and mixed.json()["error"] == "node_relay_refused"
 
 
 # Bad input from a peer --------------------------------------------------------------------
