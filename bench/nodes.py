@@ -213,9 +213,7 @@ def outbox_catch_up(net: Any) -> dict[str, Any]:
         "delivery_wall_seconds": round(wall, 2),
         "catch_up_seconds": round(residual_wait + wall, 2),
         # Had the peer come back just after a failed attempt: a whole capped backoff.
-        "worst_case_catch_up_seconds": round(
-            settings.config.nodes.backoff_cap_seconds + wall, 2
-        ),
+        "worst_case_catch_up_seconds": round(settings.config.nodes.backoff_cap_seconds + wall, 2),
         "messages_per_second": round(delivered / wall, 1) if wall else None,
         "batch_bytes_500": batch_bytes,
         "received_at_province": len(notes),

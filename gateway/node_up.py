@@ -1,6 +1,7 @@
 """What a node sends up to its parent (issue 18; JS 14, JY 三(三)3): objections
-overdue at this node, forwarded with their deadline, once each; the monthly figures are
-queued by ``xinyi node push-statistics`` (``nodes.store.push_statistics``).
+overdue at this node, forwarded with their deadline, once each; the monthly figures
+(grade counts by region, and whatever figures the operator adds) are queued by
+``xinyi node push-statistics`` (``nodes.store.push_statistics``).
 
 Invariant: every message is queued in the node outbox in ONE transaction with the
 check that it was not queued before (``dedup_key``), so forwarding runs any number of
@@ -53,3 +54,24 @@ def forward_overdue_objections(engine: Engine, today: date | None = None) -> int
     if queued:
         log.info("objections_forwarded_up", count=queued)
     return queued
+
+
+def grade_counts_by_region(engine: Engine, month: str) -> dict[str, dict[str, int]]:
+    """``{region: {"grade_高级": n, …}}`` of the grades computed for ``month`` (region =
+    the USCC's division code); empty when the month was not graded."""
+    import sqlalchemy as sa
+
+    from grading.engine import GRADES
+    from grading.service import grades
+
+    region = sa.func.substr(grades.c.uscc, 3, 6)
+    q = (
+        sa.select(region.label("region"), grades.c.grade, sa.func.count().label("n"))
+        .where(grades.c.month == month)
+        .group_by(region, grades.c.grade)
+    )
+    out: dict[str, dict[str, int]] = {}
+    with engine.connect() as c:
+        for r in c.execute(q):
+            out.setdefault(str(r.region), {})[f"grade_{GRADES[int(r.grade)]}"] = int(r.n)
+    return out

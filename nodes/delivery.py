@@ -8,7 +8,10 @@ whole is exactly-once in effect.
 Invariants:
 - a peer is taken by one sender at a time: a conditional UPDATE of its
   ``next_attempt_at`` is the lease (several workers and processes share the outbox);
-- a batch is marked delivered only after the peer answered 200 for it; any other
+- a batch is marked delivered only after the peer answered 200 for it; a permanent
+  refusal (``node_message_invalid``, ``node_region_not_served``) is narrowed down to
+  the one message refused, which is set aside (``refused`` with the code, logged) so
+  it cannot hold up the messages behind it; any other
   outcome (refused, timed out, connection refused) counts one failure and the peer is
   retried after ``backoff_seconds · 2^(failures−1)``, at most ``backoff_cap_seconds``:
   a peer down for minutes finds every message waiting, in order, when it comes back;
@@ -35,6 +38,9 @@ from nodes.core import assertion_claims
 log = get_logger("nodes.delivery")
 MESSAGES_PATH = "/v1/node/messages"
 ASSERTION_HEADER = "X-Xinyi-Node-Assertion"
+
+# Refusals that no retry changes (the batch itself is wrong, not the moment).
+PERMANENT = frozenset({"node_message_invalid", "node_region_not_served"})
 
 Signer = Callable[[Mapping[str, Any]], str]
 """Signs node assertion claims with this node's *nodes* key (typ xinyi-node+jwt)."""
@@ -95,9 +101,10 @@ class NodeOutbox:
             peer = store.peer(c, name)
         if peer is None or not peer.active:
             return 0
+        size = cfg.batch_max
         while time.monotonic() < deadline:
             with read_connection(self.engine) as c:
-                batch = store.pending(c, sender, name, cfg.batch_max)
+                batch = store.pending(c, sender, name, size)
             if not batch:
                 self._release(name)
                 break
@@ -112,6 +119,7 @@ class NodeOutbox:
                 now=int(time.time()),
                 lifetime=cfg.assertion_max_seconds // 2,
             )
+            code = None
             try:
                 resp = self.client.post(
                     peer.url + MESSAGES_PATH,
@@ -123,8 +131,19 @@ class NodeOutbox:
                 )
                 ok = resp.status_code == 200
                 reason = "" if ok else f"{resp.status_code} {resp.text[:200]}"
+                code = None if ok else _error_code(resp)
             except httpx.HTTPError as e:
                 ok, reason = False, type(e).__name__
+            if code in PERMANENT:
+                # The peer will never take this batch: find the message it refuses by
+                # sending one at a time, and set that one aside (dead letter) so the
+                # messages behind it are not held up for ever.
+                if len(batch) > 1:
+                    size = 1
+                    continue
+                store.mark_refused(self.engine, name, int(batch[0].id.rsplit(":", 1)[1]), str(code))
+                log.warning("node_message_refused", peer=name, message=batch[0].id, code=code)
+                continue
             if not ok:
                 failures = self._failed(name)
                 log.warning("node_delivery_failed", peer=name, failures=failures, reason=reason)
@@ -132,6 +151,7 @@ class NodeOutbox:
             seqs = [int(m.id.rsplit(":", 1)[1]) for m in batch]
             store.mark_delivered(self.engine, name, seqs, int(self.clock()))
             delivered += len(batch)
+            size = cfg.batch_max
             # Keep the lease while going on with the next batch.
             self._extend(name)
         return delivered
@@ -165,3 +185,12 @@ class NodeOutbox:
                 .where(store.node_peers.c.name == name)
                 .values(next_attempt_at=lease)
             )
+
+
+def _error_code(resp: httpx.Response) -> str | None:
+    try:
+        body = resp.json()
+    except ValueError:
+        return None
+    code = body.get("error") if isinstance(body, dict) else None
+    return code if isinstance(code, str) else None

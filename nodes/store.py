@@ -68,6 +68,8 @@ node_outbox = sa.Table(
     sa.Column("delivered_at", sa.BigInteger, nullable=True),
     # What the message is about, when it must be sent once only (an overdue objection).
     sa.Column("dedup_key", sa.String(100), nullable=True),
+    # The peer's code when it refused this message for good (set aside, not resent).
+    sa.Column("refused", sa.String(40), nullable=True),
     sa.Index("ix_node_outbox_pending", "peer", "delivered_at", "seq"),
     sa.UniqueConstraint("peer", "dedup_key", name="uq_node_outbox_dedup"),
     extend_existing=True,
@@ -303,6 +305,27 @@ def mark_delivered(engine: Engine, peer_name: str, seqs: Sequence[int], now: int
         )
 
 
+def mark_refused(engine: Engine, peer_name: str, seq: int, code: str) -> None:
+    """Set a message the peer refuses for good aside (a dead letter): it counts as
+    handled, with the refusal's code, and is not sent again."""
+    with write_session(engine) as s:
+        s.execute(
+            node_outbox.update()
+            .where((node_outbox.c.seq == seq) & (node_outbox.c.peer == peer_name))
+            .values(delivered_at=0, refused=code[:40])
+        )
+
+
+def refused(conn: Connection | Session, peer_name: str) -> list[tuple[int, str]]:
+    """(seq, code) of the messages ``peer_name`` refused for good."""
+    rows = conn.execute(
+        sa.select(node_outbox.c.seq, node_outbox.c.refused)
+        .where((node_outbox.c.peer == peer_name) & node_outbox.c.refused.is_not(None))
+        .order_by(node_outbox.c.seq)
+    )
+    return [(int(r.seq), str(r.refused)) for r in rows]
+
+
 def mark_failed(engine: Engine, peer_name: str, next_attempt_at: float) -> int:
     """Count one more failed delivery to ``peer_name``; returns the failures so far."""
     with write_session(engine) as s:
@@ -471,11 +494,15 @@ def push_statistics(
     up = parent(s)
     if up is None:
         return 0
-    for region, figures in sorted(figures_by_region.items()):
+    own = require_identity(s)
+    # Only regions of this node: the parent refuses any other (its enterprises
+    # registered elsewhere are counted by the node that holds their region).
+    mine = {r: f for r, f in figures_by_region.items() if r.startswith(own.region)}
+    for region, figures in sorted(mine.items()):
         enqueue(
             s, up.name, "statistics", {"region": region, "month": month, "figures": figures}, now
         )
-    return len(figures_by_region)
+    return len(mine)
 
 
 def enqueue_up(

@@ -50,6 +50,7 @@ def upgrade() -> None:
         sa.Column("created_at", sa.BigInteger, nullable=False),
         sa.Column("delivered_at", sa.BigInteger, nullable=True),
         sa.Column("dedup_key", sa.String(100), nullable=True),
+        sa.Column("refused", sa.String(40), nullable=True),
         sa.UniqueConstraint("peer", "dedup_key", name="uq_node_outbox_dedup"),
     )
     op.create_index("ix_node_outbox_pending", "node_outbox", ["peer", "delivered_at", "seq"])

@@ -119,3 +119,69 @@ def test_a_stopped_receiver_gets_everything_in_order_after_backoff(
     assert received == [f"jiangyin:{i}" for i in range(1, 31)]
     with engine.connect() as c:
         assert node_store.outbox_depth(c) == 0
+
+
+def test_grade_counts_go_up_by_region(engine: sa.Engine) -> None:
+    from gateway.node_up import grade_counts_by_region
+    from grading.service import grades
+
+    def row(uscc: str, grade: int) -> dict[str, Any]:
+        values: dict[str, Any] = {}
+        for c in grades.c:
+            if not c.nullable:
+                values[c.name] = "" if isinstance(c.type, sa.String) else 0
+        return {**values, "month": "2026-11", "uscc": uscc, "grade": grade}
+
+    with engine.begin() as c:
+        c.execute(
+            grades.insert(),
+            [
+                row(city_uscc("320281", 1), 0),
+                row(city_uscc("320281", 2), 0),
+                row(city_uscc("320281", 3), 1),
+                row(city_uscc("320282", 4), 2),
+            ],
+        )
+    counts = grade_counts_by_region(engine, "2026-11")
+    assert counts == {
+        "320281": {"grade_高级": 2, "grade_一级": 1},
+        "320282": {"grade_备选": 1},
+    }
+    assert grade_counts_by_region(engine, "2026-10") == {}
+    with_parent(engine)
+    with write_session(engine) as s:
+        # Jiangyin's own region only: 320282 is counted by the node that holds it.
+        assert node_store.push_statistics(s, "2026-11", counts, 1) == 1
+    sent = queued(engine)
+    assert [(m["kind"], m["payload"]["region"]) for m in sent] == [("statistics", "320281")]
+    assert sent[0]["payload"]["figures"] == {"grade_高级": 2, "grade_一级": 1}
+
+
+def test_a_message_refused_for_good_is_set_aside_and_holds_nothing_up(
+    engine: sa.Engine, tmp_path: Path
+) -> None:
+    with_parent(engine)
+    with write_session(engine) as s:
+        for i in range(10):
+            node_store.enqueue(s, "jiangsu", "note", {"i": i}, 1)
+    received: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        ids = [m["id"] for m in json.loads(request.content)["messages"]]
+        if "jiangyin:4" in ids:  # the peer refuses the whole batch holding it
+            return httpx.Response(403, json={"error": "node_region_not_served", "message": "x"})
+        received.extend(ids)
+        return httpx.Response(200, json={"accepted": len(ids), "duplicates": 0})
+
+    settings = load_settings(
+        env={"XINYI_HOME": str(tmp_path), "XINYI_DATABASE_URL": str(engine.url)}
+    )
+    outbox = NodeOutbox(
+        settings, engine, lambda claims: "signed", clock=Clock(),
+        client=httpx.Client(transport=httpx.MockTransport(handler)),
+    )  # fmt: skip
+    assert outbox.deliver_due() == 9
+    assert received == [f"jiangyin:{i}" for i in range(1, 11) if i != 4]
+    with engine.connect() as c:
+        assert node_store.outbox_depth(c) == 0
+        assert node_store.refused(c, "jiangsu") == [(4, "node_region_not_served")]
