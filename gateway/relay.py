@@ -71,7 +71,13 @@ RELAYABLE: tuple[tuple[str, re.Pattern[str], str], ...] = (
     ("POST", re.compile(r"^/v1/score/batch$"), "grants"),
     ("POST", re.compile(r"^/v1/consents$"), "enterprise"),
     ("GET", re.compile(r"^/v1/consents/(?P<consent>[A-Za-z0-9_-]{1,40})$"), "consent"),
+    # Calls about no enterprise, for scoring at the holding node: the institution names
+    # the node (``X-Xinyi-Node``), as it learnt it from the enterprise's division code.
+    ("POST", re.compile(r"^/v1/contexts$"), "node"),
+    ("GET", re.compile(r"^/v1/models$"), "node"),
+    ("GET", re.compile(r"^/v1/models/(?P<model>[^/]{1,200})$"), "node"),
 )
+NODE_HEADER = "X-Xinyi-Node"
 
 
 def relayable(method: str, path: str) -> tuple[str, re.Match[str]] | None:
@@ -105,7 +111,7 @@ def enterprises_named(where: str, found: re.Match[str], body: bytes) -> list[str
 def _named(where: str, found: re.Match[str], body: bytes) -> list[str] | None:
     if where == "path":
         return [found["uscc"]]
-    if where == "consent":
+    if where in ("consent", "node"):
         return None
     try:
         data = json_input.loads(body) if body else None
@@ -228,6 +234,14 @@ def _holding_peer(
 ) -> tuple[core.Peer, str | None] | None:
     """The peer holding the enterprise(s) of this call and the one enterprise named (if
     exactly one), or None when this node answers itself."""
+    if where == "node":
+        name = request.headers.get(NODE_HEADER)
+        if not name:
+            return None  # this node's own contexts and models
+        named_peer = next((p for p in peers if p.name == name), None)
+        if named_peer is None:
+            raise RelayRefused(f"{NODE_HEADER}: {name[:40]!r} is not a peer of this node")
+        return _usable(named_peer), None
     named = enterprises_named(where, found, body)
     if named is None:  # a consent read: where was it requested?
         with read_connection(net.services.engine) as c:

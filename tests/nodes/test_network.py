@@ -460,3 +460,82 @@ def test_data_sent_down_loads_at_the_child_all_or_nothing_with_provenance(
         signed(net.jiangyin, ring, net.province, "/v1/node/messages", body),
     )
     assert resp.status_code == 400 and resp.json()["error"] == "node_message_invalid"
+
+
+# Scoring through the relay --------------------------------------------------------------
+def test_a_province_bank_scores_a_city_enterprise_through_the_relay(net: Network) -> None:
+    """The context is registered at the holding node through the relay (X-Xinyi-Node),
+    the model is the holding node's, the grant the holding node's; the answer is an
+    encrypted logit only the bank decrypts, with both audit indexes."""
+    import base64
+
+    import numpy as np
+
+    from bench.score_model import BANK_FEATURES, bench_model
+    from common.settings import load_settings
+    from federated import he
+    from federated import store as fstore
+
+    city_settings = load_settings(env=net.jiangyin.env)
+    engine = make_engine(net.jiangyin.database_url)
+    try:
+        model = fstore.register_model(
+            engine, bench_model(), "operator:test", catalog=city_settings.config.categories
+        )
+    finally:
+        engine.dispose()
+    ref = f"{model.id}@{model.version}"
+    b = bank(net)
+    auth = {"Authorization": f"Bearer {b.token()}"}
+    # The holding node's models, read through the bank's own node.
+    models = b._send("GET", "/v1/models", headers={**auth, "X-Xinyi-Node": "jiangyin"})
+    assert models.status_code == 200, models.text
+    assert model.id in json.dumps(models.json())
+    unknown = b._send("GET", "/v1/models", headers={**auth, "X-Xinyi-Node": "nowhere"})
+    assert unknown.status_code == 403 and unknown.json()["error"] == "node_relay_refused"
+
+    secret = he.SecretContext.generate(he.DEFAULT_PARAMS)
+    registered = b._send(
+        "POST", "/v1/contexts",
+        json={"context": base64.b64encode(secret.public_bytes()).decode()},
+        headers={**auth, "X-Xinyi-Node": "jiangyin"},
+    )  # fmt: skip
+    assert registered.status_code == 201, registered.text
+    context_id = registered.json()["id"]
+    assert isinstance(registered.json()["relay_audit_index"], int)
+
+    created = b.call(
+        "POST",
+        "/v1/consents",
+        {
+            "enterprise": net.enterprise,
+            "purpose": "working_capital_loan",
+            "ops": ["score"],
+            "categories": ["tax", "social_security", "housing_fund", "utilities"],
+            "duration_days": 30,
+            "max_uses": 5,
+        },
+    )
+    ent, csrf = enterprise_session(net.jiangyin, net.enterprise_login)
+    ent.post(f"/v1/consents/{created['id']}/approve", headers={"X-CSRF-Token": csrf})
+    grant = b.call("GET", f"/v1/consents/{created['id']}")["grant"]
+
+    x_bank = np.linspace(-1, 1, BANK_FEATURES)
+    ciphertext = he.encrypt_seeded(secret, x_bank)
+    answer = b.call(
+        "POST",
+        "/v1/score",
+        {
+            "grant": grant,
+            "model": ref,
+            "context": context_id,
+            "ciphertext": base64.b64encode(ciphertext).decode(),
+        },
+    )
+    schemas.Scored.model_validate(answer)
+    logit = float(np.sum(secret.decrypt(secret.ciphertext(base64.b64decode(answer["ciphertext"])))))
+    assert np.isfinite(logit)
+    held = ent.get(f"/v1/audit/entries/{answer['audit_index']}").json()["entry"]
+    assert held["operation"] == "score" and held["institution"] == "node:jiangsu/bank-prov"
+    relayed = b.call("GET", f"/v1/audit/entries/{answer['relay_audit_index']}")["entry"]
+    assert relayed["operation"] == "relay" and relayed["decision"] == "relayed:jiangyin"
