@@ -140,7 +140,7 @@ class Directory:
     _at: float = -1e9
     _own: core.NodeIdentity | None = None
     _peers: tuple[core.Peer, ...] = ()
-    _lock: threading.Lock = threading.Lock()  # noqa: RUF009 -- one per directory
+    _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def current(self) -> tuple[core.NodeIdentity | None, tuple[core.Peer, ...]]:
         now = time.monotonic()
