@@ -21,6 +21,7 @@ ALL = (
     "signup",
     "platform",
     "alerts",
+    "nodes",
 )
 
 

@@ -26,6 +26,7 @@ _COMMANDS: dict[str, tuple[str, str]] = {
     "serve": ("cli.server", "serve"),
     "demo": ("cli.demo", "demo"),
     "stats": ("cli.stats", "group"),  # the financing statistics (docs/financing.md)
+    "node": ("cli.node", "group"),  # the node network (issue 18)
 }
 
 

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
 # keys.ring.PURPOSES, spelled out: importing the key ring costs every `xinyi` command
 # its start-up time (tests/cli/test_admin.py checks the two agree).
-KEY_PURPOSES = ("grants", "tokens", "checkpoints", "events")
+KEY_PURPOSES = ("grants", "tokens", "checkpoints", "events", "nodes")
 
 
 def _registry(ctx: click.Context) -> Registry:

@@ -10,6 +10,7 @@ kind is never accepted as another) and, for the gateway's own, its own key purpo
 | access token | ``at+jwt`` (RFC 9068) | gateway, *tokens* key |
 | webhook event | ``xinyi-event+jwt`` | gateway, *events* key |
 | client assertion | none, ``JWT`` or ``client-authentication+jwt`` | the institution |
+| node assertion | ``xinyi-node+jwt`` | a peer node, its *nodes* key (``nodes.core``) |
 
 Numeric dates (``exp``, ``nbf``, ``iat``) are JSON numbers: ``int`` or a finite
 ``float``, never a ``bool`` (``True`` is an ``int`` to Python), within years 0..9999;
@@ -28,6 +29,7 @@ from common.errors import InvalidInput
 TYP_GRANT = "xinyi-grant+jwt"
 TYP_ACCESS_TOKEN = "at+jwt"  # noqa: S105 -- a token type name, not a secret
 TYP_EVENT = "xinyi-event+jwt"
+TYP_NODE = "xinyi-node+jwt"  # node-to-node assertions (nodes.core)
 # RFC 7523 sets no type for client assertions; draft-ietf-oauth-rfc7523bis names
 # "client-authentication+jwt". Absent and the generic "JWT" stay accepted for clients
 # written before it.

@@ -69,6 +69,15 @@ APP_TABLES: Mapping[str, tuple[str, ...]] = {
     # are marked used, never deleted.
     "enterprise_admins": (*_RW, "DELETE"),
     "invitations": _RW,
+    # Nodes (issue 18): peers change status, the outbox is marked delivered; the
+    # inbox, forwarded objections and relayed consents are written once.
+    "node_identity": ("SELECT", "INSERT"),
+    "node_peers": _RW,
+    "node_outbox": _RW,
+    "node_inbox": ("SELECT", "INSERT"),
+    "node_child_statistics": _RW,
+    "node_forwarded_objections": ("SELECT", "INSERT"),
+    "node_relayed_consents": ("SELECT", "INSERT"),
 }
 
 AUDIT_TABLES: Mapping[str, tuple[str, ...]] = {

@@ -487,6 +487,23 @@ class Accounts(_Frozen):
     market_targets: MarketTargets = MarketTargets()
 
 
+class Nodes(_Frozen):
+    """The node network (``nodes``, docs/network.md)."""
+
+    assertion_max_seconds: int = Field(default=120, ge=10, le=600)
+    relay_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+    # Durable outbox to peers: exponential backoff from base up to cap, batch size.
+    backoff_seconds: float = Field(default=1.0, gt=0, le=600)
+    backoff_cap_seconds: float = Field(default=30.0, gt=0, le=3600)
+    batch_max: int = Field(default=500, ge=1, le=500)
+    delivery_interval_seconds: float = Field(default=0.5, gt=0, le=60)
+    # How often overdue objections are looked for and forwarded to the parent (JS 14).
+    forward_interval_seconds: float = Field(default=60.0, gt=0, le=86400)
+    # Catalog departments named for the parent: the only ones its data sent down may
+    # load as (all or nothing, provenance node:<parent>/<message id>).
+    parent_departments: tuple[str, ...] = ()
+
+
 class Database(_Frozen):
     # None means the embedded default: SQLite in the instance folder.
     url: str | None = None
@@ -513,6 +530,7 @@ class ConfigFile(_Frozen):
     casework: Casework = Casework()
     alerts: Alerts = Alerts()  # --- alerts ---
     financing: Financing = Financing()  # the financing loop (docs/financing.md)
+    nodes: Nodes = Nodes()  # the node network (issue 18)
     departments: tuple[Department, ...]
     purposes: Mapping[Identifier, Purpose]
     categories: Mapping[Identifier, Category]

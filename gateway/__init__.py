@@ -69,6 +69,10 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
     register(app)
     if background:
         svc.start_background()
+    # The node network (issue 18): the relay hook and the node outbox loop.
+    from gateway import relay
+
+    relay.init_app(app, background=background)
     return app
 
 

@@ -2,7 +2,8 @@
 
 Invariants:
 - purposes are fixed: ``grants`` (consent grants), ``tokens`` (access tokens),
-  ``checkpoints`` (audit log checkpoints), ``events`` (webhook events); a key signs for
+  ``checkpoints`` (audit log checkpoints), ``events`` (webhook events), ``nodes`` (node
+  assertions to peer nodes, ``nodes.core``); a key signs for
   one purpose only and a verifier asks for a kid *and* its purpose, so a token key can
   never pass for a grant key, nor an event for a grant (each kind also has its own
   ``typ``, ``common.jwt_rules``);
@@ -37,7 +38,7 @@ from common.settings import Settings
 from keys.jwk import public_jwk, raw_public, thumbprint
 from keys.store import FileKeyStore, KeyRecord, KeyStore
 
-PURPOSES: tuple[str, ...] = ("grants", "tokens", "checkpoints", "events")
+PURPOSES: tuple[str, ...] = ("grants", "tokens", "checkpoints", "events", "nodes")
 # grades: the secret behind keyed hashes of personal identifiers (records/pseudonyms.py).
 # Kept in the same encrypted store, but it signs nothing, is never published and is never
 # rotated (a new one would orphan every hash stored under the old one).
@@ -92,6 +93,10 @@ def publish_seconds(settings: Settings, purpose: str) -> int | None:
             c.webhook_backoff_seconds * 2 ** min(k, 16) for k in range(c.webhook_max_attempts)
         )
         return int(retries + c.webhook_lease_seconds) + 86_400
+    if purpose == "nodes":
+        # Peers pin the node key they were given (`xinyi node add-peer --jwk`): after a
+        # rotation the old key verifies nothing new; assertions live minutes.
+        return settings.config.nodes.assertion_max_seconds + 60
     return None
 
 

@@ -237,6 +237,29 @@ class Registry:
             raise AlreadyRegistered(f"institution {shown(institution_id)} exists") from e
         return self.institution(institution_id)
 
+    def vouched_institution(self, institution_id: str, *, name: str, jwk: Any) -> None:
+        """Record an institution a peer node vouches for (``node:<node>/<id>``, issue 18)
+        as active unless it is known already (a suspended one stays suspended). ``jwk``
+        is the vouching node's key: that node may act for it anyway (docs/network.md)."""
+        if self.client(institution_id) is not None:
+            return
+        now = self._now()
+        try:
+            with self.engine.begin() as c:
+                c.execute(
+                    institutions.insert().values(
+                        id=institution_id,
+                        name=name[:200],
+                        jwk=json.dumps(jwk),
+                        status="active",
+                        webhook_url=None,
+                        created_at=now,
+                        status_changed_at=now,
+                    )
+                )
+        except IntegrityError:
+            pass  # recorded by a concurrent relay
+
     def institution(self, institution_id: str) -> Institution:
         with self.engine.connect() as c:
             row = c.execute(
@@ -254,17 +277,33 @@ class Registry:
             ).first()
         return None if row is None else _institution(row._mapping)
 
-    def use_assertion(self, key: str, expires_at: int) -> bool:
+    def use_assertion(self, key: str, expires_at: int, *, durable: bool = True) -> bool:
         """Record a client assertion (``client:jti``) as used until it expires; False
-        when it was used before (a replay). Assertions expired an hour ago are forgotten."""
+        when it was used before (a replay). Assertions expired an hour ago are forgotten.
+        ``durable=False`` (node assertions, which live at most minutes and are bound to
+        one body, issue 18): the commit does not wait for the disk, so a power loss may
+        forget the last ones; a restart outlasts the assertions it could forget."""
+        sqlite = self.engine.dialect.name == "sqlite"
         try:
-            with self.engine.begin() as c:
-                c.execute(
-                    used_assertions.delete().where(
-                        used_assertions.c.expires_at < self._now() - 3600
-                    )
-                )
-                c.execute(used_assertions.insert().values(jti=key[:200], expires_at=expires_at))
+            with self.engine.connect() as c:
+                raw: Any = c.connection.dbapi_connection  # the pragma outside any transaction
+                if not durable and sqlite:
+                    raw.execute("PRAGMA synchronous=NORMAL")
+                try:
+                    with c.begin():
+                        if not durable and not sqlite:
+                            c.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
+                        c.execute(
+                            used_assertions.delete().where(
+                                used_assertions.c.expires_at < self._now() - 3600
+                            )
+                        )
+                        c.execute(
+                            used_assertions.insert().values(jti=key[:200], expires_at=expires_at)
+                        )
+                finally:
+                    if not durable and sqlite:
+                        raw.execute("PRAGMA synchronous=FULL")
         except IntegrityError:
             return False
         return True

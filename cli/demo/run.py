@@ -72,7 +72,13 @@ def prepare_instance(base_env: dict[str, str], port: int) -> Settings:
     default=None,
     help="Keep serving after the story (default: when run in a terminal, not in CI).",
 )
-def demo(port: int, enterprises: int, keep_serving: bool | None) -> None:
+@click.option(
+    "--nodes",
+    "two_nodes",
+    is_flag=True,
+    help="Instead: a two-node story, a province relaying to a city (docs/network.md).",
+)
+def demo(port: int, enterprises: int, keep_serving: bool | None, two_nodes: bool) -> None:
     """The whole story on the embedded default, printing what happens."""
     from cli.demo.steps import STEPS, print_accounts
     from common.logging import configure
@@ -81,6 +87,11 @@ def demo(port: int, enterprises: int, keep_serving: bool | None) -> None:
     # (unsafe dev secrets among them) still show.
     configure(level="WARNING")
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    if two_nodes:
+        from cli.demo.nodes import run_nodes
+
+        run_nodes(port, _serve)
+        return
 
     settings = prepare_instance(dict(os.environ), port)
     say(f"instance: {settings.home}  (SQLite, keys encrypted in files)")

@@ -30,4 +30,7 @@ def register(app: Flask) -> None:
     app.register_blueprint(accounts.bp)  # enterprise sign-up and real name
     app.register_blueprint(grades.bp)  # credit grades and the whitelist (JY 附件2)
     app.register_blueprint(alerts.bp)  # risk alerts (--- alerts ---)
+    from gateway.api import nodes
+
+    app.register_blueprint(nodes.bp)  # node-to-node calls (issue 18)
     web.register(app)  # the console pages (gateway/web), not part of the JSON API

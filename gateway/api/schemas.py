@@ -38,6 +38,14 @@ def _uscc(value: str) -> str:
 
 
 QueryInt = Annotated[int, BeforeValidator(_decimal)]
+RelayAuditIndex = Annotated[
+    int | None,
+    Field(
+        description="when an institution's node relayed the call to the node holding the "
+        "enterprise (docs/network.md): the relaying node's audit index; ``audit_index`` is "
+        "the holding node's"
+    ),
+]
 Index = Annotated[int, Field(ge=0, le=MAX_INDEX)]
 Uscc = Annotated[str, Field(pattern=USCC_PATTERN, description="统一社会信用代码 (GB 32100-2015)")]
 Base64 = Annotated[str, Field(min_length=1, json_schema_extra={"contentEncoding": "base64"})]
@@ -164,6 +172,7 @@ class ConsentRequest(Body):
 
 
 class ConsentView(Answer):
+    relay_audit_index: RelayAuditIndex = None  # nodes: set when relayed
     id: str
     status: str
     enterprise: str
@@ -287,6 +296,7 @@ class Band(Answer):
 
 
 class Report(Answer):
+    relay_audit_index: RelayAuditIndex = None  # nodes: set when relayed
     enterprise: str
     public: dict[str, Any]
     banded: dict[str, Band]
@@ -309,6 +319,7 @@ class Verification(Body):
 
 
 class Verified(Answer):
+    relay_audit_index: RelayAuditIndex = None  # nodes: set when relayed
     result: bool
     disputed: list[str] = Field(
         default_factory=list,
@@ -405,6 +416,7 @@ class ScoreRequest(Body):
 
 
 class Scored(Answer):
+    relay_audit_index: RelayAuditIndex = None  # nodes: set when relayed
     ciphertext: Base64
     audit_index: int
     model: str
@@ -433,6 +445,7 @@ class Refused(Answer):
 
 
 class BatchScored(Answer):
+    relay_audit_index: RelayAuditIndex = None  # nodes: set when relayed
     ciphertexts: list[Base64]
     audit_indexes: list[int | None]
     refused: list[Refused]
@@ -1046,3 +1059,30 @@ class RecommendationState(Answer):
     enterprise: str
     recommended: bool
     changed_at: int | None
+
+
+# --- nodes (issue 18) ---
+class NodeMessage(Body):
+    id: Annotated[str, Field(max_length=80, description="<sender>:<sequence>, unique")]
+    kind: Literal["statistics", "objection_overdue", "data_import", "note"]
+    payload: dict[str, Any]
+    created_at: Annotated[int, Field(ge=0)]
+
+
+class NodeBatch(Body):
+    """A peer's batch of outbox messages, in the sender's order."""
+
+    CODE: ClassVar[str] = "node_message_invalid"
+    messages: Annotated[list[NodeMessage], Field(min_length=1, max_length=500)]
+
+
+class NodeBatchAccepted(Answer):
+    """A peer's batch of messages taken: each id acted upon once (``duplicates`` were
+    acted upon before and had no second effect)."""
+
+    accepted: int
+    duplicates: int
+
+
+class RelayedAnswer(OpenAnswer):
+    """Whatever the relayed call answers at the holding node (its own model)."""

@@ -30,7 +30,7 @@ def xinyi(env: dict[str, str], *args: str, stdin: str | None = None) -> tuple[in
 def test_onboarding_through_the_cli(env: dict[str, str], tmp_path: Path) -> None:
     code, out = xinyi(env, "init")
     assert code == 0, out
-    assert out.count("key: ") == 4  # grants, tokens, checkpoints, events
+    assert out.count("key: ") == 5  # grants, tokens, checkpoints, events, nodes
     jwk_file = tmp_path / "bank.jwk"
     jwk_file.write_text(json.dumps(public_jwk(Ed25519PrivateKey.generate().public_key())))
     assert (
