@@ -1022,6 +1022,7 @@ class Grade(Answer):
     audit_index: int | None = Field(
         default=None, description="the audit entry of an institution's reading"
     )
+    relay_audit_index: RelayAuditIndex = None  # nodes: set when relayed
     explanation: dict[str, GradeExplanation] | None = Field(
         default=None, description="the enterprise itself only: why each letter"
     )
