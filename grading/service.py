@@ -108,8 +108,8 @@ EVENT_WHITELIST = "whitelist.published"
 WHITELIST_GRADES = (HIGH, FIRST)
 
 _MONTH = re.compile(r"(\d{4})-(0[1-9]|1[0-2])")
-_PARSE_CHUNK = 100_000
-_WRITE_CHUNK = 100_000
+_PARSE_CHUNK = 25_000
+_WRITE_CHUNK = 25_000
 _decode = msgspec.json.Decoder(list[list[Any]]).decode
 
 
