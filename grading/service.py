@@ -108,8 +108,8 @@ EVENT_WHITELIST = "whitelist.published"
 WHITELIST_GRADES = (HIGH, FIRST)
 
 _MONTH = re.compile(r"(\d{4})-(0[1-9]|1[0-2])")
-_PARSE_CHUNK = 100_000
-_WRITE_CHUNK = 100_000
+_PARSE_CHUNK = 25_000
+_WRITE_CHUNK = 25_000
 _decode = msgspec.json.Decoder(list[list[Any]]).decode
 
 
@@ -223,34 +223,33 @@ def _read_import(
     job: tuple[int, list[tuple[int, str, str]]],
 ) -> list[tuple[str, np.ndarray, np.ndarray]]:
     """One import's wanted features: ``(feature, positions, values)`` per feature, the
-    positions in the population (rows of enterprises outside it dropped)."""
+    positions in the population (rows of enterprises outside it dropped). Every feature
+    of one import shares one positions array (sent once to the reading process)."""
     import_id, picks = job
     population: np.ndarray = _READER["population"]
     engine = _READER.get("engine")
     own = engine is None
     if engine is None:
         engine = make_engine(_READER["url"])
-    parts: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {f: [] for _, f, _ in picks}
+    wheres: list[np.ndarray] = []
+    parts: dict[str, list[np.ndarray]] = {f: [] for _, f, _ in picks}
     try:
         with read_connection(engine) as conn:
             for rows_codes, values in _rows(conn, import_id):
                 where = _positions(population, rows_codes)
                 known = where >= 0
                 everyone = bool(known.all())
+                wheres.append(where if everyone else where[known])
                 for j, fid, kind in picks:
                     column = _typed(kind, [row[j] for row in values])
-                    if everyone:
-                        parts[fid].append((where, column))
-                    else:
-                        parts[fid].append((where[known], column[known]))
+                    parts[fid].append(column if everyone else column[known])
     finally:
         if own:
             engine.dispose()
-    return [
-        (fid, np.concatenate([w for w, _ in chunks]), np.concatenate([v for _, v in chunks]))
-        for fid, chunks in parts.items()
-        if chunks
-    ]
+    if not wheres:
+        return []
+    shared = np.concatenate(wheres)
+    return [(fid, shared, np.concatenate(chunks)) for fid, chunks in parts.items() if chunks]
 
 
 def _positions(population: np.ndarray, codes: list[str]) -> np.ndarray:
