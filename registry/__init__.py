@@ -155,14 +155,6 @@ class Invitation:
     used_by: str | None
 
 
-@dataclass(frozen=True)
-class EnterpriseCounts:
-    """Enterprises of one division as of a time: with an account, and real-named."""
-
-    registered: int
-    real_name: int
-
-
 def validate_public_jwk(jwk: Any) -> dict[str, Any]:
     """An institution's public key for ``private_key_jwt``: Ed25519 or P-256, public."""
     if not isinstance(jwk, dict):
@@ -688,31 +680,6 @@ class Registry:
             raise LoginTaken("this login is in use; choose another", field="login") from e
         return User(login, "enterprise", inv.uscc, None, False, None, now)
 
-    # Statistics ---------------------------------------------------------------------
-    def enterprise_counts(self, month_end: int) -> dict[str, EnterpriseCounts]:
-        """Per 6-digit division code (USCC characters 3–8): the distinct USCCs with an
-        enterprise account created at or before ``month_end`` (Unix seconds), and those
-        with a real name verified by then. Computed from the accounts, never kept."""
-        division = sa.func.substr(users.c.uscc, 3, 6).label("division")
-        enterprise = sa.and_(users.c.role == "enterprise", users.c.uscc.is_not(None))
-        registered_q = (
-            sa.select(division, sa.func.count(sa.distinct(users.c.uscc)))
-            .where(enterprise, users.c.created_at <= month_end)
-            .group_by(division)
-        )
-        real_q = (
-            sa.select(division, sa.func.count(sa.distinct(users.c.uscc)))
-            .where(enterprise, users.c.real_name_at <= month_end)
-            .group_by(division)
-        )
-        with self.engine.connect() as c:
-            registered = {str(d): int(n) for d, n in c.execute(registered_q)}
-            real = {str(d): int(n) for d, n in c.execute(real_q)}
-        return {
-            d: EnterpriseCounts(registered=registered.get(d, 0), real_name=real.get(d, 0))
-            for d in sorted(set(registered) | set(real))
-        }
-
     def user(self, login: str) -> User:
         with self.engine.connect() as c:
             row = c.execute(users.select().where(users.c.login == login)).first()
@@ -817,7 +784,6 @@ __all__ = [
     "ROLES",
     "AlreadyRegistered",
     "Department",
-    "EnterpriseCounts",
     "Institution",
     "InvalidRegistration",
     "Invitation",

@@ -996,6 +996,11 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "30 % of the city's registered enterprises, sole proprietors included (Jiangyin "
         "plan, section 2(1)).",
     ),
+    "opr.stats.caliber": (
+        "口径同月度统计（{month}）：截至月末（北京时间，不含次月1日0时）。",
+        "Same caliber as the month's statistics ({month}): as of the month's end "
+        "(China Standard Time, before 00:00 on the 1st of the next month).",
+    ),
     # --- financing: product supermarket, applications, bank console, month's figures ---
     "title.bank.inbox": ("融资申请", "Applications"),
     "title.bank.application": ("融资申请详情", "Application"),
