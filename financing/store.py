@@ -363,9 +363,15 @@ def list_applications(
     institution: str | None = None,
     enterprise: str | None = None,
     status: str | None = None,
+    region: str | None = None,
+    created: tuple[int, int] | None = None,
+    offset: int = 0,
     limit: int = 500,
 ) -> list[Application]:
-    """Newest first; of ``institution`` or ``enterprise`` (or all, for the operator)."""
+    """Newest first; of ``institution`` or ``enterprise`` (or all, for the operator),
+    narrowed by ``status``, ``region`` (USCC digits 3-8) and ``created`` (the epoch-second
+    interval ``[start, end)`` the application was filed in); ``offset`` and ``limit``
+    page through them."""
     q = _WITH_OUTCOME
     if institution is not None:
         q = q.where(applications.c.institution == institution)
@@ -373,8 +379,12 @@ def list_applications(
         q = q.where(applications.c.enterprise == enterprise)
     if status is not None:
         q = q.where(applications.c.status == status)
-    q = q.order_by(applications.c.created_at.desc(), applications.c.id).limit(limit)
-    return _applications(ex, q)
+    if region is not None:
+        q = q.where(applications.c.region == region)
+    if created is not None:
+        q = q.where(applications.c.created_at >= created[0], applications.c.created_at < created[1])
+    q = q.order_by(applications.c.created_at.desc(), applications.c.id)
+    return _applications(ex, q.offset(offset).limit(limit))
 
 
 def move(ex: Executor, application_id: str, *, expected: Sequence[str], new: str, now: int) -> bool:

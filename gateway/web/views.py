@@ -480,4 +480,3 @@ class MarketShare:
     @property
     def met(self) -> bool:
         return self.market > 0 and self.share >= self.target
-
