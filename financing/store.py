@@ -135,7 +135,11 @@ users = sa.table(
     sa.column("login"),
 )
 consents = sa.table(
-    "consents", sa.column("enterprise"), sa.column("not_before"), sa.column("decided_at")
+    "consents",
+    sa.column("enterprise"),
+    sa.column("not_before"),
+    sa.column("decided_at"),
+    sa.column("institution_id"),
 )
 record_imports = sa.table(
     "record_imports", sa.column("id"), sa.column("status"), sa.column("imported_at")
@@ -644,8 +648,21 @@ def _flows(put: Any, grouped: Any, start: int, end: int) -> None:
 
 
 def institution_sums(ex: Executor, *, start: int, end: int) -> dict[str, dict[str, Any]]:
-    """The month's flow sums per institution (applications to it, its approvals)."""
+    """The month's flow sums per institution (applications to it, its approvals) and
+    ``authorized_in_month``: the distinct enterprises that approved a consent for it
+    in the month (any consent, an application's or one the institution requested)."""
     out: dict[str, dict[str, Any]] = {}
+    q = (
+        sa.select(consents.c.institution_id, sa.func.count(sa.distinct(consents.c.enterprise)))
+        .where(
+            consents.c.not_before.is_not(None),
+            consents.c.decided_at >= start,
+            consents.c.decided_at < end,
+        )
+        .group_by(consents.c.institution_id)
+    )
+    for inst, n in ex.execute(q):
+        out.setdefault(inst, dict.fromkeys(SUMS, 0))["authorized_in_month"] = n
     q = (
         sa.select(applications.c.institution, sa.func.count())
         .where(applications.c.created_at >= start, applications.c.created_at < end)

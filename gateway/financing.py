@@ -546,7 +546,11 @@ def statistics_report(
             {"region": r, **statistics.figures(by_region[r], targets)} for r in sorted(by_region)
         ],
         "by_institution": [
-            {"institution": i, **_flow(statistics.figures(by_institution[i], targets))}
+            {
+                "institution": i,
+                **_flow(statistics.figures(by_institution[i], targets)),
+                "authorized_in_month": int(by_institution[i].get("authorized_in_month") or 0),
+            }
             for i in sorted(by_institution)
         ],
     }

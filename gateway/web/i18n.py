@@ -1176,6 +1176,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "Every application on the platform, filtered by month, status, institution and "
         "region (USCC digits 3-8).",
     ),
+    "opr.fin.authorized_in_month": ("当月授权企业", "Enterprises authorizing it this month"),
     "opr.apps.month": ("申请月份", "Month filed"),
     "opr.apps.region": ("地区代码", "Region code"),
     "opr.apps.caption": ("第 {page} 页，{n} 条", "Page {page}, {n} shown"),

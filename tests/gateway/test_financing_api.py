@@ -479,6 +479,19 @@ def test_statistics_match_an_independent_recount_and_are_operator_only(
     assert [r["region"] for r in one["by_region"]] == [region]
     assert one["disbursed"] == 1_100_000
     assert [i["institution"] for i in stats["by_institution"]] == ["demo_bank"]
+    # Per institution, the enterprises that approved a consent for it in the month.
+    with app.extensions["xinyi"].engine.connect() as c:
+        approved_consents = list(c.execute(sa.select(consent_store.consents)).mappings())
+    authorized = {
+        row["enterprise"]
+        for row in approved_consents
+        if row["institution_id"] == "demo_bank"
+        and row["not_before"]
+        and month_of(row["decided_at"]) == month
+    }
+    assert stats["by_institution"][0]["authorized_in_month"] == len(authorized) == 2
+    assert bank.get(client, "/v1/statistics?month=2020-01").status_code == 403
+    assert operator.get("/v1/statistics?month=2020-01").get_json()["by_institution"] == []
     # A past month has no flow.
     assert operator.get("/v1/statistics?month=2020-01").get_json()["approved"] == 0
     assert operator.get("/v1/statistics?month=2020-13").status_code == 400
@@ -523,6 +536,7 @@ def test_statistics_match_an_independent_recount_and_are_operator_only(
     institutions = list(book["按机构 By institution"].iter_rows(values_only=True))
     assert institutions[1][0] == "demo_bank"
     assert institutions[1][4] == stats["by_institution"][0]["disbursed"]
+    assert institutions[0][-1] == "authorized_in_month" and institutions[1][-1] == 2
     assert book["督查表 附件3"]["C1"].value == "推进企业注册、认证、查询数量"
 
 
