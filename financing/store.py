@@ -617,33 +617,43 @@ def _flows(put: Any, grouped: Any, start: int, end: int) -> None:
         ),
         ("applications",),
     )
-    approved = (
+    put(
+        grouped(outcomes.c.region, *_approved_sums(), where=_approved_in(start, end)),
+        APPROVED_SUMS,
+    )
+
+
+APPROVED_SUMS = (
+    "approved",
+    "credit_lines",
+    "disbursed",
+    "credit_loan_disbursed",
+    "first_loans",
+    "rate_weight",
+)
+"""The sums of the month's approved outcomes, in the order ``_approved_sums`` selects."""
+
+
+def _approved_in(start: int, end: int) -> tuple[Any, ...]:
+    return (
         outcomes.c.decided_at >= start,
         outcomes.c.decided_at < end,
         outcomes.c.decision == "approved",
     )
+
+
+def _approved_sums() -> tuple[Any, ...]:
+    """The aggregates behind ``APPROVED_SUMS`` (one group's approved outcomes)."""
     disbursed = sa.func.coalesce(outcomes.c.disbursed, 0)
-    put(
-        grouped(
-            outcomes.c.region,
-            sa.func.count(),
-            sa.func.sum(outcomes.c.credit_line),
-            sa.func.sum(disbursed),
-            sa.func.sum(sa.case((outcomes.c.credit_loan, disbursed), else_=0)),
-            sa.func.count(
-                sa.distinct(sa.case((outcomes.c.first_loan, outcomes.c.enterprise), else_=None))
-            ),
-            sa.func.sum(outcomes.c.rate * disbursed),
-            where=approved,
+    return (
+        sa.func.count(),
+        sa.func.sum(outcomes.c.credit_line),
+        sa.func.sum(disbursed),
+        sa.func.sum(sa.case((outcomes.c.credit_loan, disbursed), else_=0)),
+        sa.func.count(
+            sa.distinct(sa.case((outcomes.c.first_loan, outcomes.c.enterprise), else_=None))
         ),
-        (
-            "approved",
-            "credit_lines",
-            "disbursed",
-            "credit_loan_disbursed",
-            "first_loans",
-            "rate_weight",
-        ),
+        sa.func.sum(outcomes.c.rate * disbursed),
     )
 
 
@@ -670,37 +680,14 @@ def institution_sums(ex: Executor, *, start: int, end: int) -> dict[str, dict[st
     )
     for inst, n in ex.execute(q):
         out.setdefault(inst, dict.fromkeys(SUMS, 0))["applications"] = n
-    disbursed = sa.func.coalesce(outcomes.c.disbursed, 0)
     q = (
-        sa.select(
-            outcomes.c.institution,
-            sa.func.count(),
-            sa.func.sum(outcomes.c.credit_line),
-            sa.func.sum(disbursed),
-            sa.func.sum(sa.case((outcomes.c.credit_loan, disbursed), else_=0)),
-            sa.func.count(
-                sa.distinct(sa.case((outcomes.c.first_loan, outcomes.c.enterprise), else_=None))
-            ),
-            sa.func.sum(outcomes.c.rate * disbursed),
-        )
-        .where(
-            outcomes.c.decided_at >= start,
-            outcomes.c.decided_at < end,
-            outcomes.c.decision == "approved",
-        )
+        sa.select(outcomes.c.institution, *_approved_sums())
+        .where(*_approved_in(start, end))
         .group_by(outcomes.c.institution)
-    )
-    names = (
-        "approved",
-        "credit_lines",
-        "disbursed",
-        "credit_loan_disbursed",
-        "first_loans",
-        "rate_weight",
     )
     for row in ex.execute(q):
         sums = out.setdefault(row[0], dict.fromkeys(SUMS, 0))
-        for name, value in zip(names, row[1:], strict=True):
+        for name, value in zip(APPROVED_SUMS, row[1:], strict=True):
             sums[name] = value or 0
     return out
 
@@ -717,10 +704,6 @@ def approved_loans(ex: Executor, *, start: int, end: int) -> list[dict[str, Any]
             applications.c.consent,
         )
         .join(applications, applications.c.id == outcomes.c.application)
-        .where(
-            outcomes.c.decided_at >= start,
-            outcomes.c.decided_at < end,
-            outcomes.c.decision == "approved",
-        )
+        .where(*_approved_in(start, end))
     )
     return [dict(m) for m in ex.execute(q).mappings()]

@@ -493,16 +493,8 @@ class Registry:
                 if c.execute(sa.select(users.c.login).where(users.c.login == login)).first():
                     raise LoginTaken("this login is in use; choose another", field="login")
                 c.execute(
-                    users.insert().values(
-                        login=login,
-                        role="enterprise",
-                        password_hash=password_hash,
-                        uscc=uscc,
-                        department_id=None,
-                        institution_id=None,
-                        created_at=now,
-                        disabled=False,
-                        real_name_at=now if real_name else None,
+                    _enterprise_user_row(
+                        login, password_hash, uscc, now, real_name_at=now if real_name else None
                     )
                 )
                 c.execute(_admin_row(uscc, login, now, attempts=1, last=now))
@@ -664,17 +656,7 @@ class Registry:
                 if done.rowcount != 1:  # accepted by a parallel request
                     raise InvitationUnusable("this invitation was used already", reason="used")
                 c.execute(
-                    users.insert().values(
-                        login=login,
-                        role="enterprise",
-                        password_hash=password_hash,
-                        uscc=inv.uscc,
-                        department_id=None,
-                        institution_id=None,
-                        created_at=now,
-                        disabled=False,
-                        real_name_at=now,
-                    )
+                    _enterprise_user_row(login, password_hash, inv.uscc, now, real_name_at=now)
                 )
         except IntegrityError as e:
             raise LoginTaken("this login is in use; choose another", field="login") from e
@@ -733,6 +715,23 @@ class Registry:
                     .values(password_hash=_hasher.hash(password))
                 )
         return _user(m)
+
+
+def _enterprise_user_row(
+    login: str, password_hash: str, uscc: str, now: int, *, real_name_at: int | None
+) -> Any:
+    """A person's account at an enterprise (self sign-up or invitation)."""
+    return users.insert().values(
+        login=login,
+        role="enterprise",
+        password_hash=password_hash,
+        uscc=uscc,
+        department_id=None,
+        institution_id=None,
+        created_at=now,
+        disabled=False,
+        real_name_at=real_name_at,
+    )
 
 
 def _admin_row(uscc: str, login: str, now: int, *, attempts: int, last: int | None = None) -> Any:
