@@ -243,7 +243,7 @@ def operator_applications() -> Response:
         chosen = dict.fromkeys(APPLICATION_FILTERS, "")
         found = financing.operator_applications(svc, g.principal)
     every = {p.id: p for p in financing.products(svc, include_withdrawn=True)}
-    kept = {k: v for k, v in chosen.items() if v}
+    kept: dict[str, Any] = {k: v for k, v in chosen.items() if v}
     return render(
         "web/operator/applications.html",
         title_key="title.opr.applications",
@@ -252,13 +252,12 @@ def operator_applications() -> Response:
         statuses=STATUSES,
         institutions=svc.registry.institutions(),
         products=every,
-        prev_url=(
-            url_for(".operator_applications", **kept, page=found.page - 1)
-            if found.page > 1
-            else None
-        ),
-        next_url=(
-            url_for(".operator_applications", **kept, page=found.page + 1) if found.more else None
-        ),
+        prev_url=_page_url(kept, found.page - 1) if found.page > 1 else None,
+        next_url=_page_url(kept, found.page + 1) if found.more else None,
         names=names(),
     )
+
+
+def _page_url(filters: dict[str, Any], page: int) -> str:
+    """The operator's applications view at ``page``, keeping its filters."""
+    return url_for("web_operator.operator_applications", **{**filters, "page": page})
