@@ -208,5 +208,25 @@ class GatewayClient:
         answer["ciphertexts"] = [_unb64(c, "ciphertext") for c in answer.get("ciphertexts", [])]
         return answer
 
+    def alerts(self, after: int = 0) -> tuple[list[dict[str, Any]], int]:
+        """Every risk alert after ``after`` (``GET /v1/alerts``, oldest first), following
+        ``next`` page by page until a page comes back empty: ``(alerts, next)``; pass
+        ``next`` as ``after`` the next time to read only newer ones. A page whose
+        ``next`` does not move past its ``after`` is ``bad_response`` (a gateway that
+        loops is not followed forever)."""
+        found: list[dict[str, Any]] = []
+        while True:
+            page = self.call("GET", "/v1/alerts", params={"after": after})
+            alerts = page.get("alerts")
+            nxt = page.get("next")
+            if not isinstance(alerts, list) or not isinstance(nxt, int) or nxt < after:
+                raise BankError("bad_response", "the gateway's alerts page is malformed")
+            if not alerts:
+                return found, nxt
+            if nxt <= after:
+                raise BankError("bad_response", "the gateway's alerts page does not advance")
+            found.extend(alerts)
+            after = nxt
+
     def close(self) -> None:
         self._http.close()

@@ -13,6 +13,7 @@ import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -25,6 +26,7 @@ from bank.scoring import Refusal, Score, Scorer, grants_by_enterprise, read_appl
 from federated.models import OPERATOR
 
 F = TypeVar("F", bound=Callable[..., Any])
+CHINA = timezone(timedelta(hours=8))
 
 
 def _home_default() -> str:
@@ -170,6 +172,31 @@ def consent(consent_id: str, home: Path, gateway: str | None) -> None:
         shown = {k: v for k, v in c.items() if k != "grant"}
         shown["grant"] = "available" if c.get("grant") else None
         click.echo(json.dumps(shown, indent=2, ensure_ascii=False))
+
+
+@group.command("alerts")
+@click.option(
+    "--after",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Only alerts after this one (the `next` printed last time).",
+)
+@_options
+def alerts(after: int, home: Path, gateway: str | None) -> None:
+    """Risk alerts about the enterprises this bank monitors (consent op monitor), oldest
+    first, one a line: id, time (UTC+8), enterprise, kind, band before -> after, audit
+    index; then the `next` to pass as --after. Kinds and bands only, never values."""
+    with _readable_errors():
+        _, client = _open(home, gateway)
+        found, nxt = client.alerts(after=after)
+        for a in found:
+            at = datetime.fromtimestamp(int(a["at"]), CHINA).strftime("%Y-%m-%d %H:%M:%S")
+            click.echo(
+                f"{a['id']}\t{at}\t{a['enterprise']}\t{a['kind']}\t"
+                f"{a.get('from') or '-'} -> {a['to']}\taudit {a['audit_index']}"
+            )
+        click.echo(f"{len(found)} alert(s); next: {nxt}")
 
 
 @group.command("score")

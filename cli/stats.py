@@ -111,9 +111,11 @@ def write_workbook(
     for row in report["by_region"]:
         regions.append([row[c] for c in REGION_COLUMNS])
     institutions = wb.create_sheet("按机构 By institution")
-    institutions.append(["institution", *FLOW_FIELDS])
+    institutions.append(["institution", *FLOW_FIELDS, "authorized_in_month"])
     for row in report["by_institution"]:
-        institutions.append([row["institution"], *(row[c] for c in FLOW_FIELDS)])
+        institutions.append(
+            [row["institution"], *(row[c] for c in FLOW_FIELDS), row["authorized_in_month"]]
+        )
     effect = wb.create_sheet("成效 Efficacy")
     effect.append(["department", "name", "loans", "disbursed"])
     for dept in sorted(efficacy):

@@ -135,7 +135,11 @@ users = sa.table(
     sa.column("login"),
 )
 consents = sa.table(
-    "consents", sa.column("enterprise"), sa.column("not_before"), sa.column("decided_at")
+    "consents",
+    sa.column("enterprise"),
+    sa.column("not_before"),
+    sa.column("decided_at"),
+    sa.column("institution_id"),
 )
 record_imports = sa.table(
     "record_imports", sa.column("id"), sa.column("status"), sa.column("imported_at")
@@ -363,9 +367,15 @@ def list_applications(
     institution: str | None = None,
     enterprise: str | None = None,
     status: str | None = None,
+    region: str | None = None,
+    created: tuple[int, int] | None = None,
+    offset: int = 0,
     limit: int = 500,
 ) -> list[Application]:
-    """Newest first; of ``institution`` or ``enterprise`` (or all, for the operator)."""
+    """Newest first; of ``institution`` or ``enterprise`` (or all, for the operator),
+    narrowed by ``status``, ``region`` (USCC digits 3-8) and ``created`` (the epoch-second
+    interval ``[start, end)`` the application was filed in); ``offset`` and ``limit``
+    page through them."""
     q = _WITH_OUTCOME
     if institution is not None:
         q = q.where(applications.c.institution == institution)
@@ -373,8 +383,12 @@ def list_applications(
         q = q.where(applications.c.enterprise == enterprise)
     if status is not None:
         q = q.where(applications.c.status == status)
-    q = q.order_by(applications.c.created_at.desc(), applications.c.id).limit(limit)
-    return _applications(ex, q)
+    if region is not None:
+        q = q.where(applications.c.region == region)
+    if created is not None:
+        q = q.where(applications.c.created_at >= created[0], applications.c.created_at < created[1])
+    q = q.order_by(applications.c.created_at.desc(), applications.c.id)
+    return _applications(ex, q.offset(offset).limit(limit))
 
 
 def move(ex: Executor, application_id: str, *, expected: Sequence[str], new: str, now: int) -> bool:
@@ -603,39 +617,62 @@ def _flows(put: Any, grouped: Any, start: int, end: int) -> None:
         ),
         ("applications",),
     )
-    approved = (
+    put(
+        grouped(outcomes.c.region, *_approved_sums(), where=_approved_in(start, end)),
+        APPROVED_SUMS,
+    )
+
+
+APPROVED_SUMS = (
+    "approved",
+    "credit_lines",
+    "disbursed",
+    "credit_loan_disbursed",
+    "first_loans",
+    "rate_weight",
+)
+"""The sums of the month's approved outcomes, in the order ``_approved_sums`` selects."""
+
+
+def _approved_in(start: int, end: int) -> tuple[Any, ...]:
+    return (
         outcomes.c.decided_at >= start,
         outcomes.c.decided_at < end,
         outcomes.c.decision == "approved",
     )
+
+
+def _approved_sums() -> tuple[Any, ...]:
+    """The aggregates behind ``APPROVED_SUMS`` (one group's approved outcomes)."""
     disbursed = sa.func.coalesce(outcomes.c.disbursed, 0)
-    put(
-        grouped(
-            outcomes.c.region,
-            sa.func.count(),
-            sa.func.sum(outcomes.c.credit_line),
-            sa.func.sum(disbursed),
-            sa.func.sum(sa.case((outcomes.c.credit_loan, disbursed), else_=0)),
-            sa.func.count(
-                sa.distinct(sa.case((outcomes.c.first_loan, outcomes.c.enterprise), else_=None))
-            ),
-            sa.func.sum(outcomes.c.rate * disbursed),
-            where=approved,
+    return (
+        sa.func.count(),
+        sa.func.sum(outcomes.c.credit_line),
+        sa.func.sum(disbursed),
+        sa.func.sum(sa.case((outcomes.c.credit_loan, disbursed), else_=0)),
+        sa.func.count(
+            sa.distinct(sa.case((outcomes.c.first_loan, outcomes.c.enterprise), else_=None))
         ),
-        (
-            "approved",
-            "credit_lines",
-            "disbursed",
-            "credit_loan_disbursed",
-            "first_loans",
-            "rate_weight",
-        ),
+        sa.func.sum(outcomes.c.rate * disbursed),
     )
 
 
 def institution_sums(ex: Executor, *, start: int, end: int) -> dict[str, dict[str, Any]]:
-    """The month's flow sums per institution (applications to it, its approvals)."""
+    """The month's flow sums per institution (applications to it, its approvals) and
+    ``authorized_in_month``: the distinct enterprises that approved a consent for it
+    in the month (any consent, an application's or one the institution requested)."""
     out: dict[str, dict[str, Any]] = {}
+    q = (
+        sa.select(consents.c.institution_id, sa.func.count(sa.distinct(consents.c.enterprise)))
+        .where(
+            consents.c.not_before.is_not(None),
+            consents.c.decided_at >= start,
+            consents.c.decided_at < end,
+        )
+        .group_by(consents.c.institution_id)
+    )
+    for inst, n in ex.execute(q):
+        out.setdefault(inst, dict.fromkeys(SUMS, 0))["authorized_in_month"] = n
     q = (
         sa.select(applications.c.institution, sa.func.count())
         .where(applications.c.created_at >= start, applications.c.created_at < end)
@@ -643,37 +680,14 @@ def institution_sums(ex: Executor, *, start: int, end: int) -> dict[str, dict[st
     )
     for inst, n in ex.execute(q):
         out.setdefault(inst, dict.fromkeys(SUMS, 0))["applications"] = n
-    disbursed = sa.func.coalesce(outcomes.c.disbursed, 0)
     q = (
-        sa.select(
-            outcomes.c.institution,
-            sa.func.count(),
-            sa.func.sum(outcomes.c.credit_line),
-            sa.func.sum(disbursed),
-            sa.func.sum(sa.case((outcomes.c.credit_loan, disbursed), else_=0)),
-            sa.func.count(
-                sa.distinct(sa.case((outcomes.c.first_loan, outcomes.c.enterprise), else_=None))
-            ),
-            sa.func.sum(outcomes.c.rate * disbursed),
-        )
-        .where(
-            outcomes.c.decided_at >= start,
-            outcomes.c.decided_at < end,
-            outcomes.c.decision == "approved",
-        )
+        sa.select(outcomes.c.institution, *_approved_sums())
+        .where(*_approved_in(start, end))
         .group_by(outcomes.c.institution)
-    )
-    names = (
-        "approved",
-        "credit_lines",
-        "disbursed",
-        "credit_loan_disbursed",
-        "first_loans",
-        "rate_weight",
     )
     for row in ex.execute(q):
         sums = out.setdefault(row[0], dict.fromkeys(SUMS, 0))
-        for name, value in zip(names, row[1:], strict=True):
+        for name, value in zip(APPROVED_SUMS, row[1:], strict=True):
             sums[name] = value or 0
     return out
 
@@ -690,10 +704,6 @@ def approved_loans(ex: Executor, *, start: int, end: int) -> list[dict[str, Any]
             applications.c.consent,
         )
         .join(applications, applications.c.id == outcomes.c.application)
-        .where(
-            outcomes.c.decided_at >= start,
-            outcomes.c.decided_at < end,
-            outcomes.c.decision == "approved",
-        )
+        .where(*_approved_in(start, end))
     )
     return [dict(m) for m in ex.execute(q).mappings()]

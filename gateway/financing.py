@@ -34,7 +34,7 @@ from sqlalchemy import Engine
 
 from audit import store as audit_store
 from common.db import read_session, write_session
-from common.errors import Error, Forbidden
+from common.errors import Error, Forbidden, InvalidInput, shown
 from common.logging import get_logger
 from common.settings import Settings
 from consent import store as consent_store
@@ -298,6 +298,56 @@ def visible_applications(
     raise Forbidden("departments do not see applications", code="wrong_role")
 
 
+OPERATOR_PAGE = 50
+"""Applications per page of the operator's all-applications view."""
+
+
+@dataclass(frozen=True)
+class ApplicationPage:
+    applications: list[core.Application]
+    page: int
+    more: bool
+    """Whether a next page exists."""
+
+
+def operator_applications(
+    svc: Services,
+    principal: Principal,
+    *,
+    month: str | None = None,
+    status: str | None = None,
+    institution: str | None = None,
+    region: str | None = None,
+    page: int = 1,
+) -> ApplicationPage:
+    """Every application for the operator, newest first, filtered by the month it was
+    filed in (China Standard Time, the statistics' interval), status, institution and
+    region; ``OPERATOR_PAGE`` a page (one more is read to know whether a next exists).
+    A malformed filter is 400 with the statistics' codes (``invalid_month``,
+    ``invalid_region``) or ``invalid_query``."""
+    if principal.kind != "operator":
+        raise Forbidden("only the operator sees every application", code="wrong_role")
+    if status is not None and status not in core.STATUSES:
+        raise InvalidInput(f"no status {shown(status)}", code="invalid_query", field="status")
+    if page < 1:
+        raise InvalidInput("page: a whole number from 1", code="invalid_query", field="page")
+    created = None
+    if month is not None:
+        m = statistics.month(month)
+        created = (m.start, m.end)
+    with read_session(svc.engine) as s:
+        found = store.list_applications(
+            s,
+            institution=institution,
+            status=status,
+            region=statistics.region(region) if region is not None else None,
+            created=created,
+            offset=(page - 1) * OPERATOR_PAGE,
+            limit=OPERATOR_PAGE + 1,
+        )
+    return ApplicationPage(found[:OPERATOR_PAGE], page, len(found) > OPERATOR_PAGE)
+
+
 def application(svc: Services, principal: Principal, application_id: str) -> core.Application:
     with read_session(svc.engine) as s:
         found = store.get_application(s, application_id)
@@ -496,7 +546,11 @@ def statistics_report(
             {"region": r, **statistics.figures(by_region[r], targets)} for r in sorted(by_region)
         ],
         "by_institution": [
-            {"institution": i, **_flow(statistics.figures(by_institution[i], targets))}
+            {
+                "institution": i,
+                **_flow(statistics.figures(by_institution[i], targets)),
+                "authorized_in_month": int(by_institution[i].get("authorized_in_month") or 0),
+            }
             for i in sorted(by_institution)
         ],
     }

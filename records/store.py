@@ -404,35 +404,6 @@ def enterprises(engine: Engine, department: str | None = None) -> list[str]:
         return [str(u) for u in conn.execute(q).scalars()]
 
 
-def market_entities(
-    engine: Engine, as_of: int, *, category: str = "registration"
-) -> dict[str, int]:
-    """The market entities as of ``as_of`` (Unix seconds) per 6-digit division code (USCC
-    characters 3–8): distinct USCCs with a row in a loaded import of the registration
-    data (an import holding a feature of ``category``) made at or before ``as_of``. The
-    denominator of the platform's coverage targets (JY 二(一))."""
-    registration_imports = (
-        sa.select(record_import_features.c.import_id)
-        .where(record_import_features.c.feature.like(f"{category}.%"))
-        .distinct()
-    )
-    division = sa.func.substr(record_rows.c.uscc, 3, 6).label("division")
-    q = (
-        sa.select(division, sa.func.count(sa.distinct(record_rows.c.uscc)))
-        .select_from(
-            record_rows.join(record_imports, record_imports.c.id == record_rows.c.import_id)
-        )
-        .where(
-            record_imports.c.status == "loaded",
-            record_imports.c.imported_at <= as_of,
-            record_rows.c.import_id.in_(registration_imports),
-        )
-        .group_by(division)
-    )
-    with read_connection(engine) as conn:
-        return {str(d): int(n) for d, n in conn.execute(q)}
-
-
 def population_matrix(
     engine: Engine,
     catalog: Catalog | Settings,

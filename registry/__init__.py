@@ -155,14 +155,6 @@ class Invitation:
     used_by: str | None
 
 
-@dataclass(frozen=True)
-class EnterpriseCounts:
-    """Enterprises of one division as of a time: with an account, and real-named."""
-
-    registered: int
-    real_name: int
-
-
 def validate_public_jwk(jwk: Any) -> dict[str, Any]:
     """An institution's public key for ``private_key_jwt``: Ed25519 or P-256, public."""
     if not isinstance(jwk, dict):
@@ -540,16 +532,8 @@ class Registry:
                 if c.execute(sa.select(users.c.login).where(users.c.login == login)).first():
                     raise LoginTaken("this login is in use; choose another", field="login")
                 c.execute(
-                    users.insert().values(
-                        login=login,
-                        role="enterprise",
-                        password_hash=password_hash,
-                        uscc=uscc,
-                        department_id=None,
-                        institution_id=None,
-                        created_at=now,
-                        disabled=False,
-                        real_name_at=now if real_name else None,
+                    _enterprise_user_row(
+                        login, password_hash, uscc, now, real_name_at=now if real_name else None
                     )
                 )
                 c.execute(_admin_row(uscc, login, now, attempts=1, last=now))
@@ -711,46 +695,11 @@ class Registry:
                 if done.rowcount != 1:  # accepted by a parallel request
                     raise InvitationUnusable("this invitation was used already", reason="used")
                 c.execute(
-                    users.insert().values(
-                        login=login,
-                        role="enterprise",
-                        password_hash=password_hash,
-                        uscc=inv.uscc,
-                        department_id=None,
-                        institution_id=None,
-                        created_at=now,
-                        disabled=False,
-                        real_name_at=now,
-                    )
+                    _enterprise_user_row(login, password_hash, inv.uscc, now, real_name_at=now)
                 )
         except IntegrityError as e:
             raise LoginTaken("this login is in use; choose another", field="login") from e
         return User(login, "enterprise", inv.uscc, None, False, None, now)
-
-    # Statistics ---------------------------------------------------------------------
-    def enterprise_counts(self, month_end: int) -> dict[str, EnterpriseCounts]:
-        """Per 6-digit division code (USCC characters 3–8): the distinct USCCs with an
-        enterprise account created at or before ``month_end`` (Unix seconds), and those
-        with a real name verified by then. Computed from the accounts, never kept."""
-        division = sa.func.substr(users.c.uscc, 3, 6).label("division")
-        enterprise = sa.and_(users.c.role == "enterprise", users.c.uscc.is_not(None))
-        registered_q = (
-            sa.select(division, sa.func.count(sa.distinct(users.c.uscc)))
-            .where(enterprise, users.c.created_at <= month_end)
-            .group_by(division)
-        )
-        real_q = (
-            sa.select(division, sa.func.count(sa.distinct(users.c.uscc)))
-            .where(enterprise, users.c.real_name_at <= month_end)
-            .group_by(division)
-        )
-        with self.engine.connect() as c:
-            registered = {str(d): int(n) for d, n in c.execute(registered_q)}
-            real = {str(d): int(n) for d, n in c.execute(real_q)}
-        return {
-            d: EnterpriseCounts(registered=registered.get(d, 0), real_name=real.get(d, 0))
-            for d in sorted(set(registered) | set(real))
-        }
 
     def user(self, login: str) -> User:
         with self.engine.connect() as c:
@@ -807,6 +756,23 @@ class Registry:
         return _user(m)
 
 
+def _enterprise_user_row(
+    login: str, password_hash: str, uscc: str, now: int, *, real_name_at: int | None
+) -> Any:
+    """A person's account at an enterprise (self sign-up or invitation)."""
+    return users.insert().values(
+        login=login,
+        role="enterprise",
+        password_hash=password_hash,
+        uscc=uscc,
+        department_id=None,
+        institution_id=None,
+        created_at=now,
+        disabled=False,
+        real_name_at=real_name_at,
+    )
+
+
 def _admin_row(uscc: str, login: str, now: int, *, attempts: int, last: int | None = None) -> Any:
     return enterprise_admins.insert().values(
         uscc=uscc, login=login, created_at=now, real_name_attempts=attempts, last_attempt_at=last
@@ -856,7 +822,6 @@ __all__ = [
     "ROLES",
     "AlreadyRegistered",
     "Department",
-    "EnterpriseCounts",
     "Institution",
     "InvalidRegistration",
     "Invitation",

@@ -76,6 +76,17 @@ def withdraw_product(product_id: str) -> dict[str, Any]:
     return financing.withdraw_product(services(), current_principal(), product_id).as_json()
 
 
+def _opened(applied: financing.Applied) -> dict[str, Any]:
+    """The ``ApplicationOpened`` answer: the application and the consent it awaits."""
+    return {
+        "id": applied.application.id,
+        "status": applied.application.status,
+        "consent": describe(applied.consent),
+        "application": applied.application.as_json(),
+        "audit_index": applied.audit_index,
+    }
+
+
 @bp.post("/v1/applications")
 @authenticated("enterprise")
 @operation(
@@ -90,13 +101,7 @@ def apply(body: schemas.ApplicationFiling) -> tuple[dict[str, Any], int]:
     applied = financing.apply(
         services(), current_principal(), body.product, body.amount, body.term_months
     )
-    return {
-        "id": applied.application.id,
-        "status": applied.application.status,
-        "consent": describe(applied.consent),
-        "application": applied.application.as_json(),
-        "audit_index": applied.audit_index,
-    }, 201
+    return _opened(applied), 201
 
 
 @bp.get("/v1/applications")
@@ -211,13 +216,7 @@ def list_needs() -> dict[str, Any]:
 )
 def answer_need(need_id: str, body: schemas.NeedAnswer) -> tuple[dict[str, Any], int]:
     applied = financing.answer_need(services(), current_principal(), need_id, body.product)
-    return {
-        "id": applied.application.id,
-        "status": applied.application.status,
-        "consent": describe(applied.consent),
-        "application": applied.application.as_json(),
-        "audit_index": applied.audit_index,
-    }, 201
+    return _opened(applied), 201
 
 
 @bp.get("/v1/statistics")

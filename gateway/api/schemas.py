@@ -896,6 +896,10 @@ class RegionFigures(_Figures):
 
 class InstitutionFigures(_Flow):
     institution: str
+    authorized_in_month: int = Field(
+        description="distinct enterprises that approved a consent for the institution "
+        "in the month (docs/financing.md)"
+    )
 
 
 class Statistics(_Figures):

@@ -24,6 +24,7 @@ from flask import Blueprint, Response, g, redirect, request, url_for
 from werkzeug.wrappers import Response as BaseResponse
 
 from common.errors import Error, InvalidInput
+from financing.applications import STATUSES
 from financing.products import GRADE_KEYS
 from gateway import financing
 from gateway.auth import Principal
@@ -49,7 +50,7 @@ def _products_by_id() -> dict[str, Any]:
 def inbox() -> Response:
     svc = services()
     chosen = request.args.get("status") or None
-    if chosen not in (None, "awaiting_consent", "submitted", "approved", "declined", "withdrawn"):
+    if chosen not in STATUSES:
         chosen = None
     found = financing.visible_applications(svc, _me(), status=chosen)
     return render(
@@ -58,6 +59,7 @@ def inbox() -> Response:
         applications=found,
         products=_products_by_id(),
         chosen=chosen,
+        statuses=STATUSES,
     )
 
 

@@ -124,6 +124,7 @@ NAV: dict[str, tuple[NavItem, ...]] = {
         NavItem("nav.models", "web_operator.models"),
         NavItem("nav.opr_objections", "web_operator.operator_objections"),
         NavItem("nav.opr_financing", "web_operator.financing_stats"),  # financing
+        NavItem("nav.opr_applications", "web_operator.operator_applications"),  # polish
     ),
     # A bank's console staff (gateway.web.bank, the financing area's).
     "institution": (

@@ -6,7 +6,11 @@ Invariants:
 - the enterprise applies from its console; applying creates the consent request and
   sends the enterprise to the existing consent page, where it reads the authorization
   letter and approves it like any other (the approval submits the application);
-- the enterprise sees every state of its own applications, outcome included;
+- the enterprise sees every state of its own applications, outcome included, and may
+  withdraw one while it is open (awaiting consent or submitted; a POST with the CSRF
+  token, as every form);
+- the operator sees every application, filtered by month, status, institution and
+  region, a page at a time (``gateway.financing.operator_applications``);
 - the operator's month page shows the figures ``GET /v1/statistics`` answers (same
   function), with charts, and 成效 per department.
 """
@@ -20,6 +24,7 @@ from flask import Blueprint, Response, g, redirect, request, url_for
 from werkzeug.wrappers import Response as BaseResponse
 
 from common.errors import Error, InvalidInput
+from financing.applications import OPEN, STATUSES
 from financing.products import GRADE_KEYS
 from financing.statistics import month_of
 from gateway import financing
@@ -143,8 +148,21 @@ def enterprise_applications() -> Response:
         applications=found,
         products=every,
         needs=financing.visible_needs(svc, g.principal),
+        open_states=OPEN,
         names=names(),
     )
+
+
+@enterprise.bp.post("/applications/<application_id>/withdraw")
+def withdraw_application(application_id: str) -> BaseResponse:
+    """Withdraw an open application (its consent stays the enterprise's to revoke)."""
+    try:
+        financing.withdraw_application(services(), g.principal, application_id)
+    except Error as e:
+        notify("fin.withdraw.refused", "error", message=form_error(e))
+        return redirect(url_for("web_enterprise.enterprise_applications"))
+    notify("fin.withdraw.done", "success")
+    return redirect(url_for("web_enterprise.enterprise_applications"))
 
 
 @enterprise.bp.post("/needs")
@@ -202,3 +220,44 @@ def financing_stats() -> Response:
         shares_chart=shares_chart,
         names=names(),
     )
+
+
+APPLICATION_FILTERS = ("month", "status", "institution", "region")
+
+
+@operator.bp.get("/applications")
+def operator_applications() -> Response:
+    """Every application (the operator's view), filtered and paged."""
+    svc = services()
+    chosen = {k: (request.args.get(k) or "").strip() for k in APPLICATION_FILTERS}
+    page_arg = request.args.get("page") or "1"
+    try:
+        found = financing.operator_applications(
+            svc,
+            g.principal,
+            **{k: v for k, v in chosen.items() if v},
+            page=_whole(page_arg, "page"),
+        )
+    except InvalidInput as e:
+        notify("error.invalid", "error", message=form_error(e))
+        chosen = dict.fromkeys(APPLICATION_FILTERS, "")
+        found = financing.operator_applications(svc, g.principal)
+    every = {p.id: p for p in financing.products(svc, include_withdrawn=True)}
+    kept: dict[str, Any] = {k: v for k, v in chosen.items() if v}
+    return render(
+        "web/operator/applications.html",
+        title_key="title.opr.applications",
+        found=found,
+        chosen=chosen,
+        statuses=STATUSES,
+        institutions=svc.registry.institutions(),
+        products=every,
+        prev_url=_page_url(kept, found.page - 1) if found.page > 1 else None,
+        next_url=_page_url(kept, found.page + 1) if found.more else None,
+        names=names(),
+    )
+
+
+def _page_url(filters: dict[str, Any], page: int) -> str:
+    """The operator's applications view at ``page``, keeping its filters."""
+    return url_for("web_operator.operator_applications", **{**filters, "page": page})

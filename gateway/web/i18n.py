@@ -996,6 +996,11 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "30 % of the city's registered enterprises, sole proprietors included (Jiangyin "
         "plan, section 2(1)).",
     ),
+    "opr.stats.caliber": (
+        "口径同月度统计（{month}）：截至月末（北京时间，不含次月1日0时）。",
+        "Same caliber as the month's statistics ({month}): as of the month's end "
+        "(China Standard Time, before 00:00 on the 1st of the next month).",
+    ),
     # --- financing: product supermarket, applications, bank console, month's figures ---
     "title.bank.inbox": ("融资申请", "Applications"),
     "title.bank.application": ("融资申请详情", "Application"),
@@ -1155,6 +1160,30 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "fin.status.approved": ("已获批", "Approved"),
     "fin.status.declined": ("未获批", "Declined"),
     "fin.status.withdrawn": ("已撤回", "Withdrawn"),
+    # --- polish: withdrawing an application, the operator's all-applications view ---
+    "fin.withdraw.button": ("撤回申请", "Withdraw the application"),
+    "fin.withdraw.hint": (
+        "撤回后机构不再处理本申请；授权书请在“我的授权”中另行撤销。",
+        "The institution no longer handles it; revoke the authorization itself under "
+        "My authorizations.",
+    ),
+    "fin.withdraw.done": ("申请已撤回。", "The application was withdrawn."),
+    "fin.withdraw.refused": ("未能撤回：{message}", "Not withdrawn: {message}"),
+    "title.opr.applications": ("全部融资申请", "All applications"),
+    "nav.opr_applications": ("融资申请", "Applications"),
+    "opr.apps.intro": (
+        "平台上的全部融资申请，按月份、状态、机构、地区（统一社会信用代码第3–8位）筛选。",
+        "Every application on the platform, filtered by month, status, institution and "
+        "region (USCC digits 3-8).",
+    ),
+    "opr.fin.authorized_in_month": ("当月授权企业", "Enterprises authorizing it this month"),
+    "opr.apps.month": ("申请月份", "Month filed"),
+    "opr.apps.region": ("地区代码", "Region code"),
+    "opr.apps.caption": ("第 {page} 页，{n} 条", "Page {page}, {n} shown"),
+    "opr.apps.none": ("没有符合条件的申请。", "No application matches."),
+    "opr.apps.pages": ("翻页", "Pages"),
+    "opr.apps.prev": ("上一页", "Previous page"),
+    "opr.apps.next": ("下一页", "Next page"),
     "fin.kind.credit": ("信用贷款", "Credit loan"),
     "fin.kind.guarantee": ("担保贷款", "Guaranteed loan"),
     "fin.kind.pledge": ("质押贷款", "Pledge loan"),

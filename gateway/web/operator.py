@@ -10,10 +10,13 @@ Invariants:
   ``xinyi admin``); suspending and rotating go through a confirmation page that says
   what stops;
 - statistics are computed from the consent history (``consent_events``), the audit log
-  and the registry, by the pure functions of ``gateway.web.views``; the coverage shares
-  are of the *market entities* in the registration data (JY 二(一): registered,
-  real-name and authorizing enterprises against 50 / 30 / 30 %, ``accounts.market_targets``),
-  never of user accounts.
+  and the registry, by the pure functions of ``gateway.web.views``; the enterprise
+  counts (registered, real-name, authorizing, market entities) are the current month's
+  figures of ``gateway.financing.month_statistics``, the one computation that
+  ``GET /v1/statistics`` and ``xinyi stats export`` also answer (docs/financing.md,
+  "Caliber"); the shares are of the *market entities* in the registration data
+  (JY 二(一): against 50 / 30 / 30 %, ``accounts.market_targets``), never of user
+  accounts.
 """
 
 from __future__ import annotations
@@ -33,6 +36,8 @@ from consent import store as consent_store
 from consent.policy import STATES
 from federated import store as model_store
 from federated.models import JointModel, WeightSummary, review_entry, weight_summary
+from financing.statistics import month_of
+from gateway import financing
 from gateway.services import services
 from gateway.web import charts, common, views
 from gateway.web.common import install, notify, render, t
@@ -62,7 +67,6 @@ def stats() -> Response:
             views.StatusEvent(r["consent_id"], int(r["at"]), r["to_status"])
             for r in consent_store.status_history(s)
         ]
-    registered = svc.registry.enterprise_usccs()
     times = [
         views.ConsentTimes(c.id, c.created_at, c.expires_at, c.pending_until) for c in consents
     ]
@@ -99,14 +103,14 @@ def stats() -> Response:
         labels=[common.label_for("decision", code) for code, _ in refusals],
         values=[n for _, n in refusals],
     )
-    cov = views.coverage(registered, _with_data(), consents, now)
-    market = sum(records.market_entities(svc.engine, now).values())
-    real_name = sum(c.real_name for c in svc.registry.enterprise_counts(now).values())
+    month = financing.month_statistics(svc, month_of(now))
+    counts = {k: int(month[k]) for k in ("registered", "real_name", "authorizing")}
+    market = int(month["market_entities"])
+    with_data = _with_data()
     targets = svc.settings.config.accounts.market_targets
     shares = [
-        views.MarketShare(t("opr.stats.registered"), cov.registered, market, targets.registered),
-        views.MarketShare(t("opr.stats.real_name"), real_name, market, targets.real_name),
-        views.MarketShare(t("opr.stats.authorizing"), cov.authorizing, market, targets.authorizing),
+        views.MarketShare(t("opr.stats." + k), counts[k], market, getattr(targets, k))
+        for k in ("registered", "real_name", "authorizing")
     ]
     coverage_chart = charts.bar_chart(
         title=t("opr.stats.coverage"),
@@ -118,15 +122,22 @@ def stats() -> Response:
             t("opr.stats.real_name"),
             t("opr.stats.authorizing"),
         ],
-        values=[market, cov.with_data, cov.registered, real_name, cov.authorizing],
+        values=[
+            market,
+            with_data,
+            counts["registered"],
+            counts["real_name"],
+            counts["authorizing"],
+        ],
     )
     return render(
         "web/operator/stats.html",
         title_key="title.opr.stats",
         days=[d.isoformat() for d in days],
-        cov=cov,
+        month=month["month"],
+        counts=counts,
+        with_data=with_data,
         market=market,
-        real_name=real_name,
         shares=shares,
         coverage_chart=coverage_chart,
         grants_chart=grants_chart,

@@ -464,19 +464,6 @@ def refusals_by_reason(rows: Iterable[AccessRow]) -> list[tuple[str, int]]:
 
 
 @dataclass(frozen=True)
-class Coverage:
-    """Registered enterprises against those that authorize (the targets are shares)."""
-
-    with_data: int
-    registered: int
-    authorizing: int
-
-    @property
-    def share(self) -> float:
-        return self.authorizing / self.registered if self.registered else 0.0
-
-
-@dataclass(frozen=True)
 class MarketShare:
     """One coverage measure as a share of the market entities, against its target
     (JY 二(一)): 0 when the registration data holds no market entity yet."""
@@ -493,15 +480,3 @@ class MarketShare:
     @property
     def met(self) -> bool:
         return self.market > 0 and self.share >= self.target
-
-
-def coverage(
-    registered: Iterable[str], with_data: int, consents: Iterable[ConsentRow], now: int
-) -> Coverage:
-    """``authorizing``: enterprises with at least one grant in force now."""
-    live = {
-        c.enterprise
-        for c in consents
-        if effective_status(c.status, now, c.expires_at, c.pending_until) in ("active", "paused")
-    }
-    return Coverage(with_data=with_data, registered=len(set(registered)), authorizing=len(live))

@@ -302,32 +302,6 @@ def test_invitation_lifecycle(app: Flask, client: FlaskClient, registered: Any) 
     assert resp.status_code == 403 and resp.get_json()["error"] == "real_name_required"
 
 
-def test_enterprise_counts_and_market_entities_match_a_recount(
-    app: Flask, client: FlaskClient, registered: Any
-) -> None:
-    from records import store as records
-
-    assert sign_up(client).status_code == 201
-    assert (
-        sign_up(client, uscc=BETA, login="beta", legal_representative_id=ZHANG_ID).status_code
-        == 201
-    )
-    registered.registry.add_user(login="far-1", password=PASSWORD, role="enterprise", uscc=FAR)
-    registered.registry.add_user(login="far-2", password=PASSWORD, role="enterprise", uscc=FAR)
-    now = int(time.time()) + 1
-    got = registered.registry.enterprise_counts(now)
-    rows = [registered.registry.user(u) for u in ("acme-admin", "beta", "far-1", "far-2")]
-    for division in {u.uscc[2:8] for u in rows if u.uscc}:
-        mine = [u for u in rows if u.uscc and u.uscc[2:8] == division]
-        assert got[division].registered == len({u.uscc for u in mine})
-        assert got[division].real_name == len({u.uscc for u in mine if u.real_name})
-    assert got["320281"].registered == 2 and got["320281"].real_name == 1
-    assert got["330106"].registered == 1 and got["330106"].real_name == 1
-    assert registered.registry.enterprise_counts(now - 3600) == {}
-    assert records.market_entities(registered.engine, now) == {"320281": 2, "330106": 1}
-    assert records.market_entities(registered.engine, now - 3600) == {}
-
-
 def test_the_public_report_never_shows_the_id_hash(
     app: Flask, client: FlaskClient, registered: Any, make_bank: Callable[..., Bank]
 ) -> None:

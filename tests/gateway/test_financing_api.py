@@ -22,6 +22,7 @@ from cli.stats import SUMMARY_ROWS
 from common.db import read_session
 from consent import store as consent_store
 from financing import store as fin
+from financing.statistics import month as month_interval
 from financing.statistics import month_of
 from registry.store import users
 from tests.gateway.conftest import ENTERPRISE, OTHER_ENTERPRISE, Bank
@@ -360,15 +361,26 @@ def test_a_need_answered_with_a_product_awaits_the_enterprise_consent(
 # Statistics ----------------------------------------------------------------------------
 
 
-def recount(app: Flask, month: str) -> dict[str, Any]:
-    """The month's figures recounted row by row in Python, from the raw tables."""
+def recount(app: Flask, month: str, region: str | None = None) -> dict[str, Any]:
+    """The month's figures recounted row by row in Python, from the raw tables (of one
+    region, USCC digits 3-8, when given)."""
     engine = app.extensions["xinyi"].engine
     with engine.connect() as c:
         people = list(c.execute(sa.select(users)).mappings())
         consents = list(c.execute(sa.select(consent_store.consents)).mappings())
         apps = list(c.execute(sa.select(fin.applications)).mappings())
         outs = list(c.execute(sa.select(fin.outcomes)).mappings())
-    ents = [u for u in people if u["role"] == "enterprise"]
+        imports = {r["id"]: r for r in c.execute(sa.select(fin.record_imports)).mappings()}
+        features = list(c.execute(sa.select(fin.record_import_features)).mappings())
+        rows = list(c.execute(sa.select(fin.record_rows)).mappings())
+
+    def here(uscc: str | None) -> bool:
+        return uscc is not None and (region is None or uscc[2:8] == region)
+
+    ents = [u for u in people if u["role"] == "enterprise" and here(u["uscc"])]
+    consents = [c for c in consents if here(c["enterprise"])]
+    apps = [a for a in apps if here(a["enterprise"])]
+    outs = [o for o in outs if here(o["enterprise"])]
 
     def in_month(t: int | None) -> bool:
         return t is not None and month_of(t) == month
@@ -376,6 +388,13 @@ def recount(app: Flask, month: str) -> dict[str, Any]:
     def by_end(t: int | None) -> bool:
         return t is not None and month_of(t) <= month
 
+    registration = {
+        f["import_id"]
+        for f in features
+        if f["feature"].startswith("registration.")
+        and imports[f["import_id"]]["status"] == "loaded"
+        and by_end(imports[f["import_id"]]["imported_at"])
+    }
     ok = [o for o in outs if o["decision"] == "approved" and in_month(o["decided_at"])]
     disbursed = sum(o["disbursed"] for o in ok)
     return {
@@ -384,13 +403,18 @@ def recount(app: Flask, month: str) -> dict[str, Any]:
         "authorizing": len(
             {c["enterprise"] for c in consents if c["not_before"] and by_end(c["decided_at"])}
         ),
+        "market_entities": len(
+            {r["uscc"] for r in rows if r["import_id"] in registration and here(r["uscc"])}
+        ),
         "applications": sum(1 for a in apps if in_month(a["created_at"])),
         "approved": len(ok),
         "credit_lines": sum(o["credit_line"] for o in ok),
         "disbursed": disbursed,
         "credit_loan_disbursed": sum(o["disbursed"] for o in ok if o["credit_loan"]),
         "first_loans": len({o["enterprise"] for o in ok if o["first_loan"]}),
-        "weighted_rate": round(sum(o["rate"] * o["disbursed"] for o in ok) / disbursed, 4),
+        "weighted_rate": (
+            round(sum(o["rate"] * o["disbursed"] for o in ok) / disbursed, 4) if disbursed else None
+        ),
     }
 
 
@@ -444,13 +468,30 @@ def test_statistics_match_an_independent_recount_and_are_operator_only(
     assert stats["market_entities"] == 2
     assert stats["shares"]["registered"] == 1.0
     assert stats["credit_loan_share"] == round(2_800_000 / 3_100_000, 6)
-    # By region: the regions add up to the total.
+    # By region: each region recounts, and the regions add up to the total.
+    assert stats["by_region"]
+    for r in stats["by_region"]:
+        mine = recount(app, month, r["region"])
+        assert {k: r[k] for k in mine} == mine, r["region"]
     assert sum(r["disbursed"] for r in stats["by_region"]) == stats["disbursed"]
     region = ENTERPRISE[2:8]
     one = operator.get(f"/v1/statistics?month={month}&region={region}").get_json()
     assert [r["region"] for r in one["by_region"]] == [region]
     assert one["disbursed"] == 1_100_000
     assert [i["institution"] for i in stats["by_institution"]] == ["demo_bank"]
+    # Per institution, the enterprises that approved a consent for it in the month.
+    with app.extensions["xinyi"].engine.connect() as c:
+        approved_consents = list(c.execute(sa.select(consent_store.consents)).mappings())
+    authorized = {
+        row["enterprise"]
+        for row in approved_consents
+        if row["institution_id"] == "demo_bank"
+        and row["not_before"]
+        and month_of(row["decided_at"]) == month
+    }
+    assert stats["by_institution"][0]["authorized_in_month"] == len(authorized) == 2
+    assert bank.get(client, "/v1/statistics?month=2020-01").status_code == 403
+    assert operator.get("/v1/statistics?month=2020-01").get_json()["by_institution"] == []
     # A past month has no flow.
     assert operator.get("/v1/statistics?month=2020-01").get_json()["approved"] == 0
     assert operator.get("/v1/statistics?month=2020-13").status_code == 400
@@ -495,7 +536,41 @@ def test_statistics_match_an_independent_recount_and_are_operator_only(
     institutions = list(book["按机构 By institution"].iter_rows(values_only=True))
     assert institutions[1][0] == "demo_bank"
     assert institutions[1][4] == stats["by_institution"][0]["disbursed"]
+    assert institutions[0][-1] == "authorized_in_month" and institutions[1][-1] == 2
     assert book["督查表 附件3"]["C1"].value == "推进企业注册、认证、查询数量"
+
+
+def test_a_record_stamped_at_the_month_end_belongs_to_the_next_month_only(
+    app: Flask, make_person: Callable[..., FlaskClient]
+) -> None:
+    """The one boundary rule (docs/financing.md): a stock figure counts ``t < end``."""
+    load(app, "market_regulation", f"uscc,registration.industry\n{ENTERPRISE},F\n")
+    make_person("enterprise", ENTERPRISE)
+    operator = make_person("operator")
+    end = month_interval("2026-01").end
+    engine = app.extensions["xinyi"].engine
+
+    def stamp(at: int) -> None:
+        with engine.begin() as c:
+            c.execute(
+                users.update()
+                .where(users.c.uscc == ENTERPRISE)
+                .values(created_at=at, real_name_at=at)
+            )
+            c.execute(fin.record_imports.update().values(imported_at=at))
+
+    def stock(month: str) -> list[int]:
+        got = operator.get(f"/v1/statistics?month={month}").get_json()
+        return [got[k] for k in ("registered", "real_name", "market_entities")]
+
+    stamp(end)
+    assert stock("2026-01") == [0, 0, 0]
+    assert stock("2026-02") == [1, 1, 1]
+    stamp(end - 1)
+    assert stock("2026-01") == [1, 1, 1]
+    # The operator's stats page shows the same figures (here: this month's).
+    page = operator.get("/operator/").get_data(as_text=True)
+    assert 'id="registered">1<' in page and 'id="market-entities">1<' in page
 
 
 def test_efficacy_counts_the_loans_whose_decisions_used_a_department_data(

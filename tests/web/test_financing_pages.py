@@ -20,7 +20,7 @@ from common.db import read_session
 from financing.statistics import month_of
 from tests.gateway.test_data_api import TAX, load
 from tests.gateway.test_financing_api import PRODUCT
-from tests.web.conftest import ENTERPRISE, PASSWORD, Bank, Person, settle, sign_in
+from tests.web.conftest import ENTERPRISE, OTHER_ENTERPRISE, PASSWORD, Bank, Person, settle, sign_in
 
 
 @pytest.fixture
@@ -254,3 +254,119 @@ def test_the_console_shows_the_grade_under_the_application_grant(
     assert found is not None
     entry = audit_entry.view(found[0], found[1])
     assert entry["operation"] == "grade" and entry["actor"] == officer.login
+
+
+# Withdrawing an application; the operator's view of every application ------------------
+
+
+def applied_anew(person: Person, product: str) -> tuple[str, str]:
+    """Apply from the pages: (the NEW application's id, its consent id), however many
+    the enterprise filed before in the same second."""
+    before = set(re.findall(r"app_[0-9a-f]{24}", person.page("/enterprise/applications")))
+    _, consent = applied(person, product)
+    after = set(re.findall(r"app_[0-9a-f]{24}", person.page("/enterprise/applications")))
+    (new,) = after - before
+    return new, consent
+
+
+def _status_of(page: str, application: str) -> str:
+    card = page.split(f'id="a-{application}"', 1)[1].split("</section>", 1)[0]
+    found = re.search(r'class="application-status">([^<]+)<', card)
+    assert found, card
+    return found.group(1)
+
+
+def test_the_enterprise_withdraws_an_open_application_from_its_page(
+    app: Flask, client: FlaskClient, bank: Bank, product: str, make_person: Callable[..., Person]
+) -> None:
+    person = make_person("enterprise", ENTERPRISE)
+    application, consent = applied_anew(person, product)
+    action = f"/enterprise/applications/{application}/withdraw"
+    page = person.page("/enterprise/applications")
+    assert f'action="{action}"' in page and "撤回申请" in page
+    # Without the session's CSRF token nothing changes.
+    assert person.post(action, csrf=False).status_code == 403
+    assert _status_of(person.page("/enterprise/applications"), application) == "待企业授权"
+    # Another enterprise cannot withdraw it (it does not see it).
+    other = make_person("enterprise", OTHER_ENTERPRISE)
+    resp = other.post(action)
+    assert resp.status_code == 302
+    assert "未能撤回" in other.page("/enterprise/applications")
+    assert _status_of(person.page("/enterprise/applications"), application) == "待企业授权"
+
+    resp = person.post(action)
+    assert resp.status_code == 302
+    page = person.page("/enterprise/applications")
+    assert "申请已撤回" in page and _status_of(page, application) == "已撤回"
+    assert f'action="{action}"' not in page  # no button once it is closed
+    # The consent it opened is untouched: still the enterprise's to decide or revoke.
+    assert person.get(f"/enterprise/consents/{consent}").status_code == 200
+    # A second withdrawal is refused with a reason; the state stays.
+    person.post(action)
+    page = person.page("/enterprise/applications")
+    assert "未能撤回" in page and _status_of(page, application) == "已撤回"
+
+    # A decided application shows no button and cannot be withdrawn.
+    decided, letter = applied_anew(person, product)
+    person.post(f"/enterprise/consents/{letter}/approve", {"accept": "yes"})
+    resp = bank.post(
+        client,
+        f"/v1/applications/{decided}/outcome",
+        {"decision": "declined", "reason": "other"},
+    )
+    assert resp.status_code == 200, resp.get_json()
+    assert f"/enterprise/applications/{decided}/withdraw" not in person.page(
+        "/enterprise/applications"
+    )
+    person.post(f"/enterprise/applications/{decided}/withdraw")
+    assert _status_of(person.page("/enterprise/applications"), decided) == "未获批"
+
+
+def test_the_operator_sees_every_application_filtered_and_paged(
+    app: Flask,
+    client: FlaskClient,
+    bank: Bank,
+    product: str,
+    make_bank: Callable[..., Bank],
+    make_person: Callable[..., Person],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from gateway import financing
+
+    monkeypatch.setattr(financing, "OPERATOR_PAGE", 2)
+    other_bank = make_bank("other_bank", name="其他银行")
+    other_product = other_bank.post(client, "/v1/products", {**PRODUCT, "name": "他行贷"})
+    assert other_product.status_code == 201
+    ent = make_person("enterprise", ENTERPRISE)
+    far = make_person("enterprise", OTHER_ENTERPRISE)
+    mine = [applied_anew(ent, product)[0] for _ in range(2)]
+    theirs, letter = applied_anew(far, other_product.get_json()["id"])
+    far.post(f"/enterprise/consents/{letter}/approve", {"accept": "yes"})
+
+    operator = make_person("operator")
+
+    def listed(query: str = "") -> tuple[list[str], str]:
+        page = operator.page(f"/operator/applications{query}")
+        return re.findall(r'class="code">(app_[0-9a-f]{24})<', page), page
+
+    # Newest first, two a page, the pager keeping the filters.
+    first, page = listed()
+    assert len(first) == 2 and 'id="next-page"' in page and 'id="prev-page"' not in page
+    second, page = listed("?page=2")
+    assert len(second) == 1 and 'id="prev-page"' in page and 'id="next-page"' not in page
+    assert sorted(first + second) == sorted([*mine, theirs])
+    assert listed("?status=submitted")[0] == [theirs]
+    assert sorted(listed("?status=awaiting_consent")[0]) == sorted(mine)
+    assert listed("?institution=other_bank")[0] == [theirs]
+    assert listed(f"?region={OTHER_ENTERPRISE[2:8]}")[0] == [theirs]
+    assert listed(f"?month={month_of(time.time())}&institution=other_bank")[0] == [theirs]
+    assert listed("?month=2020-01")[0] == []
+    both, page = listed("?institution=demo_bank&page=1")
+    assert sorted(both) == sorted(mine) and "page=2" not in page
+    # A malformed filter is said, and the unfiltered list shown.
+    _, page = listed("?region=12ab")
+    assert "notice-error" in page and "region" in page
+    _, page = listed("?page=0")
+    assert "notice-error" in page
+    # The operator's alone.
+    assert ent.get("/operator/applications").status_code == 403

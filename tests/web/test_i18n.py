@@ -227,6 +227,9 @@ def story(
             ("enterprise", "/operator/", 403),  # the wrong-role page
             ("operator", "/operator/department/tax/suspend", 200),
             ("department", "/department/?decision=refused&from=2020-01-01", 200),
+            # The operator's applications, filtered (and a malformed filter said).
+            ("operator", "/operator/applications?status=awaiting_consent&page=1", 200),
+            ("operator", "/operator/applications?region=bad", 200),
         ],
     )
 

@@ -327,7 +327,8 @@ def test_statistics_page_draws_labelled_charts_with_tables(
     assert page.count('role="img"') >= 5
     assert page.count("<details>") >= 5
     assert "授权无效" in page  # the refusal reason of the bad grant
-    assert "<dd>1</dd>" in page  # one enterprise registered, one authorizing
+    # One enterprise registered, one authorizing (the month's figures, as the API's).
+    assert 'id="registered">1<' in page and 'id="authorizing">1<' in page
 
 
 # Department ---------------------------------------------------------------------------
