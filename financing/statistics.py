@@ -63,6 +63,10 @@ def month(label: str) -> Month:
     if m is None:
         raise InvalidInput("month: YYYY-MM", code="invalid_month", field="month")
     year, mon = int(m.group(1)), int(m.group(2))
+    if not 1970 <= year <= 9998:  # epoch seconds, and a next month that datetime can hold
+        raise InvalidInput(
+            "month: YYYY-MM between 1970-01 and 9998-12", code="invalid_month", field="month"
+        )
     start = datetime(year, mon, 1, tzinfo=CHINA)
     end = datetime(year + (mon == 12), mon % 12 + 1, 1, tzinfo=CHINA)
     return Month(label, int(start.timestamp()), int(end.timestamp()))

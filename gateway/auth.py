@@ -356,6 +356,7 @@ def authenticated(*kinds: str, staff: bool = False, unverified: bool = False) ->
 
         # Who may call, as the OpenAPI document states it (``gateway.openapi``).
         wrapper.roles = kinds  # type: ignore[attr-defined]
+        wrapper.staff = staff  # type: ignore[attr-defined]
         return wrapper  # type: ignore[return-value]
 
     return decorate

@@ -119,7 +119,7 @@ def test_months_are_china_standard_time() -> None:
     )
     assert statistics.month_of(m.start) == "2026-12" and statistics.month_of(m.end - 1) == "2026-12"
     assert statistics.month_of(m.end) == "2027-01"
-    for bad in ("2026-13", "2026-1", "26-01", "2026-00"):
+    for bad in ("2026-13", "2026-1", "26-01", "2026-00", "0000-01", "9999-12", "1969-12"):
         with pytest.raises(InvalidInput):
             statistics.month(bad)
 
