@@ -150,10 +150,12 @@ def _check(peer: core.Peer, m: core.Message) -> None:
         if not isinstance(month, str) or not _MONTH.match(month):
             raise MessageInvalid(f"message {m.id}: month is YYYY-MM")
         if not isinstance(figures, Mapping) or not all(
-            isinstance(k, str) and isinstance(v, int | float) and not isinstance(v, bool)
+            isinstance(k, str) and isinstance(v, int | float) and not isinstance(v, bool) and v >= 0
             for k, v in figures.items()
         ):
-            raise MessageInvalid(f"message {m.id}: figures map names to numbers")
+            # Counts, amounts and rates: a negative one would take from the parent's
+            # totals (docs/network.md "What a malicious child can and cannot do").
+            raise MessageInvalid(f"message {m.id}: figures map names to numbers (≥ 0)")
     elif m.kind == "objection_overdue":
         if peer.relation != "child":
             raise MessageInvalid("objections go up: only a child forwards them")

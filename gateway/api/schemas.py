@@ -892,6 +892,11 @@ class _Figures(_Flow):
 
 class RegionFigures(_Figures):
     region: str
+    node: str | None = Field(
+        default=None,
+        description="nodes: the node whose figures these are (a parent lists its "
+        "children's pushed figures too); absent when this instance is no node",
+    )
 
 
 class InstitutionFigures(_Flow):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -254,13 +255,21 @@ def test_bad_peer_inputs_are_refused_and_change_nothing(net: Network) -> None:
     both = batch({**note, "id": "jiangyin:9004"}, stats)
     resp = post(net.province, path, both, signed(net.jiangyin, ring, net.province, path, both))
     assert resp.status_code == 403 and resp.json()["error"] == "node_region_not_served"
+    # A negative figure (it would take from the parent's totals).
+    negative = batch({**stats, "id": "jiangyin:9005", "payload": {
+        "region": "320281", "month": "2026-11", "figures": {"disbursed": -5},
+    }})  # fmt: skip
+    resp = post(
+        net.province, path, negative, signed(net.jiangyin, ring, net.province, path, negative)
+    )
+    assert resp.status_code == 400 and resp.json()["error"] == "node_message_invalid"
     # Somebody else's message ids.
     theirs = batch({**note, "id": "zhangjg:1"})
     resp = post(net.province, path, theirs, signed(net.jiangyin, ring, net.province, path, theirs))
     assert resp.status_code == 400 and resp.json()["error"] == "node_message_invalid"
     ids = inbox_ids(net.province, "jiangyin")
     assert "jiangyin:9001" in ids
-    assert not {"jiangyin:9002", "jiangyin:9003", "jiangyin:9004"} & set(ids)
+    assert not {"jiangyin:9002", "jiangyin:9003", "jiangyin:9004", "jiangyin:9005"} & set(ids)
     # A relayed call for an enterprise the receiving node does not hold.
     relay_body = json.dumps(
         {"grant": "x.y.z", "feature": "tax.paid_12m", "op": ">=", "value": 1}
@@ -314,22 +323,109 @@ def test_a_suspended_child_is_refused(net: Network) -> None:
 
 
 # Up: statistics and the durable outbox ----------------------------------------------------
+def operator_session(node: Node) -> httpx.Client:
+    login = "op-" + uuid.uuid4().hex[:6]
+    node.cli(
+        "admin", "add-user", "--role", "operator", "--login", login, "--password-stdin",
+        stdin=PASSWORD + "\n",
+    )  # fmt: skip
+    client, csrf = enterprise_session(node, login)
+    client.headers["X-CSRF-Token"] = csrf
+    return client
+
+
+def pushed(node: Node, child: str, month: str, until: Any, timeout: float = 60) -> list[Any]:
+    """The figures ``child`` pushed to ``node`` for ``month``, once ``until`` holds."""
+    engine = make_engine(node.database_url)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            rows = [r for r in node_store.children_statistics(engine, month) if r["node"] == child]
+            if until(rows) or time.monotonic() > deadline:
+                return rows
+            time.sleep(0.2)
+    finally:
+        engine.dispose()
+
+
+def test_a_loan_recorded_at_a_city_counts_in_the_provinces_statistics_after_the_push(
+    net: Network, tmp_path: Path
+) -> None:
+    from openpyxl import load_workbook
+
+    from financing.statistics import month_of
+    from tests.nodes.loans import record_loan
+
+    month = month_of(time.time())
+    operator = operator_session(net.province)
+    before = operator.get("/v1/statistics", params={"month": month}).json()
+    record_loan(net.jiangyin, city_uscc("320281", 41), 700_000, 4.0)
+    record_loan(net.jiangyin, city_uscc("320281", 42), 300_000, 3.5)
+    # Nothing moves up before the push.
+    assert operator.get("/v1/statistics", params={"month": month}).json() == before
+    out = net.jiangyin.cli("node", "push-statistics", "--month", month)
+    assert "messages queued for the parent" in out
+    rows = pushed(net.province, "jiangyin", month, lambda r: r and r[0].get("approved", 0) >= 2)
+    assert [r["region"] for r in rows] == ["320281"]
+    assert rows[0]["disbursed"] == 1_000_000 and rows[0]["weighted_rate"] == 3.85
+
+    resp = operator.get("/v1/statistics", params={"month": month})
+    assert resp.status_code == 200, resp.text
+    stats = resp.json()
+    schemas.Statistics.model_validate(stats)
+    city = [r for r in stats["by_region"] if r.get("node") == "jiangyin"]
+    assert len(city) == 1 and city[0]["region"] == "320281"
+    assert city[0]["approved"] == 2 and city[0]["disbursed"] == 1_000_000
+    assert city[0]["credit_loan_share"] == 1.0 and city[0]["weighted_rate"] == 3.85
+    # The province's own top-level figures count its children's.
+    assert stats["disbursed"] == before["disbursed"] + 1_000_000
+    assert stats["approved"] == before["approved"] + 2
+    assert stats["disbursed"] == sum(r["disbursed"] for r in stats["by_region"])
+    # One region asked: only its rows, the child's included.
+    one = operator.get("/v1/statistics", params={"month": month, "region": "320281"}).json()
+    assert [(r["region"], r.get("node")) for r in one["by_region"]] == [("320281", "jiangyin")]
+    assert one["disbursed"] == 1_000_000
+    # A bank at the province does not read them.
+    b = bank(net)
+    refused = b._send(
+        "GET", "/v1/statistics", params={"month": month},
+        headers={"Authorization": f"Bearer {b.token()}"},
+    )  # fmt: skip
+    assert refused.status_code == 403
+    # The province's xlsx export carries the child's row, marked by node.
+    xlsx = tmp_path / "stats.xlsx"
+    net.province.cli("stats", "export", "--month", month, "--out", str(xlsx))
+    sheet = list(load_workbook(xlsx)["按地区 By region"].iter_rows(values_only=True))
+    header = list(sheet[0])
+    marked = [row for row in sheet[1:] if row[header.index("node")] == "jiangyin"]
+    assert [(row[0], row[header.index("disbursed")]) for row in marked] == [("320281", 1_000_000)]
+
+
 def test_a_city_killed_during_an_upward_push_catches_up_without_loss_or_doubling(
     net: Network, tmp_path: Path
 ) -> None:
+    from financing.statistics import month_of
+    from gateway.node_up import statistics_to_push
+    from tests.nodes.loans import record_loan
+
     city = net.zhangjg
+    settings = load_settings(env=city.env)
     engine = make_engine(city.database_url)
+    month = month_of(time.time())
     total = 1500
     try:
+        # Two pushes of this month's statistics (what `xinyi node push-statistics`
+        # queues), one loan apart, around many other messages: the later one wins.
+        record_loan(city, city_uscc("320282", 51), 500_000, 4.2)
+        first = statistics_to_push(settings, engine, month)
+        record_loan(city, city_uscc("320282", 52), 250_000, 3.6)
+        second = statistics_to_push(settings, engine, month)
+        assert first["320282"]["approved"] == 1 and second["320282"]["approved"] == 2
         with write_session(engine) as s:
-            for region, n in (("320282", 11), ("32028201", 3)):
-                node_store.enqueue(
-                    s, "jiangsu", "statistics",
-                    {"region": region[:6], "month": "2026-11", "figures": {"applications": n}},
-                    int(time.time()),
-                )  # fmt: skip
+            assert node_store.push_statistics(s, month, first, int(time.time())) == 1
             for _ in range(total - 2):
                 node_store.enqueue(s, "jiangsu", "note", {"n": 1}, int(time.time()))
+            assert node_store.push_statistics(s, month, second, int(time.time())) == 1
         with engine.connect() as c:
             queued = [
                 r.seq
@@ -361,11 +457,15 @@ def test_a_city_killed_during_an_upward_push_catches_up_without_loss_or_doubling
         expected = {f"zhangjg:{seq}" for seq in queued}
         assert expected <= set(ids)  # nothing lost
         assert len(ids) == len(set(ids))  # nothing doubled (the key guarantees it)
-        figures = node_store.children_statistics(make_engine(net.province.database_url), "2026-11")
-        mine = [f for f in figures if f["node"] == "zhangjg"]
+        mine = pushed(net.province, "zhangjg", month, lambda r: True)
         # The later push of the same (region, month) replaced the earlier one.
-        assert mine == [
-            {"node": "zhangjg", "region": "320282", "month": "2026-11", "applications": 3}
+        assert [(r["region"], r["approved"], r["disbursed"]) for r in mine] == [
+            ("320282", 2, 750_000)
+        ]
+        stats = operator_session(net.province).get("/v1/statistics", params={"month": month})
+        rows = [r for r in stats.json()["by_region"] if r.get("node") == "zhangjg"]
+        assert [(r["region"], r["approved"], r["disbursed"]) for r in rows] == [
+            ("320282", 2, 750_000)
         ]
     finally:
         engine.dispose()
