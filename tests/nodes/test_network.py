@@ -639,3 +639,82 @@ def test_a_province_bank_scores_a_city_enterprise_through_the_relay(net: Network
     assert held["operation"] == "score" and held["institution"] == "node:jiangsu/bank-prov"
     relayed = b.call("GET", f"/v1/audit/entries/{answer['relay_audit_index']}")["entry"]
     assert relayed["operation"] == "relay" and relayed["decision"] == "relayed:jiangyin"
+
+
+# A grade through the relay ----------------------------------------------------------------
+def test_a_province_bank_reads_a_city_enterprise_grade_under_the_citys_grant(
+    net: Network, tmp_path: Path
+) -> None:
+    """Op ``grade`` through the relay: the city's grant (naming every non-public
+    category the grade draws on), letters only, the access logged at the city and the
+    relay at the province; the answer carries both indexes and is what the route
+    declares."""
+    from datetime import UTC, datetime
+
+    from gateway.api import grades as grades_api
+    from gateway.contract import operation_of
+    from gateway.grades import grade_categories
+
+    month = datetime.now(UTC).strftime("%Y-%m")
+    # The city's registration data: the grade's population is every enterprise in it.
+    registration = tmp_path / "registration.csv"
+    registration.write_text(
+        "uscc,registration.status,registration.industry,registration.size,"
+        f"registration.established\n{net.enterprise},active,C,small,2015-03-01\n",
+        encoding="utf-8",
+    )
+    net.jiangyin.cli("data", "import", "market_regulation", str(registration))
+    net.jiangyin.cli("grades", "compute", "--month", month)
+    granted, _ = grade_categories(load_settings(env=net.jiangyin.env).config)
+    b = bank(net)
+    created = b.call(
+        "POST",
+        "/v1/consents",
+        {
+            "enterprise": net.enterprise,
+            "purpose": "working_capital_loan",
+            "ops": ["grade"],
+            "categories": granted,
+            "duration_days": 30,
+            "max_uses": 5,
+        },
+    )
+    ent, csrf = enterprise_session(net.jiangyin, net.enterprise_login)
+    resp = ent.post(f"/v1/consents/{created['id']}/approve", headers={"X-CSRF-Token": csrf})
+    assert resp.status_code == 200, resp.text
+    grant = b.call("GET", f"/v1/consents/{created['id']}")["grant"]
+    assert jwt.decode(grant, options={"verify_signature": False})["iss"] == net.jiangyin.url
+
+    answer = b.call(
+        "GET", f"/v1/enterprises/{net.enterprise}/grade", params={"grant": grant, "month": month}
+    )
+    op = operation_of(grades_api.grade)
+    assert op is not None and op.answer is schemas.Grade
+    op.answer.model_validate(answer)
+    assert answer["enterprise"] == net.enterprise and answer["month"] == month
+    assert isinstance(answer["audit_index"], int)
+    assert isinstance(answer["relay_audit_index"], int)
+    # Letters only: never ⑦, never the enterprise's own explanation.
+    assert "7" not in answer["indicators"]
+    assert not {"explanation", "how_to_raise", "recommended"} & set(answer)
+    # The city's log: the grade read, by the institution the province vouches for.
+    held = ent.get(f"/v1/audit/entries/{answer['audit_index']}").json()["entry"]
+    assert held["operation"] == "grade" and held["decision"] == "allowed"
+    assert held["institution"] == "node:jiangsu/bank-prov"
+    assert held["enterprise"] == net.enterprise
+    # The province's log: the relay, by the bank itself, no data of its own.
+    relayed = b.call("GET", f"/v1/audit/entries/{answer['relay_audit_index']}")["entry"]
+    assert relayed["operation"] == "relay" and relayed["decision"] == "relayed:jiangyin"
+    assert relayed["institution"] == BANK_ID and relayed["features"] == []
+    # A grant without op grade is refused at the city, logged there, through the relay.
+    verify_only, _ = approved_grant(net, ["verify"])
+    refused = b._send(
+        "GET", f"/v1/enterprises/{net.enterprise}/grade",
+        params={"grant": verify_only, "month": month},
+        headers={"Authorization": f"Bearer {b.token()}"},
+    )  # fmt: skip
+    assert refused.status_code == 403, refused.text
+    body = refused.json()
+    assert isinstance(body.get("audit_index"), int)
+    denied = ent.get(f"/v1/audit/entries/{body['audit_index']}").json()["entry"]
+    assert denied["operation"] == "grade" and denied["decision"] != "allowed"
