@@ -1070,7 +1070,7 @@ class RecommendationState(Answer):
 # --- nodes (issue 18) ---
 class NodeMessage(Body):
     id: Annotated[str, Field(max_length=80, description="<sender>:<sequence>, unique")]
-    kind: Literal["statistics", "objection_overdue", "data_import", "note"]
+    kind: Literal["statistics", "objection_overdue", "data_import", "note", "webhook"]
     payload: dict[str, Any]
     created_at: Annotated[int, Field(ge=0)]
 

@@ -718,3 +718,72 @@ def test_a_province_bank_reads_a_city_enterprise_grade_under_the_citys_grant(
     assert isinstance(body.get("audit_index"), int)
     denied = ent.get(f"/v1/audit/entries/{body['audit_index']}").json()["entry"]
     assert denied["operation"] == "grade" and denied["decision"] != "allowed"
+
+
+# Relayed consent webhooks -----------------------------------------------------------------
+def webhook_rows(node: Node, institution: str) -> list[dict[str, Any]]:
+    from consent import store as consent_store
+
+    engine = make_engine(node.database_url)
+    try:
+        with engine.connect() as c:
+            rows = c.execute(
+                sa.select(consent_store.webhook_outbox).where(
+                    consent_store.webhook_outbox.c.institution_id == institution
+                )
+            ).mappings()
+            return [dict(r) for r in rows]
+    finally:
+        engine.dispose()
+
+
+def test_consent_events_of_a_relayed_institution_reach_its_own_nodes_outbox(
+    net: Network,
+) -> None:
+    """The enterprise approves at Jiangyin; the event queued there for
+    node:jiangsu/bank-prov moves (once) to the province's webhook outbox for bank-prov,
+    which the province signs and delivers. Another node cannot inject events about a
+    consent it did not hold."""
+    _, view = approved_grant(net, ["verify"])
+    consent_id = view["id"]
+
+    def events_at(node: Node, institution: str) -> list[dict[str, Any]]:
+        return [
+            r
+            for r in webhook_rows(node, institution)
+            if json.loads(r["payload"]).get("consent_id") == consent_id
+        ]
+
+    deadline = time.monotonic() + 60
+    arrived: list[dict[str, Any]] = []
+    while time.monotonic() < deadline:
+        arrived = events_at(net.province, BANK_ID)
+        if arrived:
+            break
+        time.sleep(0.2)
+    held = events_at(net.jiangyin, "node:jiangsu/bank-prov")
+    assert held and all(r["delivered_at"] is not None for r in held)  # handed over
+    assert [r["event_id"] for r in arrived] == [r["event_id"] for r in held]  # once each
+    assert [r["payload"] for r in arrived] == [r["payload"] for r in held]  # unchanged
+    event = json.loads(arrived[-1]["payload"])
+    assert event["type"] == "consent.status_changed" and event["status"] == "active"
+    assert arrived[-1]["delivered_at"] is None  # waits for bank-prov's own webhook URL
+
+    # Zhangjiagang did not relay that consent: its "event" about it is refused.
+    ring = node_signer(net.zhangjg)
+    forged_event = json.dumps(
+        {"event_id": "evt_" + "0" * 32, "type": "consent.status_changed",
+         "consent_id": consent_id, "status": "revoked", "at": 1},
+        sort_keys=True,
+    )  # fmt: skip
+    body = json.dumps(
+        {"messages": [{
+            "id": "zhangjg:9300", "kind": "webhook", "created_at": 1,
+            "payload": {"institution": BANK_ID, "event_id": "evt_" + "0" * 32,
+                        "event": forged_event},
+        }]}
+    ).encode()  # fmt: skip
+    path = "/v1/node/messages"
+    resp = post(net.province, path, body, signed(net.zhangjg, ring, net.province, path, body))
+    assert resp.status_code == 400 and resp.json()["error"] == "node_message_invalid"
+    assert events_at(net.province, BANK_ID) == arrived
