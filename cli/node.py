@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Any
 
 import click
 
@@ -126,33 +125,19 @@ def peers(ctx: click.Context) -> None:
 
 @group.command("push-statistics")
 @click.option("--month", required=True, help="YYYY-MM")
-@click.option(
-    "--figures",
-    "figures_path",
-    default=None,
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="JSON {region: {name: number}}: more monthly figures by region (JY 三(三)3).",
-)
 @click.pass_context
-def push_statistics(ctx: click.Context, month: str, figures_path: Path | None) -> None:
-    """Queue this month's grade counts by region, with the figures given, for the
-    parent (delivered by the outbox loop); a later push of a month replaces it there."""
+def push_statistics(ctx: click.Context, month: str) -> None:
+    """Queue this node's statistics of MONTH for the parent, by region: the figures
+    ``GET /v1/statistics`` answers here (its children's included) and the grade counts
+    (JY 三(三)3); delivered by the outbox loop; a later push of a month replaces it
+    there."""
     import re
 
-    from gateway.node_up import grade_counts_by_region
-    from nodes import store
+    from gateway.node_up import push_statistics as push
 
     if not re.fullmatch(r"[0-9]{4}-(0[1-9]|1[0-2])", month):
         raise InvalidInput("--month is YYYY-MM", code="node_message_invalid")
-    extra = json.loads(figures_path.read_text(encoding="utf-8")) if figures_path else {}
-    if not isinstance(extra, dict) or not all(isinstance(v, dict) for v in extra.values()):
-        raise InvalidInput("figures: a JSON object by region", code="node_message_invalid")
-    engine = _engine(ctx)
-    figures: dict[str, dict[str, Any]] = grade_counts_by_region(engine, month)
-    for region, more in extra.items():
-        figures.setdefault(str(region), {}).update(more)
-    with write_session(engine) as s:
-        n = store.push_statistics(s, month, figures, int(time.time()))
+    n = push(instance_settings(ctx), _engine(ctx), month, int(time.time()))
     click.echo(f"{n} messages queued for the parent")
 
 

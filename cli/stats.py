@@ -43,6 +43,7 @@ REGION_COLUMNS = (
     "authorizing",
     "market_entities",
     *FLOW_FIELDS,
+    "node",  # nodes: whose figures (a parent lists its children's; docs/network.md)
 )
 # JY 附件3 江阴市"澄易贷"专项工作推进督查表: its columns, in its order.
 SUPERVISION_COLUMNS = (
@@ -109,7 +110,7 @@ def write_workbook(
     regions = wb.create_sheet("按地区 By region")
     regions.append(list(REGION_COLUMNS))
     for row in report["by_region"]:
-        regions.append([row[c] for c in REGION_COLUMNS])
+        regions.append([row.get(c) for c in REGION_COLUMNS])
     institutions = wb.create_sheet("按机构 By institution")
     institutions.append(["institution", *FLOW_FIELDS, "authorized_in_month"])
     for row in report["by_institution"]:

@@ -393,6 +393,34 @@ def claim_due_events(
     return claimed
 
 
+def waiting_events_of(
+    session: Session, institution_prefix: str, event_type: str, limit: int
+) -> list[dict[str, Any]]:
+    """Undelivered events of the institutions whose id starts with
+    ``institution_prefix`` and whose payload is of ``event_type``, oldest first (nodes:
+    the events of relayed institutions, forwarded to their own node)."""
+    q = (
+        sa.select(webhook_outbox)
+        .where(
+            webhook_outbox.c.delivered_at.is_(None),
+            webhook_outbox.c.institution_id.startswith(institution_prefix, autoescape=True),
+            webhook_outbox.c.payload.contains(f'"type": "{event_type}"', autoescape=True),
+        )
+        .order_by(webhook_outbox.c.id)
+        .limit(limit)
+    )
+    return [dict(m) for m in session.execute(q).mappings()]
+
+
+def event_exists(session: Session, event_id: str) -> bool:
+    return (
+        session.execute(
+            sa.select(webhook_outbox.c.id).where(webhook_outbox.c.event_id == event_id)
+        ).first()
+        is not None
+    )
+
+
 def mark_delivered(session: Session, event_row_id: int, now: int) -> None:
     session.execute(
         webhook_outbox.update()

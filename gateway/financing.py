@@ -55,7 +55,7 @@ from financing.errors import (
     RealNameRequired,
 )
 from financing.products import Product, grades_at_least, new_product, text
-from gateway import casework
+from gateway import casework, node_statistics
 from gateway import grades as grade_service
 from gateway.auth import Principal
 from gateway.enforce import ConsentAudit, enforce
@@ -538,13 +538,13 @@ def statistics_report(
     by_region = statistics.merge_parts(parts)
     with read_session(engine) as s:
         by_institution = store.institution_sums(s, start=m.start, end=m.end) if not wanted else {}
-    total = statistics.merge(by_region)
+    # A parent node counts its children's pushed figures, marked by node (CONTRACT v2
+    # "Nodes"; docs/network.md): in by_region and in the top-level figures.
+    total, region_rows = node_statistics.with_children(engine, m.label, wanted, by_region, targets)
     return {
         "month": m.label,
         **statistics.figures(total, targets),
-        "by_region": [
-            {"region": r, **statistics.figures(by_region[r], targets)} for r in sorted(by_region)
-        ],
+        "by_region": region_rows,
         "by_institution": [
             {
                 "institution": i,

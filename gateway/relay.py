@@ -196,8 +196,16 @@ def init_app(app: Flask, *, background: bool) -> None:
         from gateway.node_up import forward_overdue_objections
 
         svc._spawn("node-outbox", net.outbox.deliver_due, cfg.delivery_interval_seconds)
+        from gateway.node_webhooks import forward_relayed_events
+
         svc._spawn(
             "node-up", lambda: forward_overdue_objections(svc.engine), cfg.forward_interval_seconds
+        )
+        # Consent events of relayed institutions, to their own node (docs/network.md).
+        svc._spawn(
+            "node-webhooks",
+            lambda: forward_relayed_events(svc.engine),
+            cfg.delivery_interval_seconds,
         )
 
 

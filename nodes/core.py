@@ -51,7 +51,7 @@ RELATIONS = ("parent", "child")
 STATUSES = ("active", "suspended")
 TYP_NODE = jwt_rules.TYP_NODE
 RELAYED_PREFIX = "node:"
-MESSAGE_KINDS = ("statistics", "objection_overdue", "data_import", "note")
+MESSAGE_KINDS = ("statistics", "objection_overdue", "data_import", "note", "webhook")
 MAX_MESSAGES_PER_BATCH = 500
 
 
@@ -168,6 +168,14 @@ def serves(code: str, own: NodeIdentity, peers: Sequence[Peer]) -> bool:
 def relayed_institution(node: str, institution: str) -> str:
     """The id under which a holding node knows an institution vouched for by ``node``."""
     return f"{RELAYED_PREFIX}{node}/{institution}"
+
+
+def vouching_node(relayed: str) -> tuple[str, str] | None:
+    """``node:<node>/<institution>`` → ``(node, institution)``; None for any other id."""
+    if not relayed.startswith(RELAYED_PREFIX):
+        return None
+    node, sep, institution = relayed[len(RELAYED_PREFIX) :].partition("/")
+    return (node, institution) if sep and node and institution else None
 
 
 def body_digest(body: bytes) -> str:

@@ -23,10 +23,11 @@ from flask import request as flask_request
 from sqlalchemy.exc import IntegrityError
 
 from common import uscc as uscc_rules
-from common.db import write_session
+from common.db import read_connection, write_session
 from common.errors import Conflict
 from common.logging import get_logger
-from gateway import relay
+from consent import store as consent_store
+from gateway import node_webhooks, relay
 from gateway.api import schemas
 from gateway.contract import operation
 from gateway.services import services
@@ -150,10 +151,12 @@ def _check(peer: core.Peer, m: core.Message) -> None:
         if not isinstance(month, str) or not _MONTH.match(month):
             raise MessageInvalid(f"message {m.id}: month is YYYY-MM")
         if not isinstance(figures, Mapping) or not all(
-            isinstance(k, str) and isinstance(v, int | float) and not isinstance(v, bool)
+            isinstance(k, str) and isinstance(v, int | float) and not isinstance(v, bool) and v >= 0
             for k, v in figures.items()
         ):
-            raise MessageInvalid(f"message {m.id}: figures map names to numbers")
+            # Counts, amounts and rates: a negative one would take from the parent's
+            # totals (docs/network.md "What a malicious child can and cannot do").
+            raise MessageInvalid(f"message {m.id}: figures map names to numbers (≥ 0)")
     elif m.kind == "objection_overdue":
         if peer.relation != "child":
             raise MessageInvalid("objections go up: only a child forwards them")
@@ -180,6 +183,20 @@ def _check(peer: core.Peer, m: core.Message) -> None:
             )
         if not isinstance(csv, str):
             raise MessageInvalid(f"message {m.id}: csv is the file's text")
+    elif m.kind == "webhook":
+        # A consent event for one of this node's institutions, about a consent it
+        # relayed to that peer for that institution, and no other (gateway.node_webhooks).
+        try:
+            institution, _, _, event = node_webhooks.check_forwarded(dict(p))
+        except ValueError as e:
+            raise MessageInvalid(f"message {m.id}: {e}") from e
+        with read_connection(services().engine) as c:
+            relayed_to = node_store.relayed_consent_peer(c, str(event["consent_id"]), institution)
+        if relayed_to != peer.name:
+            raise MessageInvalid(
+                f"message {m.id}: no consent {event['consent_id']} of {institution!r} "
+                f"was relayed to {peer.name!r}"
+            )
 
 
 def _act(s: Any, peer: core.Peer, m: core.Message, now: int) -> None:
@@ -197,4 +214,10 @@ def _act(s: Any, peer: core.Peer, m: core.Message, now: int) -> None:
         )
     elif m.kind == "objection_overdue":
         node_store.put_forwarded_objection(s, peer.name, m.payload, now)
+    elif m.kind == "webhook":
+        institution, event_id, text, _ = node_webhooks.check_forwarded(dict(m.payload))
+        if not consent_store.event_exists(s, event_id):
+            consent_store.enqueue_event(
+                s, institution_id=institution, event_id=event_id, payload=text, now=now
+            )
     # "note": nothing but its inbox row (used to test delivery itself).

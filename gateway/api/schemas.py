@@ -892,6 +892,11 @@ class _Figures(_Flow):
 
 class RegionFigures(_Figures):
     region: str
+    node: str | None = Field(
+        default=None,
+        description="nodes: the node whose figures these are (a parent lists its "
+        "children's pushed figures too); absent when this instance is no node",
+    )
 
 
 class InstitutionFigures(_Flow):
@@ -1069,7 +1074,7 @@ class RecommendationState(Answer):
 # --- nodes (issue 18) ---
 class NodeMessage(Body):
     id: Annotated[str, Field(max_length=80, description="<sender>:<sequence>, unique")]
-    kind: Literal["statistics", "objection_overdue", "data_import", "note"]
+    kind: Literal["statistics", "objection_overdue", "data_import", "note", "webhook"]
     payload: dict[str, Any]
     created_at: Annotated[int, Field(ge=0)]
 

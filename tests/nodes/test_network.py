@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -254,13 +255,21 @@ def test_bad_peer_inputs_are_refused_and_change_nothing(net: Network) -> None:
     both = batch({**note, "id": "jiangyin:9004"}, stats)
     resp = post(net.province, path, both, signed(net.jiangyin, ring, net.province, path, both))
     assert resp.status_code == 403 and resp.json()["error"] == "node_region_not_served"
+    # A negative figure (it would take from the parent's totals).
+    negative = batch({**stats, "id": "jiangyin:9005", "payload": {
+        "region": "320281", "month": "2026-11", "figures": {"disbursed": -5},
+    }})  # fmt: skip
+    resp = post(
+        net.province, path, negative, signed(net.jiangyin, ring, net.province, path, negative)
+    )
+    assert resp.status_code == 400 and resp.json()["error"] == "node_message_invalid"
     # Somebody else's message ids.
     theirs = batch({**note, "id": "zhangjg:1"})
     resp = post(net.province, path, theirs, signed(net.jiangyin, ring, net.province, path, theirs))
     assert resp.status_code == 400 and resp.json()["error"] == "node_message_invalid"
     ids = inbox_ids(net.province, "jiangyin")
     assert "jiangyin:9001" in ids
-    assert not {"jiangyin:9002", "jiangyin:9003", "jiangyin:9004"} & set(ids)
+    assert not {"jiangyin:9002", "jiangyin:9003", "jiangyin:9004", "jiangyin:9005"} & set(ids)
     # A relayed call for an enterprise the receiving node does not hold.
     relay_body = json.dumps(
         {"grant": "x.y.z", "feature": "tax.paid_12m", "op": ">=", "value": 1}
@@ -314,22 +323,109 @@ def test_a_suspended_child_is_refused(net: Network) -> None:
 
 
 # Up: statistics and the durable outbox ----------------------------------------------------
+def operator_session(node: Node) -> httpx.Client:
+    login = "op-" + uuid.uuid4().hex[:6]
+    node.cli(
+        "admin", "add-user", "--role", "operator", "--login", login, "--password-stdin",
+        stdin=PASSWORD + "\n",
+    )  # fmt: skip
+    client, csrf = enterprise_session(node, login)
+    client.headers["X-CSRF-Token"] = csrf
+    return client
+
+
+def pushed(node: Node, child: str, month: str, until: Any, timeout: float = 60) -> list[Any]:
+    """The figures ``child`` pushed to ``node`` for ``month``, once ``until`` holds."""
+    engine = make_engine(node.database_url)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            rows = [r for r in node_store.children_statistics(engine, month) if r["node"] == child]
+            if until(rows) or time.monotonic() > deadline:
+                return rows
+            time.sleep(0.2)
+    finally:
+        engine.dispose()
+
+
+def test_a_loan_recorded_at_a_city_counts_in_the_provinces_statistics_after_the_push(
+    net: Network, tmp_path: Path
+) -> None:
+    from openpyxl import load_workbook
+
+    from financing.statistics import month_of
+    from tests.nodes.loans import record_loan
+
+    month = month_of(time.time())
+    operator = operator_session(net.province)
+    before = operator.get("/v1/statistics", params={"month": month}).json()
+    record_loan(net.jiangyin, city_uscc("320281", 41), 700_000, 4.0)
+    record_loan(net.jiangyin, city_uscc("320281", 42), 300_000, 3.5)
+    # Nothing moves up before the push.
+    assert operator.get("/v1/statistics", params={"month": month}).json() == before
+    out = net.jiangyin.cli("node", "push-statistics", "--month", month)
+    assert "messages queued for the parent" in out
+    rows = pushed(net.province, "jiangyin", month, lambda r: r and r[0].get("approved", 0) >= 2)
+    assert [r["region"] for r in rows] == ["320281"]
+    assert rows[0]["disbursed"] == 1_000_000 and rows[0]["weighted_rate"] == 3.85
+
+    resp = operator.get("/v1/statistics", params={"month": month})
+    assert resp.status_code == 200, resp.text
+    stats = resp.json()
+    schemas.Statistics.model_validate(stats)
+    city = [r for r in stats["by_region"] if r.get("node") == "jiangyin"]
+    assert len(city) == 1 and city[0]["region"] == "320281"
+    assert city[0]["approved"] == 2 and city[0]["disbursed"] == 1_000_000
+    assert city[0]["credit_loan_share"] == 1.0 and city[0]["weighted_rate"] == 3.85
+    # The province's own top-level figures count its children's.
+    assert stats["disbursed"] == before["disbursed"] + 1_000_000
+    assert stats["approved"] == before["approved"] + 2
+    assert stats["disbursed"] == sum(r["disbursed"] for r in stats["by_region"])
+    # One region asked: only its rows, the child's included.
+    one = operator.get("/v1/statistics", params={"month": month, "region": "320281"}).json()
+    assert [(r["region"], r.get("node")) for r in one["by_region"]] == [("320281", "jiangyin")]
+    assert one["disbursed"] == 1_000_000
+    # A bank at the province does not read them.
+    b = bank(net)
+    refused = b._send(
+        "GET", "/v1/statistics", params={"month": month},
+        headers={"Authorization": f"Bearer {b.token()}"},
+    )  # fmt: skip
+    assert refused.status_code == 403
+    # The province's xlsx export carries the child's row, marked by node.
+    xlsx = tmp_path / "stats.xlsx"
+    net.province.cli("stats", "export", "--month", month, "--out", str(xlsx))
+    sheet = list(load_workbook(xlsx)["按地区 By region"].iter_rows(values_only=True))
+    header = list(sheet[0])
+    marked = [row for row in sheet[1:] if row[header.index("node")] == "jiangyin"]
+    assert [(row[0], row[header.index("disbursed")]) for row in marked] == [("320281", 1_000_000)]
+
+
 def test_a_city_killed_during_an_upward_push_catches_up_without_loss_or_doubling(
     net: Network, tmp_path: Path
 ) -> None:
+    from financing.statistics import month_of
+    from gateway.node_up import statistics_to_push
+    from tests.nodes.loans import record_loan
+
     city = net.zhangjg
+    settings = load_settings(env=city.env)
     engine = make_engine(city.database_url)
+    month = month_of(time.time())
     total = 1500
     try:
+        # Two pushes of this month's statistics (what `xinyi node push-statistics`
+        # queues), one loan apart, around many other messages: the later one wins.
+        record_loan(city, city_uscc("320282", 51), 500_000, 4.2)
+        first = statistics_to_push(settings, engine, month)
+        record_loan(city, city_uscc("320282", 52), 250_000, 3.6)
+        second = statistics_to_push(settings, engine, month)
+        assert first["320282"]["approved"] == 1 and second["320282"]["approved"] == 2
         with write_session(engine) as s:
-            for region, n in (("320282", 11), ("32028201", 3)):
-                node_store.enqueue(
-                    s, "jiangsu", "statistics",
-                    {"region": region[:6], "month": "2026-11", "figures": {"applications": n}},
-                    int(time.time()),
-                )  # fmt: skip
+            assert node_store.push_statistics(s, month, first, int(time.time())) == 1
             for _ in range(total - 2):
                 node_store.enqueue(s, "jiangsu", "note", {"n": 1}, int(time.time()))
+            assert node_store.push_statistics(s, month, second, int(time.time())) == 1
         with engine.connect() as c:
             queued = [
                 r.seq
@@ -361,11 +457,15 @@ def test_a_city_killed_during_an_upward_push_catches_up_without_loss_or_doubling
         expected = {f"zhangjg:{seq}" for seq in queued}
         assert expected <= set(ids)  # nothing lost
         assert len(ids) == len(set(ids))  # nothing doubled (the key guarantees it)
-        figures = node_store.children_statistics(make_engine(net.province.database_url), "2026-11")
-        mine = [f for f in figures if f["node"] == "zhangjg"]
+        mine = pushed(net.province, "zhangjg", month, lambda r: True)
         # The later push of the same (region, month) replaced the earlier one.
-        assert mine == [
-            {"node": "zhangjg", "region": "320282", "month": "2026-11", "applications": 3}
+        assert [(r["region"], r["approved"], r["disbursed"]) for r in mine] == [
+            ("320282", 2, 750_000)
+        ]
+        stats = operator_session(net.province).get("/v1/statistics", params={"month": month})
+        rows = [r for r in stats.json()["by_region"] if r.get("node") == "zhangjg"]
+        assert [(r["region"], r["approved"], r["disbursed"]) for r in rows] == [
+            ("320282", 2, 750_000)
         ]
     finally:
         engine.dispose()
@@ -539,3 +639,151 @@ def test_a_province_bank_scores_a_city_enterprise_through_the_relay(net: Network
     assert held["operation"] == "score" and held["institution"] == "node:jiangsu/bank-prov"
     relayed = b.call("GET", f"/v1/audit/entries/{answer['relay_audit_index']}")["entry"]
     assert relayed["operation"] == "relay" and relayed["decision"] == "relayed:jiangyin"
+
+
+# A grade through the relay ----------------------------------------------------------------
+def test_a_province_bank_reads_a_city_enterprise_grade_under_the_citys_grant(
+    net: Network, tmp_path: Path
+) -> None:
+    """Op ``grade`` through the relay: the city's grant (naming every non-public
+    category the grade draws on), letters only, the access logged at the city and the
+    relay at the province; the answer carries both indexes and is what the route
+    declares."""
+    from datetime import UTC, datetime
+
+    from gateway.api import grades as grades_api
+    from gateway.contract import operation_of
+    from gateway.grades import grade_categories
+
+    month = datetime.now(UTC).strftime("%Y-%m")
+    # The city's registration data: the grade's population is every enterprise in it.
+    registration = tmp_path / "registration.csv"
+    registration.write_text(
+        "uscc,registration.status,registration.industry,registration.size,"
+        f"registration.established\n{net.enterprise},active,C,small,2015-03-01\n",
+        encoding="utf-8",
+    )
+    net.jiangyin.cli("data", "import", "market_regulation", str(registration))
+    net.jiangyin.cli("grades", "compute", "--month", month)
+    granted, _ = grade_categories(load_settings(env=net.jiangyin.env).config)
+    b = bank(net)
+    created = b.call(
+        "POST",
+        "/v1/consents",
+        {
+            "enterprise": net.enterprise,
+            "purpose": "working_capital_loan",
+            "ops": ["grade"],
+            "categories": granted,
+            "duration_days": 30,
+            "max_uses": 5,
+        },
+    )
+    ent, csrf = enterprise_session(net.jiangyin, net.enterprise_login)
+    resp = ent.post(f"/v1/consents/{created['id']}/approve", headers={"X-CSRF-Token": csrf})
+    assert resp.status_code == 200, resp.text
+    grant = b.call("GET", f"/v1/consents/{created['id']}")["grant"]
+    assert jwt.decode(grant, options={"verify_signature": False})["iss"] == net.jiangyin.url
+
+    answer = b.call(
+        "GET", f"/v1/enterprises/{net.enterprise}/grade", params={"grant": grant, "month": month}
+    )
+    op = operation_of(grades_api.grade)
+    assert op is not None and op.answer is schemas.Grade
+    op.answer.model_validate(answer)
+    assert answer["enterprise"] == net.enterprise and answer["month"] == month
+    assert isinstance(answer["audit_index"], int)
+    assert isinstance(answer["relay_audit_index"], int)
+    # Letters only: never ⑦, never the enterprise's own explanation.
+    assert "7" not in answer["indicators"]
+    assert not {"explanation", "how_to_raise", "recommended"} & set(answer)
+    # The city's log: the grade read, by the institution the province vouches for.
+    held = ent.get(f"/v1/audit/entries/{answer['audit_index']}").json()["entry"]
+    assert held["operation"] == "grade" and held["decision"] == "allowed"
+    assert held["institution"] == "node:jiangsu/bank-prov"
+    assert held["enterprise"] == net.enterprise
+    # The province's log: the relay, by the bank itself, no data of its own.
+    relayed = b.call("GET", f"/v1/audit/entries/{answer['relay_audit_index']}")["entry"]
+    assert relayed["operation"] == "relay" and relayed["decision"] == "relayed:jiangyin"
+    assert relayed["institution"] == BANK_ID and relayed["features"] == []
+    # A grant without op grade is refused at the city, logged there, through the relay.
+    verify_only, _ = approved_grant(net, ["verify"])
+    refused = b._send(
+        "GET", f"/v1/enterprises/{net.enterprise}/grade",
+        params={"grant": verify_only, "month": month},
+        headers={"Authorization": f"Bearer {b.token()}"},
+    )  # fmt: skip
+    assert refused.status_code == 403, refused.text
+    body = refused.json()
+    assert isinstance(body.get("audit_index"), int)
+    denied = ent.get(f"/v1/audit/entries/{body['audit_index']}").json()["entry"]
+    assert denied["operation"] == "grade" and denied["decision"] != "allowed"
+
+
+# Relayed consent webhooks -----------------------------------------------------------------
+def webhook_rows(node: Node, institution: str) -> list[dict[str, Any]]:
+    from consent import store as consent_store
+
+    engine = make_engine(node.database_url)
+    try:
+        with engine.connect() as c:
+            rows = c.execute(
+                sa.select(consent_store.webhook_outbox).where(
+                    consent_store.webhook_outbox.c.institution_id == institution
+                )
+            ).mappings()
+            return [dict(r) for r in rows]
+    finally:
+        engine.dispose()
+
+
+def test_consent_events_of_a_relayed_institution_reach_its_own_nodes_outbox(
+    net: Network,
+) -> None:
+    """The enterprise approves at Jiangyin; the event queued there for
+    node:jiangsu/bank-prov moves (once) to the province's webhook outbox for bank-prov,
+    which the province signs and delivers. Another node cannot inject events about a
+    consent it did not hold."""
+    _, view = approved_grant(net, ["verify"])
+    consent_id = view["id"]
+
+    def events_at(node: Node, institution: str) -> list[dict[str, Any]]:
+        return [
+            r
+            for r in webhook_rows(node, institution)
+            if json.loads(r["payload"]).get("consent_id") == consent_id
+        ]
+
+    deadline = time.monotonic() + 60
+    arrived: list[dict[str, Any]] = []
+    while time.monotonic() < deadline:
+        arrived = events_at(net.province, BANK_ID)
+        if arrived:
+            break
+        time.sleep(0.2)
+    held = events_at(net.jiangyin, "node:jiangsu/bank-prov")
+    assert held and all(r["delivered_at"] is not None for r in held)  # handed over
+    assert [r["event_id"] for r in arrived] == [r["event_id"] for r in held]  # once each
+    assert [r["payload"] for r in arrived] == [r["payload"] for r in held]  # unchanged
+    event = json.loads(arrived[-1]["payload"])
+    assert event["type"] == "consent.status_changed" and event["status"] == "active"
+    assert arrived[-1]["delivered_at"] is None  # waits for bank-prov's own webhook URL
+
+    # Zhangjiagang did not relay that consent: its "event" about it is refused.
+    ring = node_signer(net.zhangjg)
+    forged_event = json.dumps(
+        {"event_id": "evt_" + "0" * 32, "type": "consent.status_changed",
+         "consent_id": consent_id, "status": "revoked", "at": 1},
+        sort_keys=True,
+    )  # fmt: skip
+    body = json.dumps(
+        {"messages": [{
+            "id": "zhangjg:9300", "kind": "webhook", "created_at": 1,
+            "payload": {"institution": BANK_ID, "event_id": "evt_" + "0" * 32,
+                        "event": forged_event},
+        }]}
+    ).encode()  # fmt: skip
+    path = "/v1/node/messages"
+    resp = post(net.province, path, body, signed(net.zhangjg, ring, net.province, path, body))
+    assert resp.status_code == 400 and resp.json()["error"] == "node_message_invalid"
+    assert events_at(net.province, BANK_ID) == arrived
