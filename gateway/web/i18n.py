@@ -257,6 +257,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "keypurpose.tokens": ("访问令牌", "Access tokens"),
     "keypurpose.checkpoints": ("审计检查点", "Audit checkpoints"),
     "keypurpose.events": ("事件通知签名", "Webhook events"),
+    "keypurpose.nodes": ("节点间认证签名", "Node assertions"),
     "keystate.signing": ("正在签名", "Signing"),
     "keystate.published": ("已轮换，仍公布", "Rotated, still published"),
     "keystate.unpublished": ("已停止公布", "No longer published"),
