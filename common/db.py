@@ -79,6 +79,16 @@ def make_engine(url: str, *, pool_size: int = 5) -> Engine:
 
 
 @contextmanager
+def write_connection(engine: Engine) -> Iterator[Connection]:
+    """A connection in a write transaction that takes the write lock up front on SQLite
+    (``BEGIN IMMEDIATE``). A deferred transaction that reads and then writes fails at
+    once with "database is locked" when another connection committed in between (WAL
+    cannot upgrade a stale snapshot, and the busy timeout does not apply)."""
+    with engine.connect().execution_options(sqlite_begin="IMMEDIATE") as conn, conn.begin():
+        yield conn
+
+
+@contextmanager
 def write_session(engine: Engine) -> Iterator[Session]:
     """A session whose transaction takes the write lock up front on SQLite
     (``BEGIN IMMEDIATE``), so read-modify-write sequences cannot deadlock-upgrade."""

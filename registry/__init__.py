@@ -36,6 +36,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
 
 from common import uscc as uscc_rules
+from common.db import write_connection
 from common.errors import Conflict, Forbidden, InvalidInput, NotFound, shown
 from common.webhook_address import WebhookPolicy
 from registry.store import (
@@ -213,7 +214,7 @@ class Registry:
         key = validate_public_jwk(jwk)
         now = self._now()
         try:
-            with self.engine.begin() as c:
+            with write_connection(self.engine) as c:
                 c.execute(
                     institutions.insert().values(
                         id=institution_id,
@@ -237,7 +238,7 @@ class Registry:
             return
         now = self._now()
         try:
-            with self.engine.begin() as c:
+            with write_connection(self.engine) as c:
                 c.execute(
                     institutions.insert().values(
                         id=institution_id,
@@ -322,7 +323,7 @@ class Registry:
         return self.institution(institution_id)
 
     def set_webhook(self, institution_id: str, url: str | None) -> Institution:
-        with self.engine.begin() as c:
+        with write_connection(self.engine) as c:
             c.execute(
                 institutions.update()
                 .where(institutions.c.id == institution_id)
@@ -331,7 +332,7 @@ class Registry:
         return self.institution(institution_id)
 
     def _set_status(self, table: sa.Table, party_id: str, status: str, kind: str) -> None:
-        with self.engine.begin() as c:
+        with write_connection(self.engine) as c:
             done = c.execute(
                 table.update()
                 .where(table.c.id == party_id)
@@ -348,7 +349,7 @@ class Registry:
             )
         now = self._now()
         try:
-            with self.engine.begin() as c:
+            with write_connection(self.engine) as c:
                 c.execute(
                     departments.insert().values(
                         id=department_id,
@@ -440,7 +441,7 @@ class Registry:
         real_name_at = now if role == "enterprise" and real_name else None
         password_hash = _hasher.hash(password)
         try:
-            with self.engine.begin() as c:
+            with write_connection(self.engine) as c:
                 c.execute(
                     users.insert().values(
                         login=login,
@@ -498,7 +499,7 @@ class Registry:
         if current is not None:
             if current.real_name_at is not None:
                 raise taken
-            with self.engine.begin() as c:  # counted whatever the outcome
+            with write_connection(self.engine) as c:  # counted whatever the outcome
                 counted = c.execute(
                     enterprise_admins.update()
                     .where(
@@ -514,7 +515,7 @@ class Registry:
             if counted != 1 or not real_name:
                 raise taken
         try:
-            with self.engine.begin() as c:
+            with write_connection(self.engine) as c:
                 if current is not None:
                     displaced = current.login
                     gone = c.execute(
@@ -567,7 +568,7 @@ class Registry:
         ``max_attempts`` checks were made: each check answers whether a guessed id is
         the legal representative's."""
         now = self._now()
-        with self.engine.begin() as c:
+        with write_connection(self.engine) as c:
             row = c.execute(sa.select(users.c.real_name_at).where(users.c.login == login)).first()
             if row is None:
                 raise UnknownParty("no such user")
@@ -604,7 +605,7 @@ class Registry:
         """The operator checked the legal representative in person (or the attempts ran
         out and were followed up offline): the enterprise account ``login`` is
         real-named from now."""
-        with self.engine.begin() as c:
+        with write_connection(self.engine) as c:
             done = c.execute(
                 users.update()
                 .where(users.c.login == login, users.c.role == "enterprise")
@@ -628,7 +629,7 @@ class Registry:
         token = secrets.token_urlsafe(32)
         now = self._now()
         found = Invitation(admin.uscc, admin_login, now, now + valid_seconds, None, None)
-        with self.engine.begin() as c:
+        with write_connection(self.engine) as c:
             c.execute(
                 invitations.insert().values(
                     token_hash=_token_hash(token),
@@ -668,7 +669,7 @@ class Registry:
         now = self._now()
         h = _token_hash(token)
         try:
-            with self.engine.begin() as c:
+            with write_connection(self.engine) as c:
                 row = c.execute(invitations.select().where(invitations.c.token_hash == h)).first()
                 if row is None:
                     raise InvitationNotFound("no such invitation")
@@ -718,7 +719,7 @@ class Registry:
         return self._set_disabled(login, False)
 
     def _set_disabled(self, login: str, disabled: bool) -> User:
-        with self.engine.begin() as c:
+        with write_connection(self.engine) as c:
             done = c.execute(users.update().where(users.c.login == login).values(disabled=disabled))
             if disabled:
                 c.execute(person_sessions.delete().where(person_sessions.c.login == login))
@@ -747,7 +748,7 @@ class Registry:
             if inst is None or inst.status != "active":
                 return None
         if _hasher.check_needs_rehash(stored):
-            with self.engine.begin() as c:  # a hash of an older cost, upgraded
+            with write_connection(self.engine) as c:  # a hash of an older cost, upgraded
                 c.execute(
                     users.update()
                     .where(users.c.login == login)
