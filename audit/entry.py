@@ -138,10 +138,14 @@ def canonical(value: Any) -> bytes:
 
 
 def _plain(value: Any) -> bool:
+    # Exact str (the common case: names, ids, hex digests) first; subclasses and the
+    # rest take the general checks below.
+    if type(value) is str:
+        return True
     if isinstance(value, dict):
         return all(k.isascii() and _plain(v) for k, v in value.items())
     if isinstance(value, list):
-        return all(_plain(v) for v in value)
+        return all(type(v) is str or _plain(v) for v in value)
     if isinstance(value, bool) or value is None:
         return True
     if isinstance(value, int):
