@@ -108,7 +108,10 @@ def grade_for_institution(
     code = uscc_rules.validate(uscc)
     if actor.kind != "institution":
         raise Forbidden("only institutions read grades under a grant", code="wrong_role")
-    chosen = service.chosen_month(svc.engine, month)
+    # The month and the grade in one query, before the grant is used: the grade of a
+    # computed month never changes, and whether it exists is revealed only below, once
+    # the access is logged.
+    chosen, stored = service.month_and_grade(svc.engine, code, month)
     granted, other = grade_categories(svc.settings.config)
     used = _used_features(svc)
     access = enforce(
@@ -120,11 +123,10 @@ def grade_for_institution(
         features=used,
         public_categories=other,
     )
-    try:
-        stored = service.stored_grade(svc.engine, code, chosen)
-    except NotFound as e:
+    if stored is None:
+        e = NotFound(f"{code} was not graded for {chosen}", code="enterprise_not_graded")
         e.details["audit_index"] = access.finish()
-        raise
+        raise e
     answer = {
         "enterprise": code,
         "month": chosen,

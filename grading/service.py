@@ -688,6 +688,35 @@ class StoredGrade:
     letters: str
 
 
+def month_and_grade(engine: Engine, uscc: str, month: str | None) -> tuple[str, StoredGrade | None]:
+    """:func:`chosen_month` and the stored grade of ``uscc`` that month (None: not
+    graded then), in one query when ``month`` is None (the grade API's hot path: the
+    newest month and the grade together). Raises as :func:`chosen_month` does. The
+    caller decides when to reveal whether the enterprise was graded."""
+    if month is not None:
+        chosen = chosen_month(engine, month)
+        with read_connection(engine) as conn:
+            row = conn.execute(
+                sa.select(grades.c.month, grades.c.grade, grades.c.method, grades.c.letters).where(
+                    grades.c.month == chosen, grades.c.uscc == uscc
+                )
+            ).first()
+    else:
+        newest = sa.select(sa.func.max(grade_runs.c.month).label("month")).subquery()
+        with read_connection(engine) as conn:
+            row = conn.execute(
+                sa.select(newest.c.month, grades.c.grade, grades.c.method, grades.c.letters)
+                .select_from(newest)
+                .outerjoin(grades, sa.and_(grades.c.month == newest.c.month, grades.c.uscc == uscc))
+            ).first()
+        if row is None or row.month is None:
+            return chosen_month(engine, None), None  # raises GradesNotComputed
+        chosen = str(row.month)
+    if row is None or row.grade is None:
+        return chosen, None
+    return chosen, StoredGrade(uscc, chosen, int(row.grade), int(row.method), str(row.letters))
+
+
 def stored_grade(engine: Engine, uscc: str, month: str) -> StoredGrade:
     """The stored grade of ``uscc`` for a computed ``month``; NotFound
     ``enterprise_not_graded`` when it was not graded that month."""

@@ -183,3 +183,23 @@ def test_reading_in_small_chunks_gives_the_same_columns_and_grades(
         for k in range(12):
             letter = " ABC"[expected.letters.letters[i, k]].strip() or None
             assert out["indicators"][str(k + 1)]["letter"] == letter
+
+
+def test_month_and_grade_reads_the_newest_month_and_the_grade_together(
+    engine: Engine, settings: Settings, city: synth.City, tmp_path: Path
+) -> None:
+    """The grade API's one query (issue 15): the newest month and the enterprise's
+    grade, None for an enterprise not graded; nothing computed raises with the hint."""
+    load_city(engine, city, tmp_path / "city")
+    code = str(city.feature_columns()[0][5])
+    with pytest.raises(service.GradesNotComputed):
+        service.month_and_grade(engine, code, None)
+    service.compute(engine, settings, "2025-05", today=TODAY, now=1, actor="test")
+    service.compute(engine, settings, "2025-06", today=TODAY, now=2, actor="test")
+    month, stored = service.month_and_grade(engine, code, None)
+    assert month == "2025-06" and stored == service.stored_grade(engine, code, "2025-06")
+    month, stored = service.month_and_grade(engine, code, "2025-05")
+    assert month == "2025-05" and stored == service.stored_grade(engine, code, "2025-05")
+    assert service.month_and_grade(engine, "91330100MA27XK3B1X", None) == ("2025-06", None)
+    with pytest.raises(service.GradesNotComputed):
+        service.month_and_grade(engine, code, "2025-04")
