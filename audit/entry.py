@@ -197,6 +197,18 @@ def _prefix(opened: dict[str, Any], key: tuple[Any, ...]) -> bytes:
     return prefix
 
 
+def _keyed_prefix(department: str, opened: dict[str, Any], names: tuple[Any, ...]) -> bytes:
+    """``"department":`` and the opening's prefix, as the stored opening lists it."""
+    key = ("k", department, *names)
+    prefix = _PREFIXES.get(key)
+    if prefix is None:
+        prefix = canonical(department) + b":" + _prefix(opened, ("o", *names))
+        if len(_PREFIXES) >= _MAX_PREFIXES:
+            _PREFIXES.clear()
+        _PREFIXES[key] = prefix
+    return prefix
+
+
 def seal(entry: Mapping[str, Any], category_departments: Mapping[str, str]) -> Sealed:
     """Validate the entry, split it into per-department parts (``category_departments``:
     the catalog's category -> department) and commit to each with a fresh salt."""
@@ -221,7 +233,7 @@ def seal(entry: Mapping[str, Any], category_departments: Mapping[str, str]) -> S
         committed_part = _prefix({"department": d, **p}, ("c", d, *names)) + salt
         digests[d] = hashlib.sha256(committed_part).hexdigest()
         # The stored opening has no "department" key: the parts map names it.
-        opened_parts.append(canonical(d) + b":" + _prefix(p, ("o", *names)) + salt)
+        opened_parts.append(_keyed_prefix(d, p, names) + salt)
     private: dict[str, Any] = {
         "grant_id": fields.get("grant_id"),
         "model_id": fields.get("model_id"),

@@ -688,6 +688,20 @@ class StoredGrade:
     letters: str
 
 
+_NEWEST = sa.select(sa.func.max(grade_runs.c.month).label("month")).subquery()
+_GRADE_COLUMNS = (grades.c.grade, grades.c.method, grades.c.letters)
+_GRADE_IN_MONTH = sa.select(grades.c.month, *_GRADE_COLUMNS).where(
+    grades.c.month == sa.bindparam("month"), grades.c.uscc == sa.bindparam("uscc")
+)
+_GRADE_IN_NEWEST = (
+    sa.select(_NEWEST.c.month, *_GRADE_COLUMNS)
+    .select_from(_NEWEST)
+    .outerjoin(
+        grades, sa.and_(grades.c.month == _NEWEST.c.month, grades.c.uscc == sa.bindparam("uscc"))
+    )
+)
+
+
 def month_and_grade(engine: Engine, uscc: str, month: str | None) -> tuple[str, StoredGrade | None]:
     """:func:`chosen_month` and the stored grade of ``uscc`` that month (None: not
     graded then), in one query when ``month`` is None (the grade API's hot path: the
@@ -696,19 +710,10 @@ def month_and_grade(engine: Engine, uscc: str, month: str | None) -> tuple[str, 
     if month is not None:
         chosen = chosen_month(engine, month)
         with read_connection(engine) as conn:
-            row = conn.execute(
-                sa.select(grades.c.month, grades.c.grade, grades.c.method, grades.c.letters).where(
-                    grades.c.month == chosen, grades.c.uscc == uscc
-                )
-            ).first()
+            row = conn.execute(_GRADE_IN_MONTH, {"month": chosen, "uscc": uscc}).first()
     else:
-        newest = sa.select(sa.func.max(grade_runs.c.month).label("month")).subquery()
         with read_connection(engine) as conn:
-            row = conn.execute(
-                sa.select(newest.c.month, grades.c.grade, grades.c.method, grades.c.letters)
-                .select_from(newest)
-                .outerjoin(grades, sa.and_(grades.c.month == newest.c.month, grades.c.uscc == uscc))
-            ).first()
+            row = conn.execute(_GRADE_IN_NEWEST, {"uscc": uscc}).first()
         if row is None or row.month is None:
             return chosen_month(engine, None), None  # raises GradesNotComputed
         chosen = str(row.month)
