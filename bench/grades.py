@@ -65,6 +65,8 @@ def run() -> dict[str, Any]:
 
             with fresh_pg_schema(pg) as schema_url:
                 figures["postgresql"] = _backend(schema_url, folder, catalog, Path(tmp))
+    # The machine is shared: the load when the timings ended, beside the one at start.
+    figures["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     return figures
 
 

@@ -39,7 +39,7 @@ from casework.errors import (
     ObjectionNotFound,
     RepairNotFound,
 )
-from common.db import read_session, write_session
+from common.db import read_connection, read_session, write_session
 from common.errors import Forbidden, InvalidInput
 from common.logging import get_logger
 from common.workdays import china_date
@@ -290,9 +290,10 @@ def disputed(svc: Services, enterprise: str, features: Iterable[str]) -> list[st
 def disputed_each(
     svc: Services, enterprises: Sequence[str], features: Iterable[str]
 ) -> dict[str, list[str]]:
-    """For each enterprise, its ``features`` under an open objection (one query)."""
-    with read_session(svc.engine) as s:
-        return store.disputed(s, enterprises, features)
+    """For each enterprise, its ``features`` under an open objection (one query; a bare
+    connection, not an ORM session: every grade and report read asks)."""
+    with read_connection(svc.engine) as conn:
+        return store.disputed(conn, enterprises, features)
 
 
 def feature_of(svc: Services, objection_id: str, principal: Principal) -> FeatureRule | None:

@@ -51,13 +51,34 @@ def grade_categories(config: ConfigFile) -> tuple[list[str], list[str]]:
     draws on, which a grant for op ``grade`` must name, and the public and restricted
     ones it draws on too (logged, never granted: a consent cannot name a restricted
     category)."""
+    cached = _SCOPES.get(id(config))
+    if cached is not None and cached[0] is config:
+        return list(cached[1]), list(cached[2])
     used = sorted({f.split(".", 1)[0] for f in FEATURES if f.split(".", 1)[0] in config.categories})
     granted = [c for c in used if config.categories[c].visibility == "non_public"]
-    return granted, [c for c in used if c not in granted]
+    other = [c for c in used if c not in granted]
+    if len(_SCOPES) > 8:
+        _SCOPES.clear()
+    _SCOPES[id(config)] = (config, tuple(granted), tuple(other))
+    return granted, other
+
+
+# The grade's scope per loaded configuration (kept with it, so an id is never reused
+# for another): computed once instead of walking the catalog on every read.
+_SCOPES: dict[int, tuple[ConfigFile, tuple[str, ...], tuple[str, ...]]] = {}
+_FEATURES_USED: dict[int, tuple[object, list[str]]] = {}
 
 
 def _used_features(svc: Services) -> list[str]:
-    return [f for f in FEATURES if f in svc.catalog.features]
+    catalog = svc.catalog
+    cached = _FEATURES_USED.get(id(catalog))
+    if cached is not None and cached[0] is catalog:
+        return list(cached[1])
+    used = [f for f in FEATURES if f in catalog.features]
+    if len(_FEATURES_USED) > 8:
+        _FEATURES_USED.clear()
+    _FEATURES_USED[id(catalog)] = (catalog, used)
+    return list(used)
 
 
 def _letters(letters: str, *, personal: bool) -> dict[str, str | None]:
@@ -87,7 +108,10 @@ def grade_for_institution(
     code = uscc_rules.validate(uscc)
     if actor.kind != "institution":
         raise Forbidden("only institutions read grades under a grant", code="wrong_role")
-    chosen = service.chosen_month(svc.engine, month)
+    # The month and the grade in one query, before the grant is used: the grade of a
+    # computed month never changes, and whether it exists is revealed only below, once
+    # the access is logged.
+    chosen, stored = service.month_and_grade(svc.engine, code, month)
     granted, other = grade_categories(svc.settings.config)
     used = _used_features(svc)
     access = enforce(
@@ -99,11 +123,10 @@ def grade_for_institution(
         features=used,
         public_categories=other,
     )
-    try:
-        stored = service.stored_grade(svc.engine, code, chosen)
-    except NotFound as e:
+    if stored is None:
+        e = NotFound(f"{code} was not graded for {chosen}", code="enterprise_not_graded")
         e.details["audit_index"] = access.finish()
-        raise
+        raise e
     answer = {
         "enterprise": code,
         "month": chosen,

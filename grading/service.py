@@ -163,6 +163,8 @@ def current_columns(
     ``parallel_from`` enterprises (parsing is CPU-bound; the answer is the same), and
     applied one at a time, newest first, so memory stays near the columns' size."""
     wanted = set(features)
+    if not is_sqlite(engine):
+        _analyze_rows(engine)
     with read_connection(engine) as conn:
         ids = conn.execute(
             sa.select(record_import_features.c.import_id)
@@ -212,6 +214,15 @@ def current_columns(
     finally:
         _READER.clear()
     return uscc, columns
+
+
+def _analyze_rows(engine: Engine) -> None:
+    """Fresh planner statistics for ``record_rows`` (PostgreSQL): right after a large
+    import, before autovacuum got to it, the planner thinks an import has a few rows and
+    sorts the whole import for every chunk instead of walking the primary key. A role
+    that does not own the table gets a warning, not an error, and the old statistics."""
+    with read_connection(engine) as conn:
+        conn.exec_driver_sql("ANALYZE record_rows")
 
 
 # What an import reader needs, set before the worker processes fork (so they inherit
@@ -311,8 +322,15 @@ _SQLITE_CHUNK = (
     "(SELECT uscc, values_json FROM record_rows WHERE import_id = ? AND uscc > ? "
     "ORDER BY uscc LIMIT ?)"
 )
-# In code order (the primary key's): chunks are then runs of the sorted population.
-_POSTGRES_ROWS = "SELECT uscc, values_json FROM record_rows WHERE import_id = %s ORDER BY uscc"
+# The same on PostgreSQL: each chunk an index range scan of the primary key (import_id,
+# uscc) from the last code read, aggregated on the server. Both aggregates of the one
+# aggregate node read the same input rows in the same order, so codes and rows stay
+# aligned; the keyset needs only max(uscc), whatever that order.
+_POSTGRES_CHUNK = (
+    "SELECT string_agg(uscc, ','), string_agg(values_json, ','), "
+    "max(uscc) FROM (SELECT uscc, values_json FROM record_rows WHERE import_id = %s "
+    "AND uscc > %s ORDER BY uscc LIMIT %s) AS chunk"
+)
 
 
 def _codes(conn: sa.Connection, import_id: int) -> list[str]:
@@ -335,21 +353,16 @@ def _codes(conn: sa.Connection, import_id: int) -> list[str]:
 def _rows(conn: sa.Connection, import_id: int) -> Iterator[tuple[list[str], list[list[Any]]]]:
     """One import's enterprises and their parsed rows, chunk by chunk."""
     raw: Any = conn.connection.driver_connection
-    if not is_sqlite(conn.engine):
-        # A server-side cursor streams the import once (a keyset query per chunk would
-        # make the planner sort the whole import again for each chunk).
-        with raw.cursor(name=f"grading_rows_{import_id}", withhold=True) as stream:
-            stream.execute(_POSTGRES_ROWS, (import_id,))
-            while chunk := stream.fetchmany(_PARSE_CHUNK):
-                codes = [str(c) for c, _ in chunk]
-                yield codes, _decode("[" + ",".join(v for _, v in chunk) + "]")
-        return
-    query = _SQLITE_CHUNK
+    # Two strings per chunk from the database, not a Python tuple per row: at a million
+    # enterprises, fetching rows one by one cost more than parsing them.
+    query = _SQLITE_CHUNK if is_sqlite(conn.engine) else _POSTGRES_CHUNK
+    prepare: dict[str, Any] = {} if is_sqlite(conn.engine) else {"prepare": False}
     cursor = raw.cursor()
     last = ""
     try:
         while True:
-            cursor.execute(query, (import_id, last, _PARSE_CHUNK))
+            # Not prepared: a generic plan would not know how few rows an import has.
+            cursor.execute(query, (import_id, last, _PARSE_CHUNK), **prepare)
             codes, texts, last = cursor.fetchone()
             if codes is None:
                 return
@@ -392,7 +405,7 @@ def compute(
             conn.execute(grade_runs.insert().values(**run))
             for start in range(0, len(uscc), _WRITE_CHUNK):
                 part = slice(start, start + _WRITE_CHUNK)
-                _bulk_insert(conn, _stored_rows(month, uscc, result, part))
+                _bulk_insert(conn, _stored_columns(month, uscc, result, part))
             _publish_whitelist(conn, month, now)
     except IntegrityError as e:
         raise MonthAlreadyGraded(
@@ -401,9 +414,9 @@ def compute(
     return Run(month, as_of, len(uscc), counts, now)
 
 
-def _stored_rows(month: str, uscc: np.ndarray, g: Grades, part: slice) -> list[tuple[Any, ...]]:
-    """One tuple per enterprise of ``part`` in :data:`COLUMNS` order, built
-    column-wise (a part at a time: a million tuples would hold a gigabyte)."""
+def _stored_columns(month: str, uscc: np.ndarray, g: Grades, part: slice) -> list[list[Any]]:
+    """The values of :data:`COLUMNS` for the enterprises of ``part``, one list per
+    column (a part at a time: a million rows would hold a gigabyte)."""
     n = len(uscc[part])
     symbols = np.frombuffer(b"-ABC", dtype=np.uint8)
     letters = np.ascontiguousarray(symbols[g.letters.letters[part]]).view("S12").ravel()
@@ -430,7 +443,7 @@ def _stored_rows(month: str, uscc: np.ndarray, g: Grades, part: slice) -> list[t
             ranked.level[part].tolist(),
             floats(np.round(value, 6)),
         ]
-    return list(zip(*columns, strict=True))
+    return columns
 
 
 _SQLITE_INSERT = (
@@ -439,24 +452,34 @@ _SQLITE_INSERT = (
 _POSTGRES_COPY = f"COPY grades ({', '.join(COLUMNS)}) FROM STDIN"
 
 
-def _bulk_insert(conn: sa.Connection, rows: list[tuple[Any, ...]]) -> None:
+def _bulk_insert(conn: sa.Connection, columns: list[list[Any]]) -> None:
     """Every row in the connection's transaction, through the driver's bulk path
     (executemany on SQLite, COPY on PostgreSQL): a city is a million rows."""
-    if not rows:
+    if not columns or not columns[0]:
         return
     raw: Any = conn.connection.driver_connection
     if is_sqlite(conn.engine):
         cursor = raw.cursor()
         try:
-            cursor.executemany(_SQLITE_INSERT, rows)
+            cursor.executemany(_SQLITE_INSERT, zip(*columns, strict=True))
         finally:
             cursor.close()
         return
     with raw.cursor() as cursor, cursor.copy(_POSTGRES_COPY) as copy:
-        # COPY's text format written in bulk: no value needs escaping (codes, letters,
-        # numbers), None is \N. One write per chunk instead of a conversion per row.
-        lines = ("\t".join("\\N" if v is None else str(v) for v in row) for row in rows)
-        copy.write("\n".join(lines) + "\n")
+        copy.write(_copy_text(columns))
+
+
+def _copy_text(columns: list[list[Any]]) -> str:
+    """COPY's text format of the rows, built column by column: no value needs escaping
+    (codes, letters, numbers), None is \\N; ``str`` is mapped over a column at a time
+    instead of being called from Python for each of a million rows' 26 values."""
+    texts: list[list[str]] = []
+    for column in columns:
+        text = list(map(str, column))
+        if None in column:
+            text = ["\\N" if v is None else t for v, t in zip(column, text, strict=True)]
+        texts.append(text)
+    return "\n".join(map("\t".join, zip(*texts, strict=True))) + "\n"
 
 
 def get_run(engine: Engine, month: str) -> Run | None:
@@ -663,6 +686,40 @@ class StoredGrade:
     grade: int
     method: int
     letters: str
+
+
+_NEWEST = sa.select(sa.func.max(grade_runs.c.month).label("month")).subquery()
+_GRADE_COLUMNS = (grades.c.grade, grades.c.method, grades.c.letters)
+_GRADE_IN_MONTH = sa.select(grades.c.month, *_GRADE_COLUMNS).where(
+    grades.c.month == sa.bindparam("month"), grades.c.uscc == sa.bindparam("uscc")
+)
+_GRADE_IN_NEWEST = (
+    sa.select(_NEWEST.c.month, *_GRADE_COLUMNS)
+    .select_from(_NEWEST)
+    .outerjoin(
+        grades, sa.and_(grades.c.month == _NEWEST.c.month, grades.c.uscc == sa.bindparam("uscc"))
+    )
+)
+
+
+def month_and_grade(engine: Engine, uscc: str, month: str | None) -> tuple[str, StoredGrade | None]:
+    """:func:`chosen_month` and the stored grade of ``uscc`` that month (None: not
+    graded then), in one query when ``month`` is None (the grade API's hot path: the
+    newest month and the grade together). Raises as :func:`chosen_month` does. The
+    caller decides when to reveal whether the enterprise was graded."""
+    if month is not None:
+        chosen = chosen_month(engine, month)
+        with read_connection(engine) as conn:
+            row = conn.execute(_GRADE_IN_MONTH, {"month": chosen, "uscc": uscc}).first()
+    else:
+        with read_connection(engine) as conn:
+            row = conn.execute(_GRADE_IN_NEWEST, {"uscc": uscc}).first()
+        if row is None or row.month is None:
+            return chosen_month(engine, None), None  # raises GradesNotComputed
+        chosen = str(row.month)
+    if row is None or row.grade is None:
+        return chosen, None
+    return chosen, StoredGrade(uscc, chosen, int(row.grade), int(row.method), str(row.letters))
 
 
 def stored_grade(engine: Engine, uscc: str, month: str) -> StoredGrade:
