@@ -192,7 +192,9 @@ def init_app(app: Flask, *, background: bool) -> None:
     )
     app.extensions["xinyi_nodes"] = net
     app.before_request(_relay_hook)
-    if background:
+    # The node loops poll the database twice a second per worker: only on an instance
+    # that is a node (``xinyi node init`` before serving, or a reload after it).
+    if background and _is_node(svc):
         from gateway.node_up import forward_overdue_objections
 
         svc._spawn("node-outbox", net.outbox.deliver_due, cfg.delivery_interval_seconds)
@@ -207,6 +209,11 @@ def init_app(app: Flask, *, background: bool) -> None:
             lambda: forward_relayed_events(svc.engine),
             cfg.delivery_interval_seconds,
         )
+
+
+def _is_node(svc: Services) -> bool:
+    with read_connection(svc.engine) as conn:
+        return node_store.identity(conn) is not None
 
 
 # The relaying side -------------------------------------------------------------------
